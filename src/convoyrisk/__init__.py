@@ -1,0 +1,52 @@
+"""convoyrisk: road-segment risk and route alternatives for convoys crossing contested ground.
+
+The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
+:mod:`~convoyrisk.network` (roads to a graph), :mod:`~convoyrisk.incidents`
+(reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
+onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
+:mod:`~convoyrisk.routing` (alternatives and route risk) and
+:mod:`~convoyrisk.maps` (offline Folium maps).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
+from .incidents import IncidentTable, read_incidents
+from .maps import risk_map, save_map
+from .network import edges_gdf, graph_from_gdf, load_graph, name_nodes, nearest_node, read_roads
+from .places import geocode, load_places
+from .risk import RiskParams, RiskResult, score_segments
+from .routing import alternative_routes, route_metrics, score_routes
+from .snapping import snap_incidents
+
+try:
+    __version__ = version("convoyrisk")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ConvoyRiskError",
+    "IncidentTable",
+    "InputError",
+    "NoRouteError",
+    "PlaceNotFoundError",
+    "RiskParams",
+    "RiskResult",
+    "__version__",
+    "alternative_routes",
+    "edges_gdf",
+    "geocode",
+    "graph_from_gdf",
+    "load_graph",
+    "load_places",
+    "name_nodes",
+    "nearest_node",
+    "read_incidents",
+    "read_roads",
+    "risk_map",
+    "route_metrics",
+    "save_map",
+    "score_routes",
+    "score_segments",
+    "snap_incidents",
+]

@@ -1,0 +1,5 @@
+"""``python -m convoyrisk``: the command line."""
+
+from convoyrisk.cli import main
+
+main()

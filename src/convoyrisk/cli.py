@@ -1,0 +1,381 @@
+"""The ``convoyrisk`` command line: parse, call the library, write, map errors to exit 2."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import geopandas as gpd
+import networkx as nx
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from . import __version__
+from ._errors import ConvoyRiskError, InputError
+from .incidents import read_incidents
+from .maps import risk_map, save_map
+from .network import load_graph, name_nodes, nearest_node
+from .places import geocode, load_places
+from .risk import RiskParams, RiskResult, score_segments
+from .routing import Route, alternative_routes, score_routes
+from .snapping import snap_incidents
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_USAGE = 2
+MAX_PLACE_DISTANCE_M = 25_000.0
+
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"convoyrisk: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _handle_errors(func: F) -> F:
+    """Turn a ConvoyRiskError into one line on stderr and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        try:
+            return func(*args, **kwargs)
+        except ConvoyRiskError as exc:
+            _fail(" ".join(str(exc).split()))
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _data_options(func: F) -> F:
+    options = [
+        click.option(
+            "--roads",
+            type=click.Path(path_type=Path),
+            help="Road line layer (GeoJSON, GeoPackage, Shapefile). Default: Kidal–Gao roads.",
+        ),
+        click.option(
+            "--incidents",
+            type=click.Path(path_type=Path),
+            help="Incident table (CSV, GeoJSON, GeoPackage). Default: the six Nov 2023 incidents.",
+        ),
+        click.option(
+            "--places",
+            type=click.Path(path_type=Path),
+            help="Gazetteer CSV. Default: the embedded one.",
+        ),
+        click.option(
+            "--as-of",
+            "as_of",
+            help="Date the risk is estimated for (YYYY-MM-DD). Default: the latest incident.",
+        ),
+        click.option(
+            "--segment-length",
+            type=click.FloatRange(min=1.0),
+            default=1000.0,
+            show_default=True,
+            help="Segment length, metres.",
+        ),
+        click.option(
+            "--bandwidth",
+            type=click.FloatRange(min=1.0),
+            default=5000.0,
+            show_default=True,
+            help="Kernel bandwidth along the road, metres.",
+        ),
+        click.option(
+            "--half-life",
+            type=click.FloatRange(min=0.01),
+            default=90.0,
+            show_default=True,
+            help="Time-decay half-life, days.",
+        ),
+        click.option(
+            "--max-snap",
+            type=click.FloatRange(min=1.0),
+            default=5000.0,
+            show_default=True,
+            help="Incidents farther from every road than this (metres) are not used.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="Print only the result."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _route_options(func: F) -> F:
+    options = [
+        click.option(
+            "--from",
+            "origin",
+            default="Kidal",
+            show_default=True,
+            help="Start: a place name or 'lat,lon'.",
+        ),
+        click.option(
+            "--to",
+            "destination",
+            default="Gao",
+            show_default=True,
+            help="End: a place name or 'lat,lon'.",
+        ),
+        click.option(
+            "-k",
+            "k",
+            type=click.IntRange(min=1, max=20),
+            default=3,
+            show_default=True,
+            help="Number of alternatives.",
+        ),
+        click.option(
+            "--max-share",
+            type=click.FloatRange(0.0, 1.0),
+            default=0.6,
+            show_default=True,
+            help="Largest share of length an alternative may have in common with a better one.",
+        ),
+        click.option(
+            "--max-stretch",
+            type=click.FloatRange(min=1.0),
+            default=1.4,
+            show_default=True,
+            help="Largest length ratio of an alternative to the shortest route.",
+        ),
+        click.option(
+            "--speed-kph",
+            type=click.FloatRange(min=0.1),
+            default=30.0,
+            show_default=True,
+            help="Convoy speed while driving, km/h.",
+        ),
+        click.option(
+            "--hours-per-day",
+            type=click.FloatRange(0.1, 24.0),
+            default=10.0,
+            show_default=True,
+            help="Driving hours per day.",
+        ),
+        click.option(
+            "--travel-days",
+            type=click.FloatRange(min=0.01),
+            default=None,
+            help="Days on the road (overrides speed and hours).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@dataclass
+class _Job:
+    G: nx.MultiDiGraph
+    places: gpd.GeoDataFrame
+    risk: RiskResult
+    routes: list[Route]
+    origin: str
+    destination: str
+    sources: list[str]
+
+
+def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
+    """Load and check every input first (so a bad one fails before any output), then compute."""
+    quiet = bool(opts["quiet"])
+
+    def say(message: str) -> None:
+        if not quiet:
+            err.print(message)
+
+    places = load_places(opts["places"])
+    ends = (
+        [geocode(opts["origin"], places), geocode(opts["destination"], places)]
+        if want_routes
+        else []
+    )
+    params = RiskParams(
+        segment_length_m=opts["segment_length"],
+        bandwidth_m=opts["bandwidth"],
+        half_life_days=opts["half_life"],
+    )
+    G = name_nodes(load_graph(opts["roads"]), places)
+    table = read_incidents(opts["incidents"])
+    nodes = []
+    for place in ends:
+        node, dist = nearest_node(G, place.lat, place.lon)
+        if dist > MAX_PLACE_DISTANCE_M:
+            msg = (
+                f"{place.name} is {dist / 1000:.0f} km from the nearest road node: "
+                "choose a place on the network or pass `--roads` that cover it."
+            )
+            raise InputError(msg)
+        nodes.append(node)
+
+    say(f"roads: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges ({G.graph['crs']})")
+    snapped = snap_incidents(G, table.incidents, max_distance_m=opts["max_snap"])
+    risk = score_segments(G, snapped, params=params, as_of=opts["as_of"])
+    used = risk.incidents["used"].value_counts().to_dict()
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(used.items()))
+    say(f"incidents: {table.n_input} rows: {len(table.rejects)} rejected, {counts}")
+    for row in table.rejects.head(5).itertuples(index=False):
+        say(f"  rejected row {row.row}: {row.reason}")
+    routes: list[Route] = []
+    origin = destination = ""
+    if want_routes:
+        found = alternative_routes(
+            G,
+            nodes[0],
+            nodes[1],
+            k=opts["k"],
+            max_share=opts["max_share"],
+            max_stretch=opts["max_stretch"],
+        )
+        routes = score_routes(
+            G,
+            found,
+            risk,
+            speed_kph=opts["speed_kph"],
+            driving_hours_per_day=opts["hours_per_day"],
+            travel_days=opts["travel_days"],
+        )
+        if len(routes) < opts["k"]:
+            say(f"only {len(routes)} genuinely different route(s) within the share/stretch limits")
+        origin, destination = ends[0].name, ends[1].name
+    sources = sorted({str(s) for s in risk.incidents.get("source", []) if str(s)})
+    return _Job(G, places, risk, routes, origin, destination, sources)
+
+
+def _route_record(r: Route, *, profile: bool) -> dict[str, Any]:
+    keys = [
+        "rank",
+        "length_km",
+        "travel_days",
+        "expected_incidents",
+        "p_incident",
+        "p_incident_low",
+        "p_incident_high",
+        "via",
+        "shared_fraction",
+        "worst_segment",
+    ]
+    rec = {k: r.metrics[k] for k in keys}
+    rec["worst_segments"] = [r.metrics["worst_segment"]]
+    if profile:
+        rec["profile"] = r.metrics["profile"]
+    return rec
+
+
+def _print_table(job: _Job) -> None:
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    t = Table(title=f"Routes {job.origin} → {job.destination} (risk as of {job.risk.as_of.date()})")
+    level = f"{job.risk.params.credible_level:.0%}"
+    cols = (
+        "#",
+        "via",
+        "km",
+        "days",
+        "E[incidents]",
+        f"P(≥1 incident) [{level}]",
+        "worst segment",
+        "shared",
+    )
+    for col in cols:
+        t.add_column(escape(col), justify="left" if col == "via" else "right")
+    for r in job.routes:
+        m = r.metrics
+        w = m["worst_segment"]
+        t.add_row(
+            str(m["rank"]),
+            escape(", ".join(m["via"]) or "direct"),
+            f"{m['length_km']:.1f}",
+            f"{m['travel_days']:.1f}",
+            f"{m['expected_incidents']:.3f}",
+            escape(f"{m['p_incident']:.1%} [{m['p_incident_low']:.1%}–{m['p_incident_high']:.1%}]"),
+            f"km {w['chainage_km']:.0f} ({w['risk_class']})",
+            f"{m['shared_fraction']:.0%}",
+        )
+    out.print(t)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="convoyrisk")
+def main() -> None:
+    """Road-segment risk and route alternatives for convoys.
+
+    With no data options every command uses the embedded Kidal–Gao scenario
+    (northern Mali, November 2023; road geometry approximate).
+    """
+
+
+@main.command("routes")
+@_data_options
+@_route_options
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@_handle_errors
+def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes options
+    """Find genuinely different routes and score their risk."""
+    job = _run(opts)
+    if fmt == "json":
+        doc = {
+            "from": job.origin,
+            "to": job.destination,
+            "risk": job.risk.describe(),
+            "routes": [_route_record(r, profile=True) for r in job.routes],
+        }
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        _print_table(job)
+
+
+@main.command("map")
+@_data_options
+@_route_options
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("out/kidal_gao_risk.html"),
+    show_default=True,
+    help="HTML file to write.",
+)
+@click.option(
+    "--offline/--online",
+    default=True,
+    show_default=True,
+    help="Embed Leaflet assets (offline) or link them from CDNs.",
+)
+@click.option(
+    "--tiles", default=None, help="Background tiles (needs a network), e.g. OpenStreetMap."
+)
+@click.option("--no-routes", is_flag=True, help="Draw risk and incidents only.")
+@_handle_errors
+def map_cmd(
+    out: Path,
+    offline: bool,
+    tiles: str | None,
+    no_routes: bool,
+    **opts: Any,  # noqa: ANN401 - click passes options
+) -> None:
+    """Write the risk map (HTML) and print the scored alternatives."""
+    job = _run(opts, want_routes=not no_routes)
+    m = risk_map(
+        job.G,
+        job.risk,
+        routes=job.routes,
+        places=job.places,
+        sources=job.sources,
+        tiles=tiles,
+        title=f"convoyrisk: {job.origin} → {job.destination}" if job.routes else "convoyrisk",
+    )
+    path = save_map(m, out, offline=offline)
+    if job.routes:
+        _print_table(job)
+    click.echo(f"map written to {path}")

@@ -1,0 +1,37 @@
+"""Environment defaults: where the embedded data lives, CRSs, logging.
+
+Analysis parameters (segment length, bandwidth, half-life...) are not here:
+they live in :class:`convoyrisk.risk.RiskParams` and are passed explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+data_dir: Path = Path(
+    os.environ.get("CONVOYRISK_DATA_DIR", Path(__file__).resolve().parents[2] / "data" / "geo")
+)
+"""Folder of the embedded Kidal–Gao data (``places.csv``, ``roads.geojson``,
+``incidents.csv``). Set ``CONVOYRISK_DATA_DIR`` to use another folder."""
+
+default_crs: str = "EPSG:4326"
+"""CRS assumed for plain latitude/longitude tables."""
+
+display_crs: str = "EPSG:4326"
+"""CRS used for drawing maps (Leaflet's lat/lon). Analysis never happens in it."""
+
+
+def default_roads() -> Path:
+    """Path of the embedded Kidal–Gao road layer."""
+    return data_dir / "roads.geojson"
+
+
+def default_places() -> Path:
+    """Path of the embedded gazetteer."""
+    return data_dir / "places.csv"
+
+
+def default_incidents() -> Path:
+    """Path of the embedded November 2023 incidents."""
+    return data_dir / "incidents.csv"
