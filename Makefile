@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/convoyrisk map --out $(OUT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests data/geo
+	$(BIN)/ruff check src tests data/geo benchmarks
 	$(BIN)/mypy
 
 test: $(STAMP) lint

@@ -242,7 +242,7 @@ def route_metrics(
 def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.DataFrame:
     """The route's segments in travel order, with ``chainage_m`` at each segment's start."""
     segs = risk.segments
-    by_road = dict(segs.groupby("road_id", sort=False))
+    by_road = {rid: part for rid, part in segs.groupby("road_id", sort=False)}  # noqa: C416 - dict(groupby) would call GroupBy.keys
     parts = []
     for e in route.edges:
         data = G.edges[e]
