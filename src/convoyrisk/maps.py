@@ -1,115 +1,624 @@
-"""Folium maps of segment risk, incidents and route alternatives, that open offline.
+"""Folium briefing maps of segment risk, incidents and route alternatives, that open offline.
 
-This is the only module that reprojects to EPSG:4326, and only to draw. By
-default every Leaflet asset (JavaScript, CSS) is embedded in the HTML from the
-``folium-offline`` package, and no tile layer is added: the roads, places and
-incidents themselves give the context, so the map works with no network.
+This is the only module that reprojects to EPSG:4326, and only to draw. The
+map is a :class:`folium.Map` whose layers are drawn by a small script
+(``data/briefing.js``) from one JSON block: road segments coloured by risk
+class, incidents with their uncertainty circles, a heat layer and a time
+slider, the alternatives as layers with a comparison panel and the risk
+profile of the best route, places as labels, a legend, a minimap and a
+footer. Geometry is simplified for display and coordinates are rounded and
+delta-encoded, which keeps a 100k-segment map small.
+
+Safety: data never becomes markup. Values from the data reach the page as
+JSON text (with ``<``, ``>`` and ``&`` escaped) and the script puts them into
+the page with ``textContent``; the panels' HTML is built here with every data
+value escaped.
+
+Offline: by default every Leaflet and plugin asset (JavaScript, CSS) is
+embedded in the HTML from the ``folium-offline`` package, the Bootstrap and
+Font Awesome files folium links by default are left out (nothing here uses
+them), CSS references to other files are dropped, and no tile layer is shown:
+the roads, places and incidents themselves give the context.
 """
 
 from __future__ import annotations
 
 import html
+import importlib.metadata
+import json
+import math
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import branca.colormap
 import folium
+import folium.plugins
 import geopandas as gpd
 import networkx as nx
+import numpy as np
+import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
+from folium.elements import JSCSSMixin
 from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
-from .risk import RISK_CLASSES, RiskResult
+from .risk import RISK_CLASSES, RiskResult, classify
 from .routing import Route
 from .utils import write_text_atomic
 
-CLASS_COLOURS = {"low": "#1a9850", "elevated": "#fee08b", "high": "#f46d43", "severe": "#a50026"}
-"""Colour of each risk class on the map (ColorBrewer RdYlGn, colour-blind checked)."""
+CLASS_COLOURS = {"low": "#1a9850", "elevated": "#e6b400", "high": "#f46d43", "severe": "#a50026"}
+"""Colour of each risk class on the map: green, dark yellow, orange, dark red (lightness
+falls with risk, so the order reads in grey scale and for colour-blind readers too)."""
 
-ROUTE_COLOURS = ("#2166ac", "#762a83", "#1b7837", "#e08214", "#4d4d4d")
+ROUTE_COLOURS = ("#2166ac", "#762a83", "#35978f", "#e08214", "#4d4d4d")
+"""Colours of the alternatives' bands, best route first."""
+
+BACKGROUND = "#f3f0e8"
+"""Map background where no tile layer is shown (a light sand colour)."""
+
+INCIDENT_COLOUR = "#7b3294"
+
+SVG_MAX_SEGMENTS = 20_000
+"""Above this many segments the roads are drawn on a canvas instead of as SVG paths."""
+
+CLUSTER_MIN_INCIDENTS = 200
+"""From this many incidents on, markers are clustered (``cluster=None``)."""
+
+MINIMAP_MAX_ROADS = 3_000
 
 _ASSET = re.compile(
     r'<script src="(?P<js>https?://[^"]+)"></script>'
     r'|<link rel="stylesheet" href="(?P<css>https?://[^"]+)"/?>'
 )
+_CSS_URL = re.compile(r"url\((?!\s*['\"]?(?:data:|#))[^)]*\)")
+
+_GEO_PRECISION = {
+    1: "the named place itself",
+    2: "near the named place",
+    3: "a larger region, placed at its centre",
+}
+
+_CSS = """
+.leaflet-container { background: %(background)s; font: 12px/1.35 sans-serif; }
+.convoyrisk-panel { background: rgba(255,255,255,0.94); padding: 6px 9px;
+  border: 1px solid #888; border-radius: 4px; font: 12px/1.35 sans-serif; color: #222;
+  box-shadow: 0 1px 4px rgba(0,0,0,0.25); }
+.convoyrisk-panel table { border-collapse: collapse; margin-top: 2px; }
+.convoyrisk-panel th, .convoyrisk-panel td { padding: 1px 5px; text-align: right;
+  white-space: nowrap; }
+.convoyrisk-panel td.cr-via, .convoyrisk-panel th.cr-via { text-align: left;
+  white-space: normal; max-width: 190px; }
+.convoyrisk-panel .cr-title { font-size: 14px; font-weight: bold; }
+.cr-briefing { max-width: 440px; max-height: calc(100vh - 120px); overflow-y: auto; }
+.cr-briefing summary { font-weight: bold; cursor: pointer; margin-top: 3px; }
+.cr-footer { max-width: 62vw; font-size: 11px; }
+.cr-swatch { display: inline-block; width: 22px; height: 6px; margin-right: 6px;
+  vertical-align: middle; }
+.cr-band { display: inline-block; width: 14px; height: 8px; opacity: 0.6; }
+.convoyrisk-incident { background: %(incident)s; border: 1.5px solid #111;
+  border-radius: 50%%; box-sizing: border-box; }
+.convoyrisk-incident.cr-unused { background: #fff; border-color: #666; }
+.cr-dot { display: inline-block; width: 11px; height: 11px; border-radius: 50%%;
+  box-sizing: border-box; vertical-align: middle; margin-right: 5px; }
+.cr-ring { display: inline-block; width: 13px; height: 13px; border-radius: 50%%;
+  border: 1px dashed %(incident)s; vertical-align: middle; margin-right: 4px; }
+.cr-label-icon { background: none; border: none; }
+.cr-label { font: bold 12px sans-serif; color: #222; white-space: nowrap;
+  text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
+.cr-popup .cr-row, .cr-tip .cr-row { max-width: 300px; white-space: normal; }
+.cr-slider input { width: 220px; display: block; }
+.leaflet-control-minimap { border: 1px solid #888; background: %(background)s; }
+"""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("convoyrisk")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source tree
+        return "dev"
 
 
 def _esc(value: Any) -> str:  # noqa: ANN401 - any cell value
-    """HTML-escape a value for popups and tooltips (data never becomes markup)."""
+    """HTML-escape a value for the panels (data never becomes markup)."""
     return html.escape(str(value), quote=True)
 
 
-class _Panel(MacroElement):
-    """A fixed HTML panel (legend, comparison table, footer) on the map."""
+def _json_for_html(obj: Any) -> str:  # noqa: ANN401 - any JSON-able object
+    """JSON that is safe inside a ``<script>`` element (no ``<``, ``>`` or ``&`` left)."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def risk_colormap(risk: RiskResult) -> branca.colormap.StepColormap:
+    """The risk classes as a branca step colormap over the rate (per km per 30 days)."""
+    t = risk.params.class_thresholds
+    top = max(float(risk.segments["rate"].max()) if len(risk.segments) else 0.0, t[2]) * 1.5
+    return branca.colormap.StepColormap(
+        [CLASS_COLOURS[c] for c in RISK_CLASSES],
+        index=[0.0, *t, top],
+        vmin=0.0,
+        vmax=top,
+        caption="Road risk (incidents per km per 30 days)",
+    )
+
+
+class _Briefing(JSCSSMixin, MacroElement):
+    """The data block, the drawing script and its stylesheet."""
 
     _template = Template(
-        """{% macro html(this, kwargs) %}
-<div class="convoyrisk-panel {{ this.css_class }}"
- style="position:fixed; {{ this.position }};
- z-index:9999; background:rgba(255,255,255,0.92); padding:6px 9px; border:1px solid #888;
- border-radius:4px; font:12px/1.35 sans-serif; max-width:{{ this.max_width }};">
-{{ this.body }}</div>
+        """{% macro header(this, kwargs) %}<style>{{ this.css }}</style>
+<script>{{ this.script }}</script>{% endmacro %}
+{% macro html(this, kwargs) %}<script type="application/json" id="{{ this.get_name() }}">
+{{- this.data -}}</script>{% endmacro %}
+{% macro script(this, kwargs) %}
+convoyriskBriefing({{ this._parent.get_name() }},
+    JSON.parse(document.getElementById("{{ this.get_name() }}").textContent));
 {% endmacro %}"""
     )
 
-    def __init__(self, body: str, position: str, css_class: str, max_width: str = "360px") -> None:
+    def __init__(
+        self, data: str, *, js: list[tuple[str, str]], css: list[tuple[str, str]]
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self._name = "ConvoyriskPanel"
-        self.body = body
-        self.position = position
-        self.css_class = css_class
-        self.max_width = max_width
+        self._name = "ConvoyriskBriefing"
+        self.data = data
+        self.default_js = js
+        self.default_css = css
+        self.css = _CSS % {"background": BACKGROUND, "incident": INCIDENT_COLOUR}
+        self.script = (
+            resources.files("convoyrisk").joinpath("data/briefing.js").read_text(encoding="utf-8")
+        )
 
 
-def _legend(risk: RiskResult) -> str:
+def encode_lines(geoms: Any, decimals: int) -> list[list[list[int]]]:  # noqa: ANN401 - array-like
+    """Delta-encode line coordinates as integers, for the map's data block.
+
+    Each geometry becomes a list of parts; each part a flat list
+    ``[x0, y0, dx1, dy1, ...]`` of coordinates times ``10**decimals``, rounded,
+    the first absolute and the rest as differences from the previous vertex.
+    Vertices that rounding makes equal to the previous one are dropped (the
+    last vertex of a part is always kept).
+
+    Examples
+    --------
+    >>> from shapely import LineString
+    >>> encode_lines([LineString([(1.0, 2.0), (1.000004, 2.0), (1.5, 2.25)])], 5)
+    [[[100000, 200000, 50000, 25000]]]
+    """
+    arr = np.asarray(geoms, dtype=object)
+    parts, owner = shapely.get_parts(arr, return_index=True)
+    coords, part_of = shapely.get_coordinates(parts, return_index=True)
+    q = np.rint(coords * 10.0**decimals).astype(np.int64)
+    first = np.ones(len(q), dtype=bool)
+    first[1:] = part_of[1:] != part_of[:-1]
+    last = np.ones(len(q), dtype=bool)
+    last[:-1] = first[1:]
+    same = np.zeros(len(q), dtype=bool)
+    same[1:] = np.all(q[1:] == q[:-1], axis=1)
+    keep = first | last | ~same
+    q, part_of, first = q[keep], part_of[keep], first[keep]
+    delta = q.copy()
+    delta[1:] -= q[:-1]
+    delta[first] = q[first]
+    flat = delta.ravel().tolist()
+    bounds = np.r_[0, np.flatnonzero(np.diff(part_of)) + 1, len(part_of)] * 2
+    part_lists = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    out: list[list[list[int]]] = [[] for _ in range(len(arr))]
+    for i, part in zip(owner.tolist(), part_lists, strict=True):
+        out[i].append(part)
+    return out
+
+
+def _sig(values: Any, digits: int = 3) -> list[float]:  # noqa: ANN401 - array-like
+    """Floats rounded to `digits` significant digits (for compact JSON)."""
+    return [float(f"{v:.{digits}g}") for v in np.asarray(values, dtype=float).tolist()]
+
+
+def _display(gdf: gpd.GeoDataFrame, simplify_m: float) -> gpd.GeoSeries:
+    """Geometry simplified in its own (metric) CRS, then in EPSG:4326."""
+    geo = gdf.geometry
+    if simplify_m > 0:
+        geo = gpd.GeoSeries(
+            shapely.simplify(geo.to_numpy(), simplify_m, preserve_topology=False),
+            index=gdf.index,
+            crs=gdf.crs,
+        )
+    return geo.to_crs(settings.display_crs)
+
+
+def _roads_data(
+    risk: RiskResult, simplify_m: float, decimals: int, canvas: bool
+) -> tuple[dict[str, Any], np.ndarray]:
+    segs = risk.segments
+    geo = _display(segs, simplify_m)
+    class_index = {c: i for i, c in enumerate(RISK_CLASSES)}
+    codes, labels = pd.factorize(segs["top_contributors"].fillna("").astype(str))
+    empty = np.flatnonzero(np.asarray(labels) == "")
+    top = np.asarray(codes).copy()
+    if len(empty):
+        top[top == empty[0]] = -1
+        top[top > empty[0]] -= 1
+        labels = np.delete(np.asarray(labels), empty[0])
+    data = {
+        "canvas": canvas,
+        "weight": 5,
+        "id": segs["segment_id"].astype(int).tolist(),
+        "cls": [class_index[str(c)] for c in segs["risk_class"]],
+        "rate": _sig(segs["rate"]),
+        "low": _sig(segs["rate_low"]),
+        "high": _sig(segs["rate_high"]),
+        "n": segs["incidents"].astype(int).tolist(),
+        "top": top.tolist(),
+        "labels": [str(s) for s in labels],
+        "parts": encode_lines(geo.to_numpy(), decimals),
+    }
+    return data, np.asarray(geo.total_bounds)
+
+
+def _offsets(lat: np.ndarray, lon: np.ndarray, pixels: float = 8.0) -> tuple[list[int], list[int]]:
+    """Screen offsets (px) that fan out markers sharing one position (positions stay true)."""
+    dx = np.zeros(len(lat), dtype=int)
+    dy = np.zeros(len(lat), dtype=int)
+    keys = pd.Series(list(zip(lat.tolist(), lon.tolist(), strict=True)))
+    for idx in keys.groupby(keys).indices.values():
+        if len(idx) < 2:
+            continue
+        angle = 2 * np.pi * np.arange(len(idx)) / len(idx) - np.pi / 2
+        dx[idx] = np.rint(pixels * np.cos(angle)).astype(int)
+        dy[idx] = np.rint(pixels * np.sin(angle)).astype(int)
+    return dx.tolist(), dy.tolist()
+
+
+def _count(value: Any) -> int | None:  # noqa: ANN401 - any cell value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else int(number)
+
+
+def _precision_text(radius: float, code: Any) -> str:  # noqa: ANN401 - any cell value
+    text = f"within about {radius / 1000:.3g} km" if radius > 0 else "exact point given"
+    level = _count(code)
+    if level is not None:
+        text += f" (geo precision {level}: {_GEO_PRECISION.get(level, 'coarse')})"
+    return text
+
+
+def _incidents_data(incidents: gpd.GeoDataFrame, decimals: int) -> tuple[list[dict[str, Any]], int]:
+    """One record per incident with a position, and the number left out for lack of one."""
+    has_pos = ~(incidents.geometry.is_empty | incidents.geometry.isna())
+    pts = incidents[has_pos.to_numpy()].to_crs(settings.display_crs)
+    if pts.empty:
+        return [], int((~has_pos).sum())
+    lat = np.round(pts.geometry.y.to_numpy(), decimals)
+    lon = np.round(pts.geometry.x.to_numpy(), decimals)
+    dates = pd.to_datetime(pts["date"])
+    start = dates.min().normalize()
+    day = ((dates.dt.normalize() - start).dt.days).to_numpy()
+    dx, dy = _offsets(lat, lon)
+
+    def col(name: str) -> list[Any]:
+        if name in pts:
+            return ["" if pd.isna(v) else str(v) for v in pts[name]]
+        return [""] * len(pts)
+
+    radius = (
+        pts["precision_m"].fillna(0.0).astype(float).to_numpy()
+        if "precision_m" in pts
+        else np.zeros(len(pts))
+    )
+    codes = pts["geo_precision"].tolist() if "geo_precision" in pts else [None] * len(pts)
+    ids = col("event_id")
+    rows = col("row")
+    out = [
+        {
+            "lat": float(lat[i]),
+            "lon": float(lon[i]),
+            "date": dates.iloc[i].date().isoformat(),
+            "day": int(day[i]),
+            "type": t or "incident",
+            "killed": _count(k),
+            "injured": _count(j),
+            "radius": round(float(radius[i])),
+            "precision": _precision_text(float(radius[i]), codes[i]),
+            "location": loc,
+            "notes": note,
+            "source": src,
+            "id": ids[i] or f"row {rows[i]}",
+            "used": used,
+            "dx": dx[i],
+            "dy": dy[i],
+        }
+        for i, (t, k, j, loc, note, src, used) in enumerate(
+            zip(
+                col("type"),
+                pts["killed"] if "killed" in pts else [None] * len(pts),
+                pts["injured"] if "injured" in pts else [None] * len(pts),
+                col("location"),
+                col("notes"),
+                col("source"),
+                col("used"),
+                strict=True,
+            )
+        )
+    ]
+    return out, int((~has_pos).sum())
+
+
+def _route_line(G: nx.MultiDiGraph, route: Route) -> shapely.Geometry:
+    return shapely.line_merge(shapely.union_all([G.edges[e]["geometry"] for e in route.edges]))
+
+
+def _route_label(route: Route) -> str:
+    mt = route.metrics
+    return (
+        f"Route {mt['rank']}: {mt['length_km']:.0f} km, "
+        f"P(≥1 incident) {mt['p_incident']:.0%}"
+    )
+
+
+def _routes_data(
+    G: nx.MultiDiGraph, routes: list[Route], simplify_m: float, decimals: int
+) -> list[dict[str, Any]]:
+    if not routes:
+        return []
+    lines = gpd.GeoDataFrame(geometry=[_route_line(G, r) for r in routes], crs=G.graph["crs"])
+    parts = encode_lines(_display(lines, simplify_m).to_numpy(), decimals)
+    out = []
+    for i, (r, p) in enumerate(zip(routes, parts, strict=True)):
+        mt = r.metrics
+        worst = mt["worst_segment"]
+        out.append(
+            {
+                "label": _route_label(r),
+                "colour": ROUTE_COLOURS[i % len(ROUTE_COLOURS)],
+                "weight": max(18 - 5 * i, 6),
+                "show": True,
+                "parts": p,
+                "lines": [
+                    ["via", ", ".join(mt["via"]) or "direct"],
+                    ["length", f"{mt['length_km']:.1f} km"],
+                    ["days on the road", f"{mt['travel_days']:.1f}"],
+                    ["expected incidents", f"{mt['expected_incidents']:.3f}"],
+                    [
+                        "P(≥1 incident)",
+                        f"{mt['p_incident']:.1%} ({mt['p_incident_low']:.1%}–"
+                        f"{mt['p_incident_high']:.1%})",
+                    ],
+                    [
+                        "worst segment",
+                        f"{worst['segment_id']} at km {worst['chainage_km']} "
+                        f"({worst['risk_class']})",
+                    ],
+                    ["shared with route 1", f"{mt.get('shared_fraction', 0.0):.0%}"],
+                ],
+            }
+        )
+    return out
+
+
+def _places_data(places: gpd.GeoDataFrame | None, decimals: int) -> list[dict[str, Any]]:
+    if places is None or places.empty:
+        return []
+    pts = places.to_crs(settings.display_crs)
+    kinds = pts["kind"].fillna("").astype(str) if "kind" in pts else pd.Series([""] * len(pts))
+    return [
+        {
+            "lat": round(float(g.y), decimals),
+            "lon": round(float(g.x), decimals),
+            "name": str(name),
+            "kind": kind,
+            "town": kind != "well",
+        }
+        for g, name, kind in zip(pts.geometry, pts["name"], kinds, strict=True)
+        if g is not None and not g.is_empty
+    ]
+
+
+def _minimap_data(G: nx.MultiDiGraph, decimals: int) -> dict[str, Any]:
+    """The roads, strongly simplified, for the minimap (the longest few thousand)."""
+    rows = [
+        (d["geometry"], float(d.get("length", d["geometry"].length)))
+        for *_, d in G.edges(data=True)
+        if not d.get("reversed", False) and d.get("geometry") is not None
+    ]
+    decimals = min(decimals, 4)
+    if not rows:
+        return {"decimals": decimals, "lines": []}
+    rows.sort(key=lambda t: -t[1])
+    gdf = gpd.GeoDataFrame(geometry=[g for g, _ in rows[:MINIMAP_MAX_ROADS]], crs=G.graph["crs"])
+    minx, miny, maxx, maxy = gdf.total_bounds
+    tolerance = max(maxx - minx, maxy - miny) / 300.0
+    return {"decimals": decimals, "lines": encode_lines(_display(gdf, tolerance).to_numpy(), decimals)}
+
+
+def _legend(risk: RiskResult, *, incidents: bool, uncertain: bool, heat: bool) -> str:
+    cmap = risk_colormap(risk)
     t = risk.params.class_thresholds
     bounds = [f"&lt; {t[0]:g}", f"{t[0]:g} – {t[1]:g}", f"{t[1]:g} – {t[2]:g}", f"≥ {t[2]:g}"]
     rows = "".join(
-        f'<div><span style="display:inline-block;width:22px;height:6px;margin-right:6px;'
-        f'background:{CLASS_COLOURS[c]};vertical-align:middle"></span>{c} ({b})</div>'
-        for c, b in zip(RISK_CLASSES, bounds, strict=True)
+        f'<div><span class="cr-swatch" style="background:{cmap.rgb_hex_str(lo)}"></span>'
+        f"{c} ({b})</div>"
+        for c, b, lo in zip(RISK_CLASSES, bounds, [0.0, *t], strict=True)
     )
-    return f"<b>Risk</b> (incidents per km per 30 days)<br>{rows}"
+    extra = ""
+    if incidents:
+        extra += (
+            f'<div><span class="cr-dot convoyrisk-incident"></span>incident (used in the risk)</div>'
+            '<div><span class="cr-dot convoyrisk-incident cr-unused"></span>incident not used '
+            "(off the roads, too old or after the as-of date)</div>"
+        )
+    if uncertain:
+        extra += '<div><span class="cr-ring"></span>uncertainty of its position</div>'
+    if heat:
+        extra += "<div>heat: where incidents are dense (not the risk)</div>"
+    return f"<div>{_esc(cmap.caption)}</div>{rows}{extra}"
 
 
 def _comparison(routes: list[Route]) -> str:
-    head = "<tr><th>#</th><th>via</th><th>km</th><th>E[incidents]</th><th>P(≥1)</th></tr>"
+    head = (
+        '<tr><th></th><th>#</th><th class="cr-via">via</th><th>km</th><th>days</th>'
+        "<th>E[inc.]</th><th>P(≥1)</th></tr>"
+    )
     body = "".join(
-        "<tr><td>{rank}</td><td>{via}</td><td>{km:.0f}</td><td>{e:.2f}</td><td>{p:.0%}"
-        " ({lo:.0%}–{hi:.0%})</td></tr>".format(
+        '<tr><td><span class="cr-band" style="background:{colour}"></span></td>'
+        '<td>{rank}</td><td class="cr-via">{via}</td><td>{km:.0f}</td><td>{days:.1f}</td>'
+        "<td>{e:.3f}</td><td>{p:.1%} ({lo:.1%}–{hi:.1%})</td></tr>".format(
+            colour=ROUTE_COLOURS[i % len(ROUTE_COLOURS)],
             rank=r.metrics["rank"],
             via=_esc(", ".join(r.metrics["via"]) or "direct"),
             km=r.metrics["length_km"],
+            days=r.metrics["travel_days"],
             e=r.metrics["expected_incidents"],
             p=r.metrics["p_incident"],
             lo=r.metrics["p_incident_low"],
             hi=r.metrics["p_incident_high"],
         )
-        for r in routes
+        for i, r in enumerate(routes)
     )
-    days = ", ".join(f"{r.metrics['travel_days']:.1f}" for r in routes)
-    return f"<b>Alternatives</b><table>{head}{body}</table><small>days on the road: {days}</small>"
+    return f"<table>{head}{body}</table>"
 
 
-def _footer(risk: RiskResult, sources: list[str], approximate: bool) -> str:
-    p = risk.params
+def profile_svg(
+    G: nx.MultiDiGraph, route: Route, risk: RiskResult, *, width: int = 420, height: int = 130
+) -> str:
+    """The risk profile along `route` as an inline SVG bar chart.
+
+    One bar per segment, as wide as the segment and as high as its rate,
+    coloured by its risk class; dashed lines at the class thresholds that fall
+    in range; named places along the route as ticks; the worst segment marked.
+    """
+    profile = np.asarray(route.metrics["profile"], dtype=float).reshape(-1, 2)
+    total_km = float(route.metrics["length_km"])
+    left, right, top, bottom = 44, 8, 16, 30
+    w, h = width - left - right, height - top - bottom
+    chain, rate = profile[:, 0], profile[:, 1]
+    ends = np.r_[chain[1:], total_km]
+    t = risk.params.class_thresholds
+    ymax = max(float(rate.max()) if len(rate) else 0.0, t[0]) * 1.15
+
+    def x(km: float) -> float:
+        return left + w * km / total_km if total_km > 0 else left
+
+    def y(r: float) -> float:
+        return top + h * (1.0 - r / ymax)
+
+    classes = classify(rate, t)
+    bars = "".join(
+        f'<rect x="{x(a):.1f}" y="{y(r):.1f}" width="{max(x(b) - x(a), 0.6):.1f}" '
+        f'height="{top + h - y(r):.1f}" fill="{CLASS_COLOURS[str(c)]}"/>'
+        for a, b, r, c in zip(chain, ends, rate, classes, strict=True)
+    )
+    lines = "".join(
+        f'<line x1="{left}" x2="{left + w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#888" '
+        f'stroke-dasharray="3 3"/><text x="{left + w}" y="{y(v) - 2:.1f}" text-anchor="end">'
+        f"{name}</text>"
+        for v, name in zip(t, RISK_CLASSES[1:], strict=True)
+        if v < ymax
+    )
+    # named places along the route, at their chainage
+    ticks = ""
+    km, last = 0.0, -math.inf
+    for i, n in enumerate(route.nodes):
+        if i > 0:
+            km += float(G.edges[route.edges[i - 1]]["length"]) / 1000.0
+        name = G.nodes[n].get("name")
+        if name and x(km) - last >= 46:
+            last = x(km)
+            ticks += (
+                f'<line x1="{x(km):.1f}" x2="{x(km):.1f}" y1="{top + h}" y2="{top + h + 4}" '
+                f'stroke="#333"/><text x="{x(km):.1f}" y="{top + h + 14}" text-anchor="middle">'
+                f"{_esc(name)}</text>"
+            )
+    worst = route.metrics["worst_segment"]
+    wkm = float(worst["chainage_km"])
+    mark = (
+        f'<path d="M{x(wkm):.1f} {top - 1} l-4 -6 h8 z" fill="#000"/>'
+        f'<text x="{min(x(wkm) + 6, left + w - 60):.1f}" y="{top - 5}">worst: km {wkm:g}</text>'
+    )
+    axes = (
+        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + h}" stroke="#333"/>'
+        f'<line x1="{left}" x2="{left + w}" y1="{top + h}" y2="{top + h}" stroke="#333"/>'
+        f'<text x="{left - 3}" y="{top + 4}" text-anchor="end">{ymax:.2g}</text>'
+        f'<text x="{left - 3}" y="{top + h}" text-anchor="end">0</text>'
+        f'<text x="{left + w}" y="{height - 2}" text-anchor="end">{total_km:.0f} km</text>'
+        f'<text x="{left}" y="{height - 2}">0 km</text>'
+        f'<text x="10" y="{top + h / 2:.0f}" transform="rotate(-90 10 {top + h / 2:.0f})" '
+        f'text-anchor="middle">rate</text>'
+    )
+    return (
+        f'<svg class="cr-profile" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'height="{height}" font-size="9" font-family="sans-serif">{bars}{lines}{axes}{ticks}'
+        f"{mark}</svg>"
+    )
+
+
+def _briefing_panel(
+    G: nx.MultiDiGraph,
+    risk: RiskResult,
+    routes: list[Route],
+    title: str,
+    legend: str,
+    *,
+    profile: bool,
+) -> str:
+    """Title, legend, comparison of the alternatives and the profile, in foldable sections."""
     parts = [
-        f"As of {risk.as_of.date().isoformat()}",
+        f'<div class="cr-title">{_esc(title)}</div>'
+        f"<div>risk as of {risk.as_of.date().isoformat()}</div>",
+        f'<details open class="cr-legend"><summary>Legend</summary>{legend}</details>',
+    ]
+    if routes:
+        parts.append(
+            '<details open class="cr-comparison"><summary>Alternatives</summary>'
+            f"{_comparison(routes)}</details>"
+        )
+        if profile:
+            best = routes[0]
+            parts.append(
+                f'<details open class="cr-profile-box"><summary>Risk along route '
+                f"{best.metrics['rank']} (per km per 30 days, by km from the start)</summary>"
+                f"{profile_svg(G, best, risk)}</details>"
+            )
+    return "".join(parts)
+
+
+def _footer(
+    risk: RiskResult,
+    sources: list[str],
+    *,
+    approximate: bool,
+    uncertain: bool,
+    no_position: int,
+    incidents_drawn: int,
+) -> str:
+    p = risk.params
+    used = int((risk.incidents["used"] == "used").sum()) if "used" in risk.incidents else 0
+    parts = [
+        f"<b>As of {risk.as_of.date().isoformat()}</b>",
         (
             f"segments {p.segment_length_m:g} m, bandwidth {p.bandwidth_m:g} m, "
             f"half-life {p.half_life_days:g} d, window {p.window_days:g} d, "
             f"{p.credible_level:.0%} intervals"
         ),
-        "Sources: " + "; ".join(_esc(s) for s in sources),
+        f"{len(risk.segments)} segments; {incidents_drawn} incidents drawn, {used} used",
+        "Sources: " + ("; ".join(_esc(s) for s in sources) or "not given"),
     ]
+    if no_position:
+        parts.append(f"{no_position} incident(s) without a position are not drawn")
     if approximate:
         parts.append(
-            "<b>Road geometry approximate</b> (digitised from place positions; "
-            "incident positions uncertain: circles show their radius)"
+            "<b>Road geometry approximate</b> (digitised from place positions, "
+            "not surveyed)"
         )
+    if uncertain:
+        parts.append("incident positions uncertain: dashed circles show their radius")
+    parts.append(f"convoyrisk {_esc(_version())}")
     return " · ".join(parts)
 
 
@@ -120,10 +629,19 @@ def risk_map(
     routes: list[Route] | None = None,
     places: gpd.GeoDataFrame | None = None,
     sources: list[str] | None = None,
-    tiles: str | None = None,
+    tiles: str | list[str] | None = None,
+    tiles_shown: bool = False,
     title: str = "convoyrisk",
+    heat: bool = True,
+    time_slider: bool = False,
+    cluster: bool | None = None,
+    minimap: bool = True,
+    profile: bool = True,
+    simplify_m: float = 10.0,
+    decimals: int = 5,
+    renderer: str = "auto",
 ) -> folium.Map:
-    """Build the risk map.
+    """Build the briefing map.
 
     Parameters
     ----------
@@ -132,182 +650,150 @@ def risk_map(
     risk
         Scored segments and the incidents behind them.
     routes
-        Scored alternatives to draw as toggleable layers (best shown).
+        Scored alternatives to draw as layers, best first, with a comparison
+        panel and the risk profile of the best.
     places
-        Gazetteer to label.
+        Gazetteer to label (wells as small open dots without labels).
     sources
         Data sources for the footer.
     tiles
-        A Folium/xyzservices tile name (needs a network), or None for none.
+        Folium/xyzservices tile names (e.g. ``"OpenStreetMap"``) offered as
+        background layers; they need a network.
+    tiles_shown
+        Show the first tile layer on opening; otherwise the map opens on the
+        plain background and loads no tile until the reader picks one.
     title
-        Map title, shown in the browser tab.
+        Map title, shown in the briefing panel and the browser tab.
+    heat
+        Add the incident heat layer (toggleable, shown on opening).
+    time_slider
+        Add a slider that shows the incidents up to a date (and the heat of those).
+    cluster
+        Cluster incident markers; None clusters from ``CLUSTER_MIN_INCIDENTS`` on.
+    minimap
+        Add an overview minimap of the roads.
+    profile
+        Draw the risk profile of the best route.
+    simplify_m
+        Simplify geometry for display with this tolerance, metres (0: keep all vertices).
+    decimals
+        Decimals kept in longitude and latitude (5: about 1 m).
+    renderer
+        ``"svg"`` (a DOM path per segment), ``"canvas"`` (faster for large maps) or
+        ``"auto"`` (canvas above ``SVG_MAX_SEGMENTS`` segments).
 
     Returns
     -------
     folium.Map
+        Save it with :func:`save_map`.
     """
-    segs = risk.segments.to_crs(settings.display_crs)
-    minx, miny, maxx, maxy = segs.total_bounds
-    m = folium.Map(tiles=tiles, control_scale=True, prefer_canvas=False)
+    if renderer not in {"auto", "svg", "canvas"}:
+        msg = f"`renderer` must be 'auto', 'svg' or 'canvas', got {renderer!r}."
+        raise InputError(msg)
+    if not 0 <= decimals <= 7:
+        msg = f"`decimals` must be between 0 and 7, got {decimals}."
+        raise InputError(msg)
+    if simplify_m < 0:
+        msg = f"`simplify_m` must be 0 or more metres, got {simplify_m}."
+        raise InputError(msg)
+    if risk.segments.empty:
+        msg = "There are no road segments to draw: check the road layer."
+        raise InputError(msg)
+    routes = routes or []
+    tile_names = [tiles] if isinstance(tiles, str) else list(tiles or [])
+    canvas = renderer == "canvas" or (renderer == "auto" and len(risk.segments) > SVG_MAX_SEGMENTS)
+
+    roads, bounds = _roads_data(risk, simplify_m, decimals, canvas)
+    incidents, no_position = _incidents_data(risk.incidents, decimals)
+    clustered = len(incidents) >= CLUSTER_MIN_INCIDENTS if cluster is None else cluster
+    uncertain = any(r["radius"] > 0 for r in incidents)
+    approximate = any(d.get("geometry_source") == "approximate" for *_, d in G.edges(data=True))
+    heat_on = heat and bool(incidents)
+    slider = time_slider and bool(incidents)
+
+    m = folium.Map(
+        tiles=None,
+        control_scale=False,
+        zoom_start=6,
+        location=[0.0, 0.0],
+        zoom_snap=0.25,
+        zoom_control="topright",
+    )
+    m.default_js = [(n, u) for n, u in folium.Map.default_js if n == "leaflet"]
+    m.default_css = [(n, u) for n, u in folium.Map.default_css if n == "leaflet_css"]
     root: Any = m.get_root()
     root.header.add_child(Element(f"<title>{_esc(title)}</title>"))
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    tile_vars = []
+    for i, name in enumerate(tile_names):
+        layer = folium.TileLayer(name, show=tiles_shown and i == 0, overlay=False, control=False)
+        layer.add_to(m)
+        tile_vars.append([str(layer.layer_name), layer.get_name()])
+    folium.plugins.Fullscreen(position="topright").add_to(m)
+    folium.plugins.MeasureControl(
+        position="topright",
+        primary_length_unit="kilometers",
+        secondary_length_unit="meters",
+        primary_area_unit="hectares",
+        secondary_area_unit="sqmeters",
+    ).add_to(m)
 
-    seg_layer = _segments_layer(segs)
-    seg_layer.add_to(m)
-
-    for i, r in enumerate(routes or []):
-        _route_layer(G, r, ROUTE_COLOURS[i % len(ROUTE_COLOURS)], show=(i == 0)).add_to(m)
-
-    _incident_layer(risk.incidents).add_to(m)
-    if places is not None:
-        _places_layer(places).add_to(m)
-
-    folium.LayerControl(collapsed=False).add_to(m)
-    m.add_child(_Panel(_legend(risk), "bottom:40px; right:10px", "legend"))
-    if routes:
-        m.add_child(_Panel(_comparison(routes), "top:10px; left:60px", "comparison", "420px"))
-    approximate = any(d.get("geometry_source") == "approximate" for *_, d in G.edges(data=True))
-    m.add_child(
-        _Panel(_footer(risk, sources or [], approximate), "bottom:4px; left:10px", "footer", "70%")
-    )
-    return m
-
-
-def _round_geom(geom: shapely.Geometry) -> dict[str, Any]:
-    """GeoJSON mapping of `geom` with coordinates rounded to 1e-5° (about 1 m)."""
-    result: dict[str, Any] = shapely.geometry.mapping(shapely.set_precision(geom, 1e-5))  # type: ignore[arg-type]
-    return result
-
-
-def _segments_layer(segs: gpd.GeoDataFrame) -> folium.GeoJson:
-    features = [
-        {
-            "type": "Feature",
-            "geometry": _round_geom(row.geometry),
-            "properties": {
-                "segment": int(row.segment_id),
-                "class": str(row.risk_class),
-                "rate": f"{row.rate:.4f} ({row.rate_low:.4f}–{row.rate_high:.4f})",
-                "incidents": int(row.incidents),
-                "contributors": _esc(row.top_contributors) or "none",
-                "colour": CLASS_COLOURS[str(row.risk_class)],
-            },
-        }
-        for row in segs.itertuples(index=False)
+    legend = _legend(risk, incidents=bool(incidents), uncertain=uncertain, heat=heat_on)
+    panels = [
+        [_briefing_panel(G, risk, routes, title, legend, profile=profile), "topleft", "cr-briefing"],
+        [
+            _footer(
+                risk,
+                sources or [],
+                approximate=approximate,
+                uncertain=uncertain,
+                no_position=no_position,
+                incidents_drawn=len(incidents),
+            ),
+            "bottomleft",
+            "cr-footer",
+        ],
     ]
-    return folium.GeoJson(
-        {"type": "FeatureCollection", "features": features},
-        name="Road risk",
-        style_function=lambda f: {"color": f["properties"]["colour"], "weight": 5, "opacity": 0.9},
-        highlight_function=lambda _f: {"weight": 9},
-        tooltip=folium.GeoJsonTooltip(
-            fields=["segment", "class", "rate", "incidents", "contributors"],
-            aliases=[
-                "segment",
-                "risk class",
-                "rate /km/30 d (interval)",
-                "incidents",
-                "top contributors",
-            ],
+    minx, miny, maxx, maxy = bounds
+    dates = [r["date"] for r in incidents]
+    data = {
+        "decimals": decimals,
+        "background": BACKGROUND,
+        "level": f"{risk.params.credible_level:.0%}",
+        "classes": [{"name": c, "colour": CLASS_COLOURS[c]} for c in RISK_CLASSES],
+        "roads": roads,
+        "routes": _routes_data(G, routes, simplify_m, decimals),
+        "incidents": {"cluster": clustered, "rows": incidents},
+        "heat": {"show": True} if heat_on else None,
+        "slider": (
+            {"start": min(dates), "days": max(r["day"] for r in incidents)} if slider else None
         ),
-    )
-
-
-def _route_layer(
-    G: nx.MultiDiGraph, route: Route, colour: str, *, show: bool
-) -> folium.FeatureGroup:
-    mt = route.metrics
-    label = f"Route {mt['rank']}: {mt['length_km']:.0f} km, P(≥1 incident) {mt['p_incident']:.0%}"
-    group = folium.FeatureGroup(name=_esc(label), show=show)
-    line = shapely.line_merge(shapely.union_all([G.edges[e]["geometry"] for e in route.edges]))
-    geo = gpd.GeoSeries([line], crs=G.graph["crs"]).to_crs(settings.display_crs).iloc[0]
-    popup = (
-        f"<b>Route {mt['rank']}</b><br>via {_esc(', '.join(mt['via']) or 'direct')}<br>"
-        f"{mt['length_km']:.1f} km, {mt['travel_days']:.1f} days on the road<br>"
-        f"expected incidents {mt['expected_incidents']:.2f}<br>"
-        f"P(≥1) {mt['p_incident']:.0%} ({mt['p_incident_low']:.0%}–{mt['p_incident_high']:.0%})<br>"
-        f"worst segment {mt['worst_segment']['segment_id']} at km "
-        f"{mt['worst_segment']['chainage_km']} ({_esc(mt['worst_segment']['risk_class'])})"
-    )
-    folium.GeoJson(
-        _round_geom(geo),
-        style_function=lambda _f: {"color": colour, "weight": 12, "opacity": 0.35},
-        popup=folium.Popup(popup, max_width=320),  # type: ignore[arg-type]  # folium accepts a Popup
-    ).add_to(group)
-    return group
-
-
-def _incident_layer(incidents: gpd.GeoDataFrame) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Incidents")
-    pts = incidents.to_crs(settings.display_crs)
-    for row in pts.itertuples(index=False):
-        lat, lon = row.geometry.y, row.geometry.x
-        radius = float(getattr(row, "precision_m", 0.0) or 0.0)
-        date = str(row.date)[:10]
-        popup = (
-            f"<b>{_esc(getattr(row, 'type', '') or 'incident')}</b> {_esc(date)}<br>"
-            f"killed {_esc(int(row.killed))}, injured {_esc(int(row.injured))}<br>"
-            f"location: {_esc(getattr(row, 'location', ''))} (±{radius / 1000:.0f} km)<br>"
-            f"{_esc(getattr(row, 'notes', ''))}<br><i>{_esc(getattr(row, 'source', ''))}</i><br>"
-            f"used: {_esc(row.used)}"
-        )
-        if radius > 0:
-            folium.Circle(
-                [lat, lon],
-                radius=radius,
-                color="#7b3294",
-                weight=1,
-                dash_array="4 4",
-                fill=True,
-                fill_opacity=0.04,
-                interactive=False,
-            ).add_to(group)
-        folium.CircleMarker(
-            [lat, lon],
-            radius=6,
-            color="#000",
-            weight=1,
-            fill=True,
-            fill_color="#7b3294",
-            fill_opacity=0.9,
-            popup=folium.Popup(popup, max_width=300),
-            tooltip=_esc(f"{getattr(row, 'type', 'incident')} {date}"),
-            class_name="convoyrisk-incident",
-        ).add_to(group)
-    return group
-
-
-def _places_layer(places: gpd.GeoDataFrame) -> folium.FeatureGroup:
-    group = folium.FeatureGroup(name="Places")
-    pts = places.to_crs(settings.display_crs)
-    for row in pts.itertuples(index=False):
-        kind = str(getattr(row, "kind", ""))
-        folium.CircleMarker(
-            [row.geometry.y, row.geometry.x],
-            radius=3 if kind == "well" else 4,
-            color="#333",
-            fill=True,
-            fill_color="#fff" if kind == "well" else "#333",
-            fill_opacity=1,
-            weight=1,
-            tooltip=_esc(row.name),
-        ).add_to(group)
-        if kind != "well":
-            folium.Marker(
-                [row.geometry.y, row.geometry.x],
-                icon=folium.DivIcon(
-                    html=f'<div style="font:bold 12px sans-serif;color:#222;white-space:nowrap;'
-                    f'text-shadow:0 0 3px #fff">{_esc(row.name)}</div>',
-                    icon_size=(120, 16),
-                    icon_anchor=(-6, 8),
-                ),
-            ).add_to(group)
-    return group
+        "places": _places_data(places, decimals),
+        "tiles": tile_vars,
+        "tilesShown": bool(tile_vars) and tiles_shown,
+        "collapseLayers": False,
+        "panels": panels,
+        "minimap": _minimap_data(G, decimals) if minimap else None,
+        "bounds": [[float(miny), float(minx)], [float(maxy), float(maxx)]],
+    }
+    js: list[tuple[str, str]] = []
+    css: list[tuple[str, str]] = []
+    if clustered:
+        js += folium.plugins.MarkerCluster.default_js
+        css += folium.plugins.MarkerCluster.default_css
+    if heat_on:
+        js += folium.plugins.HeatMap.default_js
+    if minimap:
+        js += folium.plugins.MiniMap.default_js
+        css += folium.plugins.MiniMap.default_css
+    m.add_child(_Briefing(_json_for_html(data), js=js, css=css))
+    return m
 
 
 def embed_assets(page: str) -> str:
     """Replace links to Leaflet's JS and CSS on CDNs by their content, from folium-offline.
+
+    CSS references to other files (``url(images/...)``) are dropped, so that
+    the page asks for nothing, not even a missing local file.
 
     Raises
     ------
@@ -322,7 +808,9 @@ def embed_assets(page: str) -> str:
             msg = f"No offline copy of {url}: use `--online`, or drop the layer that needs it."
             raise InputError(msg)
         body = str(assets[url]).replace("</script", "<\\/script").replace("</style", "<\\/style")
-        return f"<script>{body}</script>" if match.group("js") else f"<style>{body}</style>"
+        if match.group("js"):
+            return f"<script>{body}</script>"
+        return f"<style>{_CSS_URL.sub('none', body)}</style>"
 
     return _ASSET.sub(inline, page)
 
