@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 OUT    ?= out/kidal_gao_risk.html
 
-.PHONY: run test lint check-python clean
+.PHONY: run test lint browser check-python clean
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "convoyrisk needs Python 3.11 or newer: set PYTHON=python3.11 (or newer)")'
@@ -26,7 +26,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests data/geo benchmarks
 	$(BIN)/mypy
 
-test: $(STAMP) lint
+# Headless Chromium for the browser tests (tests/test_browser.py): Debian's package,
+# installed when missing and we are root (CI); otherwise say how to get it.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	else \
+		echo "Chromium is missing: 'sudo apt-get install chromium' (browser tests skip without it)"; \
+	fi
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest
 
 clean:

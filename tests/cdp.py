@@ -59,7 +59,7 @@ class Browser:
             raise RuntimeError(msg)
         profile_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(  # noqa: S603 - fixed flags, our own binary
-            [exe, *FLAGS, f"--user-data-dir={profile_dir}", f"--window-size={width},{height}"],
+            [exe, *FLAGS, f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

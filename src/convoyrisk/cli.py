@@ -350,21 +350,26 @@ def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes op
     "--offline/--online",
     default=True,
     show_default=True,
-    help="Embed Leaflet assets (offline) or link them from CDNs.",
+    help="Embed Leaflet and plugin assets in the HTML (offline) or link them from CDNs.",
 )
 @click.option(
-    "--tiles", default=None, help="Background tiles (needs a network), e.g. OpenStreetMap."
+    "--tiles",
+    multiple=True,
+    help="Background tile layer offered in the layer control (needs a network), e.g. "
+    "OpenStreetMap or 'CartoDB Positron'; repeat for several. Shown on opening with "
+    "--online, left off until picked with --offline.",
 )
 @click.option("--no-routes", is_flag=True, help="Draw risk and incidents only.")
 @_handle_errors
 def map_cmd(
     out: Path,
     offline: bool,
-    tiles: str | None,
+    tiles: tuple[str, ...],
     no_routes: bool,
     **opts: Any,  # noqa: ANN401 - click passes options
 ) -> None:
     """Write the risk map (HTML) and print the scored alternatives."""
+    look = _map_look(opts)
     job = _run(opts, want_routes=not no_routes)
     m = risk_map(
         job.G,
@@ -372,13 +377,15 @@ def map_cmd(
         routes=job.routes,
         places=job.places,
         sources=job.sources,
-        tiles=tiles,
+        tiles=list(tiles),
+        tiles_shown=not offline,
         title=f"convoyrisk: {job.origin} → {job.destination}" if job.routes else "convoyrisk",
+        **look,
     )
     path = save_map(m, out, offline=offline)
     if job.routes:
         _print_table(job)
-    click.echo(f"map written to {path}")
+    click.echo(f"map written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 # --------------------------------------------------------------------------------------
@@ -404,3 +411,61 @@ def map_cmd(
 # --------------------------------------------------------------------------------------
 # map options (`--no-heat`, `--time-slider`, ...)
 # --------------------------------------------------------------------------------------
+
+
+_MAP_OPTIONS = [
+    click.Option(
+        ["--heat/--no-heat"],
+        default=True,
+        show_default=True,
+        help="Add the incident heat layer (toggleable in the map).",
+    ),
+    click.Option(
+        ["--time-slider"],
+        is_flag=True,
+        help="Add a slider that shows the incidents up to a date (and their heat).",
+    ),
+    click.Option(
+        ["--cluster/--no-cluster"],
+        default=None,
+        help="Cluster incident markers. Default: when there are 200 or more.",
+    ),
+    click.Option(
+        ["--minimap/--no-minimap"], default=True, show_default=True, help="Add an overview map."
+    ),
+    click.Option(
+        ["--simplify", "simplify_m"],
+        type=click.FloatRange(min=0.0),
+        default=10.0,
+        show_default=True,
+        help="Simplify road geometry for display with this tolerance, metres (0: keep all).",
+    ),
+    click.Option(
+        ["--decimals"],
+        type=click.IntRange(0, 7),
+        default=5,
+        show_default=True,
+        help="Decimals kept in longitude and latitude (5 is about 1 m).",
+    ),
+    click.Option(
+        ["--renderer"],
+        type=click.Choice(["auto", "svg", "canvas"]),
+        default="auto",
+        show_default=True,
+        help="Draw roads as SVG paths or on a canvas (auto: canvas above 20,000 segments).",
+    ),
+]
+map_cmd.params.extend(_MAP_OPTIONS)
+
+
+def _map_look(opts: dict[str, Any]) -> dict[str, Any]:
+    """Take the map options out of `opts`, as keyword arguments of `risk_map`."""
+    return {
+        "heat": opts.pop("heat"),
+        "time_slider": opts.pop("time_slider"),
+        "cluster": opts.pop("cluster"),
+        "minimap": opts.pop("minimap"),
+        "simplify_m": opts.pop("simplify_m"),
+        "decimals": opts.pop("decimals"),
+        "renderer": opts.pop("renderer"),
+    }

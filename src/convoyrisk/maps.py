@@ -725,7 +725,16 @@ def risk_map(
     root.header.add_child(Element(f"<title>{_esc(title)}</title>"))
     tile_vars = []
     for i, name in enumerate(tile_names):
-        layer = folium.TileLayer(name, show=tiles_shown and i == 0, overlay=False, control=False)
+        try:
+            layer = folium.TileLayer(
+                name, show=tiles_shown and i == 0, overlay=False, control=False
+            )
+        except ValueError as exc:
+            msg = (
+                f"Unknown tiles {name!r}: give a provider name such as OpenStreetMap or "
+                f"'CartoDB Positron' (xyzservices), or leave `--tiles` out ({exc})."
+            )
+            raise InputError(msg) from exc
         layer.add_to(m)
         tile_vars.append([str(layer.layer_name), layer.get_name()])
     folium.plugins.Fullscreen(position="topright").add_to(m)

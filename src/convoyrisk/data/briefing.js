@@ -266,7 +266,7 @@ function convoyriskBriefing(map, D) {
       ctx.addLayer(L.polyline(decode(parts, Math.pow(10, D.minimap.decimals)), { color: "#555", weight: 1, interactive: false }));
     });
     mini = new L.Control.MiniMap(ctx, {
-      position: "bottomright", width: 160, height: 160, zoomLevelOffset: -3,
+      position: "bottomright", width: 160, height: 160, zoomLevelOffset: -4,
       toggleDisplay: false, aimingRectOptions: { color: "#a50026", weight: 1, interactive: false },
       shadowRectOptions: { color: "#000", weight: 1, opacity: 0, fillOpacity: 0 }
     }).addTo(map);

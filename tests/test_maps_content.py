@@ -1,0 +1,193 @@
+"""What the briefing map holds: every segment, incident and route, checked against the inputs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convoyrisk as cr
+from convoyrisk.maps import CLASS_COLOURS, encode_lines, profile_svg, risk_colormap
+from tests.mapdata import decode_lines, decode_parts, map_data
+
+
+def _node(G, name: str) -> int:
+    return next(n for n, d in G.nodes(data=True) if d.get("name") == name)
+
+
+@pytest.fixture(scope="module")
+def routes(default_graph, default_risk) -> list:
+    G = default_graph
+    found = cr.alternative_routes(G, _node(G, "Kidal"), _node(G, "Gao"))
+    return cr.score_routes(G, found, default_risk)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory, default_graph, default_risk, routes, places) -> str:
+    m = cr.risk_map(
+        default_graph, default_risk, routes=routes, places=places, sources=["UN spokesman"]
+    )
+    path = cr.save_map(m, tmp_path_factory.mktemp("map") / "map.html")
+    return path.read_text(encoding="utf-8")
+
+
+def test_every_segment_once_with_its_class_and_colour(page: str, default_risk) -> None:
+    data = map_data(page)
+    roads = data["roads"]
+    segs = default_risk.segments
+    assert sorted(roads["id"]) == sorted(segs["segment_id"].tolist())  # each exactly once
+    by_id = segs.set_index("segment_id")
+    names = [data["classes"][c]["name"] for c in roads["cls"]]
+    assert names == by_id.loc[roads["id"], "risk_class"].tolist()
+    # the colour drawn is the one branca's step colormap gives the segment's rate
+    cmap = risk_colormap(default_risk)
+    for sid, c in zip(roads["id"][:200], roads["cls"][:200], strict=True):
+        assert data["classes"][c]["colour"] == cmap.rgb_hex_str(by_id.loc[sid, "rate"])
+    # rates to 3 significant digits, intervals around them
+    np.testing.assert_allclose(roads["rate"], by_id.loc[roads["id"], "rate"], rtol=5e-3)
+    assert all(lo <= r <= hi for lo, r, hi in zip(roads["low"], roads["rate"], roads["high"], strict=True))
+    assert roads["n"] == by_id.loc[roads["id"], "incidents"].astype(int).tolist()
+
+
+def test_segment_geometry_is_within_the_simplification_tolerance(page: str, default_risk) -> None:
+    data = map_data(page)
+    segs = default_risk.segments.set_index("segment_id")
+    drawn = gpd.GeoSeries(
+        decode_lines(data["roads"]["parts"], data["decimals"]),
+        index=data["roads"]["id"],
+        crs="EPSG:4326",
+    ).to_crs(segs.crs)
+    original = segs.geometry.loc[drawn.index]
+    # 10 m simplification plus 1e-5° rounding (about 1.1 m, both axes)
+    dist = drawn.hausdorff_distance(original, align=False)
+    assert float(dist.max()) <= 10.0 + 2.0
+    # end points stay (to the rounding) so the roads stay connected
+    ends = shapely.distance(
+        shapely.get_point(drawn.to_numpy(), -1), shapely.get_point(original.to_numpy(), -1)
+    )
+    assert float(np.max(ends)) <= 2.0
+
+
+def test_incidents_all_drawn_with_their_radius_and_dates(page: str, default_risk) -> None:
+    rows = map_data(page)["incidents"]["rows"]
+    inc = default_risk.incidents
+    assert len(rows) == len(inc)
+    assert sorted(r["id"] for r in rows) == sorted(inc["event_id"])
+    assert sorted(r["radius"] for r in rows) == sorted(inc["precision_m"].astype(int))
+    assert sorted(r["date"] for r in rows) == sorted(
+        pd.to_datetime(inc["date"]).dt.strftime("%Y-%m-%d")
+    )
+    assert sum(r["injured"] for r in rows) == 39  # SCENARIO.md: 39 injured in all
+    # positions are the incidents' own (not the snapped points), to 1e-5°
+    pts = inc.to_crs("EPSG:4326")
+    got = sorted((r["lon"], r["lat"]) for r in rows)
+    want = sorted(zip(pts.geometry.x.round(5), pts.geometry.y.round(5), strict=True))
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    # markers sharing a position are fanned out on screen, not moved
+    same = [r for r in rows if (r["lat"], r["lon"]) == (rows[0]["lat"], rows[0]["lon"])]
+    assert len({(r["dx"], r["dy"]) for r in same}) == len(same)
+
+
+def test_routes_as_layers_with_metrics(page: str, routes, default_graph) -> None:
+    data = map_data(page)
+    assert [r["label"].split(":")[0] for r in data["routes"]] == [
+        f"Route {i}" for i in range(1, len(routes) + 1)
+    ]
+    for drawn, route in zip(data["routes"], routes, strict=True):
+        line = gpd.GeoSeries(decode_lines([drawn["parts"]], data["decimals"]), crs="EPSG:4326")
+        length_km = float(line.to_crs(default_graph.graph["crs"]).length.iloc[0]) / 1000
+        assert length_km == pytest.approx(route.metrics["length_km"], rel=0.01)
+        assert dict(drawn["lines"])["length"] == f"{route.metrics['length_km']:.1f} km"
+    # comparison panel: one row per route
+    panel = next(p[0] for p in data["panels"] if p[2] == "cr-briefing")
+    assert panel.count("<tr>") == len(routes) + 1
+
+
+def test_panels_legend_and_footer(page: str, default_risk) -> None:
+    data = map_data(page)
+    panel = next(p[0] for p in data["panels"] if p[2] == "cr-briefing")
+    footer = next(p[0] for p in data["panels"] if p[2] == "cr-footer")
+    t = default_risk.params.class_thresholds
+    for name, colour in CLASS_COLOURS.items():
+        assert f"background:{colour}" in panel
+        assert f"{name} (" in panel
+    assert f"{t[0]:g} – {t[1]:g}" in panel
+    assert "Road geometry approximate" in footer
+    assert "As of 2023-11-04" in footer
+    assert "UN spokesman" in footer
+    assert f"bandwidth {default_risk.params.bandwidth_m:g} m" in footer
+    assert "<svg" in panel  # the profile chart
+
+
+def test_profile_bars_follow_the_rates(default_graph, default_risk, routes) -> None:
+    best = routes[0]
+    svg = profile_svg(default_graph, best, default_risk)
+    bars = [
+        (float(x), float(h), colour)
+        for x, h, colour in re.findall(
+            r'<rect x="([\d.]+)" y="[\d.]+" width="[\d.]+" height="([\d.]+)" fill="(#\w+)"', svg
+        )
+    ]
+    profile = best.metrics["profile"]
+    assert len(bars) == len(profile)
+    rates = np.array([r for _, r in profile])
+    heights = np.array([h for _, h, _ in bars])
+    i = int(np.argmax(rates))
+    # heights are proportional to the rates (to the 0.1 px the SVG is written with)
+    np.testing.assert_allclose(heights, rates / rates[i] * heights[i], atol=0.11)
+    classes = cr.risk.classify(rates, default_risk.params.class_thresholds)
+    assert [c for *_, c in bars] == [CLASS_COLOURS[str(k)] for k in classes]
+    assert "Anéfis" in svg and "Gao" in svg
+
+
+def test_hostile_text_never_becomes_markup(tmp_path: Path, default_graph, default_risk, places) -> None:
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&"
+    inc = default_risk.incidents.copy()
+    for col in ("notes", "event_id", "type", "location", "source"):
+        inc[col] = evil
+    hostile = cr.RiskResult(
+        segments=default_risk.segments.assign(top_contributors=evil),
+        incidents=inc,
+        params=default_risk.params,
+        as_of=default_risk.as_of,
+        exposure_days=default_risk.exposure_days,
+    )
+    bad_places = places.assign(name=evil)
+    m = cr.risk_map(default_graph, hostile, places=bad_places, sources=[evil], title=evil)
+    page = cr.save_map(m, tmp_path / "map.html").read_text(encoding="utf-8")
+    assert "<img src=x" not in page
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # footer and title, escaped
+    data = map_data(page)  # the JSON still carries the text, to be shown as text
+    assert data["incidents"]["rows"][0]["notes"] == evil
+    assert data["places"][0]["name"] == evil
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.floats(-180, 180), st.floats(-85, 85)), min_size=2, max_size=8
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.integers(3, 6),
+)
+def test_encoding_round_trips_to_the_rounding(lines, decimals: int) -> None:
+    geoms = [shapely.LineString(c) for c in lines]
+    encoded = encode_lines(geoms, decimals)
+    for g, parts in zip(geoms, encoded, strict=True):
+        (xy,) = decode_parts(parts, decimals)
+        coords = np.round(np.asarray(g.coords) * 10.0**decimals) / 10.0**decimals
+        # repeated vertices (after rounding) are dropped, nothing else
+        keep = np.r_[True, np.any(np.diff(coords, axis=0) != 0, axis=1)]
+        keep[-1] = True
+        np.testing.assert_allclose(xy, coords[keep], atol=0.51 / 10.0**decimals)
