@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import websocket
 
@@ -58,8 +58,14 @@ class Browser:
             msg = "Chromium is not installed: run `make browser` (apt-get install chromium)."
             raise RuntimeError(msg)
         profile_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed flags, our own binary
-            [exe, *FLAGS, f"--user-data-dir={profile_dir}", f"--window-size={width},{height}", "about:blank"],
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                *FLAGS,
+                f"--user-data-dir={profile_dir}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -72,7 +78,7 @@ class Browser:
                 raise RuntimeError(msg)
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:  # noqa: S310 - loopback
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as r:
             targets = json.load(r)
         page = next(t for t in targets if t["type"] == "page")
         self.ws = websocket.create_connection(
@@ -97,7 +103,7 @@ class Browser:
             mobile=False,
         )
 
-    def send(self, method: str, **params: Any) -> dict[str, Any]:  # noqa: ANN401
+    def send(self, method: str, **params: Any) -> dict[str, Any]:
         """Call a CDP method and return its result (events seen meanwhile are kept)."""
         self._id += 1
         self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
@@ -105,7 +111,8 @@ class Browser:
             msg = json.loads(self.ws.recv())
             if msg.get("id") == self._id:
                 if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
+                    text = f"{method}: {msg['error']}"
+                    raise RuntimeError(text)
                 return dict(msg.get("result", {}))
             if "method" in msg:
                 self.events.append(msg)
@@ -132,12 +139,15 @@ class Browser:
         self.wait_for("Page.loadEventFired")
         deadline = time.monotonic() + 60
         while not self.eval(ready):
+            self.drain(0.1)
+            thrown = [e for e in self.events if e["method"] == "Runtime.exceptionThrown"]
+            if thrown:
+                raise RuntimeError(json.dumps(thrown[0]["params"])[:2000])
             if time.monotonic() > deadline:
                 msg = f"page not ready: {ready}"
                 raise TimeoutError(msg)
-            time.sleep(0.1)
 
-    def eval(self, expression: str) -> Any:  # noqa: ANN401 - any JSON value
+    def eval(self, expression: str) -> Any:
         """Evaluate `expression` in the page and return its value."""
         res = self.send(
             "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
@@ -203,7 +213,7 @@ class Browser:
             self.proc.kill()
             self.proc.wait()
 
-    def __enter__(self) -> Browser:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -214,7 +224,7 @@ def main(argv: list[str]) -> int:
     """Screenshot a map: ``python -m tests.cdp MAP.html SHOT.png [WIDTHxHEIGHT]``."""
     html, png = Path(argv[0]), Path(argv[1])
     w, h = (int(v) for v in (argv[2] if len(argv) > 2 else "1400x900").split("x"))
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
     with tempfile.TemporaryDirectory() as tmp, Browser(Path(tmp), width=w, height=h) as b:
         b.open(html)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-_BLOCK = re.compile(r'<script type="application/json" id="[^"]+">(.*?)</script>', re.S)
+_BLOCK = re.compile(r'<script type="application/json" id="[^"]+">(.*?)</script>', re.DOTALL)
 
 
 def map_data(page: str) -> dict[str, Any]:
@@ -21,7 +21,10 @@ def map_data(page: str) -> dict[str, Any]:
 
 def decode_parts(parts: list[list[int]], decimals: int) -> list[np.ndarray]:
     """Delta-encoded integer parts to arrays of (lon, lat)."""
-    return [np.cumsum(np.asarray(p, dtype=np.int64).reshape(-1, 2), axis=0) / 10.0**decimals for p in parts]
+    return [
+        np.cumsum(np.asarray(p, dtype=np.int64).reshape(-1, 2), axis=0) / 10.0**decimals
+        for p in parts
+    ]
 
 
 def decode_lines(items: list[list[list[int]]], decimals: int) -> list[shapely.Geometry]:

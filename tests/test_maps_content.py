@@ -52,7 +52,9 @@ def test_every_segment_once_with_its_class_and_colour(page: str, default_risk) -
         assert data["classes"][c]["colour"] == cmap.rgb_hex_str(by_id.loc[sid, "rate"])
     # rates to 3 significant digits, intervals around them
     np.testing.assert_allclose(roads["rate"], by_id.loc[roads["id"], "rate"], rtol=5e-3)
-    assert all(lo <= r <= hi for lo, r, hi in zip(roads["low"], roads["rate"], roads["high"], strict=True))
+    assert all(
+        lo <= r <= hi for lo, r, hi in zip(roads["low"], roads["rate"], roads["high"], strict=True)
+    )
     assert roads["n"] == by_id.loc[roads["id"], "incidents"].astype(int).tolist()
 
 
@@ -147,7 +149,9 @@ def test_profile_bars_follow_the_rates(default_graph, default_risk, routes) -> N
     assert "Anéfis" in svg and "Gao" in svg
 
 
-def test_hostile_text_never_becomes_markup(tmp_path: Path, default_graph, default_risk, places) -> None:
+def test_hostile_text_never_becomes_markup(
+    tmp_path: Path, default_graph, default_risk, places
+) -> None:
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'&"
     inc = default_risk.incidents.copy()
     for col in ("notes", "event_id", "type", "location", "source"):
@@ -173,9 +177,7 @@ def test_hostile_text_never_becomes_markup(tmp_path: Path, default_graph, defaul
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(
-        st.lists(
-            st.tuples(st.floats(-180, 180), st.floats(-85, 85)), min_size=2, max_size=8
-        ),
+        st.lists(st.tuples(st.floats(-180, 180), st.floats(-85, 85)), min_size=2, max_size=8),
         min_size=1,
         max_size=5,
     ),

@@ -16,11 +16,13 @@ from tests.mapdata import map_data
 
 # a tag that loads from the network (the embedded scripts' own links to their home pages
 # are text, not requests; tests/test_browser.py watches the requests themselves)
-_NETWORK = re.compile(r"""<(?:script|link|img)\b[^>]+(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I)
+_NETWORK = re.compile(
+    r"""<(?:script|link|img)\b[^>]+(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE
+)
 
 
 def _styles(page: str) -> str:
-    return "".join(re.findall(r"<style>(.*?)</style>", page, re.S))
+    return "".join(re.findall(r"<style>(.*?)</style>", page, re.DOTALL))
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +52,14 @@ def test_offline_map_leaves_out_unused_frameworks(offline_page: str) -> None:
     assert len(offline_page) < 1_000_000
 
 
-def test_online_map_links_cdns_and_embeds_nothing(tmp_path: Path, default_graph, default_risk) -> None:
+def test_online_map_links_cdns_and_embeds_nothing(
+    tmp_path: Path, default_graph, default_risk
+) -> None:
     m = cr.risk_map(default_graph, default_risk)
     page = cr.save_map(m, tmp_path / "map.html", offline=False).read_text(encoding="utf-8")
-    assert re.search(r'<script src="https://cdn\.jsdelivr\.net/npm/leaflet@[\d.]+/dist/leaflet\.js"', page)
+    assert re.search(
+        r'<script src="https://cdn\.jsdelivr\.net/npm/leaflet@[\d.]+/dist/leaflet\.js"', page
+    )
     assert "leaflet-heat" in page or "leaflet_heat" in page
     assert "Bootstrap" not in page
 
@@ -90,18 +96,20 @@ def test_cli_map_options_reach_the_map(tmp_path: Path) -> None:
 def test_cli_online_shows_tiles(tmp_path: Path) -> None:
     out = tmp_path / "m.html"
     res = CliRunner().invoke(
-        main, ["map", "-q", "--no-routes", "--out", str(out), "--online", "--tiles", "OpenStreetMap"]
+        main,
+        ["map", "-q", "--no-routes", "--out", str(out), "--online", "--tiles", "OpenStreetMap"],
     )
     assert res.exit_code == 0, res.output
     page = out.read_text(encoding="utf-8")
     assert map_data(page)["tilesShown"] is True
     assert "tile.openstreetmap.org" in page
-    assert "<script src=\"https://" in page
+    assert '<script src="https://' in page
 
 
 def test_cli_bad_tiles_is_one_line_and_exit_2(tmp_path: Path) -> None:
     res = CliRunner().invoke(
-        main, ["map", "-q", "--no-routes", "--out", str(tmp_path / "m.html"), "--tiles", "No Such Tiles"]
+        main,
+        ["map", "-q", "--no-routes", "--out", str(tmp_path / "m.html"), "--tiles", "No Such Tiles"],
     )
     assert res.exit_code == 2
     assert res.output.count("\n") == 1 and "tiles" in res.output

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import importlib.metadata
+import itertools
 import json
 import math
 import re
@@ -160,9 +161,7 @@ convoyriskBriefing({{ this._parent.get_name() }},
 {% endmacro %}"""
     )
 
-    def __init__(
-        self, data: str, *, js: list[tuple[str, str]], css: list[tuple[str, str]]
-    ) -> None:
+    def __init__(self, data: str, *, js: list[tuple[str, str]], css: list[tuple[str, str]]) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self._name = "ConvoyriskBriefing"
         self.data = data
@@ -206,7 +205,7 @@ def encode_lines(geoms: Any, decimals: int) -> list[list[list[int]]]:  # noqa: A
     delta[first] = q[first]
     flat = delta.ravel().tolist()
     bounds = np.r_[0, np.flatnonzero(np.diff(part_of)) + 1, len(part_of)] * 2
-    part_lists = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    part_lists = [flat[a:b] for a, b in itertools.pairwise(bounds.tolist())]
     out: list[list[list[int]]] = [[] for _ in range(len(arr))]
     for i, part in zip(owner.tolist(), part_lists, strict=True):
         out[i].append(part)
@@ -356,10 +355,7 @@ def _route_line(G: nx.MultiDiGraph, route: Route) -> shapely.Geometry:
 
 def _route_label(route: Route) -> str:
     mt = route.metrics
-    return (
-        f"Route {mt['rank']}: {mt['length_km']:.0f} km, "
-        f"P(≥1 incident) {mt['p_incident']:.0%}"
-    )
+    return f"Route {mt['rank']}: {mt['length_km']:.0f} km, P(≥1 incident) {mt['p_incident']:.0%}"
 
 
 def _routes_data(
@@ -387,13 +383,17 @@ def _routes_data(
                     ["expected incidents", f"{mt['expected_incidents']:.3f}"],
                     [
                         "P(≥1 incident)",
-                        f"{mt['p_incident']:.1%} ({mt['p_incident_low']:.1%}–"
-                        f"{mt['p_incident_high']:.1%})",
+                        (
+                            f"{mt['p_incident']:.1%} ({mt['p_incident_low']:.1%}–"
+                            f"{mt['p_incident_high']:.1%})"
+                        ),
                     ],
                     [
                         "worst segment",
-                        f"{worst['segment_id']} at km {worst['chainage_km']} "
-                        f"({worst['risk_class']})",
+                        (
+                            f"{worst['segment_id']} at km {worst['chainage_km']} "
+                            f"({worst['risk_class']})"
+                        ),
                     ],
                     ["shared with route 1", f"{mt.get('shared_fraction', 0.0):.0%}"],
                 ],
@@ -434,7 +434,10 @@ def _minimap_data(G: nx.MultiDiGraph, decimals: int) -> dict[str, Any]:
     gdf = gpd.GeoDataFrame(geometry=[g for g, _ in rows[:MINIMAP_MAX_ROADS]], crs=G.graph["crs"])
     minx, miny, maxx, maxy = gdf.total_bounds
     tolerance = max(maxx - minx, maxy - miny) / 300.0
-    return {"decimals": decimals, "lines": encode_lines(_display(gdf, tolerance).to_numpy(), decimals)}
+    return {
+        "decimals": decimals,
+        "lines": encode_lines(_display(gdf, tolerance).to_numpy(), decimals),
+    }
 
 
 def _legend(risk: RiskResult, *, incidents: bool, uncertain: bool, heat: bool) -> str:
@@ -449,7 +452,7 @@ def _legend(risk: RiskResult, *, incidents: bool, uncertain: bool, heat: bool) -
     extra = ""
     if incidents:
         extra += (
-            f'<div><span class="cr-dot convoyrisk-incident"></span>incident (used in the risk)</div>'
+            '<div><span class="cr-dot convoyrisk-incident"></span>incident (used in the risk)</div>'
             '<div><span class="cr-dot convoyrisk-incident cr-unused"></span>incident not used '
             "(off the roads, too old or after the as-of date)</div>"
         )
@@ -569,8 +572,10 @@ def _briefing_panel(
 ) -> str:
     """Title, legend, comparison of the alternatives and the profile, in foldable sections."""
     parts = [
-        f'<div class="cr-title">{_esc(title)}</div>'
-        f"<div>risk as of {risk.as_of.date().isoformat()}</div>",
+        (
+            f'<div class="cr-title">{_esc(title)}</div>'
+            f"<div>risk as of {risk.as_of.date().isoformat()}</div>"
+        ),
         f'<details open class="cr-legend"><summary>Legend</summary>{legend}</details>',
     ]
     if routes:
@@ -613,13 +618,53 @@ def _footer(
         parts.append(f"{no_position} incident(s) without a position are not drawn")
     if approximate:
         parts.append(
-            "<b>Road geometry approximate</b> (digitised from place positions, "
-            "not surveyed)"
+            "<b>Road geometry approximate</b> (digitised from place positions, not surveyed)"
         )
     if uncertain:
         parts.append("incident positions uncertain: dashed circles show their radius")
     parts.append(f"convoyrisk {_esc(_version())}")
     return " · ".join(parts)
+
+
+def _base_map(
+    title: str, tile_names: list[str], *, tiles_shown: bool
+) -> tuple[folium.Map, list[list[str]]]:
+    """The folium map with its controls, Leaflet alone as its default asset, and the tiles."""
+    m = folium.Map(
+        tiles=None,
+        control_scale=False,
+        zoom_start=6,
+        location=[0.0, 0.0],
+        zoom_snap=0.25,
+        zoom_control="topright",
+    )
+    m.default_js = [(n, u) for n, u in folium.Map.default_js if n == "leaflet"]
+    m.default_css = [(n, u) for n, u in folium.Map.default_css if n == "leaflet_css"]
+    root: Any = m.get_root()
+    root.header.add_child(Element(f"<title>{_esc(title)}</title>"))
+    tile_vars = []
+    for i, name in enumerate(tile_names):
+        try:
+            layer = folium.TileLayer(
+                name, show=tiles_shown and i == 0, overlay=False, control=False
+            )
+        except ValueError as exc:
+            msg = (
+                f"Unknown tiles {name!r}: give a provider name such as OpenStreetMap or "
+                f"'CartoDB Positron' (xyzservices), or leave `--tiles` out ({exc})."
+            )
+            raise InputError(msg) from exc
+        layer.add_to(m)
+        tile_vars.append([str(layer.layer_name), layer.get_name()])
+    folium.plugins.Fullscreen(position="topright").add_to(m)  # type: ignore[no-untyped-call]
+    folium.plugins.MeasureControl(  # type: ignore[no-untyped-call]
+        position="topright",
+        primary_length_unit="kilometers",
+        secondary_length_unit="meters",
+        primary_area_unit="hectares",
+        secondary_area_unit="sqmeters",
+    ).add_to(m)
+    return m, tile_vars
 
 
 def risk_map(
@@ -711,44 +756,15 @@ def risk_map(
     heat_on = heat and bool(incidents)
     slider = time_slider and bool(incidents)
 
-    m = folium.Map(
-        tiles=None,
-        control_scale=False,
-        zoom_start=6,
-        location=[0.0, 0.0],
-        zoom_snap=0.25,
-        zoom_control="topright",
-    )
-    m.default_js = [(n, u) for n, u in folium.Map.default_js if n == "leaflet"]
-    m.default_css = [(n, u) for n, u in folium.Map.default_css if n == "leaflet_css"]
-    root: Any = m.get_root()
-    root.header.add_child(Element(f"<title>{_esc(title)}</title>"))
-    tile_vars = []
-    for i, name in enumerate(tile_names):
-        try:
-            layer = folium.TileLayer(
-                name, show=tiles_shown and i == 0, overlay=False, control=False
-            )
-        except ValueError as exc:
-            msg = (
-                f"Unknown tiles {name!r}: give a provider name such as OpenStreetMap or "
-                f"'CartoDB Positron' (xyzservices), or leave `--tiles` out ({exc})."
-            )
-            raise InputError(msg) from exc
-        layer.add_to(m)
-        tile_vars.append([str(layer.layer_name), layer.get_name()])
-    folium.plugins.Fullscreen(position="topright").add_to(m)
-    folium.plugins.MeasureControl(
-        position="topright",
-        primary_length_unit="kilometers",
-        secondary_length_unit="meters",
-        primary_area_unit="hectares",
-        secondary_area_unit="sqmeters",
-    ).add_to(m)
+    m, tile_vars = _base_map(title, tile_names, tiles_shown=tiles_shown)
 
     legend = _legend(risk, incidents=bool(incidents), uncertain=uncertain, heat=heat_on)
     panels = [
-        [_briefing_panel(G, risk, routes, title, legend, profile=profile), "topleft", "cr-briefing"],
+        [
+            _briefing_panel(G, risk, routes, title, legend, profile=profile),
+            "topleft",
+            "cr-briefing",
+        ],
         [
             _footer(
                 risk,

@@ -39,6 +39,8 @@ function convoyriskBriefing(map, D) {
   );
   map.getPane("crUncertainty").style.pointerEvents = "none";
   map.getContainer().style.background = D.background;
+  /* with no tile layer Leaflet has no zoom limit, and marker clusters need one */
+  if (map.options.maxZoom === undefined) { map.setMaxZoom(18); }
   L.control.scale({ imperial: false, maxWidth: 160 }).addTo(map);
 
   var overlays = [], routeLayers = [];

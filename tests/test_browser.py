@@ -1,0 +1,253 @@
+"""The maps in a real browser: headless Chromium (Debian's package), networking off.
+
+`make test` installs Chromium first (see the Makefile's `browser` target); without it
+these tests skip, except under CI (CI=true), where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+import convoyrisk as cr
+from convoyrisk.cli import main
+from convoyrisk.maps import CLASS_COLOURS
+from tests.cdp import Browser, chromium_path
+from tests.mapdata import map_data
+
+pytestmark = pytest.mark.browser
+
+EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">"\'&amp;'
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI: `make test` should have installed it.")
+        pytest.skip("Chromium is not installed (`make browser` installs it as root).")
+    with Browser(tmp_path_factory.mktemp("chromium-profile")) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def default_map(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default map, written by the real command line."""
+    out = tmp_path_factory.mktemp("cli") / "kidal_gao_risk.html"
+    res = CliRunner().invoke(main, ["map", "-q", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _only_local(urls: list[str]) -> list[str]:
+    return [u for u in urls if not u.startswith(("file:", "data:", "about:"))]
+
+
+def test_default_map_renders_offline_without_errors(
+    browser: Browser, default_map: Path, default_risk: cr.RiskResult, tmp_path: Path
+) -> None:
+    browser.open(default_map)
+    browser.drain()
+    assert browser.errors() == []
+    assert _only_local(browser.requests()) == []  # no request leaves the page
+    # one SVG path per segment, one marker per incident
+    assert browser.eval("document.querySelectorAll('path.convoyrisk-segment').length") == len(
+        default_risk.segments
+    )
+    assert browser.eval(
+        "document.querySelectorAll('.leaflet-marker-icon.convoyrisk-incident').length"
+    ) == len(default_risk.incidents)
+    # each risk class drawn as often as the data has it
+    counts = default_risk.segments["risk_class"].value_counts()
+    for name in counts.index:
+        assert browser.eval(f"document.querySelectorAll('path.cr-{name}').length") == counts[name]
+    # the uncertainty circles: one per distinct (position, radius)
+    inc = default_risk.incidents
+    distinct = len(
+        inc.assign(x=inc.geometry.x, y=inc.geometry.y)[["x", "y", "precision_m"]].drop_duplicates()
+    )
+    assert (
+        browser.eval("document.querySelectorAll('path.convoyrisk-uncertainty').length") == distinct
+    )
+    # the heat layer is drawn, the minimap shows the roads
+    assert browser.eval("document.querySelectorAll('canvas.leaflet-heatmap-layer').length") == 1
+    assert (
+        browser.eval(
+            "Array.from(document.querySelectorAll('.leaflet-control-minimap path'))"
+            ".filter(p => p.getAttribute('d') !== 'M0 0').length"
+        )
+        >= 10
+    )
+
+    shot = browser.screenshot(tmp_path / "default_map.png")
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+
+    def pixels(colour: str, box: tuple[int, int, int, int] | None = None) -> int:
+        rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])
+        part = img if box is None else img[box[1] : box[3], box[0] : box[2]]
+        return int((np.abs(part - rgb).sum(axis=2) <= 12).sum())
+
+    # roads of the classes in the data are on screen, outside the panels
+    legend_box = browser.eval(
+        "(() => { const r = document.querySelector('.cr-legend').getBoundingClientRect();"
+        " return [r.left, r.top, r.right, r.bottom].map(Math.round); })()"
+    )
+    panel_right = browser.eval(
+        "Math.round(document.querySelector('.cr-briefing').getBoundingClientRect().right)"
+    )
+    for name in counts.index:
+        assert pixels(CLASS_COLOURS[name], (panel_right + 1, 0, img.shape[1], img.shape[0])) > 50
+    # the legend is visible and shows every class's colour
+    assert legend_box[2] <= img.shape[1] and legend_box[3] <= img.shape[0]
+    for colour in CLASS_COLOURS.values():
+        assert pixels(colour, tuple(legend_box)) > 20
+
+
+def test_tooltips_and_popups_show_the_data(
+    browser: Browser, default_map: Path, default_risk
+) -> None:
+    browser.open(default_map)
+    segs = default_risk.segments
+    worst = segs.loc[segs["rate"].idxmax()]
+    text = browser.eval(
+        f"""(() => {{
+        const L_ = window.convoyriskLayers;
+        const seg = L_.roads.getLayers().find(l => l.crIndex !== undefined &&
+            JSON.parse(document.querySelector('script[type="application/json"]').textContent)
+              .roads.id[l.crIndex] === {int(worst.segment_id)});
+        seg.fire('mouseover', {{latlng: seg.getCenter()}}, true);
+        return document.querySelector('.leaflet-tooltip').textContent; }})()"""
+    )
+    assert f"Segment {int(worst.segment_id)}: {worst.risk_class} risk" in text
+    assert f"{float(f'{worst.rate:.3g}')}" in text
+    assert "MINUSMA-2023-" in text  # top contributors
+    popup = browser.eval(
+        "(() => { const m = window.convoyriskLayers.markers[0]; m.openPopup();"
+        " return document.querySelector('.leaflet-popup-content').textContent; })()"
+    )
+    first = default_risk.incidents.iloc[0]
+    assert str(first["event_id"]) in popup
+    assert f"injured {int(first['injured'])}" in popup
+    assert f"within about {first['precision_m'] / 1000:.3g} km" in popup
+
+
+def test_time_slider_filters_markers(
+    browser: Browser, tmp_path: Path, default_graph, default_risk
+) -> None:
+    path = cr.save_map(
+        cr.risk_map(default_graph, default_risk, time_slider=True), tmp_path / "slider.html"
+    )
+    browser.open(path)
+    dates = pd.to_datetime(default_risk.incidents["date"]).dt.normalize()
+    for day in (0, 1, 3):
+        cutoff = dates.min() + pd.Timedelta(days=day)
+        shown = browser.eval(
+            f"""(() => {{ const s = document.querySelector('.cr-slider input');
+            s.value = {day}; s.dispatchEvent(new Event('input'));
+            return document.querySelectorAll(
+              '.leaflet-marker-icon.convoyrisk-incident').length; }})()"""
+        )
+        assert shown == int((dates <= cutoff).sum())
+    browser.drain()
+    assert browser.errors() == []
+
+
+def test_heat_layer_toggles(browser: Browser, default_map: Path) -> None:
+    browser.open(default_map)
+    assert browser.eval("document.querySelectorAll('canvas.leaflet-heatmap-layer').length") == 1
+    browser.eval(
+        "Array.from(document.querySelectorAll('.leaflet-control-layers-overlays label'))"
+        ".find(l => l.textContent.includes('Incident heat')).querySelector('input').click()"
+    )
+    assert browser.eval("document.querySelectorAll('canvas.leaflet-heatmap-layer').length") == 0
+
+
+def test_offline_tiles_wait_until_picked(
+    browser: Browser, tmp_path: Path, default_graph, default_risk
+) -> None:
+    m = cr.risk_map(default_graph, default_risk, tiles="OpenStreetMap", heat=False)
+    browser.open(cr.save_map(m, tmp_path / "tiles.html"))
+    browser.drain()
+    assert _only_local(browser.requests()) == []
+    assert browser.eval("document.querySelectorAll('.leaflet-tile').length") == 0
+
+
+def test_clustered_incidents_still_all_there(
+    browser: Browser, tmp_path: Path, default_graph, default_risk
+) -> None:
+    m = cr.risk_map(default_graph, default_risk, cluster=True)
+    browser.open(cr.save_map(m, tmp_path / "cluster.html"))
+    assert browser.eval("window.convoyriskLayers.incidents.getLayers().length") == len(
+        default_risk.incidents
+    )
+    browser.drain()
+    assert browser.errors() == []
+
+
+def test_hostile_data_stays_text_and_runs_nothing(
+    browser: Browser, tmp_path: Path, default_graph, default_risk, places
+) -> None:
+    inc = default_risk.incidents.copy()
+    for col in ("notes", "event_id", "type", "location", "source"):
+        inc[col] = EVIL
+    hostile = cr.RiskResult(
+        segments=default_risk.segments.assign(top_contributors=EVIL),
+        incidents=inc,
+        params=default_risk.params,
+        as_of=default_risk.as_of,
+        exposure_days=default_risk.exposure_days,
+    )
+    m = cr.risk_map(
+        default_graph, hostile, places=places.assign(name=EVIL), sources=[EVIL], title=EVIL
+    )
+    browser.open(cr.save_map(m, tmp_path / "hostile.html"))
+    # open every popup and a tooltip of each kind, so that their content is in the page
+    shown = browser.eval(
+        """(() => {
+        const out = [];
+        for (const m of window.convoyriskLayers.markers) {
+          m.openPopup();
+          out.push(document.querySelector('.leaflet-popup-content').textContent);
+        }
+        const seg = window.convoyriskLayers.roads.getLayers()[0];
+        seg.fire('mouseover', {latlng: seg.getCenter()}, true);
+        out.push(document.querySelector('.leaflet-tooltip').textContent);
+        out.push(document.querySelector('.cr-label').textContent);
+        out.push(document.querySelector('.cr-footer').textContent);
+        out.push(document.title);
+        return out; })()"""
+    )
+    browser.drain()
+    assert browser.eval("typeof window.__pwned") == "undefined"
+    assert browser.eval("document.querySelectorAll('img[src=\"x\"], img[onerror]').length") == 0
+    assert len(shown) == len(inc) + 4
+    for text in shown:
+        assert EVIL in text, text  # shown as the very text it is
+    assert _only_local(browser.requests()) == []  # the <img src=x> was never loaded
+    assert browser.errors() == []
+
+
+def test_screenshot_json_counts_match(browser: Browser, default_map: Path) -> None:
+    # the page's data block and what Leaflet drew agree
+    browser.open(default_map)
+    data = map_data(default_map.read_text(encoding="utf-8"))
+    drawn = json.loads(
+        browser.eval(
+            "JSON.stringify({roads: window.convoyriskLayers.roads.getLayers().length,"
+            " routes: document.querySelectorAll('path.convoyrisk-route').length,"
+            " places: document.querySelectorAll('path.convoyrisk-place').length})"
+        )
+    )
+    assert drawn == {
+        "roads": len(data["roads"]["id"]),
+        "routes": len(data["routes"]),
+        "places": len(data["places"]),
+    }
