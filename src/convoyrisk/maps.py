@@ -112,6 +112,7 @@ _CSS = """
   text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
 .cr-popup .cr-row, .cr-tip .cr-row { max-width: 300px; white-space: normal; }
 .cr-slider input { width: 220px; display: block; }
+.leaflet-heatmap-layer { opacity: 0.65; }
 .leaflet-control-minimap { border: 1px solid #888; background: %(background)s; }
 """
 

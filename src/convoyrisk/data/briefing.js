@@ -285,7 +285,7 @@ function convoyriskBriefing(map, D) {
   var wide = brief && brief.offsetWidth + 30 < map.getSize().x / 2;
   map.fitBounds(D.bounds, {
     paddingTopLeft: [wide ? brief.offsetWidth + 30 : 10, 10],
-    paddingBottomRight: [Math.min(rightWidth() + 10, map.getSize().x / 4),
+    paddingBottomRight: [Math.min(rightWidth() + 70, map.getSize().x / 4),
                          foot ? foot.offsetHeight + 40 : 10]
   });
   /* the minimap was built before its container was on the page: let it measure itself */
