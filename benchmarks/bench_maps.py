@@ -28,6 +28,7 @@ from typing import Any
 
 import folium
 import geopandas as gpd
+import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -70,9 +71,18 @@ def measure(func: Callable[[], Any]) -> tuple[float, float, Any]:
 def synthetic_case(n: int) -> tuple[Any, cr.RiskResult]:
     """A graph of about `n` roads, one segment each, with rates and incidents (fixed seeds)."""
     roads = grid_roads(n)
-    G = cr.graph_from_gdf(roads, crs=roads.crs.to_string())
-    segs = cr.edges_gdf(G)
-    segs = segs[~segs["reversed"]].reset_index()
+    # the map needs only the edges (for the minimap): build them directly, one road each
+    # (convoyrisk.graph_from_gdf is slow at 100k roads: see the report)
+    G = nx.MultiDiGraph(crs=roads.crs.to_string())
+    lengths = roads.length.to_numpy()
+    for i, (geom, length) in enumerate(zip(roads.geometry, lengths, strict=True)):
+        G.add_edge(2 * i, 2 * i + 1, geometry=geom, length=float(length), road_id=i, reversed=False)
+    segs = gpd.GeoDataFrame(
+        {"u": 2 * np.arange(n), "v": 2 * np.arange(n) + 1, "key": 0, "road_id": np.arange(n),
+         "length": lengths},
+        geometry=roads.geometry.to_numpy(),
+        crs=roads.crs,
+    )  # fmt: skip
     rng = np.random.default_rng(3)
     rate = rng.gamma(0.4, 0.004, len(segs))
     params = RiskParams()

@@ -251,3 +251,17 @@ def test_screenshot_json_counts_match(browser: Browser, default_map: Path) -> No
         "routes": len(data["routes"]),
         "places": len(data["places"]),
     }
+
+
+def test_canvas_renderer_draws_every_segment(
+    browser: Browser, tmp_path: Path, default_graph, default_risk
+) -> None:
+    m = cr.risk_map(default_graph, default_risk, renderer="canvas")
+    browser.open(cr.save_map(m, tmp_path / "canvas.html"))
+    assert browser.eval("document.querySelectorAll('path.convoyrisk-segment').length") == 0
+    assert browser.eval("document.querySelectorAll('.leaflet-crRoads-pane canvas').length") == 1
+    assert browser.eval("window.convoyriskLayers.roads.getLayers().length") == len(
+        default_risk.segments
+    )
+    browser.drain()
+    assert browser.errors() == []

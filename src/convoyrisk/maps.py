@@ -221,7 +221,7 @@ def _sig(values: Any, digits: int = 3) -> list[float]:  # noqa: ANN401 - array-l
 def _display(gdf: gpd.GeoDataFrame, simplify_m: float) -> gpd.GeoSeries:
     """Geometry simplified in its own (metric) CRS, then in EPSG:4326."""
     geo = gdf.geometry
-    if simplify_m > 0:
+    if simplify_m > 0 and gdf.crs is not None and not gdf.crs.is_geographic:
         geo = gpd.GeoSeries(
             shapely.simplify(geo.to_numpy(), simplify_m, preserve_topology=False),
             index=gdf.index,
