@@ -113,6 +113,10 @@ _CSS = """
 .cr-popup .cr-row, .cr-tip .cr-row { max-width: 300px; white-space: normal; }
 .cr-slider input { width: 220px; display: block; }
 .leaflet-heatmap-layer { opacity: 0.65; }
+.marker-cluster-small, .marker-cluster-medium, .marker-cluster-large {
+  background-color: rgba(123, 50, 148, 0.3); }
+.marker-cluster-small div, .marker-cluster-medium div, .marker-cluster-large div {
+  background-color: rgba(123, 50, 148, 0.8); color: #fff; font-weight: bold; }
 .leaflet-control-minimap { border: 1px solid #888; background: %(background)s; }
 """
 
@@ -628,7 +632,7 @@ def _footer(
 
 
 def _base_map(
-    title: str, tile_names: list[str], *, tiles_shown: bool
+    title: str, tile_names: list[str], *, tiles_shown: bool, zoom_snap: float
 ) -> tuple[folium.Map, list[list[str]]]:
     """The folium map with its controls, Leaflet alone as its default asset, and the tiles."""
     m = folium.Map(
@@ -636,7 +640,7 @@ def _base_map(
         control_scale=False,
         zoom_start=6,
         location=[0.0, 0.0],
-        zoom_snap=0.25,
+        zoom_snap=zoom_snap,
         zoom_control="topright",
     )
     m.default_js = [(n, u) for n, u in folium.Map.default_js if n == "leaflet"]
@@ -757,7 +761,10 @@ def risk_map(
     heat_on = heat and bool(incidents)
     slider = time_slider and bool(incidents)
 
-    m, tile_vars = _base_map(title, tile_names, tiles_shown=tiles_shown)
+    # Leaflet.markercluster 1.1.0 (the one folium-offline ships) needs whole zoom levels
+    m, tile_vars = _base_map(
+        title, tile_names, tiles_shown=tiles_shown, zoom_snap=1.0 if clustered else 0.25
+    )
 
     legend = _legend(risk, incidents=bool(incidents), uncertain=uncertain, heat=heat_on)
     panels = [

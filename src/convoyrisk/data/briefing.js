@@ -56,7 +56,7 @@ function convoyriskBriefing(map, D) {
       box.appendChild(el("b", null, r.label));
       r.lines.forEach(function (kv) { line(box, kv[0], kv[1]); });
       return box;
-    }, { maxWidth: 340 });
+    }, { minWidth: 240, maxWidth: 340 });
     routeLayers.push([r.label, band, r.show]);
   });
 
@@ -115,7 +115,7 @@ function convoyriskBriefing(map, D) {
       line(box, "id", r.id);
       line(box, "used in the risk", r.used);
       return box;
-    }, { maxWidth: 320 });
+    }, { minWidth: 260, maxWidth: 340 });
     m.crDay = r.day;
     marks.push(m);
     incidents.addLayer(m);
@@ -134,7 +134,8 @@ function convoyriskBriefing(map, D) {
   });
   overlays.push(["Incidents (" + I.rows.length + ")", incidents, true]);
   if (I.rows.some(function (r) { return r.radius > 0; })) {
-    overlays.push(["Position uncertainty (radius)", circles, true]);
+    /* many circles hide the roads: with clustered incidents they start hidden */
+    overlays.push(["Position uncertainty (radius)", circles, !I.cluster]);
   }
 
   var heat = null;
@@ -157,7 +158,9 @@ function convoyriskBriefing(map, D) {
       radius: 30, blur: 25, minOpacity: 0.15, maxZoom: 9,
       gradient: { 0.3: "#dadaeb", 0.6: "#9e9ac8", 0.85: "#6a51a3", 1.0: "#3f007d" }
     });
-    overlays.push(["Incident heat", heat, D.heat.show]);
+    /* in a group: the layer control would read the heat's maxZoom (its intensity scale)
+       as a zoom limit and grey the layer out */
+    overlays.push(["Incident heat", L.layerGroup([heat]), D.heat.show]);
   }
 
   /* Places as labels. */
@@ -191,10 +194,7 @@ function convoyriskBriefing(map, D) {
     if (!D.tilesShown) { none.addTo(map); }
   }
   var named = {};
-  overlays.forEach(function (o) {
-    named[o[0]] = o[1];
-    if (o[2]) { o[1].addTo(map); }
-  });
+  overlays.forEach(function (o) { named[o[0]] = o[1]; });
   L.control.layers(bases, named, { collapsed: D.collapseLayers, position: "topright" }).addTo(map);
 
   /* Panels, built and escaped in Python. */
@@ -290,5 +290,7 @@ function convoyriskBriefing(map, D) {
   });
   /* the minimap was built before its container was on the page: let it measure itself */
   if (mini) { mini._miniMap.invalidateSize(); }
+  /* the layers go on the map once its view is set (marker clusters want a settled view) */
+  overlays.forEach(function (o) { if (o[2]) { o[1].addTo(map); } });
   window.convoyriskLayers = { roads: roads, incidents: incidents, markers: marks, heat: heat };
 }
