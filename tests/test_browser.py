@@ -265,3 +265,18 @@ def test_canvas_renderer_draws_every_segment(
     )
     browser.drain()
     assert browser.errors() == []
+
+
+def test_measure_and_fullscreen_controls_work_offline(browser: Browser, default_map: Path) -> None:
+    browser.open(default_map)
+    started = browser.eval(
+        """(() => { document.querySelector('.leaflet-control-measure-toggle').click();
+        document.querySelector('.leaflet-control-measure .js-start').click();
+        return document.querySelector('.leaflet-control-measure .js-measuringprompt')
+          .offsetParent !== null; })()"""
+    )
+    assert started is True
+    assert browser.eval("document.querySelectorAll('.leaflet-control-zoom-fullscreen').length") == 1
+    browser.drain()
+    assert browser.errors() == []
+    assert _only_local(browser.requests()) == []
