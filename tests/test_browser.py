@@ -205,8 +205,17 @@ def test_hostile_data_stays_text_and_runs_nothing(
         as_of=default_risk.as_of,
         exposure_days=default_risk.exposure_days,
     )
+    # place names on the graph reach the comparison table, the profile and the route popups
+    G = default_graph.copy()
+    names = {d.get("name"): n for n, d in G.nodes(data=True)}
+    for n in G.nodes:
+        if G.nodes[n].get("name"):
+            G.nodes[n]["name"] = EVIL
+    routes = cr.score_routes(
+        G, cr.alternative_routes(G, names["Kidal"], names["Gao"]), default_risk
+    )
     m = cr.risk_map(
-        default_graph, hostile, places=places.assign(name=EVIL), sources=[EVIL], title=EVIL
+        G, hostile, routes=routes, places=places.assign(name=EVIL), sources=[EVIL], title=EVIL
     )
     browser.open(cr.save_map(m, tmp_path / "hostile.html"))
     # open every popup and a tooltip of each kind, so that their content is in the page
@@ -222,13 +231,17 @@ def test_hostile_data_stays_text_and_runs_nothing(
         out.push(document.querySelector('.leaflet-tooltip').textContent);
         out.push(document.querySelector('.cr-label').textContent);
         out.push(document.querySelector('.cr-footer').textContent);
+        out.push(document.querySelector('.cr-comparison td.cr-via').textContent);
+        out.push(document.querySelector('svg.cr-profile').textContent);
+        window.convoyriskLayers.routes[0].openPopup();
+        out.push(document.querySelector('.leaflet-popup-content').textContent);
         out.push(document.title);
         return out; })()"""
     )
     browser.drain()
     assert browser.eval("typeof window.__pwned") == "undefined"
     assert browser.eval("document.querySelectorAll('img[src=\"x\"], img[onerror]').length") == 0
-    assert len(shown) == len(inc) + 4
+    assert len(shown) == len(inc) + 7
     for text in shown:
         assert EVIL in text, text  # shown as the very text it is
     assert _only_local(browser.requests()) == []  # the <img src=x> was never loaded

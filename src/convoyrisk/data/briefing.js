@@ -46,6 +46,7 @@ function convoyriskBriefing(map, D) {
   var overlays = [], routeLayers = [];
 
   /* Routes: wide translucent bands under the roads, best route widest. */
+  var bands = [];
   D.routes.forEach(function (r) {
     var band = L.polyline(decode(r.parts), {
       pane: "crRoutes", color: r.colour, weight: r.weight, opacity: 0.5,
@@ -58,6 +59,7 @@ function convoyriskBriefing(map, D) {
       return box;
     }, { minWidth: 240, maxWidth: 340 });
     routeLayers.push([r.label, band, r.show]);
+    bands.push(band);
   });
 
   /* Road segments coloured by risk class. */
@@ -292,5 +294,7 @@ function convoyriskBriefing(map, D) {
   if (mini) { mini._miniMap.invalidateSize(); }
   /* the layers go on the map once its view is set (marker clusters want a settled view) */
   overlays.forEach(function (o) { if (o[2]) { o[1].addTo(map); } });
-  window.convoyriskLayers = { roads: roads, incidents: incidents, markers: marks, heat: heat };
+  window.convoyriskLayers = {
+    roads: roads, incidents: incidents, markers: marks, heat: heat, routes: bands
+  };
 }
