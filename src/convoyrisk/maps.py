@@ -445,7 +445,7 @@ def _minimap_data(G: nx.MultiDiGraph, decimals: int) -> dict[str, Any]:
     }
 
 
-def _legend(risk: RiskResult, *, incidents: bool, uncertain: bool, heat: bool) -> str:
+def _legend(risk: RiskResult, *, incidents: bool, uncertain: bool, heat: bool, wells: bool) -> str:
     cmap = risk_colormap(risk)
     t = risk.params.class_thresholds
     bounds = [f"&lt; {t[0]:g}", f"{t[0]:g} – {t[1]:g}", f"{t[1]:g} – {t[2]:g}", f"≥ {t[2]:g}"]
@@ -465,6 +465,12 @@ def _legend(risk: RiskResult, *, incidents: bool, uncertain: bool, heat: bool) -
         extra += '<div><span class="cr-ring"></span>uncertainty of its position</div>'
     if heat:
         extra += "<div>heat: where incidents are dense (not the risk)</div>"
+    if wells:
+        extra += (
+            '<div><span class="cr-dot" style="background:#333"></span>town or village '
+            '<span class="cr-dot" style="background:#6baed6;border:1px solid #08519c;'
+            'margin-left:8px"></span>well</div>'
+        )
     return f"<div>{_esc(cmap.caption)}</div>{rows}{extra}"
 
 
@@ -766,7 +772,14 @@ def risk_map(
         title, tile_names, tiles_shown=tiles_shown, zoom_snap=1.0 if clustered else 0.25
     )
 
-    legend = _legend(risk, incidents=bool(incidents), uncertain=uncertain, heat=heat_on)
+    place_rows = _places_data(places, decimals)
+    legend = _legend(
+        risk,
+        incidents=bool(incidents),
+        uncertain=uncertain,
+        heat=heat_on,
+        wells=any(not p["town"] for p in place_rows),
+    )
     panels = [
         [
             _briefing_panel(G, risk, routes, title, legend, profile=profile),
@@ -800,7 +813,7 @@ def risk_map(
         "slider": (
             {"start": min(dates), "days": max(r["day"] for r in incidents)} if slider else None
         ),
-        "places": _places_data(places, decimals),
+        "places": place_rows,
         "tiles": tile_vars,
         "tilesShown": bool(tile_vars) and tiles_shown,
         "collapseLayers": False,

@@ -170,8 +170,9 @@ function convoyriskBriefing(map, D) {
     var places = L.layerGroup();
     D.places.forEach(function (p) {
       var dot = L.circleMarker([p.lat, p.lon], {
-        pane: "crPlaces", radius: p.town ? 4 : 3, color: "#333", weight: 1,
-        fillColor: p.town ? "#333" : "#fff", fillOpacity: 1, className: "convoyrisk-place"
+        pane: "crPlaces", radius: p.town ? 4 : 3, color: p.town ? "#333" : "#08519c",
+        weight: 1, fillColor: p.town ? "#333" : "#6baed6", fillOpacity: 1,
+        className: "convoyrisk-place"
       });
       dot.bindTooltip(el("span", null, p.name + (p.kind ? " (" + p.kind + ")" : "")));
       places.addLayer(dot);
