@@ -105,8 +105,6 @@ def test_quartic_integrates_to_one() -> None:
     assert np.trapezoid(quartic_kernel(x, 1.0), x) == pytest.approx(1.0, abs=1e-8)
 
 
-
-
 def test_empirical_bayes_is_hauers_weighted_mean() -> None:
     """Posterior mean = w·λ0 + (1−w)·N/W with w = 1/(1 + k·λ0·W) (Hauer et al. 2002)."""
     mass = np.array([0.0, 0.5, 3.0, 0.2])
@@ -149,7 +147,13 @@ def test_severity_type_and_precision_weights(straight) -> None:
     )
     inc = cr.score_segments(straight, snapped, params=params, as_of="2023-01-01").incidents
     assert inc["weight"].tolist() == pytest.approx([1.0, 0.5 * 3.0, 4.0, 0.0, 0.0])
-    assert inc["used"].tolist() == ["used", "used", "used", "type weight 0", "location too imprecise"]
+    assert inc["used"].tolist() == [
+        "used",
+        "used",
+        "used",
+        "type weight 0",
+        "location too imprecise",
+    ]
 
 
 def test_near_repeat_boost(straight) -> None:

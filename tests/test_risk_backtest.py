@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from benchmarks.synthetic import grid_roads
 from scipy.stats import spearmanr
 
 import convoyrisk as cr
-from benchmarks.synthetic import grid_roads
 from convoyrisk.risk import RiskParams, backtest, flagged_share
 from convoyrisk.simulate import simulate_incidents
 

@@ -20,7 +20,9 @@ from .conftest import UTM31, lines_graph
 X0, Y0 = 500_000.0, 2_000_000.0
 
 
-def incidents_at(xy: list[tuple[float, float]], dates: list[str] | None = None, **cols) -> gpd.GeoDataFrame:
+def incidents_at(
+    xy: list[tuple[float, float]], dates: list[str] | None = None, **cols
+) -> gpd.GeoDataFrame:
     dates = dates or ["2023-01-01"] * len(xy)
     df = pd.DataFrame(
         {
@@ -48,7 +50,9 @@ def cdf(x, h, kernel="quartic"):
     return kernel_cdf(np.asarray(x, dtype=float), h, kernel)
 
 
-@pytest.mark.parametrize("kernel", ["uniform", "triangular", "epanechnikov", "quartic", "triweight"])
+@pytest.mark.parametrize(
+    "kernel", ["uniform", "triangular", "epanechnikov", "quartic", "triweight"]
+)
 def test_kernels_integrate_to_one_and_match_their_cdf(kernel) -> None:
     x = np.linspace(-1, 1, 400_001)
     assert np.trapezoid(kernel_density(x, 1.0, kernel), x) == pytest.approx(1.0, abs=1e-5)
@@ -111,7 +115,9 @@ def test_without_split_each_branch_gets_the_full_kernel() -> None:
     r = score(G, [(X0 - d, Y0)], bandwidth_m=h, junction="none", conserve_mass=False)
     by_road = r.segments.groupby("road_id")["mass"].sum()
     beyond = 0.5 - float(cdf(d, h))
-    assert sorted(by_road.round(12).tolist()) == pytest.approx(sorted([beyond, beyond, 1.0 - beyond]))
+    assert sorted(by_road.round(12).tolist()) == pytest.approx(
+        sorted([beyond, beyond, 1.0 - beyond])
+    )
     # with conservation, rescaled to the weight
     r2 = score(G, [(X0 - d, Y0)], bandwidth_m=h, junction="none")
     assert r2.segments["mass"].sum() == pytest.approx(1.0, abs=1e-12)
@@ -147,7 +153,9 @@ def test_mass_lost_at_a_dead_end_and_given_back_when_conserved() -> None:
     assert raw.segments["mass"].sum() == pytest.approx(1.0 - lost, abs=1e-12)
     kept = score(G, [(X0 + d, Y0)], bandwidth_m=h)
     assert kept.segments["mass"].sum() == pytest.approx(1.0, abs=1e-12)
-    ratio = kept.segments["mass"].to_numpy() / np.where(raw.segments["mass"] > 0, raw.segments["mass"], 1)
+    ratio = kept.segments["mass"].to_numpy() / np.where(
+        raw.segments["mass"] > 0, raw.segments["mass"], 1
+    )
     assert np.allclose(ratio[raw.segments["mass"].to_numpy() > 0], 1.0 / (1.0 - lost))
 
 
@@ -162,7 +170,9 @@ def test_imprecise_incident_spreads_over_its_radius() -> None:
     np.testing.assert_allclose(segs["mass"], cdf(b, 20_000.0) - cdf(a, 20_000.0), atol=1e-12)
 
 
-def _independent_esd(G: nx.MultiDiGraph, edge, offset: float, h: float, step: float) -> dict[int, float]:
+def _independent_esd(
+    G: nx.MultiDiGraph, edge, offset: float, h: float, step: float
+) -> dict[int, float]:
     """Mass per road of the equal-split kernel on the shortest-path tree, computed with networkx.
 
     The incident's point becomes a node; each road is sampled at `step` and the
@@ -178,11 +188,15 @@ def _independent_esd(G: nx.MultiDiGraph, edge, offset: float, h: float, step: fl
     H.add_edge("p", u0, weight=offset)
     H.add_edge("p", v0, weight=length0 - offset)
     dist, paths = nx.single_source_dijkstra(H, "p")
-    degree = {n: 0 for n in G.nodes}
+    degree = dict.fromkeys(G.nodes, 0)
     for u, v, _, _ in roads:
         degree[u] += 1
         degree[v] += 1
-    split = {n: math.prod(max(degree[m] - 1, 1) for m in path[1:]) for n, path in paths.items() if n != "p"}
+    split = {
+        n: math.prod(max(degree[m] - 1, 1) for m in path[1:])
+        for n, path in paths.items()
+        if n != "p"
+    }
     out: dict[int, float] = {}
     for u, v, k, d in roads:
         n = math.ceil(d["length"] / step)

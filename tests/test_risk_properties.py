@@ -88,9 +88,7 @@ def test_adding_an_incident_never_lowers_a_rate(network, extra, p, base) -> None
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    where=incident, younger=st.integers(0, 800), older_by=st.integers(1, 400), p=params
-)
+@given(where=incident, younger=st.integers(0, 800), older_by=st.integers(1, 400), p=params)
 def test_an_older_incident_never_weighs_more(network, where, younger, older_by, p) -> None:
     road, frac, _, killed, precision = where
     new = _score(network, [*BASE, (road, frac, younger, killed, precision)], p)

@@ -36,7 +36,7 @@ def _field_types() -> dict[str, str]:
     return {f.name: str(f.type) for f in dataclasses.fields(RiskParams)}
 
 
-def _coerce(name: str, value: Any, where: str) -> Any:  # noqa: ANN401 - TOML values
+def _coerce(name: str, value: Any, where: str) -> Any:  # noqa: ANN401, C901 - TOML values, one branch per type
     kind = _field_types()[name]
     bad = f"`{name}` in {where} must be"
     if kind == "float":
@@ -125,7 +125,10 @@ def read_config(path: str | Path, *, base: RiskParams | None = None) -> RiskPara
         raise InputError(msg) from exc
     extra = sorted(set(doc) - {SECTION})
     if extra:
-        msg = f"Config file {path} has unknown table(s) {', '.join(extra)}: put the keys in [{SECTION}]."
+        msg = (
+            f"Config file {path} has unknown table(s) {', '.join(extra)}: "
+            f"put the keys in [{SECTION}]."
+        )
         raise InputError(msg)
     table = doc.get(SECTION, {})
     return params_from_mapping(table, base=base, where=f"[{SECTION}] of {path}")

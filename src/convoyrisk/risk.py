@@ -41,9 +41,11 @@ newer one (see the tests).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -57,7 +59,9 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, reverse_cuthill_mckee
 from scipy.spatial import cKDTree
 
+from . import settings
 from ._errors import InputError
+from .utils import atomic_path, write_text_atomic
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -155,7 +159,7 @@ class RiskParams:
     class_thresholds: tuple[float, float, float] = (0.001, 0.005, 0.02)
     top_contributors: int = 3
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # noqa: C901 - one check per parameter
         """Reject values that make no sense."""
         positive = (
             "segment_length_m",
@@ -411,7 +415,7 @@ def _cut(net: _Network, segment_length_m: float) -> tuple[gpd.GeoDataFrame, _Lix
     step = glen[edge_of] / count[edge_of]
     start = j * step
     end = np.where(j == count[edge_of] - 1, glen[edge_of], (j + 1) * step)
-    geoms = _pieces(net.geoms, glen, edge_of, start, end, count)
+    geoms = _pieces(net.geoms, glen=glen, edge_of=edge_of, start=start, end=end, count=count)
     segs = gpd.GeoDataFrame(
         {
             "segment_id": np.arange(len(edge_of), dtype=np.int64),
@@ -439,6 +443,7 @@ def _cut(net: _Network, segment_length_m: float) -> tuple[gpd.GeoDataFrame, _Lix
 
 def _pieces(
     lines: npt.NDArray[np.object_],
+    *,
     glen: FloatArray,
     edge_of: IntArray,
     start: FloatArray,
@@ -553,7 +558,7 @@ def kernel_cdf(x: npt.ArrayLike, h: npt.ArrayLike, kernel: str = "quartic") -> F
     """
     x = np.asarray(x, dtype=float)
     u = np.minimum(np.abs(x) / np.asarray(h, dtype=float), 1.0)
-    return np.sign(x) * _unit_cdf(kernel, u)
+    return np.asarray(np.sign(x) * _unit_cdf(kernel, u), dtype=float)
 
 
 def _one_sided(
@@ -573,7 +578,7 @@ def _one_sided(
 def decay_weights(
     dates: pd.Series, as_of: pd.Timestamp, params: RiskParams
 ) -> tuple[FloatArray, npt.NDArray[np.str_]]:
-    """Time-decay factors ``2^(−age/half_life)``, and a reason string per incident ("" when used)."""
+    """Time-decay factors ``2^(−age/half_life)``, and a reason per incident ("" when used)."""
     age = (as_of - pd.to_datetime(dates)).dt.total_seconds().to_numpy(float) / 86_400.0
     reason = np.where(age < 0, "after the as-of date", "")
     reason = np.where((reason == "") & (age > params.window_days), "older than the window", reason)
@@ -732,9 +737,7 @@ class _TopK:
         self.idx[s[top], rank[top]] = i[top]
 
 
-def _network_density(
-    net: _Network, lix: _Lixels, src: _Sources, params: RiskParams, n_owners: int
-) -> _Density:
+def _network_density(net: _Network, lix: _Lixels, src: _Sources, params: RiskParams) -> _Density:
     """Mass per lixel from every source, with counts and top contributors."""
     n_lix = len(lix.edge)
     mass = np.zeros(n_lix)
@@ -765,11 +768,11 @@ def _network_density(
             lix,
             src,
             params,
-            members,
-            group_of,
-            e_sorted[g_start[g_lo:g_hi]],
-            p_scratch,
-            (mass, count, top, raw_all),
+            members=members,
+            group_of=group_of,
+            group_edge=e_sorted[g_start[g_lo:g_hi]],
+            p_scratch=p_scratch,
+            acc=(mass, count, top, raw_all),
         )
     return _Density(mass, count, top.idx[:, : params.top_contributors], top.val, raw_all)
 
@@ -798,6 +801,7 @@ def _batch(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
     lix: _Lixels,
     src: _Sources,
     params: RiskParams,
+    *,
     members: IntArray,
     group_of: IntArray,
     group_edge: IntArray,
@@ -916,22 +920,31 @@ def _batch(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
     load = np.cumsum(per_source + own_cnt[group_of])
     lo = 0
     while lo < len(members):
-        hi = int(np.searchsorted(load, load[lo] - per_source[lo] + _CHUNK_ENTRIES, side="right"))
+        done = float(load[lo - 1]) if lo else 0.0
+        hi = int(np.searchsorted(load, done + _CHUNK_ENTRIES, side="right"))
         hi = max(hi, lo + 1)
         _chunk(
-            net, lix, src, params, members[lo:hi], group_of[lo:hi], group_edge, pair, pair_ptr, acc
+            net,
+            lix,
+            src,
+            params,
+            ids=members[lo:hi],
+            groups=group_of[lo:hi],
+            pair=pair,
+            pair_ptr=pair_ptr,
+            acc=acc,
         )
         lo = hi
 
 
-def _chunk(
+def _chunk(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
     net: _Network,
     lix: _Lixels,
     src: _Sources,
     params: RiskParams,
+    *,
     ids: IntArray,
     groups: IntArray,
-    group_edge: IntArray,
     pair: dict[str, Any],
     pair_ptr: IntArray,
     acc: tuple[FloatArray, IntArray, _TopK, FloatArray],
@@ -1127,14 +1140,14 @@ def _as_of(value: str | pd.Timestamp | None, dates: pd.Series) -> pd.Timestamp:
     except (ValueError, TypeError) as exc:
         msg = f"`as_of` {value!r} is not a date: give it as YYYY-MM-DD."
         raise InputError(msg) from exc
-    if pd.isna(ts):
-        msg = f"`as_of` {value!r} is not a date: give it as YYYY-MM-DD."
+    if pd.isna(ts):  # pd.Timestamp("") is NaT at run time
+        msg = f"`as_of` {value!r} is not a date: give it as YYYY-MM-DD."  # type: ignore[unreachable]
         raise InputError(msg)
     return ts
 
 
 def _edge_index(net: _Network, frame: pd.DataFrame) -> IntArray:
-    """Position of each row's forward edge ``(u, v, key)`` among the network's edges (−1 if none)."""
+    """Position of each row's forward edge ``(u, v, key)`` among the network's (−1 if none)."""
     edges = pd.MultiIndex.from_arrays([net.u_ids, net.v_ids, net.keys])
     rows = pd.MultiIndex.from_arrays(
         [frame["u"].to_numpy(), frame["v"].to_numpy(), frame["key"].to_numpy()]
@@ -1208,7 +1221,7 @@ def score_segments(
         h2=np.maximum(params.near_repeat_m, _column(inc.iloc[live], "precision_m", 0.0)),
         w2=inc["near_repeat_weight"].to_numpy(float)[live],
     )
-    density = _network_density(net, lix, sources, params, len(inc))
+    density = _network_density(net, lix, sources, params)
 
     t_days = exposure_days(params)
     t30 = t_days / 30.0
@@ -1257,10 +1270,8 @@ def _labels(incidents: pd.DataFrame) -> npt.NDArray[np.object_]:
         else np.arange(1, len(incidents) + 1).astype(str)
     )
     dates = pd.to_datetime(incidents["date"]).dt.strftime("%Y-%m-%d").fillna("").to_numpy()
-    return np.array(
-        [(e if e else f"row {r}") + f" {d}" for e, r, d in zip(ids, rows, dates, strict=True)],
-        dtype=object,
-    )
+    labels = [(str(e) or f"row {r}") + f" {d}" for e, r, d in zip(ids, rows, dates, strict=True)]
+    return np.asarray(labels, dtype=np.object_)
 
 
 def _top_text(incidents: pd.DataFrame, density: _Density) -> list[str]:
@@ -1458,7 +1469,10 @@ def backtest(
         test_mask &= (dates < end).to_numpy()
     test = snapped[test_mask]
     if len(test) == 0:
-        msg = f"No incident on the network on or after the split date {split_ts.date()}: choose an earlier `--split`."
+        msg = (
+            f"No incident on the network on or after the split date {split_ts.date()}: "
+            "choose an earlier `--split`."
+        )
         raise InputError(msg)
     if len(train) == 0:
         msg = f"No incident before the split date {split_ts.date()}: choose a later `--split`."
@@ -1509,3 +1523,56 @@ def backtest(
         n_train=len(used),
         n_test=int(test_counts.sum()),
     )
+
+
+# ----------------------------------------------------------------------------------------
+# output
+# ----------------------------------------------------------------------------------------
+
+SEGMENT_FORMATS = {
+    ".gpkg": "GeoPackage",
+    ".parquet": "GeoParquet",
+    ".geoparquet": "GeoParquet",
+    ".geojson": "GeoJSON",
+    ".json": "GeoJSON",
+    ".csv": "CSV",
+}
+"""File extensions :func:`write_segments` understands, and the format each means."""
+
+
+def write_segments(risk: RiskResult, path: str | Path) -> Path:
+    """Write the scored segments, in the format the extension names, atomically.
+
+    GeoPackage and GeoParquet keep the graph's CRS; GeoJSON is written in
+    EPSG:4326 (RFC 7946); CSV has no geometry. A ``<stem>.params.json`` beside
+    the file records the parameters and the as-of date.
+
+    Raises
+    ------
+    InputError
+        If the extension is not one of :data:`SEGMENT_FORMATS`.
+    """
+    path = Path(path)
+    fmt = SEGMENT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        msg = (
+            f"Cannot write segments to {path}: use one of the extensions "
+            f"{', '.join(SEGMENT_FORMATS)}."
+        )
+        raise InputError(msg)
+    segs = risk.segments
+    with atomic_path(path) as tmp:
+        if fmt == "GeoPackage":
+            segs.to_file(tmp, driver="GPKG", layer="segments")
+        elif fmt == "GeoParquet":
+            segs.to_parquet(tmp)
+        elif fmt == "GeoJSON":
+            segs.to_crs(settings.display_crs).to_file(tmp, driver="GeoJSON")
+        else:
+            pd.DataFrame(segs.drop(columns=segs.geometry.name)).to_csv(tmp, index=False)
+    meta = risk.describe()
+    meta["params"]["max_precision_m"] = (
+        None if math.isinf(risk.params.max_precision_m) else risk.params.max_precision_m
+    )
+    write_text_atomic(path.with_name(path.stem + ".params.json"), json.dumps(meta, indent=2) + "\n")
+    return path

@@ -101,8 +101,9 @@ def simulate_incidents(
     length_km = segments["length_m"].to_numpy(float) / 1000.0
     counts = rng.poisson(rate * length_km * days / 30.0)
     seg = np.repeat(np.arange(len(segments)), counts)
-    along = segments["start_m"].to_numpy(float)[seg] + rng.uniform(0.0, 1.0, len(seg)) * (
-        segments["length_m"].to_numpy(float)[seg]
+    along = (
+        segments["start_m"].to_numpy(float)[seg]
+        + rng.uniform(0.0, 1.0, len(seg)) * (segments["length_m"].to_numpy(float)[seg])
     )
     points = shapely.line_interpolate_point(net.geoms[lix.edge[seg]], along)
     dates = pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, days, len(seg)), unit="D")
