@@ -89,8 +89,8 @@ _ROUGHNESS = {
 }
 
 _TIE_M = 1e-6  # distances closer than this are ties
-_DENSE_BUDGET = 6_000_000  # cells of the dense Dijkstra rows kept at once (about 100 MB)
-_CHUNK_ENTRIES = 1_000_000  # incident × lixel pairs evaluated at once
+_DENSE_BUDGET = 1_500_000  # cells of the dense Dijkstra rows kept at once (12 MB)
+_CHUNK_ENTRIES = 100_000  # incident × lixel pairs evaluated at once (cache-sized)
 _MIN_SHARE = 0.005  # contributors with a smaller share of a segment's mass are not named
 
 
@@ -264,6 +264,8 @@ class RiskResult:
         """Parameters, as-of date and totals, for reports and map footers."""
         params = asdict(self.params)
         params["class_thresholds"] = list(self.params.class_thresholds)
+        if math.isinf(self.params.max_precision_m):
+            params["max_precision_m"] = None  # no limit (JSON has no infinity)
         return {
             "as_of": self.as_of.date().isoformat(),
             "exposure_days": round(self.exposure_days, 2),
@@ -981,18 +983,10 @@ def _chunk(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
     def spread(
         h: FloatArray, dist_u: FloatArray, dist_v: FloatArray, sel: BoolArray | slice
     ) -> FloatArray:
-        b1 = np.minimum(e[sel], t_star[sel])
-        a2 = np.maximum(s[sel], t_star[sel])
-        from_u = np.where(
-            b1 > s[sel], _one_sided(kernel, dist_u, s[sel], np.maximum(b1, s[sel]), h), 0.0
-        )
-        from_v = np.where(
-            e[sel] > a2,
-            _one_sided(
-                kernel, dist_v, lf[sel] - e[sel], np.maximum(lf[sel] - a2, lf[sel] - e[sel]), h
-            ),
-            0.0,
-        )
+        # from u over [s, clip(t*)], from v over [clip(t*), e]; empty pieces give G − G = 0
+        mid = np.clip(t_star[sel], s[sel], e[sel])
+        from_u = _one_sided(kernel, dist_u, s[sel], mid, h)
+        from_v = _one_sided(kernel, dist_v, lf[sel] - e[sel], lf[sel] - mid, h)
         return np.asarray(from_u / pu[sel] + from_v / pv[sel], dtype=float)
 
     # the source's own edge: direct distance, no junction
@@ -1571,8 +1565,5 @@ def write_segments(risk: RiskResult, path: str | Path) -> Path:
         else:
             pd.DataFrame(segs.drop(columns=segs.geometry.name)).to_csv(tmp, index=False)
     meta = risk.describe()
-    meta["params"]["max_precision_m"] = (
-        None if math.isinf(risk.params.max_precision_m) else risk.params.max_precision_m
-    )
     write_text_atomic(path.with_name(path.stem + ".params.json"), json.dumps(meta, indent=2) + "\n")
     return path
