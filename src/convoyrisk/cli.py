@@ -501,6 +501,9 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
 @_handle_errors
 def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> None:  # noqa: ANN401
     """Hit rate and PAI of the model against raw counts and a planar KDE on a time split."""
+    if opts.get("as_of"):
+        msg = "`backtest` fits the model as of `--split`: leave out `--as-of`."
+        raise InputError(msg)
     params = _risk_params(opts)
     places = load_places(opts["places"])
     G = name_nodes(load_graph(opts["roads"]), places)

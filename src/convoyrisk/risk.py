@@ -89,7 +89,7 @@ _ROUGHNESS = {
 }
 
 _TIE_M = 1e-6  # distances closer than this are ties
-_DENSE_BUDGET = 1_500_000  # cells of the dense Dijkstra rows kept at once (12 MB)
+_DENSE_BUDGET = 6_000_000  # cells of the dense Dijkstra rows kept at once (48 MB)
 _CHUNK_ENTRIES = 100_000  # incident × lixel pairs evaluated at once (cache-sized)
 _MIN_SHARE = 0.005  # contributors with a smaller share of a segment's mass are not named
 
@@ -302,10 +302,7 @@ class _Network:
     geoms: npt.NDArray[np.object_]
     csr: csr_matrix
     split: FloatArray  # max(degree − 1, 1) per node
-    adj_ptr: IntArray
-    adj_edge: IntArray
-    adj_other: IntArray
-    adj_is_u: BoolArray
+    incidence: csr_matrix  # nodes × edges, nonzero where the node is an end of the edge
     rank: IntArray  # position of each node in a bandwidth-reducing order
 
     @property
@@ -349,15 +346,10 @@ def _network(G: nx.MultiDiGraph) -> _Network:
     degree = np.bincount(eu, minlength=n) + np.bincount(ev, minlength=n)
     split = np.maximum(degree - 1, 1).astype(float)
 
-    # adjacency node -> (edge, other end, node is the edge's u); a self-loop is listed once
     e_idx = np.arange(len(rows), dtype=np.int64)
-    loop = eu == ev
-    at = np.r_[eu, ev[~loop]]
-    adj_edge_all = np.r_[e_idx, e_idx[~loop]]
-    other = np.r_[ev, eu[~loop]]
-    is_u = np.r_[np.ones(len(rows), dtype=bool), np.zeros(int((~loop).sum()), dtype=bool)]
-    order = np.argsort(at, kind="stable")
-    adj_ptr = np.r_[0, np.cumsum(np.bincount(at, minlength=n))].astype(np.int64)
+    incidence = csr_matrix(
+        (np.ones(2 * len(rows)), (np.r_[eu, ev], np.r_[e_idx, e_idx])), shape=(n, len(rows))
+    )
 
     sym = (csr + csr.T).tocsr()
     perm = reverse_cuthill_mckee(sym, symmetric_mode=True)
@@ -376,10 +368,7 @@ def _network(G: nx.MultiDiGraph) -> _Network:
         geoms=geoms,
         csr=csr,
         split=split,
-        adj_ptr=adj_ptr,
-        adj_edge=adj_edge_all[order],
-        adj_other=other[order],
-        adj_is_u=is_u[order],
+        incidence=incidence,
         rank=rank,
     )
 
@@ -824,8 +813,6 @@ def _batch(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
     dist = np.atleast_2d(dist)
     flat = dist.ravel()
     rr, nn = np.nonzero(np.isfinite(dist))
-    dv = dist[rr, nn]
-    row_ptr = np.r_[0, np.cumsum(np.bincount(rr, minlength=len(ends)))]
     pflat = p_scratch.ravel()
     if split:
         # product of (degree − 1) along each shortest path, by pointer jumping (Wyllie)
@@ -850,51 +837,26 @@ def _batch(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
 
     ra = np.searchsorted(ends, net.eu[group_edge])
     rb = np.searchsorted(ends, net.ev[group_edge])
-    # nodes reached from either end of each source edge, once each
-    cnt_a = row_ptr[ra + 1] - row_ptr[ra]
-    ia = _expand(row_ptr[ra], cnt_a)
-    ja = np.repeat(np.arange(len(group_edge)), cnt_a)
-    xa = nn[ia]
-    da_a, db_a = dv[ia], flat[rb[ja] * n + xa]
-    cnt_b = row_ptr[rb + 1] - row_ptr[rb]
-    ib = _expand(row_ptr[rb], cnt_b)
-    jb = np.repeat(np.arange(len(group_edge)), cnt_b)
-    xb = nn[ib]
-    only_b = ~np.isfinite(flat[ra[jb] * n + xb])
-    ib, jb, xb = ib[only_b], jb[only_b], xb[only_b]
-    j = np.r_[ja, jb]
-    x = np.r_[xa, xb]
-    da = np.r_[da_a, np.full(len(xb), np.inf)]
-    db = np.r_[db_a, dv[ib]]
-    o = np.argsort(j, kind="stable")
-    j, x, da, db = j[o], x[o], da[o], db[o]
-    pa = p_at(ra[j], x, da)
-    pb = p_at(rb[j], x, db)
-
-    # edges at those nodes, each once: from its u end, or from v when u was not reached
-    cnt = net.adj_ptr[x + 1] - net.adj_ptr[x]
-    ai = _expand(net.adj_ptr[x], cnt)
-    k = np.repeat(np.arange(len(x)), cnt)
-    f, y, is_u = net.adj_edge[ai], net.adj_other[ai], net.adj_is_u[ai]
-    jk = j[k]
-    y_da = flat[ra[jk] * n + y]
-    y_db = flat[rb[jk] * n + y]
-    keep = (f != group_edge[jk]) & (is_u | ~(np.isfinite(y_da) | np.isfinite(y_db)))
-    k, f, y, is_u, jk, y_da, y_db = (arr[keep] for arr in (k, f, y, is_u, jk, y_da, y_db))
-    y_pa = p_at(ra[jk], y, y_da)
-    y_pb = p_at(rb[jk], y, y_db)
-    ends_u = (
-        np.where(is_u, da[k], y_da),
-        np.where(is_u, db[k], y_db),
-        np.where(is_u, pa[k], y_pa),
-        np.where(is_u, pb[k], y_pb),
+    # edges with an end reached from either end of each source edge, once each (sparse
+    # products in C: reached nodes per source edge, times the node-edge incidence)
+    n_groups = len(group_edge)
+    reached = csr_matrix((np.ones(len(rr)), (rr, nn)), shape=(len(ends), n))
+    pick = csr_matrix(
+        (np.ones(2 * n_groups), (np.r_[np.arange(n_groups), np.arange(n_groups)], np.r_[ra, rb])),
+        shape=(n_groups, len(ends)),
     )
-    ends_v = (
-        np.where(is_u, y_da, da[k]),
-        np.where(is_u, y_db, db[k]),
-        np.where(is_u, y_pa, pa[k]),
-        np.where(is_u, y_pb, pb[k]),
-    )
+    pairs = ((pick @ reached) @ net.incidence).tocsr()
+    jk = np.repeat(np.arange(n_groups), np.diff(pairs.indptr))
+    f = pairs.indices.astype(np.int64)
+    keep = f != group_edge[jk]
+    jk, f = jk[keep], f[keep]
+    order = np.argsort(jk, kind="stable")
+    jk, f = jk[order], f[order]
+    uf, vf = net.eu[f], net.ev[f]
+    u_a, u_b = flat[ra[jk] * n + uf], flat[rb[jk] * n + uf]
+    v_a, v_b = flat[ra[jk] * n + vf], flat[rb[jk] * n + vf]
+    ends_u = (u_a, u_b, p_at(ra[jk], uf, u_a), p_at(rb[jk], uf, u_b))
+    ends_v = (v_a, v_b, p_at(ra[jk], vf, v_a), p_at(rb[jk], vf, v_b))
     # ... and their lixels
     lcnt = lix.ptr[f + 1] - lix.ptr[f]
     li = _expand(lix.ptr[f], lcnt)
