@@ -1027,7 +1027,7 @@ def empirical_bayes(
     Examples
     --------
     >>> rate, low, high, lam0 = empirical_bayes([0.0, 2.0], [1000.0, 1000.0], window_km=2.0, k=1.0)
-    >>> round(lam0, 3), [round(r, 4) for r in rate]
+    >>> round(lam0, 3), [round(float(r), 4) for r in rate]
     (1.0, [0.3333, 1.6667])
     """
     mass = np.asarray(mass, dtype=float)
