@@ -1521,7 +1521,14 @@ def write_segments(risk: RiskResult, path: str | Path) -> Path:
         if fmt == "GeoPackage":
             segs.to_file(tmp, driver="GPKG", layer="segments")
         elif fmt == "GeoParquet":
-            segs.to_parquet(tmp)
+            try:
+                segs.to_parquet(tmp)
+            except ImportError as exc:
+                msg = (
+                    f"Writing {path} needs pyarrow: `pip install pyarrow`, "
+                    "or choose .gpkg, .geojson or .csv."
+                )
+                raise InputError(msg) from exc
         elif fmt == "GeoJSON":
             segs.to_crs(settings.display_crs).to_file(tmp, driver="GeoJSON")
         else:
