@@ -13,17 +13,27 @@ from typing import Any, TypeVar
 import click
 import geopandas as gpd
 import networkx as nx
+from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
 from ._errors import ConvoyRiskError, InputError
+from .config import params_from_mapping, parse_overrides, read_config
 from .incidents import read_incidents
 from .maps import risk_map, save_map
 from .network import load_graph, name_nodes, nearest_node
 from .places import geocode, load_places
-from .risk import RiskParams, RiskResult, score_segments
+from .risk import (
+    RISK_CLASSES,
+    SEGMENT_FORMATS,
+    RiskParams,
+    RiskResult,
+    backtest,
+    score_segments,
+    write_segments,
+)
 from .routing import Route, alternative_routes, score_routes
 from .snapping import snap_incidents
 
@@ -199,11 +209,7 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
         if want_routes
         else []
     )
-    params = RiskParams(
-        segment_length_m=opts["segment_length"],
-        bandwidth_m=opts["bandwidth"],
-        half_life_days=opts["half_life"],
-    )
+    params = _risk_params(opts)
     G = name_nodes(load_graph(opts["roads"]), places)
     table = read_incidents(opts["incidents"])
     nodes = []
@@ -401,6 +407,144 @@ def map_cmd(
 # --------------------------------------------------------------------------------------
 # `convoyrisk score` and `convoyrisk backtest` (the risk model)
 # --------------------------------------------------------------------------------------
+
+_PARAM_OPTIONS = {
+    "segment_length": "segment_length_m",
+    "bandwidth": "bandwidth_m",
+    "half_life": "half_life_days",
+}
+
+
+def _risk_params(opts: dict[str, Any]) -> RiskParams:
+    """Defaults, then `--config`, then the options given on the command line, then `--set`."""
+    params = read_config(opts["config"]) if opts.get("config") else RiskParams()
+    ctx = click.get_current_context(silent=True)
+    given = {}
+    for option, name in _PARAM_OPTIONS.items():
+        if option not in opts:
+            continue
+        source = ctx.get_parameter_source(option) if ctx is not None else None
+        if source is not ParameterSource.DEFAULT or not opts.get("config"):
+            given[name] = opts[option]
+    params = params.replace(**given)
+    if opts.get("overrides"):
+        params = params_from_mapping(
+            parse_overrides(opts["overrides"]), base=params, where="`--set`"
+        )
+    return params
+
+
+_CONFIG_HELP = "TOML file with a [risk] table of model parameters (see docs/risk-model.md)."
+_SET_HELP = "Set a risk parameter, e.g. `--set kernel=triangular` (repeatable; wins over --config)."
+
+
+def _config_options(func: F) -> F:
+    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=_SET_HELP)(
+        func
+    )
+    return click.option("--config", type=click.Path(path_type=Path), help=_CONFIG_HELP)(func)
+
+
+# `routes` and `map` read the same model parameters (see `_run`)
+for _cmd in (routes_cmd, map_cmd):
+    _cmd.params.append(
+        click.Option(["--config"], type=click.Path(path_type=Path), help=_CONFIG_HELP)
+    )
+    _cmd.params.append(
+        click.Option(["--set", "overrides"], multiple=True, metavar="KEY=VALUE", help=_SET_HELP)
+    )
+
+
+@main.command("score")
+@_data_options
+@_config_options
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Segments file: .gpkg, .parquet, .geojson or .csv (by extension).",
+)
+@_handle_errors
+def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes options
+    """Score every road segment and write the segments with their rates."""
+    if out.suffix.lower() not in SEGMENT_FORMATS:
+        msg = f"Cannot write segments to {out}: use one of {', '.join(SEGMENT_FORMATS)}."
+        raise InputError(msg)
+    job = _run(opts, want_routes=False)
+    path = write_segments(job.risk, out)
+    risk = job.risk
+    if not opts["quiet"]:
+        counts = risk.segments["risk_class"].value_counts()
+        classes = ", ".join(f"{counts.get(c, 0)} {c}" for c in RISK_CLASSES)
+        p = risk.params
+        err.print(
+            escape(
+                f"as of {risk.as_of.date()}: {len(risk.segments)} segments ({classes}); "
+                f"baseline {risk.baseline_rate:.4g} per km per 30 days; "
+                f"{p.kernel} kernel, {p.junction}, bandwidth {p.bandwidth_m:g} m, "
+                f"half-life {p.half_life_days:g} d, k {p.overdispersion_k:g} "
+                f"(moments estimate from these data: {risk.overdispersion_moments:.3g})"
+            )
+        )
+    click.echo(f"segments written to {path} (parameters in {path.stem}.params.json)")
+
+
+@main.command("backtest")
+@_data_options
+@_config_options
+@click.option(
+    "--split", "split", required=True, help="Fit before this date, test from it (YYYY-MM-DD)."
+)
+@click.option(
+    "--horizon",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="Days after the split to test on. Default: every later incident.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@_handle_errors
+def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> None:  # noqa: ANN401
+    """Hit rate and PAI of the model against raw counts and a planar KDE on a time split."""
+    if opts.get("as_of"):
+        msg = "`backtest` fits the model as of `--split`: leave out `--as-of`."
+        raise InputError(msg)
+    params = _risk_params(opts)
+    places = load_places(opts["places"])
+    G = name_nodes(load_graph(opts["roads"]), places)
+    table = read_incidents(opts["incidents"])
+    snapped = snap_incidents(G, table.incidents, max_distance_m=opts["max_snap"])
+    result = backtest(G, snapped, split, params=params, horizon_days=horizon)
+    if fmt == "json":
+        doc = {
+            "split": result.split.date().isoformat(),
+            "horizon_days": horizon,
+            "n_train": result.n_train,
+            "n_test": result.n_test,
+            "risk": result.risk.describe(),
+            "results": result.table.to_dict(orient="records"),
+        }
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
+        return
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    t = Table(
+        title=(
+            f"Backtest: fit before {result.split.date()} on {result.n_train} incidents, "
+            f"test on {result.n_test}"
+        )
+    )
+    for col in ("method", "flagged", "hit rate", "PAI"):
+        t.add_column(col, justify="left" if col == "method" else "right")
+    for row in result.table.itertuples(index=False):
+        t.add_row(
+            str(row.method),
+            f"{row.coverage:.0%}",
+            f"{row.hit_rate:.1%}",
+            f"{row.pai:.2f}",
+        )
+    out.print(t)
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,295 @@
+"""Benchmark: scoring incidents on a synthetic network, against networkx Dijkstra for the distances.
+
+Run from the worktree root::
+
+    .venv/bin/python -m benchmarks.bench_risk            # 100k incidents, 100k edges
+    .venv/bin/python -m benchmarks.bench_risk --quick    # smoke size
+
+Times, in one process:
+- ``score_segments`` (1 km segments, 5 km bandwidth, quartic, equal split),
+  with its peak traced memory and the process's peak RSS;
+- the network distances it needs (every end node of an incident's edge, up to
+  the bandwidth) with scipy's Dijkstra, as the model computes them;
+- the same distances with networkx ``single_source_dijkstra_path_length``
+  (cutoff = bandwidth) on a sample of the sources, extrapolated to all of them
+  (networkx on every source would take too long; the table says so), and
+  checks that both give the same distances;
+- a backtest on a simulated world (quality, not speed): PAI at 1, 5, 10 %.
+
+Writes the table to docs/benchmarks/risk.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import time
+import tracemalloc
+from pathlib import Path
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import scipy
+import shapely
+from scipy.sparse.csgraph import dijkstra
+
+import convoyrisk as cr
+from benchmarks.synthetic import clustered_points, dated, grid_roads
+from convoyrisk.risk import _DENSE_BUDGET, RiskParams, _edge_index, _network, backtest
+from convoyrisk.simulate import simulate_incidents
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "risk.md"
+
+
+def _incidents(roads, n: int):
+    x, y = clustered_points(roads, n, max_offset_m=200.0)
+    frame = pd.DataFrame(
+        {
+            "row": np.arange(1, n + 1),
+            "date": dated(n, start="2021-01-01", days=730),
+            "killed": np.random.default_rng(4).poisson(0.3, n).astype(float),
+            "injured": np.random.default_rng(5).poisson(1.0, n).astype(float),
+            "precision_m": 0.0,
+            "event_id": "",
+        }
+    )
+    return gpd.GeoDataFrame(frame, geometry=shapely.points(x, y), crs=roads.crs)
+
+
+def fast_graph(roads) -> nx.MultiDiGraph:
+    """The graph contract (x, y, lon, lat; geometry, length, road_id, reversed) built in bulk.
+
+    `grid_roads` shares end points exactly, so nodes are the unique end coordinates.
+    (convoyrisk.graph_from_gdf builds the same graph but takes minutes at 100k roads.)
+    """
+    geoms = roads.geometry.to_numpy()
+    ends = np.vstack(
+        [
+            shapely.get_coordinates(shapely.get_point(geoms, 0)),
+            shapely.get_coordinates(shapely.get_point(geoms, -1)),
+        ]
+    )
+    uniq, node_of = np.unique(ends, axis=0, return_inverse=True)
+    node_of = node_of.ravel()
+    n = len(geoms)
+    lonlat = shapely.get_coordinates(
+        gpd.GeoSeries(shapely.points(uniq), crs=roads.crs).to_crs(4326).to_numpy()
+    )
+    G = nx.MultiDiGraph(crs=roads.crs.to_string())
+    G.add_nodes_from(
+        (i, {"x": x, "y": y, "lon": lo, "lat": la})
+        for i, ((x, y), (lo, la)) in enumerate(zip(uniq.tolist(), lonlat.tolist(), strict=True))
+    )
+    lengths = shapely.length(geoms)
+    rev = shapely.reverse(geoms)
+    for i in range(n):
+        u, v = int(node_of[i]), int(node_of[n + i])
+        common = {"length": float(lengths[i]), "road_id": i}
+        G.add_edge(u, v, geometry=geoms[i], reversed=False, **common)
+        G.add_edge(v, u, geometry=rev[i], reversed=True, **common)
+    return G
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def main() -> None:  # noqa: PLR0915 - a linear script
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smoke size (5k edges, 5k incidents)")
+    ap.add_argument("--sample", type=int, default=300, help="networkx sources timed")
+    args = ap.parse_args()
+    n_edges = 5_000 if args.quick else 100_000
+    n_inc = 5_000 if args.quick else 100_000
+    params = RiskParams(segment_length_m=1_000.0, bandwidth_m=5_000.0)
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    t = time.perf_counter()
+    roads = grid_roads(n_edges)
+    G = fast_graph(roads)
+    t_graph = time.perf_counter() - t
+    incidents = _incidents(roads, n_inc)
+    t = time.perf_counter()
+    snapped = cr.snap_incidents(G, incidents, max_distance_m=2_000.0)
+    t_snap = time.perf_counter() - t
+    n_used = int((snapped["status"] == "snapped").sum())
+    print(f"graph {t_graph:.1f} s ({G.number_of_edges() // 2} roads), snap {t_snap:.1f} s")
+
+    # ours: the whole model
+    tracemalloc.start()
+    t = time.perf_counter()
+    c = time.process_time()
+    risk = cr.score_segments(G, snapped, params=params, as_of="2023-01-01")
+    t_score = time.perf_counter() - t
+    c_score = time.process_time() - c
+    peak = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    segs = risk.segments
+    print(
+        f"score {t_score:.1f} s (cpu {c_score:.1f} s), "
+        f"peak traced {peak:.0f} MB, rss {_rss_mb():.0f} MB"
+    )
+    used = risk.incidents[risk.incidents["used"] == "used"]
+    mass_ok = abs(segs["mass"].sum() - (used["weight"] + used["near_repeat_weight"]).sum())
+
+    # the distances alone: scipy (as the model batches them) vs networkx on a sample
+    net = _network(G)
+    edge_idx = _edge_index(net, used)
+    sources = np.unique(np.r_[net.eu[edge_idx], net.ev[edge_idx]])
+    t = time.perf_counter()
+    c = time.process_time()
+    batch = max(8, min(256, _DENSE_BUDGET // net.n_nodes))
+    reached = 0
+    for lo in range(0, len(sources), batch):
+        d = dijkstra(net.csr, directed=False, indices=sources[lo : lo + batch], limit=5_000.0)
+        reached += int(np.isfinite(d).sum())
+    t_scipy = time.perf_counter() - t
+    c_scipy = time.process_time() - c
+    H = nx.Graph()
+    for u, v, length in zip(net.eu, net.ev, net.length, strict=True):
+        if u != v and (not H.has_edge(u, v) or H[u][v]["weight"] > length):
+            H.add_edge(int(u), int(v), weight=float(length))
+    rng = np.random.default_rng(0)
+    sample = rng.choice(sources, size=min(args.sample, len(sources)), replace=False)
+    t = time.perf_counter()
+    c = time.process_time()
+    nx_rows = [
+        nx.single_source_dijkstra_path_length(H, int(s), cutoff=5_000.0, weight="weight")
+        for s in sample
+    ]
+    t_nx_sample = time.perf_counter() - t
+    c_nx_all = (time.process_time() - c) / len(sample) * len(sources)
+    t_nx_all = t_nx_sample / len(sample) * len(sources)
+    check = dijkstra(net.csr, directed=False, indices=sample, limit=5_000.0)
+    worst = 0.0
+    for i, row in enumerate(nx_rows):
+        nodes = np.fromiter(row.keys(), dtype=np.int64)
+        vals = np.fromiter(row.values(), dtype=float)
+        worst = max(worst, float(np.abs(check[i, nodes] - vals).max()))
+        assert np.isfinite(check[i]).sum() == len(row)
+    print(
+        f"distances: scipy {t_scipy:.1f} s for {len(sources)} sources; networkx "
+        f"{t_nx_sample:.1f} s for {len(sample)} -> {t_nx_all:.0f} s for all; max diff {worst:.2e} m"
+    )
+
+    # quality on a simulated world (a 10k-edge grid with 1 km cells)
+    sim_roads = grid_roads(2_000 if args.quick else 10_000, cell_m=1_000.0, seed=5)
+    sim_G = fast_graph(sim_roads)
+    world = simulate_incidents(
+        sim_G, days=1095, hotspots=8, hotspot_rate=0.06, hotspot_radius_m=4_000.0, seed=0
+    )
+    bt = backtest(
+        sim_G,
+        cr.snap_incidents(sim_G, world.incidents),
+        "2022-01-01",
+        params=RiskParams(near_repeat_boost=0.0),
+        horizon_days=365,
+    )
+    pai = bt.table.pivot_table(index="method", columns="coverage", values="pai")
+    print(pai.round(2))
+
+    size = f"{n_inc // 1000}k incidents ({n_used} on the network), {n_edges // 1000}k roads"
+    rows.append(
+        (
+            "score_segments (whole model)",
+            f"{t_score:.1f}",
+            f"{c_score:.1f}",
+            "1.00",
+            f"{peak:.0f} MB traced",
+        )
+    )
+    rows.append(
+        (
+            f"scipy dijkstra, limit 5 km, {len(sources)} sources (part of the above)",
+            f"{t_scipy:.1f}",
+            f"{c_scipy:.1f}",
+            f"{t_scipy / t_score:.2f}",
+            "batched rows",
+        )
+    )
+    rows.append(
+        (
+            (
+                f"networkx single_source_dijkstra_path_length, cutoff 5 km, all {len(sources)} "
+                f"sources (extrapolated from {len(sample)}: {t_nx_sample:.1f} s)"
+            ),
+            f"{t_nx_all:.0f}",
+            f"{c_nx_all:.0f}",
+            f"{t_nx_all / t_score:.2f}",
+            "-",
+        )
+    )
+    versions = (
+        f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
+        f"networkx {nx.__version__}, shapely {shapely.__version__}, pandas {pd.__version__}"
+    )
+    table = "\n".join(
+        ["| step | wall s | CPU s | ratio to score (wall) | memory |", "|---|---|---|---|---|"]
+        + [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    )
+    pai_md = "\n".join(
+        ["| method | PAI 1 % | PAI 5 % | PAI 10 % |", "|---|---|---|---|"]
+        + [
+            f"| {m} | {pai.loc[m, 0.01]:.2f} | {pai.loc[m, 0.05]:.2f} | {pai.loc[m, 0.1]:.2f} |"
+            for m in ("network_kde", "raw_counts", "planar_kde")
+        ]
+    )
+    verdict = (
+        "Met."
+        if t_score < 60
+        else (
+            f"**Not met**: {t_score:.0f} s wall, {c_score:.0f} s CPU. The work is one exact "
+            "lixel integral per incident and lixel within the bandwidth: on this 200 m grid a "
+            "5 km ball holds about 2 500 edges, so about 2.5e8 incident x lixel pairs, at "
+            f"roughly {c_score / 2.5e8 * 1e6:.2f} us of CPU each in numpy. Profiles at 20k "
+            "roads put about a third in "
+            "building each source edge's pairs from the Dijkstra rows, a quarter in the "
+            "per-incident integrals, a tenth in the running top contributors and under a tenth in "
+            "Dijkstra itself. Reaching 60 s needs a compiled inner loop (numba or Cython, a "
+            "new dependency) or a smaller problem: on a grid the cost grows with the square "
+            "of the bandwidth (2 km: about 6 times fewer pairs)."
+        )
+    )
+    text = f"""# Benchmark: risk model
+
+`.venv/bin/python -m benchmarks.bench_risk{" --quick" if args.quick else ""}` on
+{platform.machine()} with 2 cores ({platform.platform()}); {versions}.
+
+Data: `benchmarks/synthetic.py` `grid_roads({n_edges})` (200 m grid, curved edges) and
+`clustered_points` ({n_inc} points, 20 hotspots, at most 200 m off the roads) snapped with
+`snap_incidents` ({t_snap:.1f} s, not included below; building the graph with the bulk
+`fast_graph` of the benchmark took {t_graph:.1f} s).
+{size}. Model: 1 km segments (on this grid every edge is one segment), bandwidth 5 km,
+quartic kernel, equal split at junctions, near-repeat on. Mass check: summed segment mass
+minus summed weights = {mass_ok:.2e}. Process peak RSS {_rss_mb():.0f} MB.
+
+{table}
+
+Wall time is what a user waits; CPU time (this process) is the better measure here because
+other jobs shared the 2 cores during the run (load average above 2).
+
+Target: the whole model under 60 s. {verdict}
+
+networkx and scipy agree on the sampled distances (largest difference {worst:.1e} m, same
+reached sets). The networkx time covers the distances only; the model does much more with them
+(the equal-split products along each shortest-path tree and the exact lixel integrals for every
+incident).
+
+## Backtest on a simulated world (quality)
+
+`simulate_incidents` on `grid_roads({2_000 if args.quick else 10_000}, cell_m=1000)`: background
+0.002 and 8 hotspots (+0.06 per km per 30 days, 4 km reach), 3 years; fit before 2022-01-01
+({bt.n_train} incidents), test on the next 365 days ({bt.n_test} incidents).
+
+{pai_md}
+"""
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""`convoyrisk score` and `convoyrisk backtest` through the real entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from convoyrisk.cli import main
+
+from .test_cli import assert_one_line_error, run
+
+
+class _Proc:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def cli(*args: str) -> _Proc:
+    """In-process run of the same click entry point (the subprocess path is tested once)."""
+    res = CliRunner().invoke(main, list(args))
+    if res.exception and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return _Proc(res.exit_code, res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize("ext", [".gpkg", ".geojson", ".parquet", ".csv"])
+def test_score_writes_segments(tmp_path: Path, ext: str) -> None:
+    out = tmp_path / f"segments{ext}"
+    proc = (run if ext == ".gpkg" else cli)(
+        "score", "--out", str(out), "-q", "--as-of", "2023-11-10"
+    )
+    assert proc.returncode == 0, proc.stderr
+    if ext == ".csv":
+        segs = pd.read_csv(out)
+    elif ext == ".parquet":
+        segs = gpd.read_parquet(out)
+    else:
+        segs = gpd.read_file(out)
+    for col in (
+        "segment_id",
+        "u",
+        "v",
+        "key",
+        "start_m",
+        "end_m",
+        "length_m",
+        "rate",
+        "rate_low",
+        "rate_high",
+        "risk_class",
+        "incidents",
+        "top_contributors",
+    ):
+        assert col in segs.columns, col
+    assert (segs["rate_low"] <= segs["rate"]).all() and (segs["rate"] <= segs["rate_high"]).all()
+    if ext == ".geojson":
+        assert segs.crs.to_epsg() == 4326
+    meta = json.loads((tmp_path / "segments.params.json").read_text(encoding="utf-8"))
+    assert meta["as_of"] == "2023-11-10"
+    assert meta["params"]["bandwidth_m"] == 5000.0
+
+
+def test_score_config_and_overrides(tmp_path: Path) -> None:
+    cfg = tmp_path / "risk.toml"
+    cfg.write_text('[risk]\nbandwidth_m = 2000\nkernel = "uniform"\nhalf_life_days = 30\n')
+    out = tmp_path / "s.csv"
+    proc = run(
+        "score",
+        "--out",
+        str(out),
+        "-q",
+        "--config",
+        str(cfg),
+        "--half-life",
+        "45",
+        "--set",
+        "junction=none",
+    )
+    assert proc.returncode == 0, proc.stderr
+    p = json.loads((tmp_path / "s.params.json").read_text())["params"]
+    # config beats defaults, explicit options beat the config, --set is applied last
+    assert (p["bandwidth_m"], p["kernel"], p["half_life_days"], p["junction"]) == (
+        2000.0,
+        "uniform",
+        45.0,
+        "none",
+    )
+
+
+def test_score_errors(tmp_path: Path) -> None:
+    assert_one_line_error(cli("score", "--out", str(tmp_path / "x.txt")), ".gpkg")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[risk]\nbandwith_m = 1\n")
+    assert_one_line_error(
+        cli("score", "--out", str(tmp_path / "x.csv"), "--config", str(bad), "-q"), "bandwith_m"
+    )
+    assert_one_line_error(
+        cli("score", "--out", str(tmp_path / "x.csv"), "--set", "kernel=gauss", "-q"), "kernel"
+    )
+
+
+def test_backtest_table_and_json() -> None:
+    proc = cli("backtest", "--split", "2023-11-03", "--format", "json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert (doc["n_train"], doc["n_test"]) == (3, 3)
+    methods = {(r["method"], r["coverage"]) for r in doc["results"]}
+    assert methods == {
+        (m, c) for m in ("network_kde", "raw_counts", "planar_kde") for c in (0.01, 0.05, 0.1)
+    }
+    table = cli("backtest", "--split", "2023-11-03")
+    assert table.returncode == 0, table.stderr
+    assert "PAI" in table.stdout and "planar_kde" in table.stdout
+    assert_one_line_error(cli("backtest", "--split", "2030-01-01", "-q"), "earlier")

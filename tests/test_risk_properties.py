@@ -1,0 +1,113 @@
+"""Monotonicity (Hypothesis): more incidents never lower a rate; older never weighs more."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import convoyrisk as cr
+from convoyrisk.risk import RiskParams
+
+from .conftest import UTM31, lines_graph
+
+X0, Y0 = 500_000.0, 2_000_000.0
+AS_OF = pd.Timestamp("2023-06-01")
+
+
+@pytest.fixture(scope="module")
+def network():
+    """A junction, a loop and dead ends."""
+    return lines_graph(
+        [
+            [(X0, Y0), (X0 + 8_000, Y0)],
+            [(X0 + 8_000, Y0), (X0 + 16_000, Y0 + 3_000)],
+            [(X0 + 8_000, Y0), (X0 + 12_000, Y0 - 6_000)],
+            [(X0 + 12_000, Y0 - 6_000), (X0 + 16_000, Y0 + 3_000)],
+            [(X0 + 16_000, Y0 + 3_000), (X0 + 25_000, Y0 + 4_000)],
+        ]
+    )
+
+
+def _frame(G, rows: list[tuple[int, float, int, float, float]]) -> gpd.GeoDataFrame:
+    """Incidents at (road, fraction along it, age in days, killed, precision_m)."""
+    lines = {d["road_id"]: d["geometry"] for *_, d in G.edges(data=True) if not d["reversed"]}
+    pts = [shapely.line_interpolate_point(lines[r], f, normalized=True) for r, f, *_ in rows]
+    return gpd.GeoDataFrame(
+        {
+            "row": range(1, len(rows) + 1),
+            "date": [AS_OF - pd.Timedelta(days=a) for _, _, a, _, _ in rows],
+            "killed": [k for *_, k, _ in rows],
+            "injured": 0.0,
+            "precision_m": [p for *_, p in rows],
+            "event_id": [f"E{i}" for i in range(len(rows))],
+        },
+        geometry=pts,
+        crs=UTM31,
+    )
+
+
+incident = st.tuples(
+    st.integers(0, 4),
+    st.floats(0.0, 1.0),
+    st.integers(0, 800),
+    st.sampled_from([0.0, 1.0, 30.0]),
+    st.sampled_from([0.0, 3_000.0, 12_000.0]),
+)
+params = st.builds(
+    RiskParams,
+    segment_length_m=st.sampled_from([700.0, 2_000.0]),
+    bandwidth_m=st.sampled_from([2_000.0, 5_000.0]),
+    junction=st.sampled_from(["equal-split", "none"]),
+    conserve_mass=st.booleans(),
+    kernel=st.sampled_from(["quartic", "uniform", "triangular"]),
+)
+
+BASE = [(0, 0.3, 40, 0.0, 0.0), (2, 0.5, 200, 1.0, 0.0), (4, 0.9, 1, 0.0, 3_000.0)]
+
+
+def _score(G, rows, p: RiskParams) -> pd.DataFrame:
+    snapped = cr.snap_incidents(G, _frame(G, rows), max_distance_m=100.0)
+    return cr.score_segments(G, snapped, params=p, as_of=AS_OF).segments
+
+
+@settings(max_examples=40, deadline=None)
+@given(extra=incident, p=params, base=st.lists(incident, max_size=3))
+def test_adding_an_incident_never_lowers_a_rate(network, extra, p, base) -> None:
+    before = _score(network, BASE + base, p)
+    after = _score(network, [*BASE, *base, extra], p)
+    for col in ("mass", "rate", "rate_low", "rate_high"):
+        b, a = before[col].to_numpy(), after[col].to_numpy()
+        assert (a >= b * (1 - 1e-9) - 1e-15).all(), col
+    if extra[2] <= p.window_days:
+        assert after["mass"].sum() > before["mass"].sum()
+
+
+@settings(max_examples=40, deadline=None)
+@given(where=incident, younger=st.integers(0, 800), older_by=st.integers(1, 400), p=params)
+def test_an_older_incident_never_weighs_more(network, where, younger, older_by, p) -> None:
+    road, frac, _, killed, precision = where
+    new = _score(network, [*BASE, (road, frac, younger, killed, precision)], p)
+    old = _score(network, [*BASE, (road, frac, younger + older_by, killed, precision)], p)
+    for col in ("mass", "rate", "rate_low", "rate_high"):
+        assert (new[col].to_numpy() >= old[col].to_numpy() * (1 - 1e-9) - 1e-15).all(), col
+    w_new = cr.risk.incident_weights(
+        _frame(network, [(road, frac, younger, killed, precision)]).assign(status="snapped"),
+        AS_OF,
+        p,
+    )
+    w_old = cr.risk.incident_weights(
+        _frame(network, [(road, frac, younger + older_by, killed, precision)]).assign(
+            status="snapped"
+        ),
+        AS_OF,
+        p,
+    )
+    total_new = float((w_new["weight"] + w_new["near_repeat_weight"]).iloc[0])
+    total_old = float((w_old["weight"] + w_old["near_repeat_weight"]).iloc[0])
+    assert total_new >= total_old
+    assert np.isfinite(total_new)
