@@ -307,7 +307,8 @@ def score_segments(
             msg = f"`as_of` {as_of!r} is not a date: give it as YYYY-MM-DD."
             raise InputError(msg) from exc
     factor, reason = decay_weights(inc["date"], as_of_ts, params)
-    reason = np.where(inc["status"].to_numpy() != "snapped", "not on the network", reason)
+    on_network = np.isin(inc["status"].to_numpy(), ["snapped", "spread"])
+    reason = np.where(~on_network, "not on the network", reason)
     severity = (
         1.0
         + params.killed_weight * inc["killed"].to_numpy(float)
