@@ -36,8 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import networkx as nx
+import numba
 import numpy as np
+import osmnx
 import pandas as pd
+import scipy
 import shapely
 
 import convoyrisk as cr
@@ -70,7 +74,6 @@ def graph_of(roads: gpd.GeoDataFrame) -> Any:
     Built here directly: graph_from_gdf on the foundation branch takes quadratic time in
     the number of nodes (about 2 minutes for 20k lines), which is not what is measured.
     """
-    import networkx as nx
 
     geoms = roads.geometry.to_numpy()
     ends = np.r_[
@@ -95,9 +98,6 @@ def graph_of(roads: gpd.GeoDataFrame) -> Any:
 
 
 def versions() -> str:
-    import numba
-    import osmnx
-    import scipy
 
     geos = ".".join(map(str, shapely.geos_version))
     return (
@@ -108,7 +108,7 @@ def versions() -> str:
     )
 
 
-def check(name: str, ok: bool, detail: str) -> str:  # noqa: FBT001
+def check(name: str, ok: bool, detail: str) -> str:
     line = f"{'OK  ' if ok else 'FAIL'} {name}: {detail}"
     print(line)
     if not ok:
@@ -123,8 +123,6 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     args = parser.parse_args()
     n_edges, n_points = (2_000, 20_000) if args.quick else (100_000, 1_000_000)
     memory = not args.no_memory
-
-    import osmnx as ox
 
     print(f"building {n_edges} edges, {n_points} points ...", flush=True)
     roads = grid_roads(n_edges)
@@ -158,11 +156,13 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         ),
         (
             "geopandas sjoin_nearest",
-            lambda: gpd.sjoin_nearest(points, edges[["u", "v", "key", "geometry"]], distance_col="d"),
+            lambda: gpd.sjoin_nearest(
+                points, edges[["u", "v", "key", "geometry"]], distance_col="d"
+            ),
         ),
         (
             "osmnx nearest_edges",
-            lambda: ox.distance.nearest_edges(G, x, y, return_dist=True),
+            lambda: osmnx.distance.nearest_edges(G, x, y, return_dist=True),
         ),
     ]:
         print(f"timing {name} ...", flush=True)
@@ -183,7 +183,9 @@ def main() -> None:  # noqa: PLR0915 - a linear script
                 )
             )
         elif name.startswith("convoyrisk snap"):
-            line = np.array([edge_of[k] for k in zip(result["u"], result["v"], result["key"])])
+            line = np.array(
+                [edge_of[k] for k in zip(result["u"], result["v"], result["key"], strict=True)]
+            )
             checks.append(
                 check(
                     "snap_incidents = LineIndex",
@@ -193,7 +195,9 @@ def main() -> None:  # noqa: PLR0915 - a linear script
             )
         elif name.startswith("geopandas"):
             peer = result.groupby(level=0).first()  # equidistant ties give extra rows
-            peer_line = np.array([edge_of[k] for k in zip(peer["u"], peer["v"], peer["key"])])
+            peer_line = np.array(
+                [edge_of[k] for k in zip(peer["u"], peer["v"], peer["key"], strict=True)]
+            )
             checks += compare("sjoin_nearest", mine, peer_line, peer["d"].to_numpy(), pts, lines)
         else:
             peer_keys, peer_d = result
@@ -228,28 +232,36 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         [
             "# Snapping benchmark",
             "",
-            f"{n_points:,} points onto {len(keys):,} edges (benchmarks/synthetic.py: "
-            f"grid_roads({n_edges}), clustered_points(roads, {n_points}), points up to 2 km "
-            "off the roads; EPSG:32631), every case in the same process.",
+            (
+                f"{n_points:,} points onto {len(keys):,} edges (benchmarks/synthetic.py: "
+                f"grid_roads({n_edges}), clustered_points(roads, {n_points}), points up to 2 km "
+                "off the roads; EPSG:32631), every case in the same process."
+            ),
             "",
-            "Command: `.venv/bin/python -m benchmarks.bench_snapping"
-            + (" --quick`" if args.quick else "`"),
+            (
+                "Command: `.venv/bin/python -m benchmarks.bench_snapping"
+                + (" --quick`" if args.quick else "`")
+            ),
             "",
             *table,
             "",
-            f"Fastest peer: {fastest_peer}. Ours includes building the index and the offsets "
-            "along the edge and the snapped points; the peers give the edge and the distance "
-            "only. The snap_incidents row also computes road chainage, statuses and copies the "
-            f"GeoDataFrame. Process peak RSS {rss:,.0f} MB. The numba engine runs on "
-            f"{os.cpu_count()} threads (GEOS in the peers is single-threaded); numba compiles "
-            "once and caches the machine code on disk (not timed).",
+            (
+                f"Fastest peer: {fastest_peer}. Ours includes building the index and the offsets "
+                "along the edge and the snapped points; the peers give the edge and the distance "
+                "only. The snap_incidents row also computes road chainage, statuses and copies "
+                f"the GeoDataFrame. Process peak RSS {rss:,.0f} MB. The numba engine runs on "
+                f"{os.cpu_count()} threads (GEOS in the peers is single-threaded); numba "
+                "compiles once and caches the machine code on disk (not timed)."
+            ),
             "",
             "Answers, checked in the same run:",
             "",
             *[f"- {c}" for c in checks],
             "",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
-            f"{platform.release()}. {versions()}.",
+            (
+                f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+                f"{platform.release()}. {versions()}."
+            ),
             "",
         ]
     )
@@ -262,7 +274,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         print(f"written {OUT}")
 
 
-def compare(
+def compare(  # noqa: PLR0917 - a local helper
     name: str,
     mine: Any,
     peer_line: np.ndarray,
@@ -274,7 +286,13 @@ def compare(
     differ = np.flatnonzero(peer_line != mine.line)
     # where the edges differ, it must be a tie: our distance to the peer's edge equals ours
     tie_err = (
-        float(np.max(np.abs(shapely.distance(lines[peer_line[differ]], pts[differ]) - mine.distance[differ])))
+        float(
+            np.max(
+                np.abs(
+                    shapely.distance(lines[peer_line[differ]], pts[differ]) - mine.distance[differ]
+                )
+            )
+        )
         if len(differ)
         else 0.0
     )

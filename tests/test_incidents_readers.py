@@ -18,21 +18,90 @@ from hypothesis import strategies as st
 import convoyrisk as cr
 from convoyrisk.incidents import Filters, detect_dataset, merge_duplicates, parse_dates
 
-ACLED_HEADER = (
-    "event_id_cnty,event_date,year,time_precision,disorder_type,event_type,sub_event_type,"
-    "actor1,assoc_actor_1,inter1,actor2,assoc_actor_2,inter2,interaction,civilian_targeting,"
-    "iso,region,country,admin1,admin2,admin3,location,latitude,longitude,geo_precision,source,"
-    "source_scale,notes,fatalities,tags,timestamp"
-).split(",")
-GED_HEADER = (
-    "id,relid,year,active_year,code_status,type_of_violence,conflict_dset_id,conflict_new_id,"
-    "conflict_name,dyad_dset_id,dyad_new_id,dyad_name,side_a_dset_id,side_a_new_id,side_a,"
-    "side_b_dset_id,side_b_new_id,side_b,number_of_sources,source_article,source_office,"
-    "source_date,source_headline,source_original,where_prec,where_coordinates,"
-    "where_description,adm_1,adm_2,latitude,longitude,geom_wkt,priogrid_gid,country,"
-    "country_id,region,event_clarity,date_prec,date_start,date_end,deaths_a,deaths_b,"
-    "deaths_civilians,deaths_unknown,best,high,low,gwnoa,gwnob"
-).split(",")
+ACLED_HEADER = [
+    "event_id_cnty",
+    "event_date",
+    "year",
+    "time_precision",
+    "disorder_type",
+    "event_type",
+    "sub_event_type",
+    "actor1",
+    "assoc_actor_1",
+    "inter1",
+    "actor2",
+    "assoc_actor_2",
+    "inter2",
+    "interaction",
+    "civilian_targeting",
+    "iso",
+    "region",
+    "country",
+    "admin1",
+    "admin2",
+    "admin3",
+    "location",
+    "latitude",
+    "longitude",
+    "geo_precision",
+    "source",
+    "source_scale",
+    "notes",
+    "fatalities",
+    "tags",
+    "timestamp",
+]
+GED_HEADER = [
+    "id",
+    "relid",
+    "year",
+    "active_year",
+    "code_status",
+    "type_of_violence",
+    "conflict_dset_id",
+    "conflict_new_id",
+    "conflict_name",
+    "dyad_dset_id",
+    "dyad_new_id",
+    "dyad_name",
+    "side_a_dset_id",
+    "side_a_new_id",
+    "side_a",
+    "side_b_dset_id",
+    "side_b_new_id",
+    "side_b",
+    "number_of_sources",
+    "source_article",
+    "source_office",
+    "source_date",
+    "source_headline",
+    "source_original",
+    "where_prec",
+    "where_coordinates",
+    "where_description",
+    "adm_1",
+    "adm_2",
+    "latitude",
+    "longitude",
+    "geom_wkt",
+    "priogrid_gid",
+    "country",
+    "country_id",
+    "region",
+    "event_clarity",
+    "date_prec",
+    "date_start",
+    "date_end",
+    "deaths_a",
+    "deaths_b",
+    "deaths_civilians",
+    "deaths_unknown",
+    "best",
+    "high",
+    "low",
+    "gwnoa",
+    "gwnob",
+]
 IED = "Remote explosive/landmine/IED"
 
 
@@ -141,9 +210,7 @@ def test_hostile_acled_export(tmp_path: Path, sep: str, bom: bool) -> None:
 
 
 def test_row_10_longitude_out_of_range_is_rejected_not_swapped(tmp_path: Path) -> None:
-    path = write_csv(
-        tmp_path / "a.csv", ACLED_HEADER, [acled_row(latitude="0.6", longitude="195")]
-    )
+    path = write_csv(tmp_path / "a.csv", ACLED_HEADER, [acled_row(latitude="0.6", longitude="195")])
     t = cr.read_incidents(path)
     assert t.rejects["reason"].tolist() == ["coordinates out of range"]
 
@@ -157,7 +224,7 @@ def test_hostile_ged_export(tmp_path: Path) -> None:
         ged_row(where_prec="7"),  # 5 too coarse
         ged_row(best="n/a"),  # 6 text
         ged_row(date_start=""),  # 7 empty date
-        ged_row(where_description="line one\nline two, with \"quotes\""),  # 8
+        ged_row(where_description='line one\nline two, with "quotes"'),  # 8
         ged_row(type_of_violence="1", low="-1"),  # 9 negative low
     ]
     path = write_csv(tmp_path / "ged.csv", GED_HEADER, rows, bom=True)

@@ -49,7 +49,9 @@ def test_agrees_with_sjoin_nearest(default_graph, places) -> None:
         theirs = (peer["u"].iat[i], peer["v"].iat[i], peer["key"].iat[i])
         if mine != theirs:
             p = pts.geometry.iat[i]
-            assert geom.loc[theirs].distance(p) == pytest.approx(geom.loc[mine].distance(p), abs=1e-6)
+            assert geom.loc[theirs].distance(p) == pytest.approx(
+                geom.loc[mine].distance(p), abs=1e-6
+            )
 
 
 coords = st.floats(min_value=-5000, max_value=5000, allow_nan=False)

@@ -24,7 +24,10 @@ def run(*args: str) -> tuple[int, str]:
 def counts(output: str) -> dict[str, int]:
     line = output.splitlines()[0]
     total = int(line.split(" rows")[0])
-    parts = {m[1]: int(m[0]) for m in re.findall(r"(\d+) (snapped|spread|too far|excluded|rejected|merged)", line)}
+    parts = {
+        m[1]: int(m[0])
+        for m in re.findall(r"(\d+) (snapped|spread|too far|excluded|rejected|merged)", line)
+    }
     return {"total": total, **parts}
 
 

@@ -48,7 +48,9 @@ def test_geodanet_crimes_agree_with_spaghetti_and_sjoin_nearest(geodanet, engine
     peer_d = np.array([pp.dist_snapped[i] for i in ids])
     peer_xy = np.array([pp.snapped_coordinates[i] for i in ids])
     # brute force with GEOS over every raw street: the exact answer
-    truth = np.array([shapely.distance(streets.geometry.to_numpy(), p).min() for p in crimes.geometry])
+    truth = np.array(
+        [shapely.distance(streets.geometry.to_numpy(), p).min() for p in crimes.geometry]
+    )
     assert np.abs(ours["snap_distance_m"].to_numpy() - truth).max() <= 1e-9
     # spaghetti's own arithmetic strays from GEOS's by up to 4.3e-6 ft (1.3e-6 m) here:
     # agreement to 1e-5 ft, and its error is its own (see `truth`)
@@ -64,7 +66,9 @@ def test_geodanet_crimes_agree_with_spaghetti_and_sjoin_nearest(geodanet, engine
         assert p.distance(q) == pytest.approx(ours["snap_distance_m"].iat[i], abs=1e-5)
 
     peer = (
-        gpd.sjoin_nearest(crimes, edges.reset_index()[["u", "v", "key", "geometry"]], distance_col="d")
+        gpd.sjoin_nearest(
+            crimes, edges.reset_index()[["u", "v", "key", "geometry"]], distance_col="d"
+        )
         .groupby(level=0)
         .first()
     )
@@ -154,7 +158,9 @@ def test_engines_agree_on_long_straight_pieces_and_far_points() -> None:
     geoms = [track, *streets]
     x = rng.uniform(-20_000, 70_000, 3000)
     y = rng.uniform(-20_000, 50_000, 3000)
-    truth = np.array([min(g.distance(shapely.Point(a, b)) for g in geoms) for a, b in zip(x, y)])
+    truth = np.array(
+        [min(g.distance(shapely.Point(a, b)) for g in geoms) for a, b in zip(x, y, strict=True)]
+    )
     for engine in ENGINES:
         hit = LineIndex(geoms, engine=engine).nearest(x, y)
         assert np.abs(hit.distance - truth).max() <= 1e-6

@@ -19,8 +19,8 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-@numba.njit(cache=True, nogil=True, inline="always")  # type: ignore[untyped-decorator]
-def _point_segment(
+@numba.njit(cache=True, nogil=True, inline="always")
+def _point_segment(  # noqa: PLR0917 - compiled: positional arguments only
     px: float, py: float, ax: float, ay: float, bx: float, by: float
 ) -> tuple[float, float]:  # pragma: no cover - compiled
     # as GEOS's Distance::pointToSegment, so distances match shapely's
@@ -38,8 +38,8 @@ def _point_segment(
     return abs(s) * math.sqrt(len2), r
 
 
-@numba.njit(cache=True, nogil=True, inline="always")  # type: ignore[untyped-decorator]
-def _scan_cell(
+@numba.njit(cache=True, nogil=True, inline="always")
+def _scan_cell(  # noqa: PLR0917 - compiled: positional arguments only
     cell: int,
     x: float,
     y: float,
@@ -60,8 +60,8 @@ def _scan_cell(
     return d_best, s_best, l_best, r_best
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)  # type: ignore[untyped-decorator]
-def nearest_segments(
+@numba.njit(cache=True, nogil=True, parallel=True)
+def nearest_segments(  # noqa: PLR0917 - compiled: positional arguments only
     px: FloatArray,
     py: FloatArray,
     a: FloatArray,
@@ -86,10 +86,10 @@ def nearest_segments(
         y = py[p]
         best = (np.inf, big, big, 0.0)
         if math.isfinite(x) and math.isfinite(y):
-            ci = int(math.floor(min(max((x - x0) / size, -1e12), 1e12)))
-            cj = int(math.floor(min(max((y - y0) / size, -1e12), 1e12)))
+            ci = math.floor(min(max((x - x0) / size, -1e12), 1e12))
+            cj = math.floor(min(max((y - y0) / size, -1e12), 1e12))
             # rings closer than r never touch the grid
-            r = max(max(0, -ci, ci - (nx - 1)), max(0, -cj, cj - (ny - 1)))
+            r = max(0, -ci, ci - (nx - 1), -cj, cj - (ny - 1))
             while True:
                 for i in range(max(ci - r, 0), min(ci + r, nx - 1) + 1):
                     if abs(i - ci) == r:

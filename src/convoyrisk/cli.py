@@ -516,7 +516,8 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_handle_errors
-def snap_cmd(  # noqa: PLR0913 - one option per parameter
+def snap_cmd(
+    *,
     incidents: Path | None,
     roads: Path | None,
     out: Path,

@@ -43,6 +43,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError, MissingInputError
@@ -300,7 +303,9 @@ def _read_points(path: Path) -> pd.DataFrame:
         raise InputError(msg)
     gdf = gdf.to_crs(settings.default_crs)
     frame = pd.DataFrame(gdf.drop(columns="geometry")).astype(object)
-    frame = frame.drop(columns=[c for c in frame.columns if str(c).lower() in {"latitude", "longitude"}])
+    frame = frame.drop(
+        columns=[c for c in frame.columns if str(c).lower() in {"latitude", "longitude"}]
+    )
     is_point = (gdf.geom_type == "Point").to_numpy()
     frame["longitude"] = np.where(is_point, gdf.geometry.x.where(is_point), np.nan)
     frame["latitude"] = np.where(is_point, gdf.geometry.y.where(is_point), np.nan)
@@ -336,7 +341,7 @@ def parse_dates(values: pd.Series) -> pd.Series:
 
 
 def detect_dataset(columns: Iterable[str]) -> str:
-    """"acled", "ged" or "plain", from a table's column names.
+    """The kind of table ("acled", "ged" or "plain"), from its column names.
 
     Examples
     --------
@@ -346,9 +351,9 @@ def detect_dataset(columns: Iterable[str]) -> str:
     'plain'
     """
     names = {str(c).strip().lower() for c in columns}
-    if ACLED_MARKERS <= names:
+    if names >= ACLED_MARKERS:
         return "acled"
-    if GED_MARKERS <= names:
+    if names >= GED_MARKERS:
         return "ged"
     return "plain"
 
@@ -367,7 +372,7 @@ def _canonical(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return frame
 
 
-def validate_incidents(  # noqa: C901, PLR0912, PLR0915 - one check after another
+def validate_incidents(  # noqa: C901, PLR0915 - one check after another
     frame: pd.DataFrame,
     *,
     source: str = "`incidents`",
@@ -424,7 +429,7 @@ def validate_incidents(  # noqa: C901, PLR0912, PLR0915 - one check after anothe
     reason = pd.Series("", index=frame.index, dtype=object)
     kind = pd.Series("rejected", index=frame.index, dtype=object)
 
-    def flag(mask: pd.Series, text: str, what: str = "rejected") -> None:
+    def flag(mask: pd.Series, text: str | pd.Series, what: str = "rejected") -> None:
         hit = mask & (reason == "")
         reason.loc[hit] = text
         kind.loc[hit] = what
@@ -446,7 +451,9 @@ def validate_incidents(  # noqa: C901, PLR0912, PLR0915 - one check after anothe
     flag(date.isna(), "date missing or not YYYY-MM-DD / DD Month YYYY")
 
     counts = {}
-    count_cols = (*OPTIONAL_COUNTS, "killed_low", "killed_high") if dataset == "ged" else OPTIONAL_COUNTS
+    count_cols = (
+        (*OPTIONAL_COUNTS, "killed_low", "killed_high") if dataset == "ged" else OPTIONAL_COUNTS
+    )
     for col in count_cols:
         raw = text_col(col)
         value = pd.to_numeric(raw.replace("", "0"), errors="coerce")
@@ -547,7 +554,7 @@ def _precision(
     return radius, code, code_name
 
 
-def merge_duplicates(
+def merge_duplicates(  # noqa: PLR0915 - grouping, then one group at a time
     table: IncidentTable,
     *,
     distance_m: float = 2_000.0,
@@ -569,10 +576,6 @@ def merge_duplicates(
     ``injured``. The others move to the rejects as kind "merged" with
     ``merged_into`` set to the kept row.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    from scipy.spatial import cKDTree
-
     inc = table.incidents.reset_index(drop=True)
     if len(inc) < 2 or table.dataset in {"acled", "ged"}:
         out = inc.copy()
@@ -597,7 +600,8 @@ def merge_duplicates(
     graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
     _, label = connected_components(graph, directed=False)
     precision = inc["precision_m"].to_numpy(float)
-    order = np.lexsort((inc["row"].to_numpy(), precision, label))
+    rows = inc["row"].to_numpy()
+    order = np.lexsort((rows, precision, label))
     keep = np.ones(n, dtype=bool)
     merged_into = np.full(n, -1)
     out = inc.copy()
@@ -629,12 +633,12 @@ def merge_duplicates(
             continue
         others = group[1:]
         keep[others] = False
-        merged_into[others] = int(inc.at[head, "row"])
+        merged_into[others] = int(rows[head])
         names = list(dict.fromkeys(s for s in sources[group] if s))
-        out.at[head, "source"] = "; ".join(names)
-        out.at[head, "merged_rows"] = ";".join(str(int(r)) for r in inc.loc[others, "row"])
+        out.loc[head, "source"] = "; ".join(names)
+        out.loc[head, "merged_rows"] = ";".join(str(int(r)) for r in rows[others])
         for col in ("killed", "injured"):
-            out.at[head, col] = float(inc.loc[group, col].max())
+            out.loc[head, col] = float(inc.loc[group, col].max())
     gone = inc.loc[~keep]
     extra = pd.DataFrame(
         {

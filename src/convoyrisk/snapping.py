@@ -26,6 +26,7 @@ Statuses (see :func:`snap_incidents`):
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import shapely
 from scipy.spatial import cKDTree
 
 from ._errors import InputError
@@ -113,9 +115,7 @@ class LineIndex:
         piece_m: float | None = None,
         engine: str = "auto",
         cell_m: float | None = None,
-    ):
-        import shapely
-
+    ) -> None:
         if engine not in {"auto", "numba", "numpy"}:
             msg = f"`engine` must be 'auto', 'numba' or 'numpy', got {engine!r}."
             raise InputError(msg)
@@ -151,7 +151,7 @@ class LineIndex:
         self.engine = _resolve_engine(engine)
         self.grid: tuple[Any, ...] | None = None
         if self.engine == "numba":
-            from ._snapgrid import build_grid
+            from ._snapgrid import build_grid  # noqa: PLC0415 - numba is optional, slow to import
 
             span = np.ptp(np.r_[self.a, self.b], axis=0)
             area = float(max(span[0], 1.0) * max(span[1], 1.0))
@@ -216,7 +216,7 @@ class LineIndex:
         dist = np.full(n, np.inf)
         frac = np.zeros(n)
         if self.grid is not None:
-            from ._snapgrid import nearest_segments
+            from ._snapgrid import nearest_segments  # noqa: PLC0415 - as above
 
             ptr, cell_seg, x0, y0, nx, ny = self.grid
             # points in spatial order find their cells' segments in cache (4x faster)
@@ -239,7 +239,9 @@ class LineIndex:
             todo = todo[np.lexsort((gy, gx))]
         for start in range(0, len(todo), _CHUNK):
             chunk = todo[start : start + _CHUNK]
-            self._nearest_chunk(px, py, chunk, max_distance, workers, seg, dist, frac)
+            self._nearest_chunk(
+                px, py, chunk, max_distance=max_distance, workers=workers, out=(seg, dist, frac)
+            )
         return self._result(seg, dist, frac, max_distance)
 
     def _result(
@@ -266,13 +268,13 @@ class LineIndex:
         px: FloatArray,
         py: FloatArray,
         todo: IntArray,
+        *,
         max_distance: float,
         workers: int,
-        seg: IntArray,
-        dist: FloatArray,
-        frac: FloatArray,
+        out: tuple[IntArray, FloatArray, FloatArray],
     ) -> None:
         """Fill `seg`, `dist`, `frac` for the points `todo`, growing k until certified."""
+        seg, dist, frac = out
         k = _FIRST_K
         bound_cap = max_distance + self.half
         while len(todo):
@@ -307,7 +309,9 @@ class LineIndex:
                 break
             k *= 8
 
-    def length_within(self, x: npt.ArrayLike, y: npt.ArrayLike, radius: npt.ArrayLike) -> FloatArray:
+    def length_within(
+        self, x: npt.ArrayLike, y: npt.ArrayLike, radius: npt.ArrayLike
+    ) -> FloatArray:
         """Length of line (metres) inside the disc of `radius` around each point.
 
         Parameters
@@ -336,9 +340,7 @@ class LineIndex:
         if counts.sum() == 0:
             return out
         owner = np.repeat(ok, counts)
-        pieces = np.fromiter(
-            (p for h in hits for p in h), dtype=np.int64, count=int(counts.sum())
-        )
+        pieces = np.fromiter((p for h in hits for p in h), dtype=np.int64, count=int(counts.sum()))
         # a segment cut into several pieces appears once per point
         pairs = np.unique(np.c_[owner, self.piece_seg[pieces]], axis=0)
         owner, segs = pairs[:, 0], pairs[:, 1]
@@ -376,7 +378,7 @@ def _resolve_engine(engine: str) -> str:
     if engine == "numpy":
         return engine
     try:
-        import numba  # noqa: F401
+        import numba  # noqa: F401, PLC0415 - only to know whether it is there
     except ImportError as exc:
         if engine == "numba":
             msg = "`engine='numba'` needs numba: `pip install numba` (or use engine='numpy')."
@@ -395,7 +397,7 @@ def _start_measures(seg_line: IntArray, length: FloatArray) -> FloatArray:
     start = np.zeros(n)
     line_first = np.flatnonzero(np.r_[True, seg_line[1:] != seg_line[:-1]])
     bounds = np.unique(np.r_[line_first[np.searchsorted(line_first, np.arange(0, n, 4096))], n])
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         total = np.cumsum(length[lo:hi])
         firsts = line_first[(line_first >= lo) & (line_first < hi)] - lo
         counts = np.diff(np.r_[firsts, hi - lo])
@@ -452,6 +454,8 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["u", "v", "key", "road", "length", "road_id"])
     start = np.zeros(len(frame))
     sign = np.ones(len(frame))
+    lengths = frame["length"].to_numpy(float)
+    from_node = frame["u"].to_numpy()
     named = frame[frame["road"] != ""]
     shared = named[named.duplicated("road", keep=False)]  # a lone edge is a road of its own
     for _, group in shared.groupby("road", sort=False):
@@ -480,8 +484,8 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
                     (w, d) for _, w, d in sub.edges(node, data=True) if d["row"] != previous
                 )
                 i = int(data["row"])
-                length = float(frame.at[i, "length"])
-                if frame.at[i, "u"] == node:
+                length = float(lengths[i])
+                if from_node[i] == node:
                     start[i], sign[i] = chain, 1.0
                 else:
                     start[i], sign[i] = chain + length, -1.0
@@ -538,8 +542,6 @@ def snap_incidents(
     if not max_distance_m > 0:
         msg = f"`max_distance_m` must be positive, got {max_distance_m}."
         raise InputError(msg)
-    import shapely
-
     points = incidents.to_crs(G.graph["crs"])
     geoms = points.geometry.to_numpy()
     if len(geoms) and not (shapely.get_type_id(geoms) == 0).all():
@@ -567,9 +569,9 @@ def snap_incidents(
         uvk[on] = codes[line[on]]
     chain = road_chainage(G).reindex(edge_keys)
     road = np.where(on, chain["road"].to_numpy(object)[line], "")
-    chainage = chain["chain_start_m"].to_numpy(float)[line] + chain["chain_sign"].to_numpy(
-        float
-    )[line] * np.where(on, hit.offset, np.nan)
+    chainage = chain["chain_start_m"].to_numpy(float)[line] + chain["chain_sign"].to_numpy(float)[
+        line
+    ] * np.where(on, hit.offset, np.nan)
     status = np.where(on, np.where(exact, SNAPPED, SPREAD), TOO_FAR)
     out = points.copy()
     out["status"] = status
