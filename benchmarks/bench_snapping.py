@@ -120,7 +120,16 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke size")
     parser.add_argument("--no-memory", action="store_true", help="skip the traced reruns")
+    parser.add_argument(
+        "--read-rows",
+        type=int,
+        default=0,
+        help="instead: time reading an N-row synthetic ACLED export, and its peak RSS",
+    )
     args = parser.parse_args()
+    if args.read_rows:
+        read_benchmark(args.read_rows)
+        return
     n_edges, n_points = (2_000, 20_000) if args.quick else (100_000, 1_000_000)
     memory = not args.no_memory
 
@@ -272,6 +281,46 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     else:
         write_text_atomic(OUT, text)
         print(f"written {OUT}")
+
+
+def read_benchmark(n: int) -> None:
+    """Write an n-row CSV with ACLED's columns (synthetic rows), read it in a child process."""
+    import subprocess  # noqa: PLC0415 - only this mode
+    import tempfile  # noqa: PLC0415
+
+    rng = np.random.default_rng(5)
+    header = ["event_id_cnty", "event_date", "year", "time_precision", "disorder_type", "event_type", "sub_event_type", "actor1", "assoc_actor_1", "inter1", "actor2", "assoc_actor_2", "inter2", "interaction", "civilian_targeting", "iso", "region", "country", "admin1", "admin2", "admin3", "location", "latitude", "longitude", "geo_precision", "source", "source_scale", "notes", "fatalities", "tags", "timestamp"]
+    days = pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 3650, n), unit="D")
+    frame = pd.DataFrame(dict.fromkeys(header, ""), index=range(n))
+    frame["event_id_cnty"] = [f"MLI{i}" for i in range(n)]
+    frame["event_date"] = days.strftime("%d %B %Y")
+    frame["event_type"] = "Explosions/Remote violence"
+    frame["sub_event_type"] = "Remote explosive/landmine/IED"
+    frame["country"] = "Mali"
+    frame["latitude"] = np.round(rng.uniform(15, 20, n), 4)
+    frame["longitude"] = np.round(rng.uniform(-1, 3, n), 4)
+    frame["geo_precision"] = rng.integers(1, 4, n)
+    frame["source"] = "Synthetic wire; Synthetic radio"
+    frame["notes"] = "On this date, a synthetic IED struck a synthetic convoy; " * 4
+    frame["fatalities"] = rng.integers(0, 5, n)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "acled.csv"
+        frame.to_csv(path, index=False)
+        size = path.stat().st_size / 1e6
+        del frame
+        code = (
+            "import resource, time, convoyrisk as cr\n"
+            "t = time.perf_counter()\n"
+            f"table = cr.read_incidents({str(path)!r})\n"
+            "s = time.perf_counter() - t\n"
+            "rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+            "print(f'{table.n_input} rows, {len(table.incidents)} incidents, "
+            "{s:.1f} s, peak RSS {rss:.0f} MB')\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        )
+        print(f"{size:.0f} MB CSV, read_incidents: {out.stdout.strip()}")
 
 
 def compare(  # noqa: PLR0917 - a local helper

@@ -176,17 +176,10 @@ class LineIndex:
         (index, edges)
             The index, and the ``(u, v, key)`` of each indexed line.
         """
-        keys: list[tuple[int, int, int]] = []
-        geoms: list[Any] = []
-        for u, v, k, data in G.edges(keys=True, data=True):
-            if data.get("reversed", False):
-                continue
-            keys.append((u, v, k))
-            geoms.append(data["geometry"])
-        if not keys:
-            msg = "The graph has no edges: the road layer gave no usable lines."
-            raise InputError(msg)
-        return cls(geoms), pd.MultiIndex.from_tuples(keys, names=["u", "v", "key"])
+        edges = _forward_edges(G)
+        return cls(edges.geoms), pd.MultiIndex.from_arrays(
+            list(edges.uvk.T), names=["u", "v", "key"]
+        )
 
     def nearest(
         self,
@@ -445,23 +438,63 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
         chainage grows from ``u`` to ``v``, -1 when it shrinks, NaN when
         undefined), so ``chainage = chain_start_m + chain_sign * offset_m``.
     """
-    rows: list[tuple[int, int, int, str, float, int]] = []
+    edges = _forward_edges(G)
+    start, sign = _chainage(edges)
+    index = pd.MultiIndex.from_arrays(list(edges.uvk.T), names=["u", "v", "key"])
+    return pd.DataFrame(
+        {"road": edges.road, "chain_start_m": start, "chain_sign": sign}, index=index
+    )
+
+
+@dataclass(frozen=True)
+class _Edges:
+    """The forward edges of a graph, as arrays (one pass over the graph)."""
+
+    uvk: IntArray
+    geoms: npt.NDArray[Any]
+    road: npt.NDArray[Any]
+    length: FloatArray
+    road_id: IntArray
+
+
+def _forward_edges(G: nx.MultiDiGraph) -> _Edges:
+    uvk: list[tuple[int, int, int]] = []
+    geoms: list[Any] = []
+    road: list[str] = []
+    length: list[float] = []
+    road_id: list[int] = []
     for u, v, k, data in G.edges(keys=True, data=True):
         if data.get("reversed", False):
             continue
-        name = str(data.get("name") or data.get("ref") or "").strip()
-        rows.append((u, v, k, name, float(data["length"]), int(data.get("road_id", len(rows)))))
-    frame = pd.DataFrame(rows, columns=["u", "v", "key", "road", "length", "road_id"])
-    start = np.zeros(len(frame))
-    sign = np.ones(len(frame))
-    lengths = frame["length"].to_numpy(float)
-    from_node = frame["u"].to_numpy()
-    named = frame[frame["road"] != ""]
-    shared = named[named.duplicated("road", keep=False)]  # a lone edge is a road of its own
-    for _, group in shared.groupby("road", sort=False):
+        uvk.append((u, v, k))
+        geoms.append(data["geometry"])
+        road.append(str(data.get("name") or data.get("ref") or "").strip())
+        length.append(float(data["length"]))
+        road_id.append(int(data.get("road_id", len(road_id))))
+    if not uvk:
+        msg = "The graph has no edges: the road layer gave no usable lines."
+        raise InputError(msg)
+    return _Edges(
+        uvk=np.array(uvk, dtype=np.int64).reshape(-1, 3),
+        geoms=np.array(geoms, dtype=object),
+        road=np.array(road, dtype=object),
+        length=np.array(length),
+        road_id=np.array(road_id, dtype=np.int64),
+    )
+
+
+def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
+    """Chainage at ``u`` and its direction along the edge, per forward edge."""
+    n = len(edges.length)
+    start = np.zeros(n)
+    sign = np.ones(n)
+    names = pd.Series(edges.road)
+    shared = names[(names != "") & names.duplicated(keep=False)]  # a lone edge: its own road
+    from_node = edges.uvk[:, 0]
+    for _, group in shared.groupby(shared, sort=False):
         H = nx.MultiGraph()
-        for i, u, v in zip(group.index, group["u"], group["v"], strict=True):
-            H.add_edge(u, v, row=i)
+        for i in group.index:
+            H.add_edge(edges.uvk[i, 0], edges.uvk[i, 1], row=i)
         for nodes in nx.connected_components(H):
             sub = H.subgraph(nodes)
             ends = [n for n, deg in sub.degree() if deg == 1]
@@ -473,30 +506,26 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
                 start[edge_rows] = np.nan
                 sign[edge_rows] = np.nan
                 continue
-            first = frame.loc[edge_rows].sort_values("road_id").iloc[0]
-            node = min(
-                ends,
-                key=lambda n: (0 if n in (first["u"], first["v"]) else 1, n),
-            )
+            first = min(edge_rows, key=lambda i: edges.road_id[i])
+            first_ends = (edges.uvk[first, 0], edges.uvk[first, 1])
+            node = min(ends, key=lambda n: (0 if n in first_ends else 1, n))
             chain, previous = 0.0, -1
             for _ in range(sub.number_of_edges()):
                 (nxt, data) = next(
                     (w, d) for _, w, d in sub.edges(node, data=True) if d["row"] != previous
                 )
                 i = int(data["row"])
-                length = float(lengths[i])
+                length = float(edges.length[i])
                 if from_node[i] == node:
                     start[i], sign[i] = chain, 1.0
                 else:
                     start[i], sign[i] = chain + length, -1.0
                 chain += length
                 node, previous = nxt, i
-    frame["chain_start_m"] = start
-    frame["chain_sign"] = sign
-    return frame.set_index(["u", "v", "key"])[["road", "chain_start_m", "chain_sign"]]
+    return start, sign
 
 
-def snap_incidents(
+def snap_incidents(  # noqa: PLR0915 - one output column after another
     G: nx.MultiDiGraph,
     incidents: gpd.GeoDataFrame,
     *,
@@ -554,27 +583,30 @@ def snap_incidents(
         precision = np.zeros(len(points))
     exact = precision <= exact_m
     reach = np.where(exact, max_distance_m, np.maximum(max_distance_m, precision))
-    edge_keys: pd.MultiIndex
+    edges = _forward_edges(G)
     if index is None:
-        index, edge_keys = LineIndex.from_graph(G)
-    else:
-        _, edge_keys = _forward_keys(G)
+        index = LineIndex(edges.geoms)
+    elif index.n_lines != len(edges.geoms):
+        msg = "`index` does not match the graph: build it with `LineIndex.from_graph(G)`."
+        raise InputError(msg)
     hit = index.nearest(x, y, max_distance=float(reach.max()) if len(reach) else 1.0)
     on = (hit.line >= 0) & (hit.distance <= reach)
     line = np.where(on, hit.line, 0)
     n = len(points)
-    uvk = np.full((n, 3), -1, dtype=np.int64)
-    if n and len(edge_keys):
-        codes = np.c_[[edge_keys.get_level_values(i).to_numpy(np.int64) for i in range(3)]].T
-        uvk[on] = codes[line[on]]
-    chain = road_chainage(G).reindex(edge_keys)
-    road = np.where(on, chain["road"].to_numpy(object)[line], "")
-    chainage = chain["chain_start_m"].to_numpy(float)[line] + chain["chain_sign"].to_numpy(float)[
-        line
-    ] * np.where(on, hit.offset, np.nan)
-    status = np.where(on, np.where(exact, SNAPPED, SPREAD), TOO_FAR)
+    uvk = np.where(on[:, None], edges.uvk[line], -1)
+    chain_start, chain_sign = _chainage(edges)
+    roads = pd.Categorical(edges.road)
+    names = list(roads.categories)
+    if "" not in names:
+        names.append("")
+    road_code = np.where(on, roads.codes[line], names.index("")).astype(np.int64)
+    road = pd.Categorical.from_codes(road_code, categories=pd.Index(names, dtype=str))
+    chainage = chain_start[line] + chain_sign[line] * np.where(on, hit.offset, np.nan)
+    code = np.where(on, np.where(exact, 0, 1), 2)
     out = points.copy()
-    out["status"] = status
+    out["status"] = pd.Categorical.from_codes(
+        code.astype(np.int64), categories=pd.Index(list(STATUSES), dtype=str)
+    )
     out["u"], out["v"], out["key"] = uvk[:, 0], uvk[:, 1], uvk[:, 2]
     out["snap_distance_m"] = np.where(on, hit.distance, np.nan)
     out["offset_m"] = np.where(on, hit.offset, np.nan)
@@ -583,20 +615,11 @@ def snap_incidents(
     out["road"] = road
     out["chainage_m"] = np.where(on, chainage, np.nan)
     in_radius = np.full(n, np.nan)
-    spread = np.flatnonzero(status == SPREAD)
+    spread = np.flatnonzero(code == 1)
     if len(spread):
         in_radius[spread] = index.length_within(x[spread], y[spread], precision[spread])
     out["road_in_radius_m"] = in_radius
     return out
-
-
-def _forward_keys(G: nx.MultiDiGraph) -> tuple[None, pd.MultiIndex]:
-    keys = [
-        (u, v, k)
-        for u, v, k, reverse in G.edges(keys=True, data="reversed", default=False)
-        if not reverse
-    ]
-    return None, pd.MultiIndex.from_tuples(keys, names=["u", "v", "key"])
 
 
 def status_counts(snapped: pd.DataFrame) -> dict[str, int]:
