@@ -133,6 +133,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     n_edges, n_points = (2_000, 20_000) if args.quick else (100_000, 1_000_000)
     memory = not args.no_memory
 
+    load_before = os.getloadavg()[0]
     print(f"building {n_edges} edges, {n_points} points ...", flush=True)
     roads = grid_roads(n_edges)
     G = graph_of(roads)
@@ -237,6 +238,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
             f"| {name} | {seconds:.2f} | {n_points / seconds:,.0f} | {ratio:.1f}x | {peak:,.0f} |"
         )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    load = f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     text = "\n".join(
         [
             "# Snapping benchmark",
@@ -269,7 +271,8 @@ def main() -> None:  # noqa: PLR0915 - a linear script
             "",
             (
                 f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
-                f"{platform.release()}. {versions()}."
+                f"{platform.release()}, shared with other sessions (1-minute load average "
+                f"{load}): absolute seconds drift, the ratios less. {versions()}."
             ),
             "",
         ]
