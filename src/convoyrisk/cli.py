@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import click
 import geopandas as gpd
 import networkx as nx
+import pandas as pd
+import pyogrio
 from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
@@ -21,7 +23,7 @@ from rich.table import Table
 from . import __version__
 from ._errors import ConvoyRiskError, InputError
 from .config import params_from_mapping, parse_overrides, read_config
-from .incidents import read_incidents
+from .incidents import Filters, merge_duplicates, read_incidents
 from .maps import risk_map, save_map
 from .network import load_graph, name_nodes, nearest_node
 from .places import geocode, load_places
@@ -35,7 +37,8 @@ from .risk import (
     write_segments,
 )
 from .routing import Route, alternative_routes, score_routes
-from .snapping import snap_incidents
+from .snapping import snap_incidents, status_counts
+from .utils import atomic_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
@@ -402,6 +405,194 @@ def map_cmd(
 # --------------------------------------------------------------------------------------
 # `convoyrisk snap` (incidents onto the network, with rejects)
 # --------------------------------------------------------------------------------------
+
+
+SNAP_COLUMNS = (
+    "row",
+    "status",
+    "u",
+    "v",
+    "key",
+    "snap_distance_m",
+    "offset_m",
+    "road",
+    "chainage_m",
+    "snap_x",
+    "snap_y",
+    "precision_m",
+    "road_in_radius_m",
+    "at_capital",
+    "date",
+    "type",
+    "event_type",
+    "killed",
+    "injured",
+    "source",
+    "merged_rows",
+    "location",
+    "admin1",
+    "event_id",
+    "dataset",
+    "notes",
+)
+
+
+def _rejects_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_rejects{out.suffix}")
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV or GeoPackage by extension, atomically (GeoPackage: points if there is geometry)."""
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            plain = frame.drop(columns="geometry", errors="ignore")
+            plain.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+        elif isinstance(frame, gpd.GeoDataFrame):
+            frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio")
+        else:
+            pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=path.stem)
+
+
+@main.command("snap")
+@click.option(
+    "--incidents",
+    type=click.Path(path_type=Path),
+    help="ACLED or UCDP GED export, or a plain CSV/GeoJSON/GeoPackage. Default: the embedded.",
+)
+@click.option(
+    "--roads",
+    type=click.Path(path_type=Path),
+    help="Road line layer (GeoJSON, GeoPackage, Shapefile). Default: Kidal–Gao roads.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Placed events, .csv or .gpkg; the rejects go beside it as <name>_rejects.<ext>.",
+)
+@click.option(
+    "--max-snap",
+    type=click.FloatRange(min=1.0),
+    default=5000.0,
+    show_default=True,
+    help="Exact events farther than this (metres) from every road are too far.",
+)
+@click.option(
+    "--exact-m",
+    type=click.FloatRange(min=0.0),
+    default=2000.0,
+    show_default=True,
+    help="Events with an uncertainty radius up to this (metres) snap; larger ones spread.",
+)
+@click.option(
+    "--event-type",
+    "event_types",
+    multiple=True,
+    help="Keep only this type (ACLED sub_event_type or event_type); repeatable.",
+)
+@click.option("--date-from", help="Keep events from this day (YYYY-MM-DD).")
+@click.option("--date-to", help="Keep events up to this day (YYYY-MM-DD).")
+@click.option(
+    "--max-precision-m",
+    type=click.FloatRange(min=0.0),
+    default=None,
+    help="Exclude events whose uncertainty radius is larger (metres).",
+)
+@click.option(
+    "--column",
+    "column_map",
+    multiple=True,
+    metavar="OURS=THEIRS",
+    help="Read our column OURS from the file's column THEIRS, e.g. latitude=lat; repeatable.",
+)
+@click.option(
+    "--merge/--no-merge",
+    default=True,
+    show_default=True,
+    help="Merge reports of one event from different sources.",
+)
+@click.option(
+    "--merge-distance",
+    type=click.FloatRange(min=0.0),
+    default=2000.0,
+    show_default=True,
+    help="Duplicate reports lie within this distance (metres)...",
+)
+@click.option(
+    "--merge-days",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="... and within this many days.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@_handle_errors
+def snap_cmd(
+    *,
+    incidents: Path | None,
+    roads: Path | None,
+    out: Path,
+    max_snap: float,
+    exact_m: float,
+    event_types: tuple[str, ...],
+    date_from: str | None,
+    date_to: str | None,
+    max_precision_m: float | None,
+    column_map: tuple[str, ...],
+    merge: bool,
+    merge_distance: float,
+    merge_days: float,
+    quiet: bool,
+) -> None:
+    """Put incidents on the road network; write them and a rejects file; print the counts."""
+    if out.suffix.lower() not in {".csv", ".gpkg"}:
+        msg = f"`--out` {out} must end in .csv or .gpkg."
+        raise InputError(msg)
+    columns = {}
+    for item in column_map:
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            msg = f"`--column {item}` must be OURS=THEIRS, e.g. `--column latitude=lat`."
+            raise InputError(msg)
+        columns[ours.strip()] = theirs.strip()
+    filters = Filters.make(
+        event_types=event_types,
+        date_from=date_from,
+        date_to=date_to,
+        max_precision_m=max_precision_m,
+    )
+    G = load_graph(roads)
+    table = read_incidents(incidents, columns=columns or None, filters=filters)
+    if merge:
+        table = merge_duplicates(table, distance_m=merge_distance, days=merge_days)
+    placed = snap_incidents(G, table.incidents, max_distance_m=max_snap, exact_m=exact_m)
+    wgs = table.incidents.geometry
+    placed["longitude"], placed["latitude"] = wgs.x.to_numpy(), wgs.y.to_numpy()
+    cols = [c for c in SNAP_COLUMNS if c in placed.columns] + ["longitude", "latitude"]
+    frame = gpd.GeoDataFrame(placed[cols], geometry=wgs.to_numpy(), crs=wgs.crs)
+    frame["snap_crs"] = G.graph["crs"]
+    rejects = table.rejects.sort_values("row", kind="stable")
+    _write_table(frame, out)
+    _write_table(rejects, _rejects_path(out))
+    status = status_counts(placed)
+    kinds = table.counts()
+    total = sum(status.values()) + kinds["rejected"] + kinds["excluded"] + kinds["merged"]
+    if total != table.n_input:  # pragma: no cover - a bug, not a user error
+        msg = f"counts add up to {total}, not the {table.n_input} rows read"
+        raise RuntimeError(msg)
+    if not quiet:
+        click.echo(
+            f"{table.n_input} rows ({table.dataset}): {status['snapped']} snapped, "
+            f"{status['spread']} spread, {status['too_far']} too far, "
+            f"{kinds['excluded']} excluded, {kinds['rejected']} rejected, "
+            f"{kinds['merged']} merged"
+        )
+        for row in rejects[rejects["kind"] == "rejected"].head(5).itertuples(index=False):
+            click.echo(f"  rejected row {row.row}: {row.reason}")
+        click.echo(f"placed events written to {out}")
+        click.echo(f"rejects written to {_rejects_path(out)}")
 
 
 # --------------------------------------------------------------------------------------

@@ -1,16 +1,41 @@
-"""Reading incident tables, checking every row, and keeping count of each.
+"""Reading incident tables (ACLED, UCDP GED, plain), checking every row, keeping count of each.
 
-A plain CSV needs ``latitude``, ``longitude`` and ``date`` (ISO ``YYYY-MM-DD``,
-or ``DD Month YYYY`` as ACLED writes it) and may have ``type``, ``killed``,
-``injured``, ``precision_m``, ``geo_precision``, ``source``, ``notes``,
-``location`` and ``event_id``. GeoJSON and GeoPackage point layers carry the
-same properties. Every input row ends up either in the incidents or in the
-rejects, with its 1-based ``row`` number and a reason.
+Three kinds of table are recognised from their header:
+
+ACLED export CSV
+    ``event_id_cnty``, ``event_date``, ``sub_event_type``, ``geo_precision``,
+    ``fatalities``...: ``type`` is the ``sub_event_type`` (e.g. "Remote
+    explosive/landmine/IED"), ``event_type`` is kept, ``killed`` is
+    ``fatalities`` (ACLED has no injury counts: ``injured`` is 0), the
+    uncertainty radius comes from ``geo_precision`` (:data:`PRECISION_RADIUS_M`),
+    and ``geo_precision`` 3 (a larger region, placed at its capital) sets
+    ``at_capital``.
+UCDP GED CSV
+    ``id``, ``where_prec``, ``date_start``, ``best``, ``type_of_violence``...:
+    ``type`` is the type of violence ("state-based", "non-state",
+    "one-sided"), ``killed`` is ``best`` with ``killed_low``/``killed_high``
+    from ``low``/``high``, the radius comes from ``where_prec``
+    (:data:`GED_PRECISION_RADIUS_M`); ``where_prec`` 5 to 7 (a linear feature
+    or larger area, the country, international waters) are too coarse and
+    excluded.
+plain table
+    ``latitude``, ``longitude`` and ``date`` (ISO ``YYYY-MM-DD``, or ``DD Month
+    YYYY`` as ACLED writes it) and optionally ``type``, ``killed``,
+    ``injured``, ``precision_m``, ``geo_precision`` (ACLED's codes),
+    ``source``, ``notes``, ``location`` and ``event_id``; other names through
+    `columns`. GeoJSON and GeoPackage point layers carry the same properties.
+
+Every input row ends up either in the incidents or in the rejects with its
+1-based ``row`` number, a ``kind`` ("rejected": unusable; "excluded": left out
+by a filter or as too coarse; "merged": a duplicate report, see
+:func:`merge_duplicates`) and a ``reason``. CSV files are read in chunks.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,17 +43,60 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError, MissingInputError
 
 PRECISION_RADIUS_M: dict[int, float] = {1: 2_000.0, 2: 15_000.0, 3: 50_000.0}
-"""Default uncertainty radius for ACLED-style ``geo_precision`` codes when a row
-gives no ``precision_m``: 1 = the named place itself (a town's extent), 2 = near
-it, 3 = somewhere in a larger region."""
+"""Default uncertainty radius for ACLED ``geo_precision`` codes when a row gives
+no ``precision_m``: 1 = the named place itself (a town's extent), 2 = near it or
+part of a region, 3 = somewhere in a larger region (placed at its capital)."""
 
-OPTIONAL_TEXT = ("event_id", "type", "source", "notes", "location")
+GED_PRECISION_RADIUS_M: dict[int, float] = {1: 1_000.0, 2: 25_000.0, 3: 50_000.0, 4: 100_000.0}
+"""Default uncertainty radius for UCDP GED ``where_prec`` codes: 1 = exact
+location, 2 = within about 25 km, 3 = a second-order administrative division
+(district), 4 = a first-order division (province, region)."""
+
+GED_TOO_COARSE: dict[int, str] = {
+    5: "a linear feature or larger area",
+    6: "the country only",
+    7: "international waters or airspace",
+}
+"""GED ``where_prec`` codes excluded by default: no road can be picked from them."""
+
+GED_VIOLENCE: dict[str, str] = {"1": "state-based", "2": "non-state", "3": "one-sided"}
+"""GED ``type_of_violence`` codes, as ``type``."""
+
+ACLED_MARKERS = frozenset({"event_id_cnty", "event_date", "geo_precision", "sub_event_type"})
+GED_MARKERS = frozenset({"where_prec", "date_start", "best", "type_of_violence"})
+
+OPTIONAL_TEXT = ("event_id", "type", "event_type", "source", "notes", "location", "admin1")
 OPTIONAL_COUNTS = ("killed", "injured")
+CHUNK_ROWS = 100_000
+"""Rows read at a time from a CSV file."""
+
+_ACLED_RENAME = {
+    "event_id_cnty": "event_id",
+    "event_date": "date",
+    "sub_event_type": "type",
+    "fatalities": "killed",
+    "time_precision": "date_precision",
+}
+_GED_RENAME = {
+    "id": "event_id",
+    "date_start": "date",
+    "best": "killed",
+    "low": "killed_low",
+    "high": "killed_high",
+    "where_prec": "where_prec",
+    "where_coordinates": "location",
+    "where_description": "notes",
+    "adm_1": "admin1",
+    "date_prec": "date_precision",
+}
 
 
 @dataclass
@@ -39,25 +107,100 @@ class IncidentTable:
     ----------
     incidents
         Points in EPSG:4326 with ``row``, ``date``, ``killed``, ``injured``,
-        ``precision_m`` and the optional text columns.
+        ``precision_m``, ``at_capital``, ``dataset`` and the optional text
+        columns.
     rejects
-        ``row`` and ``reason`` for every row that was not used.
+        ``row``, ``kind`` ("rejected", "excluded" or "merged"), ``reason`` and
+        ``merged_into`` (the row a merged duplicate went into) for every row
+        that was not used.
     n_input
         Number of data rows read; ``len(incidents) + len(rejects) == n_input``.
+    dataset
+        "acled", "ged" or "plain": the kind of table, from its header.
     """
 
     incidents: gpd.GeoDataFrame
     rejects: pd.DataFrame
     n_input: int
+    dataset: str = "plain"
+
+    def counts(self) -> dict[str, int]:
+        """Rows per outcome: "incidents" and each rejects ``kind`` (they add up to n_input)."""
+        kinds = self.rejects["kind"].value_counts() if len(self.rejects) else pd.Series()
+        out = {"incidents": len(self.incidents)}
+        for kind in ("rejected", "excluded", "merged"):
+            out[kind] = int(kinds.get(kind, 0))
+        return out
 
 
-def read_incidents(path: str | Path | None = None) -> IncidentTable:
-    """Read incidents from a CSV, GeoJSON or GeoPackage file.
+@dataclass(frozen=True)
+class Filters:
+    """What to leave out of an incident table (rows left out are "excluded", with a reason).
+
+    Attributes
+    ----------
+    event_types
+        Keep only rows whose ``type`` or ``event_type`` is one of these (case
+        does not matter), e.g. ACLED's "Remote explosive/landmine/IED".
+    date_from, date_to
+        Keep only rows dated within these days (inclusive).
+    max_precision_m
+        Leave out rows whose uncertainty radius is larger than this.
+    """
+
+    event_types: tuple[str, ...] = ()
+    date_from: pd.Timestamp | None = None
+    date_to: pd.Timestamp | None = None
+    max_precision_m: float | None = None
+
+    @classmethod
+    def make(
+        cls,
+        *,
+        event_types: Iterable[str] | None = None,
+        date_from: str | pd.Timestamp | None = None,
+        date_to: str | pd.Timestamp | None = None,
+        max_precision_m: float | None = None,
+    ) -> Filters:
+        """Build filters from user values, checking the dates."""
+
+        def day(value: str | pd.Timestamp | None, name: str) -> pd.Timestamp | None:
+            if value is None or value == "":
+                return None
+            parsed = parse_dates(pd.Series([str(value)])).iloc[0]
+            if pd.isna(parsed):
+                msg = f"`{name}` {value!r} is not a date: give it as YYYY-MM-DD."
+                raise InputError(msg)
+            return pd.Timestamp(parsed)
+
+        return cls(
+            event_types=tuple(t.strip() for t in (event_types or ()) if t.strip()),
+            date_from=day(date_from, "date_from"),
+            date_to=day(date_to, "date_to"),
+            max_precision_m=max_precision_m,
+        )
+
+
+def read_incidents(
+    path: str | Path | None = None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    filters: Filters | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> IncidentTable:
+    """Read incidents from an ACLED or UCDP GED export, a plain CSV, GeoJSON or GeoPackage.
 
     Parameters
     ----------
     path
         The file; the embedded November 2023 incidents if None.
+    columns
+        Our column name to the file's, for names that differ, e.g.
+        ``{"latitude": "lat", "longitude": "lon", "date": "day"}``.
+    filters
+        Rows to leave out (counted as "excluded").
+    chunk_rows
+        CSV rows read at a time (memory stays bounded for large exports).
 
     Raises
     ------
@@ -71,26 +214,75 @@ def read_incidents(path: str | Path | None = None) -> IncidentTable:
         msg = f"Incident file {path} does not exist: pass an existing file with `--incidents`."
         raise MissingInputError(msg)
     if path.suffix.lower() in {".csv", ".txt", ".tsv"}:
-        frame = _read_csv(path)
+        chunks = _read_csv_chunks(path, chunk_rows)
     else:
-        frame = _read_points(path)
-    return validate_incidents(frame, source=str(path))
+        chunks = iter([_read_points(path)])
+    parts: list[IncidentTable] = []
+    offset = 0
+    for chunk in chunks:
+        part = validate_incidents(
+            chunk, source=str(path), columns=columns, filters=filters, first_row=offset + 1
+        )
+        offset += part.n_input
+        parts.append(part)
+    if not parts:
+        msg = f"Incident file {path} is empty: it needs a header with latitude, longitude, date."
+        raise InputError(msg)
+    return _concat(parts)
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _concat(parts: list[IncidentTable]) -> IncidentTable:
+    if len(parts) == 1:
+        return parts[0]
+    incidents = pd.concat([p.incidents for p in parts], ignore_index=True)
+    rejects = pd.concat([p.rejects for p in parts], ignore_index=True)
+    return IncidentTable(
+        incidents=gpd.GeoDataFrame(incidents, geometry="geometry", crs=settings.default_crs),
+        rejects=rejects,
+        n_input=sum(p.n_input for p in parts),
+        dataset=parts[0].dataset,
+    )
+
+
+def _delimiter(header: str) -> str:
+    """The separator that splits the header line into the most fields."""
+    counts = {}
+    for sep in (",", ";", "\t", "|"):
+        counts[sep] = len(next(csv.reader(io.StringIO(header), delimiter=sep), []))
+    return max(counts, key=lambda s: (counts[s], s == ","))
+
+
+def _read_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
-            sample = f.read(64_000)
-        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter if sample else ","
-    except csv.Error:
-        delimiter = ","
+            header = f.readline()
     except UnicodeDecodeError as exc:
         msg = f"Incident file {path} is not UTF-8 text: save it as UTF-8 CSV."
         raise InputError(msg) from exc
+    if not header.strip():
+        msg = f"Incident file {path} is empty: it needs a header with latitude, longitude, date."
+        raise InputError(msg)
+    sep = _delimiter(header)
     try:
-        return pd.read_csv(
-            path, sep=delimiter, dtype=str, keep_default_na=False, encoding="utf-8-sig"
+        reader = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8-sig",
+            chunksize=chunk_rows,
         )
+        with reader:
+            empty = True
+            for chunk in reader:
+                empty = False
+                yield chunk
+            if empty:
+                names = next(csv.reader(io.StringIO(header), delimiter=sep))
+                yield pd.DataFrame(columns=[c.strip() for c in names])
+    except UnicodeDecodeError as exc:
+        msg = f"Incident file {path} is not UTF-8 text: save it as UTF-8 CSV."
+        raise InputError(msg) from exc
     except pd.errors.EmptyDataError as exc:
         msg = f"Incident file {path} is empty: it needs a header with latitude, longitude, date."
         raise InputError(msg) from exc
@@ -111,16 +303,24 @@ def _read_points(path: Path) -> pd.DataFrame:
         raise InputError(msg)
     gdf = gdf.to_crs(settings.default_crs)
     frame = pd.DataFrame(gdf.drop(columns="geometry")).astype(object)
+    frame = frame.drop(
+        columns=[c for c in frame.columns if str(c).lower() in {"latitude", "longitude"}]
+    )
     is_point = (gdf.geom_type == "Point").to_numpy()
     frame["longitude"] = np.where(is_point, gdf.geometry.x.where(is_point), np.nan)
     frame["latitude"] = np.where(is_point, gdf.geometry.y.where(is_point), np.nan)
-    return frame.astype(str).replace({"nan": "", "None": "", "NaT": ""})
+    return frame.astype(str).replace({"nan": "", "None": "", "NaT": "", "<NA>": ""})
+
+
+_ISO_DAY = r"^\d{4}-\d{2}-\d{2}([T ].*)?$"
+_DAY_FORMATS = ("%d %B %Y", "%d %b %Y", "%d-%B-%Y", "%d-%b-%Y", "%B %d, %Y", "%b %d, %Y")
 
 
 def parse_dates(values: pd.Series) -> pd.Series:
     """Parse ISO 8601 (``YYYY-MM-DD``, with a time or not) or ``DD Month YYYY`` dates.
 
-    NaT where neither fits.
+    Also ``DD-Mon-YYYY`` and ``Month DD, YYYY``; NaT where none fits (a bare
+    year or month is not a day: NaT).
 
     Examples
     --------
@@ -128,87 +328,330 @@ def parse_dates(values: pd.Series) -> pd.Series:
     [4.0, 4.0, nan]
     """
     text = values.astype(str).str.strip()
-    iso = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    long = pd.to_datetime(text, format="%d %B %Y", errors="coerce")
-    return iso.fillna(long)
+    iso_like = text.str.match(_ISO_DAY)
+    out = pd.to_datetime(text.where(iso_like), format="ISO8601", errors="coerce")
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert(None)
+    for fmt in _DAY_FORMATS:
+        todo = out.isna() & ~iso_like
+        if not todo.any():
+            break
+        out = out.fillna(pd.to_datetime(text.where(todo), format=fmt, errors="coerce"))
+    return out.astype("datetime64[ns]")
 
 
-def validate_incidents(frame: pd.DataFrame, *, source: str = "`incidents`") -> IncidentTable:
+def detect_dataset(columns: Iterable[str]) -> str:
+    """The kind of table ("acled", "ged" or "plain"), from its column names.
+
+    Examples
+    --------
+    >>> detect_dataset(["event_id_cnty", "event_date", "geo_precision", "sub_event_type"])
+    'acled'
+    >>> detect_dataset(["latitude", "longitude", "date"])
+    'plain'
+    """
+    names = {str(c).strip().lower() for c in columns}
+    if names >= ACLED_MARKERS:
+        return "acled"
+    if names >= GED_MARKERS:
+        return "ged"
+    return "plain"
+
+
+def _canonical(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """The table with our column names (the dataset's own columns renamed)."""
+    if dataset == "acled":
+        frame = frame.rename(columns=_ACLED_RENAME)
+    elif dataset == "ged":
+        frame = frame.rename(columns=_GED_RENAME)
+        violence = frame.get("type_of_violence", pd.Series("", index=frame.index))
+        frame["type"] = violence.astype(str).str.strip().map(GED_VIOLENCE).fillna(violence)
+        original = frame.get("source_original", pd.Series("", index=frame.index)).astype(str)
+        article = frame.get("source_article", pd.Series("", index=frame.index)).astype(str)
+        frame["source"] = original.where(original.str.strip() != "", article)
+    return frame
+
+
+def validate_incidents(  # noqa: C901, PLR0915 - one check after another
+    frame: pd.DataFrame,
+    *,
+    source: str = "`incidents`",
+    columns: Mapping[str, str] | None = None,
+    filters: Filters | None = None,
+    first_row: int = 1,
+) -> IncidentTable:
     """Check each row of a table of incidents; split it into incidents and rejects.
+
+    Parameters
+    ----------
+    frame
+        The table as read (text or numbers); ACLED and GED columns are
+        recognised (see the module docstring).
+    source
+        Where it came from, for messages.
+    columns
+        Our column name to the table's, for names that differ.
+    filters
+        Rows to leave out (counted as "excluded").
+    first_row
+        ``row`` number of the first row (for tables read in chunks).
 
     Raises
     ------
     InputError
         If a required column (latitude, longitude, date) is missing.
     """
-    frame = frame.rename(columns=lambda c: str(c).strip().lower())
+    frame = frame.rename(columns=lambda c: str(c).strip().lower().lstrip("\ufeff"))
+    if columns:
+        wanted = {str(v).strip().lower(): str(k).strip().lower() for k, v in columns.items()}
+        missing_map = [v for v in wanted if v not in frame.columns]
+        if missing_map:
+            msg = (
+                f"Incident file {source} has no column(s) {', '.join(missing_map)} named in "
+                f"`columns`: its columns are {', '.join(map(str, frame.columns))}."
+            )
+            raise InputError(msg)
+        frame = frame.drop(columns=[c for c in wanted.values() if c in frame.columns]).rename(
+            columns=wanted
+        )
+    dataset = detect_dataset(frame.columns)
+    frame = _canonical(frame, dataset)
     missing = [c for c in ("latitude", "longitude", "date") if c not in frame.columns]
     if missing:
         msg = (
             f"Incident file {source} lacks column(s) {', '.join(missing)}: a plain table needs "
-            "latitude, longitude and date (YYYY-MM-DD)."
+            "latitude, longitude and date (YYYY-MM-DD); map other names with `columns` "
+            "(`--column latitude=lat`)."
         )
         raise InputError(msg)
+    frame = frame.reset_index(drop=True)
     n = len(frame)
     reason = pd.Series("", index=frame.index, dtype=object)
+    kind = pd.Series("rejected", index=frame.index, dtype=object)
 
-    def flag(mask: pd.Series, text: str) -> None:
-        reason.loc[mask & (reason == "")] = text
+    def flag(mask: pd.Series, text: str | pd.Series, what: str = "rejected") -> None:
+        hit = mask & (reason == "")
+        reason.loc[hit] = text
+        kind.loc[hit] = what
 
-    lat = pd.to_numeric(frame["latitude"], errors="coerce")
-    lon = pd.to_numeric(frame["longitude"], errors="coerce")
+    def text_col(name: str) -> pd.Series:
+        if name in frame.columns:
+            return frame[name].astype(str).str.strip()
+        return pd.Series("", index=frame.index, dtype=object)
+
+    lat = pd.to_numeric(text_col("latitude"), errors="coerce")
+    lon = pd.to_numeric(text_col("longitude"), errors="coerce")
     flag(lat.isna() | lon.isna(), "latitude or longitude missing or not a number")
     flag(
         (lat.abs() > 90) & (lon.abs() <= 90),
         "latitude out of range (latitude and longitude swapped?)",
     )
     flag((lat.abs() > 90) | (lon.abs() > 180), "coordinates out of range")
-    date = parse_dates(frame["date"])
+    date = parse_dates(text_col("date"))
     flag(date.isna(), "date missing or not YYYY-MM-DD / DD Month YYYY")
 
     counts = {}
-    for col in OPTIONAL_COUNTS:
-        raw = (
-            frame[col].astype(str).str.strip()
-            if col in frame.columns
-            else pd.Series("", index=frame.index)
-        )
+    count_cols = (
+        (*OPTIONAL_COUNTS, "killed_low", "killed_high") if dataset == "ged" else OPTIONAL_COUNTS
+    )
+    for col in count_cols:
+        raw = text_col(col)
         value = pd.to_numeric(raw.replace("", "0"), errors="coerce")
         flag(value.isna(), f"{col} is not a number")
         flag(value < 0, f"{col} is negative")
         counts[col] = value.fillna(0).clip(lower=0)
 
-    precision = _precision_radius(frame)
-    flag(precision.isna(), "precision_m is not a number")
-    flag(precision < 0, "precision_m is negative")
+    precision, code, code_name = _precision(frame, dataset, flag)
+    # ACLED geo_precision 3: "a larger region, placed at its capital"
+    # ACLED's geo_precision 3 means "a larger region, placed at its capital"; a plain
+    # table's codes are only a radius (the embedded data uses 3 for "between two towns")
+    at_capital = (code == 3) if dataset == "acled" else pd.Series(data=False, index=frame.index)
+
+    filters = filters or Filters()
+    if filters.event_types:
+        wanted_types = {t.lower() for t in filters.event_types}
+        kinds = text_col("type").str.lower()
+        broad = text_col("event_type").str.lower()
+        chosen = kinds.isin(wanted_types) | broad.isin(wanted_types)
+        shown = text_col("type").where(text_col("type") != "", "(none)")
+        flag(~chosen, "excluded: type " + shown + " not selected", "excluded")
+    if filters.date_from is not None:
+        flag(date < filters.date_from, f"excluded: before {filters.date_from.date()}", "excluded")
+    if filters.date_to is not None:
+        end = filters.date_to + pd.Timedelta(days=1)
+        flag(date >= end, f"excluded: after {filters.date_to.date()}", "excluded")
+    if filters.max_precision_m is not None:
+        coarse = precision > filters.max_precision_m
+        flag(
+            coarse,
+            "excluded: uncertainty radius "
+            + precision.round().astype("Int64").astype(str)
+            + f" m above the {filters.max_precision_m:g} m allowed",
+            "excluded",
+        )
 
     ok = reason == ""
-    rows = pd.Series(np.arange(1, n + 1), index=frame.index)
+    rows = pd.Series(np.arange(first_row, first_row + n), index=frame.index)
     out = pd.DataFrame({"row": rows[ok], "date": date[ok]})
     for col in OPTIONAL_TEXT:
-        out[col] = frame.loc[ok, col].astype(str) if col in frame.columns else ""
-    for col in OPTIONAL_COUNTS:
-        out[col] = counts[col][ok].astype(float)
+        out[col] = text_col(col)[ok]
+    for col, value in counts.items():
+        out[col] = value[ok].astype(float)
     out["precision_m"] = precision[ok].astype(float)
-    if "geo_precision" in frame.columns:
-        out["geo_precision"] = pd.to_numeric(frame.loc[ok, "geo_precision"], errors="coerce")
+    out[code_name] = code[ok].astype("Int64")
+    out["at_capital"] = at_capital[ok].fillna(value=False).astype(bool)
+    if "date_precision" in frame.columns:
+        out["date_precision"] = pd.to_numeric(frame.loc[ok, "date_precision"], errors="coerce")
+    out["dataset"] = dataset
     incidents = gpd.GeoDataFrame(
         out.reset_index(drop=True),
         geometry=gpd.points_from_xy(lon[ok], lat[ok]),
         crs=settings.default_crs,
     )
-    rejects = pd.DataFrame({"row": rows[~ok], "reason": reason[~ok]}).reset_index(drop=True)
-    return IncidentTable(incidents=incidents, rejects=rejects, n_input=n)
+    rejects = pd.DataFrame(
+        {
+            "row": rows[~ok],
+            "kind": kind[~ok],
+            "reason": reason[~ok],
+            "merged_into": pd.array([pd.NA] * int((~ok).sum()), dtype="Int64"),
+        }
+    ).reset_index(drop=True)
+    return IncidentTable(incidents=incidents, rejects=rejects, n_input=n, dataset=dataset)
 
 
-def _precision_radius(frame: pd.DataFrame) -> pd.Series:
-    """``precision_m`` where given, else the radius for ``geo_precision``, else 0."""
+def _precision(
+    frame: pd.DataFrame, dataset: str, flag: Callable[..., None]
+) -> tuple[pd.Series, pd.Series, str]:
+    """Uncertainty radius per row (``precision_m`` if given, else from the code), the code."""
+    code_name = "where_prec" if dataset == "ged" else "geo_precision"
+    radii = GED_PRECISION_RADIUS_M if dataset == "ged" else PRECISION_RADIUS_M
     radius = pd.Series(0.0, index=frame.index)
-    if "geo_precision" in frame.columns:
-        code = pd.to_numeric(frame["geo_precision"], errors="coerce")
-        radius = code.map(PRECISION_RADIUS_M).fillna(0.0).astype(float)
+    code = pd.Series(np.nan, index=frame.index)
+    if code_name in frame.columns:
+        raw = frame[code_name].astype(str).str.strip()
+        code = pd.to_numeric(raw, errors="coerce")
+        known = code.isin(list(radii)) | (
+            code.isin(list(GED_TOO_COARSE)) if dataset == "ged" else False
+        )
+        allowed = ", ".join(map(str, sorted(radii | (GED_TOO_COARSE if dataset == "ged" else {}))))
+        required = dataset in {"acled", "ged"}
+        bad = ~known & ((raw != "") | required)
+        flag(bad, f"{code_name} is not one of {allowed}")
+        if dataset == "ged":
+            for value, meaning in GED_TOO_COARSE.items():
+                flag(
+                    code == value,
+                    f"excluded: where_prec {value} too coarse ({meaning})",
+                    "excluded",
+                )
+        radius = code.map(radii).fillna(0.0).astype(float)
     if "precision_m" in frame.columns:
         raw = frame["precision_m"].astype(str).str.strip()
         given = pd.to_numeric(raw, errors="coerce")
-        radius = given.where(raw != "", radius)
-    return radius
+        flag((raw != "") & given.isna(), "precision_m is not a number")
+        flag(given < 0, "precision_m is negative")
+        radius = given.where(raw != "", radius).fillna(0.0)
+    return radius, code, code_name
+
+
+def merge_duplicates(  # noqa: PLR0915 - grouping, then one group at a time
+    table: IncidentTable,
+    *,
+    distance_m: float = 2_000.0,
+    days: float = 1.0,
+) -> IncidentTable:
+    """Merge reports of one event from several sources into one incident.
+
+    Two incidents are reports of the same event when they have the same
+    ``type`` (case aside), lie within `distance_m` of each other, are dated
+    within `days`, and come from different, known sources (two rows of the
+    same source are two events it reported; so are two rows of an ACLED or
+    GED export, which those datasets already de-duplicate). Reports join
+    through chains of such pairs, but each must be within the window of the
+    report kept, and a group takes at most one report per source.
+
+    The report kept is the most precise (smallest ``precision_m``, then the
+    first row); it gets every report's source in ``source`` (joined with "; "),
+    the others' rows in ``merged_rows``, and the largest ``killed`` and
+    ``injured``. The others move to the rejects as kind "merged" with
+    ``merged_into`` set to the kept row.
+    """
+    inc = table.incidents.reset_index(drop=True)
+    if len(inc) < 2 or table.dataset in {"acled", "ged"}:
+        out = inc.copy()
+        out["merged_rows"] = ""
+        return IncidentTable(out, table.rejects, table.n_input, table.dataset)
+    metric = inc.geometry.to_crs(inc.estimate_utm_crs())
+    xy = np.c_[metric.x.to_numpy(), metric.y.to_numpy()]
+    pairs = cKDTree(xy).query_pairs(distance_m, output_type="ndarray")
+    kinds = inc["type"].astype(str).str.strip().str.lower().to_numpy()
+    sources = inc["source"].astype(str).str.strip().to_numpy()
+    when = inc["date"].to_numpy("datetime64[ns]").astype("int64") / 86_400e9
+    i, j = pairs[:, 0], pairs[:, 1]
+    same = (
+        (kinds[i] == kinds[j])
+        & (np.abs(when[i] - when[j]) <= days)
+        & (sources[i] != "")
+        & (sources[j] != "")
+        & (np.char.lower(sources[i].astype(str)) != np.char.lower(sources[j].astype(str)))
+    )
+    i, j = i[same], j[same]
+    n = len(inc)
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    precision = inc["precision_m"].to_numpy(float)
+    rows = inc["row"].to_numpy()
+    order = np.lexsort((rows, precision, label))
+    keep = np.ones(n, dtype=bool)
+    merged_into = np.full(n, -1)
+    out = inc.copy()
+    out["merged_rows"] = ""
+    start = 0
+    labels_sorted = label[order]
+    while start < n:
+        stop = start
+        while stop < n and labels_sorted[stop] == labels_sorted[start]:
+            stop += 1
+        members = order[start:stop]
+        start = stop
+        if len(members) < 2:
+            continue
+        head = members[0]
+        near = (np.hypot(*(xy[members] - xy[head]).T) <= distance_m) & (
+            np.abs(when[members] - when[head]) <= days
+        )
+        # one report per source: two rows of one source are two events
+        seen: set[str] = set()
+        picked = []
+        for m in members[near]:
+            name = str(sources[m]).lower()
+            if name not in seen:
+                seen.add(name)
+                picked.append(m)
+        group = np.array(picked, dtype=np.int64)
+        if len(group) < 2:
+            continue
+        others = group[1:]
+        keep[others] = False
+        merged_into[others] = int(rows[head])
+        names = list(dict.fromkeys(s for s in sources[group] if s))
+        out.loc[head, "source"] = "; ".join(names)
+        out.loc[head, "merged_rows"] = ";".join(str(int(r)) for r in rows[others])
+        for col in ("killed", "injured"):
+            out.loc[head, col] = float(inc.loc[group, col].max())
+    gone = inc.loc[~keep]
+    extra = pd.DataFrame(
+        {
+            "row": gone["row"].to_numpy(),
+            "kind": "merged",
+            "reason": [
+                f"duplicate report of row {m} (same type within {distance_m:g} m and "
+                f"{days:g} days, source {s!r})"
+                for m, s in zip(merged_into[~keep], sources[~keep], strict=True)
+            ],
+            "merged_into": pd.array(merged_into[~keep], dtype="Int64"),
+        }
+    )
+    rejects = pd.concat([table.rejects, extra], ignore_index=True) if len(extra) else table.rejects
+    kept = gpd.GeoDataFrame(out.loc[keep].reset_index(drop=True), geometry="geometry", crs=inc.crs)
+    return IncidentTable(kept, rejects, table.n_input, table.dataset)
