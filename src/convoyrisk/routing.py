@@ -566,8 +566,7 @@ def pareto_routes(
     def solve(w_len: float, w_risk: float) -> _Candidate:
         weight = w_len * km + w_risk * integral + mask
         pos = _path_through(ix, weight, stops, avoided=avoided)
-        c = _candidate(ix, pos, integral)  # cost = risk integral
-        return c
+        return _candidate(ix, pos, integral)  # cost = risk integral
 
     scale = float(km.sum() / max(integral.sum(), 1e-300))
     short = solve(1.0, _TIE * scale)
@@ -865,7 +864,7 @@ def _runs(
         seg = offset[i : j + 1]
         length = float(lengths[e])
         at_end = bool(seg.max() <= tol or seg.min() >= length - tol)
-        if not at_end or length <= 2 * tol and j > i:
+        if not at_end or (length <= 2 * tol and j > i):
             if runs and runs[-1].edge == e:
                 runs[-1].last, runs[-1].stop = float(seg[-1]), j
             else:
@@ -925,6 +924,7 @@ def route_metrics(
     driving_hours_per_day: float = 10.0,
     travel_days: float | None = None,
     n_worst: int = 3,
+    min_gap_km: float = 5.0,
 ) -> dict[str, Any]:
     """Length, exposure and risk of a route.
 
@@ -943,6 +943,9 @@ def route_metrics(
         Days the convoy spends on the road (overrides the pace).
     n_worst
         How many of the worst segments to list.
+    min_gap_km
+        The listed worst segments lie at least this far apart along the route
+        (so they name different hot spots, not neighbouring segments of one).
 
     Returns
     -------
@@ -977,13 +980,15 @@ def route_metrics(
     low = float(np.sum(segs["rate_low"].to_numpy() * km) * days / 30.0)
     high = float(np.sum(segs["rate_high"].to_numpy() * km) * days / 30.0)
     share = rate * km * days / 30.0
-    order = np.argsort(-rate, kind="stable")[: max(1, n_worst)]
+    order = _separated_peaks(rate, segs["chainage_m"].to_numpy(dtype=float), n_worst, min_gap_km)
+    seg_ids = segs["segment_id"].to_numpy(dtype=np.int64)
+    chainage = segs["chainage_m"].to_numpy(dtype=float)
     worst = [
         {
-            "segment_id": int(segs["segment_id"].iat[i]),
+            "segment_id": int(seg_ids[i]),
             "rate": float(rate[i]),
             "risk_class": str(segs["risk_class"].iat[i]),
-            "chainage_km": round(float(segs["chainage_m"].iat[i]) / 1000.0, 1),
+            "chainage_km": round(float(chainage[i]) / 1000.0, 1),
             "expected_incidents": float(share[i]),
             "share_of_route": round(float(share[i]) / expected, 4) if expected else 0.0,
         }
@@ -1011,6 +1016,17 @@ def route_metrics(
     }
 
 
+def _separated_peaks(rate: np.ndarray, chainage_m: np.ndarray, n: int, gap_km: float) -> list[int]:
+    """Indices of the highest rates, each at least `gap_km` from those already taken."""
+    taken: list[int] = []
+    for i in np.argsort(-rate, kind="stable"):
+        if all(abs(chainage_m[i] - chainage_m[j]) >= gap_km * 1000.0 for j in taken):
+            taken.append(int(i))
+            if len(taken) >= max(1, n):
+                break
+    return taken
+
+
 def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.DataFrame:
     """The route's segments in travel order, with ``chainage_m`` at each segment's start."""
     segs = risk.segments
@@ -1023,6 +1039,10 @@ def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.Dat
     out = pd.DataFrame(pd.concat(parts, ignore_index=True))
     out["chainage_m"] = np.concatenate([[0.0], np.cumsum(out["length_m"].to_numpy())[:-1]])
     return out
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 RANK_KEYS: dict[str, tuple[str, ...]] = {
@@ -1062,7 +1082,14 @@ def score_routes(
         msg = f"`rank_by` must be one of {', '.join(RANK_KEYS)}; got {rank_by!r}."
         raise InputError(msg)
     for r in routes:
-        r.metrics = route_metrics(G, r, risk, **{k: v for k, v in pace.items() if v is not None})
+        r.metrics = route_metrics(
+            G,
+            r,
+            risk,
+            speed_kph=_or(pace.get("speed_kph"), 30.0),
+            driving_hours_per_day=_or(pace.get("driving_hours_per_day"), 10.0),
+            travel_days=pace.get("travel_days"),
+        )
         r.metrics["worst_rate"] = r.metrics["worst_segment"]["rate"]
         r.metrics["name"] = r.name
     routes = sorted(routes, key=lambda r: tuple(r.metrics[k] for k in RANK_KEYS[rank_by]))
@@ -1098,65 +1125,79 @@ def chokepoints(
         ``cut_roads`` and ``common_roads`` (lists of ``{road_id, name,
         length_km}``), ``cut_nodes`` (``{node, name}``).
     """
-    U = nx.Graph()
-    multiplicity: dict[frozenset[int], int] = {}
-    road_of: dict[frozenset[int], int] = {}
-    for u, v, d in G.edges(data=True):
-        if u == v or d.get("reversed", False):
-            continue
-        pair = frozenset((u, v))
-        multiplicity[pair] = multiplicity.get(pair, 0) + 1
-        road_of[pair] = int(d["road_id"])
-        U.add_edge(u, v)
-    for u, v, d in G.edges(data=True):  # one-way roads only have a forward edge
-        if u != v and frozenset((u, v)) not in road_of:
-            road_of[frozenset((u, v))] = int(d["road_id"])
-            multiplicity[frozenset((u, v))] = 1
-            U.add_edge(u, v)
-    blocks = [{frozenset(e) for e in comp} for comp in nx.biconnected_component_edges(U)]
-    cuts = set(nx.articulation_points(U))
-    T = nx.Graph()
-    for i, block in enumerate(blocks):
-        for pair in block:
-            for n in pair:
-                if n in cuts:
-                    T.add_edge(("b", i), ("c", n))
-            T.add_node(("b", i))
-
-    def tree_node(n: int) -> tuple[str, int]:
-        if n in cuts:
-            return ("c", n)
-        return next(("b", i) for i, b in enumerate(blocks) if any(n in p for p in b))
-
+    U, multiplicity, road_of = _undirected_roads(G)
+    records = _road_records(G)
     out: dict[str, Any] = {"cut_roads": [], "cut_nodes": [], "common_roads": []}
-    if origin in U and destination in U:
-        try:
-            path = nx.shortest_path(T, tree_node(origin), tree_node(destination))
-        except nx.NetworkXNoPath:
-            path = []
-        for kind, item in path:
-            if kind == "c" and item not in {origin, destination}:
-                out["cut_nodes"].append({"node": int(item), "name": G.nodes[item].get("name", "")})
-            elif kind == "b" and len(blocks[item]) == 1:
-                (pair,) = blocks[item]
-                if multiplicity[pair] == 1:
-                    out["cut_roads"].append(_road_record(G, road_of[pair]))
+    for kind, item in _block_cut_path(U, origin, destination):
+        if kind == "node":
+            out["cut_nodes"].append({"node": item, "name": G.nodes[item].get("name", "")})
+        elif multiplicity[item] == 1:
+            out["cut_roads"].append(records[road_of[item]])
     if routes:
         common = set.intersection(*({int(G.edges[e]["road_id"]) for e in r.edges} for r in routes))
         order = [int(G.edges[e]["road_id"]) for e in routes[0].edges]
-        out["common_roads"] = [_road_record(G, r) for r in dict.fromkeys(order) if r in common]
+        out["common_roads"] = [records[r] for r in dict.fromkeys(order) if r in common]
     return out
 
 
-def _road_record(G: nx.MultiDiGraph, road_id: int) -> dict[str, Any]:
-    u, v, d = next((u, v, d) for u, v, d in G.edges(data=True) if d["road_id"] == road_id)
-    ends = [G.nodes[n].get("name") or str(n) for n in (u, v)]
-    return {
-        "road_id": road_id,
-        "name": str(d.get("name") or ""),
-        "between": ends,
-        "length_km": round(float(d["length"]) / 1000.0, 3),
-    }
+def _undirected_roads(
+    G: nx.MultiDiGraph,
+) -> tuple[nx.Graph, dict[frozenset[int], int], dict[frozenset[int], int]]:
+    """The road network as a simple undirected graph, roads per node pair, a road per pair."""
+    U = nx.Graph()
+    roads: dict[frozenset[int], set[int]] = {}
+    for u, v, d in G.edges(data=True):
+        if u != v:
+            roads.setdefault(frozenset((u, v)), set()).add(int(d["road_id"]))
+            U.add_edge(u, v)
+    multiplicity = {pair: len(r) for pair, r in roads.items()}
+    road_of = {pair: min(r) for pair, r in roads.items()}
+    return U, multiplicity, road_of
+
+
+def _block_cut_path(U: nx.Graph, origin: int, destination: int) -> list[tuple[str, Any]]:
+    """Cut vertices (``("node", n)``) and bridges (``("edge", pair)``) between two nodes."""
+    if origin not in U or destination not in U:
+        return []
+    blocks = [{frozenset(e) for e in comp} for comp in nx.biconnected_component_edges(U)]
+    cuts = set(nx.articulation_points(U))
+    T = nx.Graph()
+    home: dict[int, tuple[str, int]] = {}
+    for i, block in enumerate(blocks):
+        T.add_node(("b", i))
+        for n in set().union(*block):
+            if n in cuts:
+                T.add_edge(("b", i), ("c", n))
+            else:
+                home[n] = ("b", i)
+    for n in cuts:
+        home[n] = ("c", n)
+    try:
+        path = nx.shortest_path(T, home[origin], home[destination])
+    except nx.NetworkXNoPath:
+        return []
+    out: list[tuple[str, Any]] = []
+    for kind, item in path:
+        if kind == "c" and item not in {origin, destination}:
+            out.append(("node", int(item)))
+        elif kind == "b" and len(blocks[item]) == 1:
+            out.append(("edge", next(iter(blocks[item]))))
+    return out
+
+
+def _road_records(G: nx.MultiDiGraph) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for u, v, d in G.edges(data=True):
+        rid = int(d["road_id"])
+        if rid in out and d.get("reversed", False):
+            continue
+        out[rid] = {
+            "road_id": rid,
+            "name": str(d.get("name") or ""),
+            "between": [str(G.nodes[n].get("name") or n) for n in (u, v)],
+            "length_km": round(float(d["length"]) / 1000.0, 3),
+        }
+    return out
 
 
 def route_geometry(G: nx.MultiDiGraph, route: Route) -> shapely.LineString:
