@@ -128,38 +128,49 @@ class RoutingIndex:
     def __init__(self, G: nx.MultiDiGraph) -> None:
         self.G = G
         self.nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
-        self.position = {int(n): i for i, n in enumerate(self.nodes)}
-        rows = list(G.edges(keys=True, data=True))
-        self.edges: list[Edge] = [(int(u), int(v), int(k)) for u, v, k, _ in rows]
-        self.edge_position = {e: i for i, e in enumerate(self.edges)}
-        self.length_m = np.array([float(d["length"]) for *_, d in rows])
-        self.road_id = np.array([int(d.get("road_id", i)) for i, (*_, d) in enumerate(rows)])
-        self.reversed = np.array([bool(d.get("reversed", False)) for *_, d in rows])
-        eu = np.array([self.position[u] for u, *_ in self.edges], dtype=np.int64)
-        ev = np.array([self.position[v] for _, v, _ in self.edges], dtype=np.int64)
+        m = G.number_of_edges()
+        table = np.empty((m, 6))  # one pass over the edges: u, v, key, length, road, reversed
+        for i, (u, v, k, d) in enumerate(G.edges(keys=True, data=True)):
+            table[i] = (u, v, k, d["length"], d.get("road_id", -1 - i), d.get("reversed", 0))
+        uvk = table[:, :3].astype(np.int64)
+        self.edges: list[Edge] = [(int(u), int(v), int(k)) for u, v, k in uvk.tolist()]
+        self.length_m = table[:, 3].copy()
+        self.road_id = table[:, 4].astype(np.int64)
+        self.reversed = table[:, 5].astype(bool)
+        sorter = np.argsort(self.nodes)
+        self._sorted_nodes, self._sorter = self.nodes[sorter], sorter
+        eu = sorter[np.searchsorted(self._sorted_nodes, uvk[:, 0])]
+        ev = sorter[np.searchsorted(self._sorted_nodes, uvk[:, 1])]
         self.eu, self.ev = eu, ev
         n = len(self.nodes)
         # edges sorted by (u, v): each run of equal pairs is one matrix entry
         order = np.lexsort((ev, eu))
         su, sv = eu[order], ev[order]
-        new = np.r_[True, (su[1:] != su[:-1]) | (sv[1:] != sv[:-1])] if len(order) else []
+        new = np.r_[True, (su[1:] != su[:-1]) | (sv[1:] != sv[:-1])] if m else np.zeros(0, bool)
         self._order = order
         self._pair_start = np.flatnonzero(new)
-        self._pair_of_sorted = np.cumsum(new) - 1
         pu, pv = su[self._pair_start], sv[self._pair_start]
         indptr = np.r_[0, np.cumsum(np.bincount(pu, minlength=n))]
         self._matrix = csr_matrix(
             (np.ones(len(pu)), pv.astype(np.int32), indptr.astype(np.int32)), shape=(n, n)
         )
-        self._pu = pu
+        self._sorted_w = np.ones(m)
+        self._edge_position: dict[Edge, int] | None = None
+
+    @property
+    def edge_position(self) -> dict[Edge, int]:
+        """Array position of each ``(u, v, key)``."""
+        if self._edge_position is None:
+            self._edge_position = {e: i for i, e in enumerate(self.edges)}
+        return self._edge_position
 
     def node_index(self, node: int) -> int:
         """Matrix row of a node id."""
-        try:
-            return self.position[int(node)]
-        except KeyError as exc:
+        i = int(np.searchsorted(self._sorted_nodes, int(node)))
+        if i >= len(self._sorted_nodes) or self._sorted_nodes[i] != int(node):
             msg = f"Node {node} is not in the road graph: pass a node id of the graph."
-            raise InputError(msg) from exc
+            raise InputError(msg)
+        return int(self._sorter[i])
 
     def _set_weights(self, weight: np.ndarray) -> None:
         sorted_w = weight[self._order]
@@ -895,14 +906,14 @@ def _join_runs(ix: RoutingIndex, runs: list[_Run], pts_xy: np.ndarray, name: str
                 backwards = _dist(G, v, ref) < _dist(G, u, ref)
         key = (int(ix.road_id[r.edge]), backwards)
         e = by_road.get(key, r.edge)  # a one-way road is kept in its own direction
-        entry = ix.position[ix.edges[e][0]]
+        entry = ix.node_index(ix.edges[e][0])
         if here is not None and here != entry:
             leg = ix.shortest(weight, here, entry)
             if leg is None:
                 raise _no_route(G, int(ix.nodes[here]), int(ix.nodes[entry]), avoided=False)
             positions.extend(leg)
         positions.append(e)
-        here = ix.position[ix.edges[e][1]]
+        here = ix.node_index(ix.edges[e][1])
     return ix.route(positions, name=name)
 
 
