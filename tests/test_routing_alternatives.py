@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import geopandas as gpd
@@ -236,13 +237,13 @@ def test_pareto_front_matches_brute_force() -> None:
     points = []
     for path in nx.all_simple_paths(nx.Graph(G), o, d):
         length = sum(
-            min(e["length"] for e in G[a][b].values()) for a, b in zip(path, path[1:], strict=False)
+            min(e["length"] for e in G[a][b].values()) for a, b in itertools.pairwise(path)
         )
         r = sum(
             road_rate[int(next(iter(G[a][b].values()))["road_id"])] * length_ab / 1000.0
             for a, b, length_ab in (
                 (a, b, min(e["length"] for e in G[a][b].values()))
-                for a, b in zip(path, path[1:], strict=False)
+                for a, b in itertools.pairwise(path)
             )
         )
         points.append((length, r))

@@ -26,7 +26,7 @@ from .incidents import read_incidents
 from .maps import risk_map, save_map
 from .network import load_graph, name_nodes, nearest_node
 from .places import Place, geocode, load_places
-from .risk import RiskParams, RiskResult, score_segments
+from .risk import RiskParams, RiskResult, score_segments, split_segments
 from .routing import (
     METHOD,
     Route,
@@ -279,8 +279,8 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
     )
     G = name_nodes(load_graph(opts["roads"]), places)
     table = read_incidents(opts["incidents"])
-    request = _read_route_request(opts, places) if want_routes else None
     nodes = [_node_of(G, place) for place in ends]
+    plan = _plan_routes(G, _read_route_request(opts, places), nodes, opts) if want_routes else None
 
     say(f"roads: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges ({G.graph['crs']})")
     snapped = snap_incidents(G, table.incidents, max_distance_m=opts["max_snap"])
@@ -293,10 +293,10 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
     routes: list[Route] = []
     origin = destination = ""
     info: dict[str, Any] = {}
-    if want_routes and request is not None:
-        routes, info = _compute_routes(G, risk, request, nodes, opts, say=say)
+    if plan is not None:
+        routes, info = _compute_routes(G, risk, plan, nodes, opts, say=say)
         origin, destination = ends[0].name, ends[1].name
-        if not request.alternatives:
+        if not plan.alternatives:
             origin = destination = ""
     sources = sorted({str(s) for s in risk.incidents.get("source", []) if str(s)})
     return _Job(G, places, risk, routes, origin, destination, sources, info)
@@ -540,28 +540,62 @@ def _node_of(G: nx.MultiDiGraph, place: Place) -> int:
     return node
 
 
+@dataclass
+class _Plan:
+    """What can be worked out before the risk: avoid set, via nodes, given routes."""
+
+    alternatives: bool
+    index: RoutingIndex
+    avoid: set[int]
+    avoid_note: str
+    via: list[int]
+    given: list[Route]
+
+
+def _plan_routes(
+    G: nx.MultiDiGraph, request: _RouteRequest, ends: list[int], opts: dict[str, Any]
+) -> _Plan:
+    """Resolve every route input on the graph, so bad ones fail before any output."""
+    index = RoutingIndex(G)
+    avoid: set[int] = set()
+    if request.segment_ids:
+        avoid |= roads_of_segments(split_segments(G, opts["segment_length"]), request.segment_ids)
+    note = ""
+    if request.areas is not None:
+        hit = roads_in_areas(G, request.areas)
+        note = f"avoid: {len(hit)} road(s) touch the areas in {opts['avoid_file']}"
+        avoid |= hit
+    via = [_node_of(G, p) for p in request.via]
+    given = [
+        route_through(G, [_node_of(G, p) for p in stops], name=name, avoid_roads=avoid, index=index)
+        for name, stops in request.given
+    ]
+    given += [
+        snap_track(G, line, max_offset_m=opts["max_track_offset"], name=name, index=index)
+        for name, line in request.tracks
+    ]
+    if request.alternatives:  # fail now if the ends do not connect
+        route_through(G, [ends[0], *via, ends[1]], avoid_roads=avoid, index=index)
+    return _Plan(request.alternatives, index, avoid, note, via, given)
+
+
 def _compute_routes(
     G: nx.MultiDiGraph,
     risk: RiskResult,
-    request: _RouteRequest,
+    plan: _Plan,
     ends: list[int],
     opts: dict[str, Any],
     *,
     say: Callable[[str], None],
 ) -> tuple[list[Route], dict[str, Any]]:
-    index = RoutingIndex(G)
-    avoid: set[int] = roads_of_segments(risk, request.segment_ids)
-    if request.areas is not None:
-        hit = roads_in_areas(G, request.areas)
-        say(f"avoid: {len(hit)} road(s) touch the areas in {opts['avoid_file']}")
-        avoid |= hit
-    via = [_node_of(G, p) for p in request.via]
+    if plan.avoid_note:
+        say(plan.avoid_note)
     objective = opts["objective"]
     found: list[Route] = []
-    if request.alternatives:
+    if plan.alternatives:
         if objective == "pareto":
             found = pareto_routes(
-                G, ends[0], ends[1], risk, via=via, avoid_roads=avoid, index=index
+                G, ends[0], ends[1], risk, via=plan.via, avoid_roads=plan.avoid, index=plan.index
             )
         else:
             found = alternative_routes(
@@ -574,25 +608,18 @@ def _compute_routes(
                 objective=objective,
                 risk=risk,
                 risk_weight=opts["risk_weight"],
-                via=via,
-                avoid_roads=avoid,
-                index=index,
+                via=plan.via,
+                avoid_roads=plan.avoid,
+                index=plan.index,
             )
             if len(found) < opts["k"]:
                 say(
                     f"only {len(found)} genuinely different route(s) within the share/stretch "
                     "limits"
                 )
-    for name, stops in request.given:
-        nodes = [_node_of(G, p) for p in stops]
-        found.append(route_through(G, nodes, name=name, avoid_roads=avoid, index=index))
-    for name, line in request.tracks:
-        found.append(
-            snap_track(G, line, max_offset_m=opts["max_track_offset"], name=name, index=index)
-        )
     routes = score_routes(
         G,
-        found,
+        found + plan.given,
         risk,
         rank_by="worst_rate" if objective == "minimax" else "expected_incidents",
         speed_kph=opts["speed_kph"],
@@ -604,9 +631,9 @@ def _compute_routes(
         "method": "dichotomic weighted sum" if objective == "pareto" else METHOD,
         "max_share": opts["max_share"],
         "max_stretch": opts["max_stretch"],
-        "avoided_roads": sorted(avoid),
+        "avoided_roads": sorted(plan.avoid),
     }
-    if request.alternatives:
+    if plan.alternatives:
         info["chokepoints"] = chokepoints(
             G, ends[0], ends[1], [r for r in routes if r.name in {"alternative", "pareto"}]
         )

@@ -643,8 +643,11 @@ def read_areas(path: str | Path) -> gpd.GeoDataFrame:
         raise InputError(msg) from exc
 
 
-def roads_of_segments(risk: RiskResult, segment_ids: Iterable[int]) -> set[int]:
+def roads_of_segments(risk: RiskResult | gpd.GeoDataFrame, segment_ids: Iterable[int]) -> set[int]:
     """``road_id`` of the roads that hold the given segments.
+
+    `risk` is a :class:`~convoyrisk.risk.RiskResult` or its segment table
+    (:func:`convoyrisk.risk.split_segments` numbers segments the same way).
 
     Raises
     ------
@@ -652,7 +655,8 @@ def roads_of_segments(risk: RiskResult, segment_ids: Iterable[int]) -> set[int]:
         If a segment id is unknown.
     """
     ids = [int(s) for s in segment_ids]
-    segs = risk.segments.set_index("segment_id")
+    table = risk.segments if isinstance(risk, RiskResult) else risk
+    segs = table.set_index("segment_id")
     unknown = sorted(set(ids) - set(segs.index.tolist()))
     if unknown:
         msg = (
