@@ -137,6 +137,9 @@ def test_chokepoints_hand_built() -> None:
     assert len(routes) == 2
     common = chokepoints(G, a, d, routes)["common_roads"]
     assert [r["road_id"] for r in common] == [0, 5]
+    # avoiding the northern pair of roads B–C leaves the southern pair as cut roads
+    avoided = chokepoints(G, a, d, avoid_roads={1})
+    assert {r["road_id"] for r in avoided["cut_roads"]} == {0, 3, 4, 5}
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -635,7 +635,11 @@ def _compute_routes(
     }
     if plan.alternatives:
         info["chokepoints"] = chokepoints(
-            G, ends[0], ends[1], [r for r in routes if r.name in {"alternative", "pareto"}]
+            G,
+            ends[0],
+            ends[1],
+            [r for r in routes if r.name in {"alternative", "pareto"}],
+            avoid_roads=plan.avoid,
         )
     return routes, info
 

@@ -1123,7 +1123,12 @@ def score_routes(
 
 
 def chokepoints(
-    G: nx.MultiDiGraph, origin: int, destination: int, routes: Sequence[Route] = ()
+    G: nx.MultiDiGraph,
+    origin: int,
+    destination: int,
+    routes: Sequence[Route] = (),
+    *,
+    avoid_roads: Collection[int] = (),
 ) -> dict[str, Any]:
     """Roads and places that every route between two nodes must pass.
 
@@ -1132,7 +1137,8 @@ def chokepoints(
     do. Both come from the block–cut tree of the network's biconnected
     components: they lie on the tree path between the two ends. A road with a
     parallel twin between the same two nodes is not a cut road. ``common_roads``
-    are the roads all of the given `routes` share.
+    are the roads all of the given `routes` share. Roads in `avoid_roads` are
+    left out of the network first.
 
     Returns
     -------
@@ -1140,7 +1146,7 @@ def chokepoints(
         ``cut_roads`` and ``common_roads`` (lists of ``{road_id, name,
         length_km}``), ``cut_nodes`` (``{node, name}``).
     """
-    U, multiplicity, road_of = _undirected_roads(G)
+    U, multiplicity, road_of = _undirected_roads(G, set(avoid_roads))
     records = _road_records(G)
     out: dict[str, Any] = {"cut_roads": [], "cut_nodes": [], "common_roads": []}
     for kind, item in _block_cut_path(U, origin, destination):
@@ -1156,13 +1162,13 @@ def chokepoints(
 
 
 def _undirected_roads(
-    G: nx.MultiDiGraph,
+    G: nx.MultiDiGraph, avoid: set[int]
 ) -> tuple[nx.Graph, dict[frozenset[int], int], dict[frozenset[int], int]]:
     """The road network as a simple undirected graph, roads per node pair, a road per pair."""
     U = nx.Graph()
     roads: dict[frozenset[int], set[int]] = {}
     for u, v, d in G.edges(data=True):
-        if u != v:
+        if u != v and int(d["road_id"]) not in avoid:
             roads.setdefault(frozenset((u, v)), set()).add(int(d["road_id"]))
             U.add_edge(u, v)
     multiplicity = {pair: len(r) for pair, r in roads.items()}
