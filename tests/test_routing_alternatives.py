@@ -271,3 +271,23 @@ def test_index_is_reused_and_checked(ladder) -> None:
         alternative_routes(ladder, a, b, objective="fastest")
     with pytest.raises(cr.InputError, match="needs `risk`"):
         alternative_routes(ladder, a, b, objective="safest")
+
+
+def test_against_yen_on_the_benchmark_grid() -> None:
+    """Smoke size of benchmarks/bench_routing.py: same shortest route as OSMnx's Yen, far
+    less overlap between the alternatives."""
+    ox = pytest.importorskip("osmnx")
+    from benchmarks.bench_routing import build, far_pair, overlap
+
+    G = build(2_000)
+    o, d = far_pair(G)
+    ours = [r.edges for r in alternative_routes(G, o, d, k=3)]
+    yen = [
+        cr.routing.path_edges(G, p)
+        for p in ox.routing.k_shortest_paths(G, o, d, 3, weight="length")
+    ]
+    assert route_length_m(G, ours[0]) == pytest.approx(route_length_m(G, yen[0]))
+    share_ours, stretch_ours = overlap(G, ours)
+    share_yen, _ = overlap(G, yen)
+    assert len(ours) == 3 and share_ours <= 0.6 and stretch_ours <= 1.4
+    assert share_yen > 0.6  # Yen's next-shortest paths are one-block detours
