@@ -1,11 +1,37 @@
-"""Alternative routes between two places, and the risk of each.
+"""Alternative routes between two places, user-given routes, and the risk of each.
 
-Alternatives come from the penalty method (as in GraphHopper's and ORS's
-alternative routes): after each shortest path, the roads it used get longer by
-a factor, and the search runs again. A candidate is kept only if it shares at
-most `max_share` of its length with every better route and is at most
-`max_stretch` times as long as the shortest route, so alternatives are
-genuinely different, not the same road with a small detour.
+Alternatives come from the **penalty method** (as in GraphHopper's and ORS's
+alternative routes): after each best path under the objective, the roads it
+used get heavier by a factor ``1 + penalty`` and the search runs again. Every
+search is one :func:`scipy.sparse.csgraph.dijkstra` call on a CSR matrix built
+once (:class:`RoutingIndex`); only its data array is re-weighted between
+searches. The paths found form a pool; routes are then picked from the pool in
+order of objective cost, and a route is kept only if
+
+* it shares at most `max_share` of its length with every better route kept,
+  and
+* it is at most `max_stretch` times as long as the best route for the
+  objective (for ``"shortest"``: the shortest route),
+
+so alternatives are genuinely different, not the same road with a small detour.
+
+Objectives (edge weights the search minimises):
+
+``shortest``
+    length.
+``safest``
+    the route's risk integral ``Σ λᵢ·Lᵢ`` (least expected incidents for a given
+    number of days on the road), ties broken by length.
+``balanced``
+    ``length_km + risk_weight · Σ λᵢ·Lᵢ / 30``: `risk_weight` is the number of
+    km a planner would drive to avoid one expected incident per day on the road.
+``minimax``
+    least worst-segment rate (the bottleneck), then shortest: the smallest
+    threshold ``t`` for which a path uses only segments with rate ≤ ``t``, and
+    the shortest paths on the roads under ``t``.
+
+:func:`pareto_routes` gives the supported Pareto front of length against risk
+(weighted-sum dichotomic search, Aneja & Nair 1979).
 
 Route risk: with segment rates λᵢ (incidents per km per 30 days), lengths Lᵢ
 (km) and ``d`` days on the road, expected incidents ``E = Σ λᵢ·Lᵢ·d/30`` and
@@ -18,18 +44,34 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+import xml.etree.ElementTree as ET
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
+import pyogrio
+import shapely
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
 
-from ._errors import InputError, NoRouteError
+from . import settings
+from ._errors import InputError, MissingInputError, NoRouteError
 from .risk import RiskResult
 
 Edge = tuple[int, int, int]
+
+OBJECTIVES = ("shortest", "safest", "balanced", "minimax")
+"""Objectives :func:`alternative_routes` can optimise."""
+
+METHOD = "penalty"
+"""How alternatives are found (reported by the command line)."""
+
+_TIE = 1e-6  # relative weight of the tie-breaking term in the objectives
 
 
 @dataclass
@@ -45,11 +87,149 @@ class Route:
     metrics
         ``length_km``, ``expected_incidents``, ``p_incident`` and the rest, see
         :func:`route_metrics`.
+    name
+        Where the route comes from: ``"alternative"``, ``"pareto"``, or the
+        places or file a user gave.
     """
 
     nodes: list[int]
     edges: list[Edge]
     metrics: dict[str, Any] = field(default_factory=dict)
+    name: str = "alternative"
+
+
+# --------------------------------------------------------------------------------------
+# the compiled graph
+# --------------------------------------------------------------------------------------
+
+
+class RoutingIndex:
+    """The graph as arrays and a CSR matrix for :func:`scipy.sparse.csgraph.dijkstra`.
+
+    Expensive to build (one pass over the edges) and reused by every search:
+    parallel edges share one matrix entry, whose weight is the lightest of them
+    under the weights of each search.
+
+    Parameters
+    ----------
+    G
+        The road graph (see :mod:`convoyrisk.network`).
+
+    Attributes
+    ----------
+    nodes
+        Node ids, in matrix order.
+    edges
+        ``(u, v, key)`` of every edge, in array order.
+    length_m, road_id
+        Per edge.
+    """
+
+    def __init__(self, G: nx.MultiDiGraph) -> None:
+        self.G = G
+        self.nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
+        m = G.number_of_edges()
+        table = np.empty((m, 6))  # one pass over the edges: u, v, key, length, road, reversed
+        for i, (u, v, k, d) in enumerate(G.edges(keys=True, data=True)):
+            table[i] = (u, v, k, d["length"], d.get("road_id", -1 - i), d.get("reversed", 0))
+        uvk = table[:, :3].astype(np.int64)
+        self.edges: list[Edge] = [(int(u), int(v), int(k)) for u, v, k in uvk.tolist()]
+        self.length_m = table[:, 3].copy()
+        self.road_id = table[:, 4].astype(np.int64)
+        self.reversed = table[:, 5].astype(bool)
+        sorter = np.argsort(self.nodes)
+        self._sorted_nodes, self._sorter = self.nodes[sorter], sorter
+        eu = sorter[np.searchsorted(self._sorted_nodes, uvk[:, 0])]
+        ev = sorter[np.searchsorted(self._sorted_nodes, uvk[:, 1])]
+        self.eu, self.ev = eu, ev
+        n = len(self.nodes)
+        # edges sorted by (u, v): each run of equal pairs is one matrix entry
+        order = np.lexsort((ev, eu))
+        su, sv = eu[order], ev[order]
+        new = np.r_[True, (su[1:] != su[:-1]) | (sv[1:] != sv[:-1])] if m else np.zeros(0, bool)
+        self._order = order
+        self._pair_start = np.flatnonzero(new)
+        pu, pv = su[self._pair_start], sv[self._pair_start]
+        indptr = np.r_[0, np.cumsum(np.bincount(pu, minlength=n))]
+        self._matrix = csr_matrix(
+            (np.ones(len(pu)), pv.astype(np.int32), indptr.astype(np.int32)), shape=(n, n)
+        )
+        self._sorted_w = np.ones(m)
+        self._edge_position: dict[Edge, int] | None = None
+
+    @property
+    def edge_position(self) -> dict[Edge, int]:
+        """Array position of each ``(u, v, key)``."""
+        if self._edge_position is None:
+            self._edge_position = {e: i for i, e in enumerate(self.edges)}
+        return self._edge_position
+
+    def node_index(self, node: int) -> int:
+        """Matrix row of a node id."""
+        i = int(np.searchsorted(self._sorted_nodes, int(node)))
+        if i >= len(self._sorted_nodes) or self._sorted_nodes[i] != int(node):
+            msg = f"Node {node} is not in the road graph: pass a node id of the graph."
+            raise InputError(msg)
+        return int(self._sorter[i])
+
+    def _set_weights(self, weight: np.ndarray) -> None:
+        sorted_w = weight[self._order]
+        self._sorted_w = sorted_w
+        self._matrix.data = np.minimum.reduceat(sorted_w, self._pair_start)
+
+    def _best_edge(self, a: int, b: int) -> int:
+        """Array position of the lightest edge a → b under the current weights."""
+        start, stop = self._matrix.indptr[a], self._matrix.indptr[a + 1]
+        pair = start + int(np.searchsorted(self._matrix.indices[start:stop], b))
+        lo = self._pair_start[pair]
+        hi = self._pair_start[pair + 1] if pair + 1 < len(self._pair_start) else len(self._order)
+        return int(self._order[lo + int(np.argmin(self._sorted_w[lo:hi]))])
+
+    def shortest(self, weight: np.ndarray, source: int, target: int) -> list[int] | None:
+        """Edge positions of the lightest path between two matrix rows; None if unreachable.
+
+        Parameters
+        ----------
+        weight
+            One non-negative weight per edge (``inf`` removes the edge).
+        source, target
+            Matrix rows (see :meth:`node_index`).
+        """
+        if source == target:
+            return []
+        self._set_weights(weight)
+        dist, pred = dijkstra(self._matrix, directed=True, indices=source, return_predecessors=True)
+        if not np.isfinite(dist[target]):
+            return None
+        hops = [target]
+        while hops[-1] != source:
+            hops.append(int(pred[hops[-1]]))
+        hops.reverse()
+        return [self._best_edge(a, b) for a, b in itertools.pairwise(hops)]
+
+    def route(self, positions: Sequence[int], name: str = "alternative") -> Route:
+        """A :class:`Route` from edge positions."""
+        edges = [self.edges[i] for i in positions]
+        nodes = [edges[0][0], *(e[1] for e in edges)] if edges else []
+        return Route(nodes=nodes, edges=edges, name=name)
+
+    def positions(self, route: Route) -> np.ndarray:
+        """Edge positions of a route's edges."""
+        return np.array([self.edge_position[e] for e in route.edges], dtype=np.int64)
+
+
+def _index(G: nx.MultiDiGraph, index: RoutingIndex | None) -> RoutingIndex:
+    if index is None:
+        return RoutingIndex(G)
+    if index.G is not G:
+        msg = "`index` was built for another graph: build it with `RoutingIndex(G)`."
+        raise InputError(msg)
+    return index
+
+
+# --------------------------------------------------------------------------------------
+# lengths and overlap
+# --------------------------------------------------------------------------------------
 
 
 def path_edges(G: nx.MultiDiGraph, nodes: list[int], weight: str = "length") -> list[Edge]:
@@ -71,26 +251,202 @@ def _road_lengths(G: nx.MultiDiGraph, edges: list[Edge]) -> dict[int, float]:
 
 
 def shared_fraction(G: nx.MultiDiGraph, route: list[Edge], other: list[Edge]) -> float:
-    """Share of `route`'s length on roads that `other` also uses (either direction)."""
+    """Share of `route`'s length on roads that `other` also uses (either direction).
+
+    A road driven twice counts once.
+    """
     mine, theirs = _road_lengths(G, route), _road_lengths(G, other)
     total = sum(mine.values())
     return sum(length for r, length in mine.items() if r in theirs) / total if total else 0.0
 
 
-def _shortest(
-    G: nx.MultiDiGraph, origin: int, destination: int, weight: Callable[..., float]
+@dataclass
+class _Candidate:
+    positions: list[int]
+    length_m: float
+    cost: float
+    roads: np.ndarray  # unique road ids
+    road_m: np.ndarray  # their lengths
+
+    def share_with(self, other: _Candidate) -> float:
+        total = float(self.road_m.sum())
+        if total == 0.0:
+            return 0.0
+        return float(self.road_m[np.isin(self.roads, other.roads)].sum()) / total
+
+
+def _candidate(ix: RoutingIndex, positions: list[int], cost_w: np.ndarray) -> _Candidate:
+    pos = np.asarray(positions, dtype=np.int64)
+    roads, first = np.unique(ix.road_id[pos], return_index=True)
+    return _Candidate(
+        positions=list(positions),
+        length_m=float(ix.length_m[pos].sum()),
+        cost=float(cost_w[pos].sum()),
+        roads=roads,
+        road_m=ix.length_m[pos][first],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# objectives
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EdgeRisk:
+    """Per-edge risk from scored segments, aligned with a :class:`RoutingIndex`.
+
+    Attributes
+    ----------
+    integral
+        ``Σ λᵢ·Lᵢ`` over the edge's segments (incidents per 30 days on the road).
+    max_rate
+        Highest segment rate on the edge (incidents per km per 30 days).
+    """
+
+    integral: np.ndarray
+    max_rate: np.ndarray
+
+
+def edge_risk(index: RoutingIndex, risk: RiskResult) -> EdgeRisk:
+    """Sum and maximum of segment risk per edge (both directions of a road alike)."""
+    segs = risk.segments
+    km = segs["length_m"].to_numpy(dtype=float) / 1000.0
+    per_road = pd.DataFrame(
+        {"road_id": segs["road_id"].to_numpy(), "i": segs["rate"].to_numpy() * km}
+    )
+    per_road["m"] = segs["rate"].to_numpy()
+    agg = per_road.groupby("road_id").agg(i=("i", "sum"), m=("m", "max"))
+    integral = agg["i"].reindex(index.road_id).to_numpy(dtype=float)
+    max_rate = agg["m"].reindex(index.road_id).to_numpy(dtype=float)
+    if np.isnan(integral).any():
+        msg = "`risk` was scored on another graph: some roads have no segments. Re-score it on G."
+        raise InputError(msg)
+    return EdgeRisk(integral=integral, max_rate=max_rate)
+
+
+def _objective_weights(
+    ix: RoutingIndex,
+    objective: str,
+    risk: RiskResult | None,
+    risk_weight: float,
+) -> tuple[np.ndarray, EdgeRisk | None]:
+    if objective not in OBJECTIVES:
+        msg = f"`objective` must be one of {', '.join(OBJECTIVES)}; got {objective!r}."
+        raise InputError(msg)
+    km = ix.length_m / 1000.0
+    if objective == "shortest":
+        return km.copy(), None
+    if risk is None:
+        msg = f"The {objective!r} objective needs `risk` (from `score_segments`)."
+        raise InputError(msg)
+    er = edge_risk(ix, risk)
+    if objective == "safest":
+        scale = float(np.mean(er.integral / np.maximum(km, 1e-12))) or 1.0
+        return er.integral + _TIE * scale * km, er
+    if objective == "balanced":
+        if risk_weight < 0:
+            msg = f"`risk_weight` must be non-negative, got {risk_weight}."
+            raise InputError(msg)
+        return km + risk_weight * er.integral / 30.0, er
+    return km.copy(), er  # minimax: lengths on the roads under the bottleneck threshold
+
+
+def _stops_reachable(ix: RoutingIndex, weight: np.ndarray, stops: Sequence[int]) -> bool:
+    return all(ix.shortest(weight, a, b) is not None for a, b in itertools.pairwise(stops))
+
+
+def _bottleneck(ix: RoutingIndex, weight: np.ndarray, er: EdgeRisk, stops: Sequence[int]) -> float:
+    """Smallest rate ``t`` such that the stops connect on edges whose max rate is ≤ ``t``."""
+    usable = np.isfinite(weight)
+    levels = np.unique(er.max_rate[usable])
+    lo, hi = 0, len(levels) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        trial = np.where(er.max_rate <= levels[mid], weight, np.inf)
+        if _stops_reachable(ix, trial, stops):
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(levels[lo])
+
+
+def _no_route(G: nx.MultiDiGraph, a: int, b: int, *, avoided: bool) -> NoRouteError:
+    def label(n: int) -> str:
+        name = G.nodes[n].get("name")
+        return f"{name} (node {n})" if name else f"node {n}"
+
+    why = (
+        "once the avoided roads and areas are left out"
+        if avoided
+        else "they lie on parts of the network that no road connects"
+    )
+    msg = (
+        f"No route joins {label(a)} and {label(b)}: {why}. "
+        "Check the road layer, avoid less, or choose other places."
+    )
+    return NoRouteError(msg)
+
+
+def _path_through(
+    ix: RoutingIndex, weight: np.ndarray, stops: Sequence[int], *, avoided: bool
 ) -> list[int]:
-    try:
-        return list(nx.dijkstra_path(G, origin, destination, weight=weight))
-    except nx.NetworkXNoPath as exc:
+    out: list[int] = []
+    for a, b in itertools.pairwise(stops):
+        leg = ix.shortest(weight, a, b)
+        if leg is None:
+            raise _no_route(ix.G, int(ix.nodes[a]), int(ix.nodes[b]), avoided=avoided)
+        out.extend(leg)
+    return out
+
+
+def _check_limits(k: int, max_share: float, max_stretch: float, penalty: float) -> None:
+    if k < 1:
+        msg = f"`k` must be at least 1, got {k}."
+        raise InputError(msg)
+    if not 0.0 <= max_share <= 1.0 or max_stretch < 1.0:
+        msg = "`max_share` must be in [0, 1] and `max_stretch` at least 1."
+        raise InputError(msg)
+    if penalty <= 0.0:
+        msg = f"`penalty` must be positive, got {penalty}."
+        raise InputError(msg)
+
+
+def _stops(ix: RoutingIndex, origin: int, destination: int, via: Sequence[int]) -> list[int]:
+    stops = [ix.node_index(n) for n in (origin, *via, destination)]
+    if any(a == b for a, b in itertools.pairwise(stops)) or origin == destination:
         msg = (
-            f"No route joins node {origin} and node {destination}: they lie on parts of the "
-            "network that no road connects. Check the road layer or choose other places."
+            "Origin and destination (or two consecutive via places) are the same place on "
+            "the network: choose different places."
         )
-        raise NoRouteError(msg) from exc
+        raise InputError(msg)
+    return stops
 
 
-def alternative_routes(  # noqa: C901 - argument checks, then one search loop
+def _avoid_weights(ix: RoutingIndex, weight: np.ndarray, avoid_roads: Collection[int]) -> None:
+    if avoid_roads:
+        weight[np.isin(ix.road_id, np.fromiter(avoid_roads, dtype=np.int64))] = np.inf
+
+
+def _select(
+    pool: list[_Candidate], k: int, max_share: float, max_stretch: float
+) -> list[_Candidate]:
+    """Greedy pick in cost order: the best, then each one within both limits."""
+    if not pool:
+        return []
+    best = pool[0]
+    picked = [best]
+    for c in sorted(pool[1:], key=lambda c: (c.cost, c.length_m)):
+        if len(picked) == k:
+            break
+        if c.length_m > max_stretch * best.length_m * (1 + 1e-12):
+            continue
+        if all(c.share_with(p) <= max_share for p in picked):
+            picked.append(c)
+    return picked
+
+
+def alternative_routes(
     G: nx.MultiDiGraph,
     origin: int,
     destination: int,
@@ -100,8 +456,14 @@ def alternative_routes(  # noqa: C901 - argument checks, then one search loop
     max_stretch: float = 1.4,
     penalty: float = 0.5,
     max_iterations: int | None = None,
+    objective: str = "shortest",
+    risk: RiskResult | None = None,
+    risk_weight: float = 1000.0,
+    via: Sequence[int] = (),
+    avoid_roads: Collection[int] = (),
+    index: RoutingIndex | None = None,
 ) -> list[Route]:
-    """Up to `k` genuinely different routes, shortest first (penalty method).
+    """Up to `k` genuinely different routes, best first (penalty method).
 
     Parameters
     ----------
@@ -114,59 +476,458 @@ def alternative_routes(  # noqa: C901 - argument checks, then one search loop
         that pass both limits.
     max_share
         Largest share of a route's length that it may have in common with any
-        better route.
+        better route (roads count in either direction).
     max_stretch
-        Largest ratio of a route's length to the shortest route's.
+        Largest ratio of a route's length to the length of the best route for
+        the objective (for ``"shortest"``: the shortest route).
     penalty
         Each time a road is used, its search weight grows by this fraction.
     max_iterations
         Searches to run at most; ``4·k + 4`` if None.
+    objective
+        ``"shortest"``, ``"safest"``, ``"balanced"`` or ``"minimax"`` (see the
+        module docstring). All but ``"shortest"`` need `risk`.
+    risk
+        Scored segments from :func:`convoyrisk.risk.score_segments`.
+    risk_weight
+        For ``"balanced"``: km a planner would drive to avoid one expected
+        incident per day on the road.
+    via
+        Node ids the routes must pass, in order.
+    avoid_roads
+        ``road_id`` values of roads no route may use (see :func:`roads_in_areas`
+        and :func:`roads_of_segments`).
+    index
+        A :class:`RoutingIndex` of `G` to reuse; built if None.
+
+    Returns
+    -------
+    list of Route
+        Best first under the objective; the first is the optimum.
 
     Raises
     ------
     NoRouteError
-        If the destination cannot be reached.
+        If the destination (or a via place) cannot be reached.
     """
-    if k < 1:
-        msg = f"`k` must be at least 1, got {k}."
-        raise InputError(msg)
-    if not 0.0 <= max_share <= 1.0 or max_stretch < 1.0:
-        msg = "`max_share` must be in [0, 1] and `max_stretch` at least 1."
-        raise InputError(msg)
-    if origin == destination:
-        msg = (
-            "Origin and destination are the same place on the network: choose two different places."
-        )
-        raise InputError(msg)
-    uses: dict[int, int] = {}
-
-    def weight(_u: int, _v: int, data: dict[Any, dict[str, Any]]) -> float:
-        return min(
-            float(d["length"]) * (1.0 + penalty) ** uses.get(d["road_id"], 0) for d in data.values()
-        )
-
-    routes: list[Route] = []
+    _check_limits(k, max_share, max_stretch, penalty)
+    ix = _index(G, index)
+    stops = _stops(ix, origin, destination, via)
+    base, er = _objective_weights(ix, objective, risk, risk_weight)
+    _avoid_weights(ix, base, avoid_roads)
+    if objective == "minimax" and er is not None:
+        _path_through(ix, base, stops, avoided=bool(avoid_roads))  # reachable at all?
+        level = _bottleneck(ix, base, er, stops)
+        base = np.where(er.max_rate <= level, base, np.inf)
+    road_uses = np.zeros(int(ix.road_id.max()) + 1 if len(ix.road_id) else 0)
+    pool: list[_Candidate] = []
     seen: set[tuple[int, ...]] = set()
-    shortest_m = math.inf
     for _ in range(max_iterations or 4 * k + 4):
-        nodes = _shortest(G, origin, destination, weight)
-        edges = path_edges(G, nodes)
-        for e in edges:
-            rid = int(G.edges[e]["road_id"])
-            uses[rid] = uses.get(rid, 0) + 1
-        if tuple(nodes) in seen:
+        weight = base * (1.0 + penalty) ** road_uses[ix.road_id]
+        positions = _path_through(ix, weight, stops, avoided=bool(avoid_roads))
+        road_uses[np.unique(ix.road_id[positions])] += 1
+        key = tuple(positions)
+        if key in seen:
             continue
-        seen.add(tuple(nodes))
-        length = route_length_m(G, edges)
-        shortest_m = min(shortest_m, length)
-        if length > max_stretch * shortest_m:
+        seen.add(key)
+        pool.append(_candidate(ix, positions, base))
+        if len(_select(pool, k, max_share, max_stretch)) == k:
+            break
+    return [ix.route(c.positions) for c in _select(pool, k, max_share, max_stretch)]
+
+
+def pareto_routes(
+    G: nx.MultiDiGraph,
+    origin: int,
+    destination: int,
+    risk: RiskResult,
+    *,
+    max_routes: int = 8,
+    via: Sequence[int] = (),
+    avoid_roads: Collection[int] = (),
+    index: RoutingIndex | None = None,
+) -> list[Route]:
+    """The supported Pareto front of length against risk, shortest first.
+
+    Each route minimises ``length + w·Σλᵢ·Lᵢ`` for some ``w ≥ 0``; the weights
+    are found by dichotomic search (Aneja & Nair 1979): between two front
+    routes ``a`` and ``b``, ``w = (L_b − L_a)/(R_a − R_b)``, and a route found
+    there that beats both on the weighted sum lies on the front between them.
+    Pareto-optimal routes inside the convex hull (unsupported) are not found.
+
+    Parameters
+    ----------
+    max_routes
+        Stop once this many routes are on the front.
+
+    Returns
+    -------
+    list of Route
+        Lengths increase and risk integrals decrease along the list.
+    """
+    ix = _index(G, index)
+    stops = _stops(ix, origin, destination, via)
+    km = ix.length_m / 1000.0
+    er = edge_risk(ix, risk)
+    integral = er.integral.copy()
+    avoided = bool(avoid_roads)
+    mask = np.zeros(len(km))
+    _avoid_weights(ix, mask, avoid_roads)
+
+    def solve(w_len: float, w_risk: float) -> _Candidate:
+        weight = w_len * km + w_risk * integral + mask
+        pos = _path_through(ix, weight, stops, avoided=avoided)
+        return _candidate(ix, pos, integral)  # cost = risk integral
+
+    scale = float(km.sum() / max(integral.sum(), 1e-300))
+    short = solve(1.0, _TIE * scale)
+    safe = solve(_TIE, scale)
+    front = {tuple(short.positions): short, tuple(safe.positions): safe}
+    todo = [(short, safe)]
+    while todo and len(front) < max_routes:
+        a, b = todo.pop()
+        if b.cost >= a.cost or b.length_m <= a.length_m:
             continue
-        if all(shared_fraction(G, edges, r.edges) <= max_share for r in routes):
-            routes.append(Route(nodes=nodes, edges=edges))
-            if len(routes) == k:
-                break
-    routes.sort(key=lambda r: route_length_m(G, r.edges))
-    return routes
+        w = (b.length_m - a.length_m) / 1000.0 / (a.cost - b.cost)
+        c = solve(1.0, w)
+        tol = 1e-9 * (a.length_m / 1000.0 + w * a.cost)
+        if c.length_m / 1000.0 + w * c.cost < a.length_m / 1000.0 + w * a.cost - tol:
+            front.setdefault(tuple(c.positions), c)
+            todo.extend([(a, c), (c, b)])
+    ordered = sorted(front.values(), key=lambda c: (c.length_m, c.cost))
+    kept: list[_Candidate] = []
+    for c in ordered:  # drop dominated ties
+        if not kept or c.cost < kept[-1].cost:
+            kept.append(c)
+    return [ix.route(c.positions, name="pareto") for c in kept]
+
+
+# --------------------------------------------------------------------------------------
+# avoid lists and user-given routes
+# --------------------------------------------------------------------------------------
+
+
+def roads_in_areas(G: nx.MultiDiGraph, areas: gpd.GeoDataFrame | gpd.GeoSeries) -> set[int]:
+    """``road_id`` of every road that touches one of the (multi)polygons.
+
+    Raises
+    ------
+    InputError
+        If `areas` has no CRS or holds no polygon.
+    """
+    if areas.crs is None:
+        msg = "The areas to avoid have no CRS: set one (GeoJSON is EPSG:4326)."
+        raise InputError(msg)
+    geoms = areas.geometry if isinstance(areas, gpd.GeoDataFrame) else areas
+    polys = geoms[geoms.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if len(polys) == 0:
+        msg = "The areas to avoid hold no Polygon or MultiPolygon: draw areas, not lines or points."
+        raise InputError(msg)
+    polys = polys.to_crs(G.graph["crs"])
+    rows = [(int(d["road_id"]), d["geometry"]) for *_, d in G.edges(data=True)]
+    tree = shapely.STRtree([g for _, g in rows])
+    _, hit = tree.query(polys.to_numpy(), predicate="intersects")
+    return {rows[int(i)][0] for i in np.unique(hit)}
+
+
+def read_areas(path: str | Path) -> gpd.GeoDataFrame:
+    """Read polygons to avoid from a GeoJSON (or any vector file GDAL reads)."""
+    path = Path(path)
+    if not path.exists():
+        msg = f"Areas file {path} does not exist: pass an existing GeoJSON with `--avoid`."
+        raise MissingInputError(msg)
+    try:
+        return gpd.read_file(path, engine="pyogrio")
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as exc:
+        msg = f"Cannot read areas file {path}: {_first_line(exc)}. Pass a GeoJSON of polygons."
+        raise InputError(msg) from exc
+
+
+def roads_of_segments(risk: RiskResult | gpd.GeoDataFrame, segment_ids: Iterable[int]) -> set[int]:
+    """``road_id`` of the roads that hold the given segments.
+
+    `risk` is a :class:`~convoyrisk.risk.RiskResult` or its segment table
+    (:func:`convoyrisk.risk.split_segments` numbers segments the same way).
+
+    Raises
+    ------
+    InputError
+        If a segment id is unknown.
+    """
+    ids = [int(s) for s in segment_ids]
+    table = risk.segments if isinstance(risk, RiskResult) else risk
+    segs = table.set_index("segment_id")
+    unknown = sorted(set(ids) - set(segs.index.tolist()))
+    if unknown:
+        msg = (
+            f"Unknown segment id(s) {unknown[:5]}: ids run from {int(segs.index.min())} to "
+            f"{int(segs.index.max())}; see `segment_id` in the risk output."
+        )
+        raise InputError(msg)
+    return {int(r) for r in segs.loc[ids, "road_id"]}
+
+
+def route_through(
+    G: nx.MultiDiGraph,
+    stops: Sequence[int],
+    *,
+    name: str = "",
+    avoid_roads: Collection[int] = (),
+    index: RoutingIndex | None = None,
+) -> Route:
+    """The shortest route through the given nodes in order (legs joined end to end).
+
+    Raises
+    ------
+    InputError
+        If fewer than two distinct stops are given.
+    NoRouteError
+        If a leg cannot be driven.
+    """
+    ix = _index(G, index)
+    rows = [ix.node_index(n) for n in stops]
+    rows = [r for i, r in enumerate(rows) if i == 0 or r != rows[i - 1]]
+    if len(rows) < 2:
+        msg = "A route needs at least two different places on the network."
+        raise InputError(msg)
+    weight = ix.length_m / 1000.0
+    _avoid_weights(ix, weight, avoid_roads)
+    positions = _path_through(ix, weight, rows, avoided=bool(avoid_roads))
+    return ix.route(positions, name=name or "given")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_tracks(path: str | Path) -> list[tuple[str, shapely.LineString]]:
+    """Lines from a GPX file (tracks and routes) or a GeoJSON/vector file, in EPSG:4326.
+
+    GPX is read with the standard library (``xml.etree``): each ``<trk>`` (its
+    segments joined) and each ``<rte>`` is one line. Other files are read with
+    GeoPandas; each LineString feature is one line, MultiLineStrings are joined
+    part after part.
+
+    Returns
+    -------
+    list of (name, LineString)
+        The name is the track's ``<name>`` or ``name`` property, else
+        ``"<file> #i"``.
+
+    Raises
+    ------
+    MissingInputError
+        If the file does not exist.
+    InputError
+        If it cannot be parsed or holds no line of two points or more.
+    """
+    path = Path(path)
+    if not path.exists():
+        msg = f"Route file {path} does not exist: pass an existing GPX or GeoJSON file."
+        raise MissingInputError(msg)
+    out = _read_gpx(path) if path.suffix.lower() == ".gpx" else _read_vector_lines(path)
+    out = [(n, g) for n, g in out if len(g.coords) >= 2]
+    if not out:
+        msg = (
+            f"Route file {path} holds no track or line of two points or more: "
+            "pass a GPX track (<trkpt>) or a GeoJSON LineString."
+        )
+        raise InputError(msg)
+    return out
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _read_gpx(path: Path) -> list[tuple[str, shapely.LineString]]:
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314 - a local file the user chose
+    except ET.ParseError as exc:
+        msg = f"Cannot parse GPX file {path}: {exc}. Export the track again as GPX 1.1."
+        raise InputError(msg) from exc
+    out = []
+    for i, item in enumerate(e for e in root if _local(e.tag) in {"trk", "rte"}):
+        pts = [
+            (float(p.attrib["lon"]), float(p.attrib["lat"]))
+            for p in item.iter()
+            if _local(p.tag) in {"trkpt", "rtept"} and {"lat", "lon"} <= p.attrib.keys()
+        ]
+        name = next((c.text for c in item if _local(c.tag) == "name" and c.text), None)
+        if len(pts) >= 2:
+            out.append((name or f"{path.name} #{i + 1}", shapely.LineString(pts)))
+    return out
+
+
+def _read_vector_lines(path: Path) -> list[tuple[str, shapely.LineString]]:
+    try:
+        gdf = gpd.read_file(path, engine="pyogrio")
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as exc:
+        msg = f"Cannot read route file {path}: {_first_line(exc)}. Pass a GPX or GeoJSON file."
+        raise InputError(msg) from exc
+    if gdf.crs is None:
+        gdf = gdf.set_crs(settings.default_crs)  # GeoJSON without crs member is WGS84
+    gdf = gdf.to_crs(settings.default_crs)
+    out = []
+    for i, (geom, name) in enumerate(
+        zip(gdf.geometry, gdf.get("name", pd.Series([None] * len(gdf))), strict=True)
+    ):
+        if geom is None or geom.is_empty:
+            continue
+        if geom.geom_type == "LineString":
+            line = geom
+        elif geom.geom_type == "MultiLineString":
+            line = shapely.LineString(np.vstack([np.asarray(p.coords) for p in geom.geoms]))
+        else:
+            continue
+        label = str(name) if isinstance(name, str) and name else f"{path.name} #{i + 1}"
+        out.append((label, line))
+    return out
+
+
+def snap_track(
+    G: nx.MultiDiGraph,
+    track: shapely.LineString,
+    *,
+    crs: str = settings.default_crs,
+    max_offset_m: float = 2000.0,
+    spacing_m: float = 100.0,
+    name: str = "track",
+    index: RoutingIndex | None = None,
+) -> Route:
+    """Map-match a drawn or recorded track onto the network.
+
+    The track is resampled every `spacing_m`; each point goes to its nearest
+    road (shapely STRtree). Consecutive points on one road form a run, driven
+    in the direction the points advance along it; a run that only touches a
+    road's end within ``spacing_m/2`` (a junction) is dropped. Runs are joined
+    by shortest paths. Routes run from node to node: a track that starts or
+    ends part-way along a road is extended to that road's end.
+
+    Parameters
+    ----------
+    track
+        The line, in `crs`.
+    max_offset_m
+        A point farther than this from every road rejects the track.
+
+    Raises
+    ------
+    InputError
+        If the track lies farther than `max_offset_m` from the network, or
+        touches too little of it to make a route.
+    """
+    ix = _index(G, index)
+    if max_offset_m <= 0 or spacing_m <= 0:
+        msg = "`max_offset_m` and `spacing_m` must be positive."
+        raise InputError(msg)
+    line = gpd.GeoSeries([track], crs=crs).to_crs(G.graph["crs"]).iloc[0]
+    n_pts = max(2, math.ceil(line.length / spacing_m) + 1)
+    pts = shapely.line_interpolate_point(line, np.linspace(0.0, line.length, n_pts))
+    forward = np.flatnonzero(~ix.reversed)
+    geoms = np.array([G.edges[ix.edges[i]]["geometry"] for i in forward], dtype=object)
+    tree = shapely.STRtree(geoms)
+    (pi, gi), dist = tree.query_nearest(
+        pts, max_distance=max_offset_m, return_distance=True, all_matches=False
+    )
+    if len(pi) < n_pts:
+        missed = np.setdiff1d(np.arange(n_pts), pi)
+        first_km = float(missed[0]) / (n_pts - 1) * line.length / 1000.0
+        far = shapely.distance(pts[missed], shapely.MultiLineString(list(geoms)))
+        msg = (
+            f"Route {name!r} lies off the road network: {len(missed)} of {n_pts} track points "
+            f"(the first at km {first_km:.1f} of the track) are more than {max_offset_m:g} m "
+            f"from any road, up to {float(np.max(far)) / 1000:.1f} km. Check the file's "
+            "coordinates, pass `--roads` that cover it, or raise `--max-track-offset`."
+        )
+        raise InputError(msg)
+    order = np.argsort(pi, kind="stable")
+    edge_pos = forward[gi[order]]
+    offset = shapely.line_locate_point(geoms[gi[order]], pts[pi[order]])
+    del dist
+    runs = _runs(ix.road_id[edge_pos], offset, edge_pos, ix.length_m, tol=spacing_m / 2.0)
+    if not runs:
+        msg = (
+            f"Route {name!r} touches the network only at junctions ({line.length:.0f} m long): "
+            "draw it along the roads it follows."
+        )
+        raise InputError(msg)
+    return _join_runs(ix, runs, pts_xy=shapely.get_coordinates(pts), name=name)
+
+
+@dataclass
+class _Run:
+    edge: int  # forward edge position
+    first: float  # offsets (m from u) of the first and last points on it
+    last: float
+    start: int  # index of the first and last track point of the run
+    stop: int
+
+
+def _runs(
+    roads: np.ndarray, offset: np.ndarray, edge_pos: np.ndarray, lengths: np.ndarray, tol: float
+) -> list[_Run]:
+    runs: list[_Run] = []
+    i = 0
+    n = len(roads)
+    while i < n:
+        j = i
+        while j + 1 < n and roads[j + 1] == roads[i]:
+            j += 1
+        e = int(edge_pos[i])
+        seg = offset[i : j + 1]
+        length = float(lengths[e])
+        at_end = bool(seg.max() <= tol or seg.min() >= length - tol)
+        if not at_end or (length <= 2 * tol and j > i):
+            if runs and runs[-1].edge == e:
+                runs[-1].last, runs[-1].stop = float(seg[-1]), j
+            else:
+                runs.append(_Run(e, float(seg[0]), float(seg[-1]), i, j))
+        i = j + 1
+    return runs
+
+
+def _join_runs(ix: RoutingIndex, runs: list[_Run], pts_xy: np.ndarray, name: str) -> Route:
+    G = ix.G
+    by_road: dict[tuple[int, bool], int] = {
+        (int(ix.road_id[i]), bool(ix.reversed[i])): i for i in range(len(ix.edges))
+    }
+    weight = ix.length_m / 1000.0
+    positions: list[int] = []
+    here: int | None = None
+    for r in runs:
+        u, v, _ = ix.edges[r.edge]
+        if abs(r.last - r.first) > 1e-6:
+            backwards = r.last < r.first
+        else:  # one point: the end nearer the track point before it is where we enter
+            ref = pts_xy[r.start - 1] if r.start > 0 else None
+            if ref is None:
+                ref = pts_xy[min(r.stop + 1, len(pts_xy) - 1)]
+                nearer_u = _dist(G, u, ref) < _dist(G, v, ref)
+                backwards = nearer_u  # the next point is near u: we leave at u
+            else:
+                backwards = _dist(G, v, ref) < _dist(G, u, ref)
+        key = (int(ix.road_id[r.edge]), backwards)
+        e = by_road.get(key, r.edge)  # a one-way road is kept in its own direction
+        entry = ix.node_index(ix.edges[e][0])
+        if here is not None and here != entry:
+            leg = ix.shortest(weight, here, entry)
+            if leg is None:
+                raise _no_route(G, int(ix.nodes[here]), int(ix.nodes[entry]), avoided=False)
+            positions.extend(leg)
+        positions.append(e)
+        here = ix.node_index(ix.edges[e][1])
+    return ix.route(positions, name=name)
+
+
+def _dist(G: nx.MultiDiGraph, node: int, xy: np.ndarray) -> float:
+    return math.hypot(G.nodes[node]["x"] - xy[0], G.nodes[node]["y"] - xy[1])
+
+
+# --------------------------------------------------------------------------------------
+# metrics
+# --------------------------------------------------------------------------------------
 
 
 def route_metrics(
@@ -177,6 +938,8 @@ def route_metrics(
     speed_kph: float = 30.0,
     driving_hours_per_day: float = 10.0,
     travel_days: float | None = None,
+    n_worst: int = 3,
+    min_gap_km: float = 5.0,
 ) -> dict[str, Any]:
     """Length, exposure and risk of a route.
 
@@ -185,24 +948,37 @@ def route_metrics(
     G
         The road graph.
     route
-        A route from :func:`alternative_routes`.
+        A route from :func:`alternative_routes` or another route function.
     risk
         Scored segments from :func:`convoyrisk.risk.score_segments`.
     speed_kph, driving_hours_per_day
-        Convoy pace, used when `travel_days` is None.
+        Convoy pace, used when `travel_days` is None:
+        ``days = length_km / (speed_kph · driving_hours_per_day)``.
     travel_days
         Days the convoy spends on the road (overrides the pace).
+    n_worst
+        How many of the worst segments to list.
+    min_gap_km
+        The listed worst segments lie at least this far apart along the route
+        (so they name different hot spots, not neighbouring segments of one).
 
     Returns
     -------
     dict
-        ``length_km``, ``travel_days``, ``expected_incidents``, ``p_incident``,
-        ``p_incident_low``, ``p_incident_high``, ``worst_segment`` (id, rate,
-        class and chainage), ``via`` (named places passed) and ``profile``
-        (chainage km and rate of each segment in travel order).
+        ``length_km``, ``travel_days``, ``driving_hours``, ``risk_integral``
+        (``Σ λᵢ·Lᵢ``, incidents per 30 days on the road), ``expected_incidents``
+        (``risk_integral · days / 30``), ``p_incident`` = ``1 − exp(−E)`` with
+        ``p_incident_low`` / ``p_incident_high`` from the rate interval,
+        ``worst_segment`` and ``worst_segments`` (id, rate, class, chainage,
+        expected incidents on it and their share of the route's),
+        ``via`` (named places passed) and ``profile`` (chainage km and rate of
+        each segment in travel order).
     """
     if speed_kph <= 0 or driving_hours_per_day <= 0:
         msg = "`speed_kph` and `driving_hours_per_day` must be positive."
+        raise InputError(msg)
+    if not route.edges:
+        msg = "The route has no edges: origin and destination are the same node."
         raise InputError(msg)
     segs = route_segments(G, route, risk)
     length_km = route_length_m(G, route.edges) / 1000.0
@@ -213,30 +989,57 @@ def route_metrics(
         msg = f"`travel_days` must be positive, got {days}."
         raise InputError(msg)
     km = segs["length_m"].to_numpy() / 1000.0
-    expected = float(np.sum(segs["rate"].to_numpy() * km) * days / 30.0)
+    rate = segs["rate"].to_numpy()
+    integral = float(np.sum(rate * km))
+    expected = integral * days / 30.0
     low = float(np.sum(segs["rate_low"].to_numpy() * km) * days / 30.0)
     high = float(np.sum(segs["rate_high"].to_numpy() * km) * days / 30.0)
-    worst = segs.iloc[int(np.argmax(segs["rate"].to_numpy()))]
+    share = rate * km * days / 30.0
+    order = _separated_peaks(rate, segs["chainage_m"].to_numpy(dtype=float), n_worst, min_gap_km)
+    seg_ids = segs["segment_id"].to_numpy(dtype=np.int64)
+    chainage = segs["chainage_m"].to_numpy(dtype=float)
+    worst = [
+        {
+            "segment_id": int(seg_ids[i]),
+            "rate": float(rate[i]),
+            "risk_class": str(segs["risk_class"].iat[i]),
+            "chainage_km": round(float(chainage[i]) / 1000.0, 1),
+            "expected_incidents": float(share[i]),
+            "share_of_route": round(float(share[i]) / expected, 4) if expected else 0.0,
+        }
+        for i in order
+    ]
     via = [G.nodes[n]["name"] for n in route.nodes[1:-1] if G.nodes[n].get("name")]
     return {
         "length_km": round(length_km, 3),
         "travel_days": round(days, 3),
+        "driving_hours": round(length_km / speed_kph, 2),
+        "risk_integral": integral,
         "expected_incidents": expected,
         "p_incident": 1.0 - math.exp(-expected),
         "p_incident_low": 1.0 - math.exp(-low),
         "p_incident_high": 1.0 - math.exp(-high),
         "worst_segment": {
-            "segment_id": int(worst["segment_id"]),
-            "rate": float(worst["rate"]),
-            "risk_class": str(worst["risk_class"]),
-            "chainage_km": round(float(worst["chainage_m"]) / 1000.0, 1),
+            k: worst[0][k] for k in ("segment_id", "rate", "risk_class", "chainage_km")
         },
-        "via": via,
+        "worst_segments": worst,
+        "via": list(dict.fromkeys(via)),
         "profile": [
             [round(float(c) / 1000.0, 3), float(r)]
             for c, r in zip(segs["chainage_m"], segs["rate"], strict=True)
         ],
     }
+
+
+def _separated_peaks(rate: np.ndarray, chainage_m: np.ndarray, n: int, gap_km: float) -> list[int]:
+    """Indices of the highest rates, each at least `gap_km` from those already taken."""
+    taken: list[int] = []
+    for i in np.argsort(-rate, kind="stable"):
+        if all(abs(chainage_m[i] - chainage_m[j]) >= gap_km * 1000.0 for j in taken):
+            taken.append(int(i))
+            if len(taken) >= max(1, n):
+                break
+    return taken
 
 
 def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.DataFrame:
@@ -253,6 +1056,18 @@ def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.Dat
     return out
 
 
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+RANK_KEYS: dict[str, tuple[str, ...]] = {
+    "expected_incidents": ("expected_incidents", "length_km"),
+    "length": ("length_km", "expected_incidents"),
+    "worst_rate": ("worst_rate", "length_km"),
+}
+"""How :func:`score_routes` can rank, and the tie-breakers."""
+
+
 def score_routes(
     G: nx.MultiDiGraph,
     routes: list[Route],
@@ -266,18 +1081,33 @@ def score_routes(
     Parameters
     ----------
     rank_by
-        ``"expected_incidents"`` (least risk first, then shortest) or ``"length"``.
+        ``"expected_incidents"`` (least risk first, then shortest),
+        ``"length"`` or ``"worst_rate"`` (least worst-segment rate first).
     **pace
         ``speed_kph``, ``driving_hours_per_day``, ``travel_days`` for
         :func:`route_metrics`.
+
+    Returns
+    -------
+    list of Route
+        Ranked; each route's metrics also hold ``rank``, ``name`` and
+        ``shared_fraction`` (share of its length on roads of rank 1).
     """
-    if rank_by not in {"expected_incidents", "length"}:
-        msg = f"`rank_by` must be 'expected_incidents' or 'length', got {rank_by!r}."
+    if rank_by not in RANK_KEYS:
+        msg = f"`rank_by` must be one of {', '.join(RANK_KEYS)}; got {rank_by!r}."
         raise InputError(msg)
     for r in routes:
-        r.metrics = route_metrics(G, r, risk, **{k: v for k, v in pace.items() if v is not None})
-    key = ("expected_incidents", "length_km") if rank_by == "expected_incidents" else ("length_km",)
-    routes = sorted(routes, key=lambda r: tuple(r.metrics[k] for k in key))
+        r.metrics = route_metrics(
+            G,
+            r,
+            risk,
+            speed_kph=_or(pace.get("speed_kph"), 30.0),
+            driving_hours_per_day=_or(pace.get("driving_hours_per_day"), 10.0),
+            travel_days=pace.get("travel_days"),
+        )
+        r.metrics["worst_rate"] = r.metrics["worst_segment"]["rate"]
+        r.metrics["name"] = r.name
+    routes = sorted(routes, key=lambda r: tuple(r.metrics[k] for k in RANK_KEYS[rank_by]))
     best = routes[0] if routes else None
     for rank, r in enumerate(routes, start=1):
         r.metrics["rank"] = rank
@@ -285,3 +1115,130 @@ def score_routes(
             round(shared_fraction(G, r.edges, best.edges), 4) if best else 0.0
         )
     return routes
+
+
+# --------------------------------------------------------------------------------------
+# chokepoints
+# --------------------------------------------------------------------------------------
+
+
+def chokepoints(
+    G: nx.MultiDiGraph,
+    origin: int,
+    destination: int,
+    routes: Sequence[Route] = (),
+    *,
+    avoid_roads: Collection[int] = (),
+) -> dict[str, Any]:
+    """Roads and places that every route between two nodes must pass.
+
+    ``cut_roads`` are bridges (cut edges) of the undirected road network that
+    separate `origin` from `destination`; ``cut_nodes`` are cut vertices that
+    do. Both come from the block–cut tree of the network's biconnected
+    components: they lie on the tree path between the two ends. A road with a
+    parallel twin between the same two nodes is not a cut road. ``common_roads``
+    are the roads all of the given `routes` share. Roads in `avoid_roads` are
+    left out of the network first.
+
+    Returns
+    -------
+    dict
+        ``cut_roads`` and ``common_roads`` (lists of ``{road_id, name,
+        length_km}``), ``cut_nodes`` (``{node, name}``).
+    """
+    U, multiplicity, road_of = _undirected_roads(G, set(avoid_roads))
+    records = _road_records(G)
+    out: dict[str, Any] = {"cut_roads": [], "cut_nodes": [], "common_roads": []}
+    for kind, item in _block_cut_path(U, origin, destination):
+        if kind == "node":
+            out["cut_nodes"].append({"node": item, "name": G.nodes[item].get("name", "")})
+        elif multiplicity[item] == 1:
+            out["cut_roads"].append(records[road_of[item]])
+    if routes:
+        common = set.intersection(*({int(G.edges[e]["road_id"]) for e in r.edges} for r in routes))
+        order = [int(G.edges[e]["road_id"]) for e in routes[0].edges]
+        out["common_roads"] = [records[r] for r in dict.fromkeys(order) if r in common]
+    return out
+
+
+def _undirected_roads(
+    G: nx.MultiDiGraph, avoid: set[int]
+) -> tuple[nx.Graph, dict[frozenset[int], int], dict[frozenset[int], int]]:
+    """The road network as a simple undirected graph, roads per node pair, a road per pair."""
+    U = nx.Graph()
+    roads: dict[frozenset[int], set[int]] = {}
+    for u, v, d in G.edges(data=True):
+        if u != v and int(d["road_id"]) not in avoid:
+            roads.setdefault(frozenset((u, v)), set()).add(int(d["road_id"]))
+            U.add_edge(u, v)
+    multiplicity = {pair: len(r) for pair, r in roads.items()}
+    road_of = {pair: min(r) for pair, r in roads.items()}
+    return U, multiplicity, road_of
+
+
+def _block_cut_path(U: nx.Graph, origin: int, destination: int) -> list[tuple[str, Any]]:
+    """Cut vertices (``("node", n)``) and bridges (``("edge", pair)``) between two nodes."""
+    if origin not in U or destination not in U:
+        return []
+    blocks = [{frozenset(e) for e in comp} for comp in nx.biconnected_component_edges(U)]
+    cuts = set(nx.articulation_points(U))
+    T = nx.Graph()
+    home: dict[int, tuple[str, int]] = {}
+    for i, block in enumerate(blocks):
+        T.add_node(("b", i))
+        for n in set().union(*block):
+            if n in cuts:
+                T.add_edge(("b", i), ("c", n))
+            else:
+                home[n] = ("b", i)
+    for n in cuts:
+        home[n] = ("c", n)
+    try:
+        path = nx.shortest_path(T, home[origin], home[destination])
+    except nx.NetworkXNoPath:
+        return []
+    out: list[tuple[str, Any]] = []
+    for kind, item in path:
+        if kind == "c" and item not in {origin, destination}:
+            out.append(("node", int(item)))
+        elif kind == "b" and len(blocks[item]) == 1:
+            out.append(("edge", next(iter(blocks[item]))))
+    return out
+
+
+def _road_records(G: nx.MultiDiGraph) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {}
+    for u, v, d in G.edges(data=True):
+        rid = int(d["road_id"])
+        if rid in out and d.get("reversed", False):
+            continue
+        out[rid] = {
+            "road_id": rid,
+            "name": str(d.get("name") or ""),
+            "between": [str(G.nodes[n].get("name") or n) for n in (u, v)],
+            "length_km": round(float(d["length"]) / 1000.0, 3),
+        }
+    return out
+
+
+def route_geometry(G: nx.MultiDiGraph, route: Route) -> shapely.LineString:
+    """The route as one LineString in travel order, in the graph's CRS."""
+    parts = [np.asarray(G.edges[e]["geometry"].coords) for e in route.edges]
+    coords = np.vstack([parts[0], *(p[1:] for p in parts[1:])])
+    return shapely.LineString(coords)
+
+
+def routes_gdf(G: nx.MultiDiGraph, routes: Sequence[Route]) -> gpd.GeoDataFrame:
+    """Routes as a GeoDataFrame (one row per route, its flat metrics as columns)."""
+    flat: list[dict[str, Any]] = []
+    for r in routes:
+        m = r.metrics
+        flat.append(
+            {
+                k: (", ".join(v) if k == "via" else v)
+                for k, v in m.items()
+                if k not in {"profile", "worst_segments", "worst_segment"}
+            }
+        )
+    geoms = [route_geometry(G, r) for r in routes]
+    return gpd.GeoDataFrame(pd.DataFrame(flat), geometry=geoms, crs=G.graph["crs"])
