@@ -357,9 +357,9 @@ def read_osm(
 def _segments_pyrosm(
     path: Path, classes: list[str] | None, region: shapely.Geometry | None
 ) -> gpd.GeoDataFrame:
-    import pyrosm  # noqa: PLC0415 - optional dependency
+    import pyrosm  # type: ignore[import-untyped]  # noqa: PLC0415 - optional dependency
 
-    bbox = list(region.bounds) if region is not None else None
+    bbox = list(shapely.bounds(region)) if region is not None else None
     osm = pyrosm.OSM(str(path), bounding_box=bbox)
     tags = list(OSM_TAGS)
     if classes is None:
@@ -394,7 +394,7 @@ def _segments_pyosmium(path: Path, classes: list[str] | None) -> gpd.GeoDataFram
     way_rows: list[tuple[Any, ...]] = []
     fp = osmium.FileProcessor(str(path)).with_locations()
     for obj in fp.with_filter(osmium.filter.KeyFilter("highway")):
-        if not obj.is_way():
+        if not isinstance(obj, osmium.osm.Way):
             continue
         tags = obj.tags
         if keep is not None and tags.get("highway") not in keep:
@@ -421,8 +421,8 @@ def _segments_pyosmium(path: Path, classes: list[str] | None) -> gpd.GeoDataFram
     i = np.flatnonzero(p[1:] == p[:-1])
     coords = np.stack([xy[i], xy[i + 1]], axis=1).reshape(-1, 2)
     geoms = shapely.linestrings(coords, indices=np.repeat(np.arange(len(i)), 2))
-    w = np.asarray(part_way, dtype=np.int64)[p[i]] if len(i) else np.zeros(0, dtype=np.int64)
-    out = ways.iloc[w].reset_index(drop=True)
+    way = np.asarray(part_way, dtype=np.int64)[p[i]] if len(i) else np.zeros(0, dtype=np.int64)
+    out = ways.iloc[way].reset_index(drop=True)
     out.insert(0, "v", ref[i + 1])
     out.insert(0, "u", ref[i])
     return gpd.GeoDataFrame(out, geometry=geoms, crs=settings.default_crs)
@@ -618,7 +618,9 @@ def graph_from_osm(
     )
 
 
-def graph_from_osmnx(G: nx.MultiDiGraph, *, crs: str | CRS | None = None) -> nx.MultiDiGraph:
+def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another reads best here
+    G: nx.MultiDiGraph, *, crs: str | CRS | None = None
+) -> nx.MultiDiGraph:
     """A graph that follows our contract, from a graph made by OSMnx.
 
     Projects an unprojected graph to the UTM zone of its data (or `crs`), gives
@@ -810,7 +812,9 @@ def _lonlat(xy: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------
 
 
-def _node_lines(geoms: np.ndarray, tol: float, *, crossings: bool) -> dict[str, np.ndarray]:
+def _node_lines(  # noqa: PLR0915 - one vectorised step after another reads best here
+    geoms: np.ndarray, tol: float, *, crossings: bool
+) -> dict[str, np.ndarray]:
     """Split lines where they cross, touch or nearly touch; label their ends as nodes.
 
     Returns the pieces (``geoms``), the source line of each (``line``), node
@@ -850,14 +854,15 @@ def _node_lines(geoms: np.ndarray, tol: float, *, crossings: bool) -> dict[str, 
     if tol > 0:
         # line ends that stop short of (or overshoot) another line within `tol`
         ends = np.r_[starts, np.flatnonzero(last)]
-        end_pts = shapely.points(coords[ends])
+        end_pts = np.asarray(shapely.points(coords[ends]), dtype=object)
         e, j = tree.query(end_pts, predicate="dwithin", distance=tol)
         keep = line[ends[e]] != j
         e, j = e[keep], j[keep]
         if len(e):
             at = shapely.line_locate_point(geoms[j], end_pts[e])
             split_line.append(j)
-            split_xy.append(shapely.get_coordinates(shapely.line_interpolate_point(geoms[j], at)))
+            snapped = np.asarray(shapely.line_interpolate_point(geoms[j], at), dtype=object)
+            split_xy.append(shapely.get_coordinates(snapped))
     if split_line:
         s_line = np.concatenate(split_line)
         s_xy = np.concatenate(split_xy)
@@ -937,7 +942,7 @@ def _cluster_points(points: np.ndarray, tolerance: float) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
-def _assemble(
+def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best here
     p: _Pieces,
     metric: CRS,
     *,
@@ -1046,13 +1051,12 @@ def _assemble(
     edges["geometry"] = geoms
     report["nodes"] = len(nodes)
     report["roads"] = len(edges)
-    G = _graph_from_tables(
+    return _graph_from_tables(
         nodes,
         edges,
         crs=metric.to_string(),
         graph_attrs={"source_crs": source_crs, "build": report},
     )
-    return G
 
 
 def _attribute_classes(attrs: pd.DataFrame, oneway: np.ndarray) -> np.ndarray:
@@ -1063,7 +1067,7 @@ def _attribute_classes(attrs: pd.DataFrame, oneway: np.ndarray) -> np.ndarray:
     return frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
 
 
-def _merge_chains(
+def _merge_chains(  # noqa: PLR0915, PLR0917 - vectorised steps over parallel arrays
     geoms: np.ndarray,
     u: np.ndarray,
     v: np.ndarray,
@@ -1096,8 +1100,9 @@ def _merge_chains(
     size = np.bincount(comp)
     multi = size[comp] > 1
     idx = np.flatnonzero(multi)
+    idx = idx[np.argsort(comp[idx], kind="stable")]
     comps, inv = np.unique(comp[idx], return_inverse=True)
-    mls = shapely.multilinestrings(geoms[idx], indices=inv)
+    mls = np.asarray(shapely.multilinestrings(geoms[idx], indices=inv), dtype=object)
     comp_oneway = np.zeros(len(comps), dtype=bool)
     comp_oneway[inv] = oneway[idx]
     merged = np.empty(len(comps), dtype=object)
@@ -1257,7 +1262,7 @@ def save_graph(G: nx.MultiDiGraph, path: str | Path) -> Path:
 
 def _graphml_value(value: Any) -> Any:  # noqa: ANN401 - attribute values vary
     if isinstance(value, shapely.Geometry):
-        return value.wkt
+        return shapely.to_wkt(value)
     if isinstance(value, (bool, int, float, str)):
         return value
     return _text(value)
@@ -1356,8 +1361,11 @@ def _read_built_gpkg(path: Path) -> nx.MultiDiGraph:
 def _read_graphml(path: Path, *, crs: str | CRS | None) -> nx.MultiDiGraph:
     try:
         G = nx.read_graphml(path, node_type=int, force_multigraph=True)
-    except Exception as exc:  # noqa: BLE001 - XML and type errors of a bad file
-        msg = f"Cannot read GraphML {path}: {_first_line(exc)}. Save it again with OSMnx or `network build`."
+    except Exception as exc:  # XML and type errors of a bad file
+        msg = (
+            f"Cannot read GraphML {path}: {_first_line(exc)}. "
+            "Save it again with OSMnx or `network build`."
+        )
         raise InputError(msg) from exc
     if not isinstance(G, nx.MultiDiGraph):
         G = nx.MultiDiGraph(G)
@@ -1373,11 +1381,15 @@ def _read_graphml(path: Path, *, crs: str | CRS | None) -> nx.MultiDiGraph:
         if isinstance(G.graph.get("build"), str):
             G.graph["build"] = json.loads(G.graph["build"])
         return G
-    # OSMnx's GraphML: every value is a string
-    has = [w is not None for w in wkt]
-    geoms = shapely.from_wkt([w if w is not None else None for w in wkt])
-    for (*_, d), g, h in zip(G.edges(data=True), geoms, has, strict=True):
-        if h:
+    _osmnx_graphml_types(G, wkt)
+    return graph_from_osmnx(G, crs=crs)
+
+
+def _osmnx_graphml_types(G: nx.MultiDiGraph, wkt: list[Any]) -> None:
+    """Turn the text values of an OSMnx GraphML into geometries, ids and floats."""
+    geoms = shapely.from_wkt(wkt)
+    for (*_, d), g, text in zip(G.edges(data=True), geoms, wkt, strict=True):
+        if text is not None:
             d["geometry"] = g
         if "osmid" in d:
             d["osmid"] = _parse_id(d["osmid"])
@@ -1385,7 +1397,6 @@ def _read_graphml(path: Path, *, crs: str | CRS | None) -> nx.MultiDiGraph:
         for k in ("x", "y"):
             if k in d:
                 d[k] = float(d[k])
-    return graph_from_osmnx(G, crs=crs)
 
 
 def _parse_id(text: Any) -> Any:  # noqa: ANN401 - OSMnx stores ints or lists of ints as text
