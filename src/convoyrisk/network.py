@@ -471,7 +471,8 @@ def graph_from_gdf(
     roads
         Line layer with a CRS (see :func:`validate_roads`).
     crs
-        Metric CRS to work in; the UTM zone estimated from the data if None.
+        Metric CRS to work in. If None: the layer's own CRS when it is projected
+        in metres, else the UTM zone estimated from the data.
     node_tolerance_m
         Line ends within this distance of another end or of another line are joined.
     oneway_column
@@ -765,7 +766,13 @@ def _as_bool(value: Any) -> bool:  # noqa: ANN401 - attribute values vary
 
 
 def _metric_crs(gdf: gpd.GeoDataFrame, crs: str | CRS | None) -> CRS:
-    metric = CRS.from_user_input(crs) if crs is not None else gdf.estimate_utm_crs()
+    """`crs`, else the data's CRS if projected in metres, else the UTM zone of the data."""
+    if crs is None:
+        own = CRS.from_user_input(gdf.crs)
+        in_metres = own.is_projected and own.axis_info[0].unit_conversion_factor == 1.0
+        metric = own if in_metres else gdf.estimate_utm_crs()
+    else:
+        metric = CRS.from_user_input(crs)
     if not metric.is_projected:
         msg = f"`crs` {metric.to_string()} is not projected: lengths need metres (e.g. a UTM zone)."
         raise InputError(msg)
@@ -843,12 +850,16 @@ def _node_lines(  # noqa: PLR0915 - one vectorised step after another reads best
             parts, pair = shapely.get_parts(inter, return_index=True)
             # a shared stretch is split at both of its ends
             is_line = shapely.get_type_id(parts) == 1
+            # a shared stretch can come in pieces (at either line's vertices): join them
+            groups, grp = np.unique(pair[is_line], return_inverse=True)
+            shared = shapely.line_merge(shapely.multilinestrings(parts[is_line], indices=grp))
+            stretch, of = shapely.get_parts(shared, return_index=True)
             pts = np.r_[
                 shapely.get_coordinates(parts[~is_line]),
-                shapely.get_coordinates(shapely.get_point(parts[is_line], 0)),
-                shapely.get_coordinates(shapely.get_point(parts[is_line], -1)),
+                shapely.get_coordinates(shapely.get_point(stretch, 0)),
+                shapely.get_coordinates(shapely.get_point(stretch, -1)),
             ]
-            pair = np.r_[pair[~is_line], pair[is_line], pair[is_line]]
+            pair = np.r_[pair[~is_line], groups[of], groups[of]]
             split_line += [i[pair], j[pair]]
             split_xy += [pts, pts]
     if tol > 0:
