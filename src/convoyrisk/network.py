@@ -74,6 +74,23 @@ DEFAULT_HIGHWAYS = (
 unclassified roads included (most roads of northern Mali are ``track``), unlike
 OSMnx's "drive" filter. Footways, paths, cycleways and steps are left out."""
 
+NOT_ROADS = frozenset(
+    (
+        "abandoned",
+        "construction",
+        "no",
+        "planned",
+        "platform",
+        "proposed",
+        "raceway",
+        "razed",
+        "rest_area",
+        "services",
+    )
+)
+"""``highway`` values that are not roads, left out even when every class is asked for
+(``highways=None``), as pyrosm's and OSMnx's "all" networks do; so are ``area=yes`` ways."""
+
 OSM_TAGS = ("name", "ref", "highway", "surface", "tracktype", "smoothness", "oneway", "junction")
 """OSM way tags read from OpenStreetMap files."""
 
@@ -298,7 +315,7 @@ def read_osm(
         ``.osm.pbf`` (read with pyrosm), ``.osm`` or ``.osm.bz2`` (read with pyosmium).
     highways
         ``highway`` classes to keep; :data:`DEFAULT_HIGHWAYS` by default, every
-        class if None.
+        class but :data:`NOT_ROADS` (and ``area=yes``) if None.
     region
         Polygon in EPSG:4326: segments with both ends inside it are kept.
     engine
@@ -397,7 +414,10 @@ def _segments_pyosmium(path: Path, classes: list[str] | None) -> gpd.GeoDataFram
         if not isinstance(obj, osmium.osm.Way):
             continue
         tags = obj.tags
-        if keep is not None and tags.get("highway") not in keep:
+        if keep is None:
+            if tags.get("highway") in NOT_ROADS or tags.get("area") == "yes":
+                continue
+        elif tags.get("highway") not in keep:
             continue
         w = len(way_rows)
         way_rows.append((obj.id, *(tags.get(t) for t in OSM_TAGS)))
