@@ -20,12 +20,15 @@ edges, merge chains of degree-2 nodes, and report connected components.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import geopandas as gpd
 import networkx as nx
@@ -103,6 +106,36 @@ _TRUE = frozenset({"yes", "true", "1"})
 _REVERSE = frozenset({"-1", "reverse"})
 
 Keep = Literal["all", "largest"]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a graph.
+
+    Building creates millions of small objects (dicts, geometries) and no
+    reference cycles; the collector's repeated passes over them cost more than
+    half the build time on 100k lines.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _without_gc(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `func` with the garbage collector paused (see :func:`_gc_paused`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _gc_paused():
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 # --------------------------------------------------------------------------------------
@@ -467,6 +500,7 @@ class _Pieces:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+@_without_gc
 def graph_from_gdf(
     roads: gpd.GeoDataFrame,
     *,
@@ -556,6 +590,7 @@ def graph_from_gdf(
     )
 
 
+@_without_gc
 def graph_from_osm(
     path: str | Path,
     *,
@@ -639,6 +674,7 @@ def graph_from_osm(
     )
 
 
+@_without_gc
 def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another reads best here
     G: nx.MultiDiGraph, *, crs: str | CRS | None = None
 ) -> nx.MultiDiGraph:
@@ -814,7 +850,13 @@ def _oneway_flags(df: pd.DataFrame, column: str | None) -> tuple[np.ndarray, np.
 
 
 def _clean_column(values: np.ndarray) -> list[Any]:
-    return [_clean(x) for x in values.tolist()]
+    """Python values of a column, with "" for missing ones."""
+    col = pd.Series(values)
+    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        return col.where(col.notna(), "").tolist()
+    if col.dtype.kind == "f" and col.isna().any():
+        return col.astype(object).where(col.notna(), "").tolist()
+    return col.tolist()
 
 
 def _clean(value: Any) -> Any:  # noqa: ANN401 - attribute values are whatever the layer holds
@@ -839,9 +881,7 @@ def _lonlat(xy: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------
 
 
-def _node_lines(  # noqa: PLR0915 - one vectorised step after another reads best here
-    geoms: np.ndarray, tol: float, *, crossings: bool
-) -> dict[str, np.ndarray]:
+def _node_lines(geoms: np.ndarray, tol: float, *, crossings: bool) -> dict[str, np.ndarray]:
     """Split lines where they cross, touch or nearly touch; label their ends as nodes.
 
     Returns the pieces (``geoms``), the source line of each (``line``), node
@@ -858,50 +898,9 @@ def _node_lines(  # noqa: PLR0915 - one vectorised step after another reads best
     last = np.r_[line[1:] != line[:-1], True]
     lengths = m[last]
 
-    split_line: list[np.ndarray] = []
-    split_xy: list[np.ndarray] = []
-    tree = shapely.STRtree(geoms)
-    if crossings:
-        i, j = tree.query(geoms, predicate="intersects")
-        keep = i < j
-        i, j = i[keep], j[keep]
-        if len(i):
-            inter = shapely.intersection(geoms[i], geoms[j])
-            parts, pair = shapely.get_parts(inter, return_index=True)
-            # a shared stretch is split at both of its ends
-            is_line = shapely.get_type_id(parts) == 1
-            # a shared stretch can come in pieces (at either line's vertices): join them
-            groups, grp = np.unique(pair[is_line], return_inverse=True)
-            shared = shapely.line_merge(shapely.multilinestrings(parts[is_line], indices=grp))
-            stretch, of = shapely.get_parts(shared, return_index=True)
-            pts = np.r_[
-                shapely.get_coordinates(parts[~is_line]),
-                shapely.get_coordinates(shapely.get_point(stretch, 0)),
-                shapely.get_coordinates(shapely.get_point(stretch, -1)),
-            ]
-            pair = np.r_[pair[~is_line], groups[of], groups[of]]
-            split_line += [i[pair], j[pair]]
-            split_xy += [pts, pts]
-    if tol > 0:
-        # line ends that stop short of (or overshoot) another line within `tol`
-        ends = np.r_[starts, np.flatnonzero(last)]
-        end_pts = np.asarray(shapely.points(coords[ends]), dtype=object)
-        e, j = tree.query(end_pts, predicate="dwithin", distance=tol)
-        keep = line[ends[e]] != j
-        e, j = e[keep], j[keep]
-        if len(e):
-            at = shapely.line_locate_point(geoms[j], end_pts[e])
-            split_line.append(j)
-            snapped = np.asarray(shapely.line_interpolate_point(geoms[j], at), dtype=object)
-            split_xy.append(shapely.get_coordinates(snapped))
-    if split_line:
-        s_line = np.concatenate(split_line)
-        s_xy = np.concatenate(split_xy)
-        s_m = shapely.line_locate_point(geoms[s_line], shapely.points(s_xy))
-        inner = (s_m > _EPS) & (s_m < lengths[s_line] - _EPS)
-        s_line, s_xy, s_m = s_line[inner], s_xy[inner], s_m[inner]
-    else:
-        s_line, s_xy, s_m = np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0)
+    s_line, s_m, s_xy = _split_points(coords, line, m, first, last, tol, crossings=crossings)
+    inner = (s_m > _EPS) & (s_m < lengths[s_line] - _EPS)
+    s_line, s_xy, s_m = s_line[inner], s_xy[inner], s_m[inner]
 
     # every vertex and split point along each line, in order
     kind = np.r_[np.zeros(len(line), np.int8), np.ones(len(s_line), np.int8)]
@@ -961,6 +960,102 @@ def _node_lines(  # noqa: PLR0915 - one vectorised step after another reads best
     }
 
 
+def _split_points(  # noqa: PLR0915, PLR0917 - parallel arrays of one vertex table
+    coords: np.ndarray,
+    line: np.ndarray,
+    m: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    tol: float,
+    *,
+    crossings: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where lines must be split: (line, distance along it, x/y) of each split point.
+
+    Works on the straight segments of all lines at once: an STRtree on their
+    envelopes (grown by `tol`) gives candidate pairs, and numpy finds where two
+    segments cross or overlap (`crossings`) and where a line end lies within
+    `tol` of another line's segment.
+    """
+    seg = np.flatnonzero(~last)  # segment k runs from vertex k to k + 1
+    p, q = coords[seg], coords[seg + 1]
+    r = q - p
+    seg_len = np.hypot(r[:, 0], r[:, 1])
+    seg_line = line[seg]
+    # envelopes grown by tol/2 overlap when the segments may be within tol; a diagonal
+    # line has the envelope of its box and is cheaper to make than the box
+    grow = max(tol, _EPS) / 2.0
+    diagonals = np.asarray(
+        shapely.linestrings(np.stack([np.minimum(p, q) - grow, np.maximum(p, q) + grow], axis=1)),
+        dtype=object,
+    )
+    a, b = shapely.STRtree(diagonals).query(diagonals)
+    keep = a < b
+    a, b = a[keep], b[keep]
+    # consecutive segments of one line meet at their shared vertex: not a crossing
+    same = seg_line[a] == seg_line[b]
+    keep = ~same | (b - a > 1)
+    a, b = a[keep], b[keep]
+    out_line: list[np.ndarray] = []
+    out_m: list[np.ndarray] = []
+    out_xy: list[np.ndarray] = []
+
+    def emit(sg: np.ndarray, t: np.ndarray, xy: np.ndarray) -> None:
+        out_line.append(seg_line[sg])
+        out_m.append(m[seg[sg]] + t * seg_len[sg])
+        out_xy.append(xy)
+
+    if crossings and len(a):
+        ra, rb = r[a], r[b]
+        d = p[b] - p[a]
+        denom = ra[:, 0] * rb[:, 1] - ra[:, 1] * rb[:, 0]
+        scale = seg_len[a] * seg_len[b]
+        proper = np.abs(denom) > 1e-12 * np.maximum(scale, 1e-300)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (d[:, 0] * rb[:, 1] - d[:, 1] * rb[:, 0]) / denom
+            u = (d[:, 0] * ra[:, 1] - d[:, 1] * ra[:, 0]) / denom
+            ta = _EPS / np.maximum(seg_len[a], _EPS)
+            tb = _EPS / np.maximum(seg_len[b], _EPS)
+        hit = proper & (t >= -ta) & (t <= 1 + ta) & (u >= -tb) & (u <= 1 + tb)
+        t, u = np.clip(t[hit], 0, 1), np.clip(u[hit], 0, 1)
+        ah, bh = a[hit], b[hit]
+        xy = p[ah] + t[:, None] * r[ah]
+        emit(ah, t, xy)
+        emit(bh, u, xy)
+        # collinear overlaps: each segment's ends that lie on the other segment
+        par = ~proper
+        for one, two in ((a[par], b[par]), (b[par], a[par])):
+            for end in (p[two], q[two]):
+                t1, dist = _project(end, p[one], r[one], seg_len[one])
+                on = dist <= _EPS
+                emit(one[on], t1[on], end[on])
+    if tol > 0 and len(a):
+        # a line end within `tol` of another line's segment splits it at the nearest point
+        starts_seg = first[seg]
+        ends_seg = last[seg + 1]
+        for one, two in ((a, b), (b, a)):
+            for is_end, pt in ((starts_seg[one], p[one]), (ends_seg[one], q[one])):
+                cand = is_end & (seg_line[one] != seg_line[two])
+                w = two[cand]
+                t1, dist = _project(pt[cand], p[w], r[w], seg_len[w])
+                near = dist <= tol
+                emit(w[near], t1[near], p[w[near]] + t1[near, None] * r[w[near]])
+    if not out_line:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2))
+    return np.concatenate(out_line), np.concatenate(out_m), np.concatenate(out_xy)
+
+
+def _project(
+    pt: np.ndarray, start: np.ndarray, vec: np.ndarray, length: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest position (0..1) of points on segments, and the distance to it."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = ((pt - start) * vec).sum(axis=1) / (length * length)
+    t = np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
+    near = start + t[:, None] * vec
+    return t, np.hypot(*(pt - near).T)
+
+
 def _cluster_points(points: np.ndarray, tolerance: float) -> np.ndarray:
     """Label points so that points within `tolerance` (transitively) share a label."""
     tree = cKDTree(points)
@@ -1007,17 +1102,7 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
 
     # duplicates: same ends, same direction rule, same line within the tolerance
     cls = _attribute_classes(attrs, oneway)
-    a = np.where(oneway, u, np.minimum(u, v))
-    b = np.where(oneway, v, np.maximum(u, v))
-    frame = pd.DataFrame({"a": a, "b": b, "ow": oneway})
-    grp = frame.groupby(["a", "b", "ow"], sort=False).ngroup().to_numpy()
-    firsts = np.unique(grp, return_index=True)[1]
-    lead = firsts[grp]
-    cand = np.flatnonzero(lead != np.arange(len(grp)))
-    dup = np.zeros(len(grp), dtype=bool)
-    if len(cand):
-        h = shapely.hausdorff_distance(geoms[cand], geoms[lead[cand]])
-        dup[cand] = h <= max(tol, 0.01)
+    dup = _duplicates(geoms, u, v, oneway, tol)
     report["dropped_duplicates"] = int(dup.sum())
     geoms, u, v, oneway, length, cls = (
         geoms[~dup],
@@ -1029,13 +1114,23 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
     )
     attrs = attrs[~dup].reset_index(drop=True)
 
+    if not simplify and "source_row" in attrs.columns:
+        # without simplification a GIS line keeps its own extent: a split point that
+        # did not become a junction (two pieces of one line) is undone
+        simplify = True
+        cls = pd.factorize(pd.Series(list(zip(cls, attrs["source_row"], strict=True))))[0]
     if simplify:
         geoms, u, v, oneway, keep_rows, n_merged = _merge_chains(
             geoms, u, v, oneway, cls, p.node_xy
         )
         attrs = attrs.iloc[keep_rows].reset_index(drop=True)
-        length = shapely.length(geoms)
         report["merged_pieces"] = n_merged
+        # merged chains can duplicate each other (a road digitised twice, split differently)
+        dup = _duplicates(geoms, u, v, oneway, tol)
+        report["dropped_duplicates"] += int(dup.sum())
+        geoms, u, v, oneway = geoms[~dup], u[~dup], v[~dup], oneway[~dup]
+        attrs = attrs[~dup].reset_index(drop=True)
+        length = shapely.length(geoms)
 
     # connected components (weak)
     used, inv = np.unique(np.r_[u, v], return_inverse=True)
@@ -1088,6 +1183,24 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
         crs=metric.to_string(),
         graph_attrs={"source_crs": source_crs, "build": report},
     )
+
+
+def _duplicates(
+    geoms: np.ndarray, u: np.ndarray, v: np.ndarray, oneway: np.ndarray, tol: float
+) -> np.ndarray:
+    """Pieces that repeat an earlier one: same end nodes (and direction if one-way), same line."""
+    a = np.where(oneway, u, np.minimum(u, v))
+    b = np.where(oneway, v, np.maximum(u, v))
+    frame = pd.DataFrame({"a": a, "b": b, "ow": oneway})
+    grp = frame.groupby(["a", "b", "ow"], sort=False).ngroup().to_numpy()
+    firsts = np.unique(grp, return_index=True)[1]
+    lead = firsts[grp]
+    cand = np.flatnonzero(lead != np.arange(len(grp)))
+    dup = np.zeros(len(grp), dtype=bool)
+    if len(cand):
+        h = shapely.hausdorff_distance(geoms[cand], geoms[lead[cand]])
+        dup[cand] = h <= max(tol, 0.01)
+    return dup
 
 
 def _attribute_classes(attrs: pd.DataFrame, oneway: np.ndarray) -> np.ndarray:
@@ -1228,15 +1341,37 @@ def _graph_from_tables(
         row["oneway"] = bool(oneway[i])
     ul, vl, kl = du.tolist(), dv.tolist(), keys.tolist()
     m = len(rows)
-    G.add_edges_from(
-        (ul[i], vl[i], kl[i], {**rows[i], "geometry": geoms[i], "reversed": False})
-        for i in range(m)
-    )
-    G.add_edges_from(
-        (ul[m + j], vl[m + j], kl[m + j], {**rows[i], "geometry": rgeoms[j], "reversed": True})
-        for j, i in enumerate(back.tolist())
+    gl = geoms.tolist()
+    rl = np.asarray(rgeoms, dtype=object).tolist()
+    _add_edges(
+        G,
+        ul,
+        vl,
+        kl,
+        [{**rows[i], "geometry": gl[i], "reversed": False} for i in range(m)]
+        + [{**rows[i], "geometry": rl[j], "reversed": True} for j, i in enumerate(back.tolist())],
     )
     return G
+
+
+def _add_edges(
+    G: nx.MultiDiGraph, u: list[Any], v: list[Any], keys: list[int], data: list[dict[str, Any]]
+) -> None:
+    """Add edges with distinct keys to a MultiDiGraph whose nodes exist, fast.
+
+    Does what ``G.add_edge(u, v, key, **data)`` does (one key dict shared by
+    ``G._succ[u][v]`` and ``G._pred[v][u]``) without its per-call overhead,
+    which dominates building graphs of 100k+ edges.
+    """
+    succ, pred = G._succ, G._pred  # noqa: SLF001 - see the docstring
+    for a, b, k, d in zip(u, v, keys, data, strict=True):
+        keydict = succ[a].get(b)
+        if keydict is None:
+            keydict = G.edge_key_dict_factory()
+            succ[a][b] = keydict
+            pred[b][a] = keydict
+        keydict[k] = d
+    nx._clear_cache(G)  # noqa: SLF001 - networkx caches views of the adjacency
 
 
 def save_graph(G: nx.MultiDiGraph, path: str | Path) -> Path:
@@ -1366,6 +1501,7 @@ def _is_built_gpkg(path: Path) -> bool:
     return set(GRAPH_LAYERS) <= layers
 
 
+@_without_gc
 def _read_built_gpkg(path: Path) -> nx.MultiDiGraph:
     try:
         nodes = pyogrio.read_dataframe(path, layer="nodes", read_geometry=False)
@@ -1389,6 +1525,7 @@ def _read_built_gpkg(path: Path) -> nx.MultiDiGraph:
     )
 
 
+@_without_gc
 def _read_graphml(path: Path, *, crs: str | CRS | None) -> nx.MultiDiGraph:
     try:
         G = nx.read_graphml(path, node_type=int, force_multigraph=True)
