@@ -217,8 +217,8 @@ def _build(tmp_path: Path, source: Path, *extra: str) -> tuple[int, str, Path]:
     return result.exit_code, result.stderr, out
 
 
-def _assert_refused(tmp_path: Path, source: Path, match: str) -> None:
-    code, err, out = _build(tmp_path, source)
+def _assert_refused(tmp_path: Path, source: Path, match: str, *extra: str) -> None:
+    code, err, out = _build(tmp_path, source, *extra)
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1
@@ -234,6 +234,12 @@ def test_truncated_pbf(tmp_path: Path) -> None:
     bad = tmp_path / "cut.osm.pbf"
     bad.write_bytes(data[: len(data) // 2])
     _assert_refused(tmp_path, bad, "corrupt or truncated")
+
+
+def test_unknown_highway_class(tmp_path: Path) -> None:
+    pyrosm = pytest.importorskip("pyrosm")
+    path = Path(pyrosm.get_data("test_pbf"))
+    _assert_refused(tmp_path, path, "no way with highway in trackk", "--highway", "trackk")
 
 
 def test_garbage_pbf(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import functools
 import gc
 import json
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,18 +411,21 @@ def _segments_pyrosm(
     import pyrosm  # type: ignore[import-untyped]  # noqa: PLC0415 - optional dependency
 
     bbox = list(shapely.bounds(region)) if region is not None else None
-    osm = pyrosm.OSM(str(path), bounding_box=bbox)
     tags = list(OSM_TAGS)
-    if classes is None:
-        got = osm.get_network("all", nodes=True, extra_attributes=tags)
-    else:
-        got = osm.get_network(
-            "all",
-            nodes=True,
-            extra_attributes=tags,
-            custom_filter={"highway": classes},
-            filter_type="keep",
-        )
+    with warnings.catch_warnings():
+        # pyrosm warns "Could not find any edges" where we raise a clearer error
+        warnings.simplefilter("ignore", UserWarning)
+        osm = pyrosm.OSM(str(path), bounding_box=bbox)
+        if classes is None:
+            got = osm.get_network("all", nodes=True, extra_attributes=tags)
+        else:
+            got = osm.get_network(
+                "all",
+                nodes=True,
+                extra_attributes=tags,
+                custom_filter={"highway": classes},
+                filter_type="keep",
+            )
     edges = got[1] if isinstance(got, tuple) else None
     if edges is None or len(edges) == 0:
         return gpd.GeoDataFrame({"u": [], "v": []}, geometry=[], crs=settings.default_crs)
@@ -1374,6 +1378,7 @@ def _add_edges(
     nx._clear_cache(G)  # noqa: SLF001 - networkx caches views of the adjacency
 
 
+@_without_gc
 def save_graph(G: nx.MultiDiGraph, path: str | Path) -> Path:
     """Write a graph to GraphML (``.graphml``) or GeoPackage (``.gpkg``), atomically.
 
@@ -1582,6 +1587,7 @@ def _parse_id(text: Any) -> Any:  # noqa: ANN401 - OSMnx stores ints or lists of
 # --------------------------------------------------------------------------------------
 
 
+@_without_gc
 def edges_gdf(G: nx.MultiDiGraph, *, forward_only: bool = True) -> gpd.GeoDataFrame:
     """Edges as a GeoDataFrame indexed by ``(u, v, key)``, in the graph's CRS.
 
@@ -1605,12 +1611,14 @@ def edges_gdf(G: nx.MultiDiGraph, *, forward_only: bool = True) -> gpd.GeoDataFr
     return gdf.set_index(["u", "v", "key"])
 
 
+@_without_gc
 def nodes_gdf(G: nx.MultiDiGraph) -> gpd.GeoDataFrame:
     """Nodes as a GeoDataFrame indexed by node id, in the graph's CRS."""
     df = pd.DataFrame.from_dict(dict(G.nodes(data=True)), orient="index")
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["x"], df["y"]), crs=G.graph["crs"])
 
 
+@_without_gc
 def graph_info(G: nx.MultiDiGraph) -> dict[str, Any]:
     """Nodes, edges, roads, km by highway class and surface, components, CRS and bbox."""
     edges = edges_gdf(G, forward_only=True)
