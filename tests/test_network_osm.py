@@ -282,6 +282,8 @@ def test_osmnx_graph_in_memory() -> None:
             assert twin[0]["length"] == pytest.approx(d["length"])
         else:
             assert not d["reversed"]
+    assert net.load_graph(G) is G  # ours already
+    assert net.load_graph(O).number_of_edges() == G.number_of_edges()
     checked = 0
     for a in list(O.nodes)[:10]:
         theirs = nx.single_source_dijkstra_path_length(O, a, weight="length")

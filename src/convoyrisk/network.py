@@ -1375,7 +1375,9 @@ def _add_edges(
             succ[a][b] = keydict
             pred[b][a] = keydict
         keydict[k] = d
-    nx._clear_cache(G)  # noqa: SLF001 - networkx caches views of the adjacency
+    clear = getattr(nx, "_clear_cache", None)  # networkx >= 3.3 caches adjacency views
+    if clear is not None:
+        clear(G)
 
 
 @_without_gc
@@ -1439,8 +1441,8 @@ def _graphml_value(value: Any) -> Any:  # noqa: ANN401 - attribute values vary
     return _text(value)
 
 
-def load_graph(
-    path: str | Path | None = None,
+def load_graph(  # noqa: PLR0911 - one return per kind of input
+    path: str | Path | nx.MultiDiGraph | None = None,
     *,
     highways: Iterable[str] | None = DEFAULT_HIGHWAYS,
     region: shapely.Geometry | None = None,
@@ -1458,9 +1460,16 @@ def load_graph(
     - an OpenStreetMap file (``.osm.pbf``, ``.osm``, ``.osm.bz2``): :func:`graph_from_osm`;
     - any other GIS line layer: :func:`read_roads` then :func:`graph_from_gdf`.
 
+    - an in-memory graph: returned as is if convoyrisk built it, else through
+      :func:`graph_from_osmnx`.
+
     `simplify` None means the builder's default (on for OSM, off for GIS layers).
     The embedded Kidal–Gao roads are used if `path` is None.
     """
+    if isinstance(path, nx.MultiDiGraph):
+        if str(path.graph.get("created_with", "")).startswith(CREATED_WITH):
+            return path
+        return graph_from_osmnx(path, crs=crs)
     if path is None:
         # the embedded legs are approximate meanders that cross where no junction
         # exists; they meet only at their shared end points
