@@ -376,3 +376,33 @@ def test_cli_around_named_places(tmp_path: Path) -> None:
     lat = [d["lat"] for _, d in G.nodes(data=True)]
     assert min(lat) > 18.04 - 0.1
     assert max(lat) < 18.441 + 0.1
+
+
+# --------------------------------------------------------------------------------------
+# invariant against GEOS: noding keeps the union's length and its connectivity
+# --------------------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_coord = st.tuples(st.integers(0, 8), st.integers(0, 8)).map(lambda c: (c[0] * 100.0, c[1] * 100.0))
+_line = st.lists(_coord, min_size=2, max_size=4).filter(lambda c: LineString(c).length > 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_line, min_size=1, max_size=8))
+def test_noded_graph_matches_geos_union(lines: list[list[tuple[float, float]]]) -> None:
+    """Total length = length of the GEOS union (overlaps once); components = union's parts."""
+    geoms = [LineString(c) for c in lines]
+    G = net.graph_from_gdf(_layer(lines), node_tolerance_m=0.0)
+    union = shapely.union_all(geoms)
+    forward = sum(d["length"] for *_, d in G.edges(data=True) if not d["reversed"])
+    assert forward == pytest.approx(union.length, abs=1e-6)
+    # GEOS: lines that touch or cross form one connected piece
+    merged = shapely.get_parts(shapely.line_merge(union))
+    tree = shapely.STRtree(merged)
+    i, j = tree.query(merged, predicate="intersects")
+    H = nx.Graph()
+    H.add_nodes_from(range(len(merged)))
+    H.add_edges_from(zip(i.tolist(), j.tolist(), strict=True))
+    assert nx.number_weakly_connected_components(G) == nx.number_connected_components(H)

@@ -964,7 +964,7 @@ def _node_lines(geoms: np.ndarray, tol: float, *, crossings: bool) -> dict[str, 
     }
 
 
-def _split_points(  # noqa: PLR0915, PLR0917 - parallel arrays of one vertex table
+def _split_points(  # noqa: C901, PLR0915, PLR0917 - one vectorised case per kind of split
     coords: np.ndarray,
     line: np.ndarray,
     m: np.ndarray,
@@ -996,9 +996,17 @@ def _split_points(  # noqa: PLR0915, PLR0917 - parallel arrays of one vertex tab
     a, b = shapely.STRtree(diagonals).query(diagonals)
     keep = a < b
     a, b = a[keep], b[keep]
-    # consecutive segments of one line meet at their shared vertex: not a crossing
+    # consecutive segments of one line meet at their shared vertex: not a crossing,
+    # unless the line turns straight back on itself there (a spike)
     same = seg_line[a] == seg_line[b]
-    keep = ~same | (b - a > 1)
+    nxt = same & (b - a == 1)
+    ra, rb = r[a[nxt]], r[b[nxt]]
+    cross = ra[:, 0] * rb[:, 1] - ra[:, 1] * rb[:, 0]
+    dot = (ra * rb).sum(axis=1)
+    spike = np.zeros(len(a), dtype=bool)
+    spike[nxt] = (np.abs(cross) <= 1e-12 * seg_len[a[nxt]] * seg_len[b[nxt]]) & (dot < 0)
+    keep = ~same | (b - a > 1) | spike
+    spike = spike[keep]
     a, b = a[keep], b[keep]
     out_line: list[np.ndarray] = []
     out_m: list[np.ndarray] = []
@@ -1009,6 +1017,11 @@ def _split_points(  # noqa: PLR0915, PLR0917 - parallel arrays of one vertex tab
         out_m.append(m[seg[sg]] + t * seg_len[sg])
         out_xy.append(xy)
 
+    if crossings and spike.any():
+        turn = b[spike]
+        out_line.append(seg_line[turn])
+        out_m.append(m[seg[turn]])
+        out_xy.append(p[turn])
     if crossings and len(a):
         ra, rb = r[a], r[b]
         d = p[b] - p[a]
@@ -1033,6 +1046,11 @@ def _split_points(  # noqa: PLR0915, PLR0917 - parallel arrays of one vertex tab
                 t1, dist = _project(end, p[one], r[one], seg_len[one])
                 on = dist <= _EPS
                 emit(one[on], t1[on], end[on])
+            # and a shared stretch ends at a vertex of `one` lying on `two`
+            for t_own, own in ((0.0, p[one]), (1.0, q[one])):
+                _, dist = _project(own, p[two], r[two], seg_len[two])
+                on = dist <= _EPS
+                emit(one[on], np.full(int(on.sum()), t_own), own[on])
     if tol > 0 and len(a):
         # a line end within `tol` of another line's segment splits it at the nearest point
         starts_seg = first[seg]
@@ -1197,13 +1215,17 @@ def _duplicates(
     b = np.where(oneway, v, np.maximum(u, v))
     frame = pd.DataFrame({"a": a, "b": b, "ow": oneway})
     grp = frame.groupby(["a", "b", "ow"], sort=False).ngroup().to_numpy()
-    firsts = np.unique(grp, return_index=True)[1]
-    lead = firsts[grp]
-    cand = np.flatnonzero(lead != np.arange(len(grp)))
+    order = np.argsort(grp, kind="stable")
+    g = grp[order]
     dup = np.zeros(len(grp), dtype=bool)
-    if len(cand):
-        h = shapely.hausdorff_distance(geoms[cand], geoms[lead[cand]])
-        dup[cand] = h <= max(tol, 0.01)
+    # compare each piece with every earlier one between the same nodes (few per pair)
+    for k in range(1, len(g)):
+        later = np.flatnonzero(g[k:] == g[:-k])
+        if len(later) == 0:
+            break
+        i, j = order[later], order[later + k]
+        h = shapely.hausdorff_distance(geoms[i], geoms[j])
+        dup[j[h <= max(tol, 0.01)]] = True
     return dup
 
 
