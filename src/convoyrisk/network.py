@@ -1140,7 +1140,8 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
         # without simplification a GIS line keeps its own extent: a split point that
         # did not become a junction (two pieces of one line) is undone
         simplify = True
-        cls = pd.factorize(pd.Series(list(zip(cls, attrs["source_row"], strict=True))))[0]
+        row = attrs["source_row"].to_numpy(np.int64)
+        cls = np.unique(cls.astype(np.int64) * (int(row.max()) + 1) + row, return_inverse=True)[1]
     if simplify:
         geoms, u, v, oneway, keep_rows, n_merged = _merge_chains(
             geoms, u, v, oneway, cls, p.node_xy
@@ -1339,13 +1340,11 @@ def _graph_from_tables(
     """
     G = nx.MultiDiGraph(crs=crs, created_with=CREATED_WITH, **(graph_attrs or {}))
     node_cols = list(nodes.columns)
-    G.add_nodes_from(
-        zip(
-            nodes.index.tolist(),
-            (dict(zip(node_cols, vals, strict=True)) for vals in nodes.itertuples(index=False)),
-            strict=True,
-        )
-    )
+    columns = [nodes[c].tolist() for c in node_cols]
+    for n, vals in zip(nodes.index.tolist(), zip(*columns, strict=True), strict=True):
+        G._succ[n] = {}  # noqa: SLF001 - as G.add_node does, without its per-call checks
+        G._pred[n] = {}  # noqa: SLF001
+        G._node[n] = dict(zip(node_cols, vals, strict=True))  # noqa: SLF001
     u = edges["u"].to_numpy()
     v = edges["v"].to_numpy()
     oneway = edges["oneway"].to_numpy(bool)
