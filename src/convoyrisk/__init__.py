@@ -13,10 +13,33 @@ from importlib.metadata import PackageNotFoundError, version
 from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
-from .network import edges_gdf, graph_from_gdf, load_graph, name_nodes, nearest_node, read_roads
+from .network import (
+    edges_gdf,
+    graph_from_gdf,
+    graph_from_osm,
+    graph_from_osmnx,
+    graph_info,
+    load_graph,
+    name_nodes,
+    nearest_node,
+    nodes_gdf,
+    read_osm,
+    read_roads,
+    save_graph,
+)
 from .places import geocode, load_places
-from .risk import RiskParams, RiskResult, score_segments
-from .routing import alternative_routes, route_metrics, score_routes
+from .risk import RiskParams, RiskResult, backtest, score_segments, write_segments
+from .routing import (
+    alternative_routes,
+    chokepoints,
+    pareto_routes,
+    read_tracks,
+    route_metrics,
+    route_through,
+    score_routes,
+    snap_track,
+)
+from .simulate import simulate_incidents
 from .snapping import snap_incidents
 
 try:
@@ -34,19 +57,33 @@ __all__ = [
     "RiskResult",
     "__version__",
     "alternative_routes",
+    "backtest",
+    "chokepoints",
     "edges_gdf",
     "geocode",
     "graph_from_gdf",
+    "graph_from_osm",
+    "graph_from_osmnx",
+    "graph_info",
     "load_graph",
     "load_places",
     "name_nodes",
     "nearest_node",
+    "nodes_gdf",
+    "pareto_routes",
     "read_incidents",
+    "read_osm",
     "read_roads",
+    "read_tracks",
     "risk_map",
     "route_metrics",
+    "route_through",
+    "save_graph",
     "save_map",
     "score_routes",
     "score_segments",
+    "simulate_incidents",
     "snap_incidents",
+    "snap_track",
+    "write_segments",
 ]

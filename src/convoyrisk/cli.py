@@ -28,7 +28,16 @@ from ._errors import ConvoyRiskError, InputError
 from .config import params_from_mapping, parse_overrides, read_config
 from .incidents import Filters, merge_duplicates, read_incidents
 from .maps import risk_map, save_map
-from .network import load_graph, name_nodes, nearest_node
+from .network import (
+    DEFAULT_HIGHWAYS,
+    graph_info,
+    load_graph,
+    name_nodes,
+    nearest_node,
+    region_around,
+    region_from_bbox,
+    save_graph,
+)
 from .places import Place, geocode, load_places
 from .risk import (
     RISK_CLASSES,
@@ -90,7 +99,7 @@ def _data_options(func: F) -> F:
         click.option(
             "--roads",
             type=click.Path(path_type=Path),
-            help="Road line layer (GeoJSON, GeoPackage, Shapefile). Default: Kidal–Gao roads.",
+            help="Roads: OSM .osm.pbf/.osm/.osm.bz2, OSMnx GraphML, a GIS line layer, or a built .gpkg.",
         ),
         click.option(
             "--incidents",
@@ -481,6 +490,153 @@ def map_cmd(
 # --------------------------------------------------------------------------------------
 
 
+@main.group("network")
+def network_group() -> None:
+    """Build a clean routable road graph from OSM files, OSMnx GraphML or GIS layers."""
+
+
+def _split_list(values: tuple[str, ...]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+@network_group.command("build")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Graph file to write: .gpkg (fast to load) or .graphml.",
+)
+@click.option(
+    "--highway",
+    "highways",
+    multiple=True,
+    help="OSM highway classes to keep (repeat or comma-separate); 'all' for every class. "
+    "Default: motor roads, unclassified and track.",
+)
+@click.option("--bbox", help="Cut out min_lon,min_lat,max_lon,max_lat (degrees).")
+@click.option(
+    "--around", multiple=True, help="Cut out a corridor around these places (repeatable)."
+)
+@click.option(
+    "--buffer-km",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=25.0,
+    show_default=True,
+    help="Corridor half-width around the --around places, km.",
+)
+@click.option("--places", type=click.Path(path_type=Path), help="Gazetteer CSV for --around.")
+@click.option(
+    "--tolerance",
+    "tolerance_m",
+    type=click.FloatRange(min=0.0),
+    default=1.0,
+    show_default=True,
+    help="GIS layers: line ends this close (m) to another end or line are joined.",
+)
+@click.option(
+    "--simplify/--no-simplify",
+    default=None,
+    help="Merge chains of degree-2 nodes. Default: on for OSM files, off for GIS layers.",
+)
+@click.option(
+    "--keep",
+    type=click.Choice(["all", "largest"]),
+    default="all",
+    show_default=True,
+    help="Keep all connected components or only the largest.",
+)
+@click.option("--crs", help="Metric CRS to build in (default: UTM zone of the data).")
+@click.option("--drop-invalid", is_flag=True, help="Drop invalid lines instead of failing.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@_handle_errors
+def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
+    source: Path,
+    out: Path,
+    highways: tuple[str, ...],
+    bbox: str | None,
+    around: tuple[str, ...],
+    buffer_km: float,
+    places: Path | None,
+    tolerance_m: float,
+    simplify: bool | None,
+    keep: str,
+    crs: str | None,
+    drop_invalid: bool,
+    quiet: bool,
+) -> None:
+    """Build a routable graph from SOURCE (.osm.pbf, .osm, .osm.bz2, GraphML, GIS layer)."""
+    if out.suffix.lower() not in {".gpkg", ".graphml"}:
+        msg = f"`--out` {out} must end in .gpkg or .graphml."
+        raise InputError(msg)
+    if bbox and around:
+        msg = "Give `--bbox` or `--around`, not both."
+        raise InputError(msg)
+    region = None
+    if bbox:
+        try:
+            numbers = [float(x) for x in bbox.split(",")]
+        except ValueError as exc:
+            msg = f"`--bbox` {bbox!r} must be four numbers min_lon,min_lat,max_lon,max_lat."
+            raise InputError(msg) from exc
+        region = region_from_bbox(numbers)
+    elif around:
+        region = region_around(
+            _split_list(around), buffer_m=buffer_km * 1000.0, places=load_places(places)
+        )
+    classes = _split_list(highways)
+    G = load_graph(
+        source,
+        highways=None if classes == ["all"] else (classes or DEFAULT_HIGHWAYS),
+        region=region,
+        node_tolerance_m=tolerance_m,
+        simplify=simplify,
+        keep="largest" if keep == "largest" else "all",
+        drop_invalid=drop_invalid,
+        crs=crs,
+    )
+    path = save_graph(G, out)
+    if not quiet:
+        _print_info(graph_info(G))
+        click.echo(f"graph written to {path}")
+
+
+@network_group.command("info")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@_handle_errors
+def network_info_cmd(path: Path, fmt: str) -> None:
+    """Nodes, edges, km by class and surface, components, CRS and bounding box of a road file."""
+    info = graph_info(load_graph(path))
+    if fmt == "json":
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+    else:
+        _print_info(info)
+
+
+def _print_info(info: dict[str, Any]) -> None:
+    lines = [
+        (
+            f"nodes {info['nodes']}, edges {info['edges']} ({info['roads']} roads), "
+            f"{info['total_km']:.1f} km"
+        ),
+        f"components {info['components']} (largest: {info['largest_component_nodes']} nodes)",
+        f"crs {info['crs']}",
+        "bbox (lon/lat) " + ", ".join(f"{x:.5f}" for x in info["bbox_lonlat"]),
+    ]
+    for key, title in (("km_by_highway", "highway"), ("km_by_surface", "surface")):
+        if info[key]:
+            parts = ", ".join(f"{k} {km:.1f}" for k, km in info[key].items())
+            lines.append(f"km by {title}: {parts}")
+    build = info.get("build") or {}
+    if build:
+        lines.append("build: " + ", ".join(f"{k} {val}" for k, val in build.items()))
+    click.echo("\n".join(lines))
+
+
 # --------------------------------------------------------------------------------------
 # `convoyrisk snap` (incidents onto the network, with rejects)
 # --------------------------------------------------------------------------------------
@@ -542,7 +698,7 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 @click.option(
     "--roads",
     type=click.Path(path_type=Path),
-    help="Road line layer (GeoJSON, GeoPackage, Shapefile). Default: Kidal–Gao roads.",
+    help="Roads: OSM .osm.pbf/.osm/.osm.bz2, OSMnx GraphML, a GIS line layer, or a built .gpkg.",
 )
 @click.option(
     "--out",

@@ -1,18 +1,35 @@
-"""Road layers to a routable networkx graph, with OSMnx's conventions.
+"""Road data to a clean, routable networkx graph, with OSMnx's conventions.
 
 The graph is a :class:`networkx.MultiDiGraph` in a metric CRS: nodes carry
 ``x``, ``y`` (projected metres) and ``lon``, ``lat``; edges carry ``geometry``
 (a projected LineString from ``u`` to ``v``), ``length`` (metres), ``road_id``
-(the source line both directions share) and the road's attributes;
-``G.graph["crs"]`` names the CRS. A two-way road is a pair of edges ``u→v`` and
-``v→u``; the one that follows the source line's digitised direction has
-``reversed=False``.
+(shared by the two directions of one road), ``reversed`` and the road's
+attributes (``name``, ``ref``, ``highway``, ``surface``, ``tracktype``,
+``smoothness``, ``oneway``...); ``G.graph["crs"]`` names the CRS. A two-way road
+is a pair of edges ``u→v`` and ``v→u``; the one that follows the source line's
+direction has ``reversed=False``.
+
+Inputs: GIS line layers (:func:`graph_from_gdf`), OpenStreetMap files
+(:func:`graph_from_osm`: ``.osm.pbf`` through pyrosm, ``.osm``/``.osm.bz2``
+through pyosmium), OSMnx graphs (:func:`graph_from_osmnx`) and the files
+:func:`save_graph` writes; :func:`load_graph` picks the reader from the file.
+Every builder runs the same clean-up (:func:`clean` steps in ``docs/network.md``):
+node crossings and near misses (GIS layers), drop zero-length and duplicate
+edges, merge chains of degree-2 nodes, and report connected components.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import gc
+import json
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, ParamSpec, TypeVar
 
 import geopandas as gpd
 import networkx as nx
@@ -20,7 +37,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -37,16 +54,116 @@ ROAD_ATTRIBUTES = (
     "smoothness",
     "geometry_source",
 )
-"""Road attributes copied onto edges when the layer has them."""
+"""Road attributes copied onto edges when the source has them."""
+
+DEFAULT_HIGHWAYS = (
+    "motorway",
+    "motorway_link",
+    "trunk",
+    "trunk_link",
+    "primary",
+    "primary_link",
+    "secondary",
+    "secondary_link",
+    "tertiary",
+    "tertiary_link",
+    "unclassified",
+    "residential",
+    "living_street",
+    "service",
+    "road",
+    "track",
+)
+"""OSM ``highway`` classes kept by default: everything a truck can use, tracks and
+unclassified roads included (most roads of northern Mali are ``track``), unlike
+OSMnx's "drive" filter. Footways, paths, cycleways and steps are left out."""
+
+NOT_ROADS = frozenset(
+    (
+        "abandoned",
+        "construction",
+        "no",
+        "planned",
+        "platform",
+        "proposed",
+        "raceway",
+        "razed",
+        "rest_area",
+        "services",
+    )
+)
+"""``highway`` values that are not roads, left out even when every class is asked for
+(``highways=None``), as pyrosm's and OSMnx's "all" networks do; so are ``area=yes`` ways."""
+
+OSM_TAGS = ("name", "ref", "highway", "surface", "tracktype", "smoothness", "oneway", "junction")
+"""OSM way tags read from OpenStreetMap files."""
+
+GRAPH_LAYERS = ("nodes", "edges", "graph")
+"""Layers of a GeoPackage written by :func:`save_graph`."""
+
+CREATED_WITH = "convoyrisk"
+_EPS = 1e-6  # metres: two points closer than this along a line are the same point
+_TRUE = frozenset({"yes", "true", "1"})
+_REVERSE = frozenset({"-1", "reverse"})
+
+Keep = Literal["all", "largest"]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def read_roads(path: str | Path | None = None) -> gpd.GeoDataFrame:
-    """Read a GIS line layer (GeoJSON, GeoPackage, Shapefile, GeoParquet...).
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a graph.
+
+    Building creates millions of small objects (dicts, geometries) and no
+    reference cycles; the collector's repeated passes over them cost more than
+    half the build time on 100k lines.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _without_gc(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run `func` with the garbage collector paused (see :func:`_gc_paused`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _gc_paused():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------------------
+# reading GIS layers
+# --------------------------------------------------------------------------------------
+
+
+def read_roads(
+    path: str | Path | None = None,
+    *,
+    region: shapely.Geometry | None = None,
+    layer: str | None = None,
+    drop_invalid: bool = False,
+) -> gpd.GeoDataFrame:
+    """Read a GIS line layer (GeoPackage, GeoJSON, Shapefile, GeoParquet...).
 
     Parameters
     ----------
     path
         The layer; the embedded Kidal–Gao roads if None.
+    region
+        Polygon in EPSG:4326 (see :func:`region_from_bbox` and
+        :func:`region_around`); lines are clipped to it.
+    layer
+        Layer name in a multi-layer file (GeoPackage); the first one if None.
+    drop_invalid
+        Drop invalid line geometries instead of raising.
 
     Raises
     ------
@@ -59,25 +176,46 @@ def read_roads(path: str | Path | None = None) -> gpd.GeoDataFrame:
     if not path.exists():
         msg = f"Road layer {path} does not exist: pass an existing file with `--roads`."
         raise MissingInputError(msg)
+    if path.is_file() and path.stat().st_size == 0:
+        msg = f"Road layer {path} is an empty file: pass a layer of LineStrings."
+        raise InputError(msg)
     try:
-        if path.suffix.lower() == ".parquet":
+        if path.suffix.lower() in {".parquet", ".geoparquet"}:
             roads = gpd.read_parquet(path)
         else:
-            roads = gpd.read_file(path, engine="pyogrio")
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        msg = f"Cannot read road layer {path}: {first}. Pass a GeoJSON, GeoPackage or Shapefile."
+            roads = gpd.read_file(path, engine="pyogrio", layer=layer)
+    except (
+        pyogrio.errors.DataSourceError,
+        pyogrio.errors.DataLayerError,
+        ValueError,
+        OSError,
+    ) as exc:
+        msg = (
+            f"Cannot read road layer {path}: {_first_line(exc)}. Pass a GeoPackage, GeoJSON, "
+            "Shapefile or GeoParquet line layer, or an OSM file (.osm.pbf, .osm, .osm.bz2)."
+        )
         raise InputError(msg) from exc
-    return validate_roads(roads, source=str(path))
+    roads = validate_roads(roads, source=str(path), drop_invalid=drop_invalid)
+    if region is not None:
+        roads = clip_roads(roads, region)
+    return roads
 
 
-def validate_roads(roads: gpd.GeoDataFrame, *, source: str = "`roads`") -> gpd.GeoDataFrame:
+def validate_roads(
+    roads: gpd.GeoDataFrame, *, source: str = "`roads`", drop_invalid: bool = False
+) -> gpd.GeoDataFrame:
     """Check a road layer and keep its line geometries, exploded to single lines.
+
+    The result has a ``source_row`` column (the row of the input each line
+    came from). Rows that are not lines (points, polygons, empty or missing
+    geometries) are left out; invalid lines (fewer than two distinct points,
+    NaN coordinates) raise unless `drop_invalid`.
 
     Raises
     ------
     InputError
-        If the layer is empty, has no CRS, or has no (Multi)LineString geometry.
+        If the layer is empty, has no CRS, has no (Multi)LineString geometry or
+        has invalid lines.
     """
     if len(roads) == 0:
         msg = f"Road layer {source} is empty: it needs at least one LineString."
@@ -89,94 +227,640 @@ def validate_roads(roads: gpd.GeoDataFrame, *, source: str = "`roads`") -> gpd.G
         )
         raise InputError(msg)
     types = roads.geom_type
-    lines = roads[types.isin(["LineString", "MultiLineString"])]
+    lines = roads[types.isin(["LineString", "MultiLineString"]).to_numpy()]
     if len(lines) == 0:
         found = ", ".join(sorted({str(t) for t in types.unique()}))
         msg = f"Road layer {source} holds no lines (found {found}): pass a layer of LineStrings."
         raise InputError(msg)
-    lines = lines.explode(index_parts=False, ignore_index=False)
-    lines = lines[~lines.geometry.is_empty]
     if "source_row" not in lines.columns:
-        lines = lines.reset_index(names="source_row")
+        lines = lines.assign(
+            source_row=np.flatnonzero(types.isin(["LineString", "MultiLineString"]))
+        )
+    lines = lines.explode(index_parts=False, ignore_index=True)
+    lines = lines[~lines.geometry.is_empty.to_numpy()]
+    geoms = lines.geometry.to_numpy()
+    bad = ~shapely.is_valid(geoms) | (shapely.get_num_coordinates(geoms) < 2)
+    if bad.any():
+        if not drop_invalid:
+            rows = lines["source_row"].to_numpy()[bad]
+            reason = shapely.is_valid_reason(geoms[bad][0])
+            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            msg = (
+                f"Road layer {source} has {int(bad.sum())} invalid line(s) (rows {shown}; "
+                f"first: {reason}): fix them (e.g. QGIS 'Fix geometries') or drop them with "
+                "`drop_invalid=True` / `--drop-invalid`."
+            )
+            raise InputError(msg)
+        lines = lines[~bad]
+    if len(lines) == 0:
+        msg = f"Road layer {source} has no valid line left: pass a layer of LineStrings."
+        raise InputError(msg)
     return lines.reset_index(drop=True)
 
 
+def clip_roads(roads: gpd.GeoDataFrame, region: shapely.Geometry) -> gpd.GeoDataFrame:
+    """Clip a line layer to a polygon given in EPSG:4326 (lines are cut at its edge)."""
+    shape = gpd.GeoSeries([region], crs=settings.default_crs).to_crs(roads.crs).iloc[0]
+    clipped = roads.clip(shape)
+    clipped = clipped[clipped.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()]
+    if len(clipped) == 0:
+        msg = "No road is left inside the region: widen `--bbox` / `--buffer-km` or check it."
+        raise InputError(msg)
+    return clipped.explode(index_parts=False, ignore_index=True)
+
+
+def region_from_bbox(bbox: Sequence[float]) -> shapely.Polygon:
+    """A polygon from ``(min_lon, min_lat, max_lon, max_lat)`` in degrees.
+
+    Examples
+    --------
+    >>> region_from_bbox((0.0, 16.0, 1.5, 18.5)).bounds
+    (0.0, 16.0, 1.5, 18.5)
+    """
+    if len(bbox) != 4:
+        msg = f"`bbox` needs four numbers min_lon,min_lat,max_lon,max_lat; got {list(bbox)}."
+        raise InputError(msg)
+    west, south, east, north = (float(b) for b in bbox)
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        msg = (
+            f"`bbox` {list(bbox)} is not min_lon,min_lat,max_lon,max_lat in degrees "
+            "(west < east, south < north)."
+        )
+        raise InputError(msg)
+    return shapely.box(west, south, east, north)
+
+
+def region_around(
+    names: Iterable[str], *, buffer_m: float, places: gpd.GeoDataFrame | None = None
+) -> shapely.Polygon:
+    """The convex hull of `buffer_m` circles around named places, in EPSG:4326.
+
+    With two places or more this is a corridor that holds every road between
+    them that does not stray more than `buffer_m` outside their hull.
+
+    Parameters
+    ----------
+    names
+        Place names from the gazetteer (or ``"lat,lon"``).
+    buffer_m
+        Radius around each place, metres.
+    places
+        Gazetteer (:func:`convoyrisk.places.load_places`); the embedded one if None.
+    """
+    from .places import geocode  # noqa: PLC0415 - places imports nothing from here
+
+    found = [geocode(n, places) for n in names]
+    if not found:
+        msg = "`around` needs at least one place name."
+        raise InputError(msg)
+    pts = gpd.GeoSeries(
+        gpd.points_from_xy([p.lon for p in found], [p.lat for p in found]),
+        crs=settings.default_crs,
+    )
+    metric = pts.estimate_utm_crs()
+    hull = shapely.convex_hull(shapely.union_all(pts.to_crs(metric).buffer(buffer_m).to_numpy()))
+    out = gpd.GeoSeries([hull], crs=metric).to_crs(settings.default_crs).iloc[0]
+    return shapely.Polygon(out.exterior)
+
+
+# --------------------------------------------------------------------------------------
+# reading OpenStreetMap files
+# --------------------------------------------------------------------------------------
+
+
+def is_osm_file(path: str | Path) -> bool:
+    """Whether `path` names an OpenStreetMap file (.osm, .osm.bz2, .osm.pbf, .pbf...)."""
+    name = Path(path).name.lower()
+    return name.endswith((".pbf", ".osm", ".osm.bz2", ".osm.gz", ".osc"))
+
+
+def read_osm(
+    path: str | Path,
+    *,
+    highways: Iterable[str] | None = DEFAULT_HIGHWAYS,
+    region: shapely.Geometry | None = None,
+    engine: Literal["auto", "pyrosm", "pyosmium"] = "auto",
+) -> gpd.GeoDataFrame:
+    """Road segments of an OpenStreetMap file, one row per pair of consecutive nodes.
+
+    Parameters
+    ----------
+    path
+        ``.osm.pbf`` (read with pyrosm), ``.osm`` or ``.osm.bz2`` (read with pyosmium).
+    highways
+        ``highway`` classes to keep; :data:`DEFAULT_HIGHWAYS` by default, every
+        class but :data:`NOT_ROADS` (and ``area=yes``) if None.
+    region
+        Polygon in EPSG:4326: segments with both ends inside it are kept.
+    engine
+        Reader: pyrosm for PBF and pyosmium otherwise with "auto".
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        In EPSG:4326 with ``u``, ``v`` (OSM node ids, in the way's direction),
+        ``osmid`` (way id), the :data:`OSM_TAGS` columns and 2-point LineStrings.
+
+    Raises
+    ------
+    InputError
+        If the file is corrupt, truncated, empty or holds no road of the classes asked.
+    """
+    path = Path(path)
+    if not path.exists():
+        msg = f"OSM file {path} does not exist: pass an existing .osm.pbf, .osm or .osm.bz2."
+        raise MissingInputError(msg)
+    if path.stat().st_size == 0:
+        msg = f"OSM file {path} is empty: download the extract again."
+        raise InputError(msg)
+    classes = None if highways is None else sorted({str(h) for h in highways})
+    use_pyrosm = engine == "pyrosm" or (engine == "auto" and path.name.lower().endswith(".pbf"))
+    try:
+        if use_pyrosm:
+            segs = _segments_pyrosm(path, classes, region)
+        else:
+            segs = _segments_pyosmium(path, classes)
+    except ImportError as exc:
+        msg = f"Reading {path} needs {exc.name}: `pip install 'convoyrisk[osm]'`."
+        raise InputError(msg) from exc
+    except InputError:
+        raise
+    except Exception as exc:  # the readers raise assorted errors on corrupt files
+        msg = (
+            f"Cannot read OSM file {path}: {type(exc).__name__}: {_first_line(exc)}. "
+            "The file is corrupt or truncated: download the extract again."
+        )
+        raise InputError(msg) from exc
+    if region is not None and len(segs):
+        xy = shapely.get_coordinates(segs.geometry.to_numpy()).reshape(-1, 2, 2)
+        inside = shapely.contains_xy(region, xy[:, 0, 0], xy[:, 0, 1]) & shapely.contains_xy(
+            region, xy[:, 1, 0], xy[:, 1, 1]
+        )
+        segs = segs[inside].reset_index(drop=True)
+    if len(segs) == 0:
+        what = "any highway" if classes is None else f"highway in {', '.join(classes)}"
+        where = " inside the region" if region is not None else ""
+        msg = f"OSM file {path} has no way with {what}{where}: choose other `--highway` classes."
+        raise InputError(msg)
+    return segs
+
+
+def _segments_pyrosm(
+    path: Path, classes: list[str] | None, region: shapely.Geometry | None
+) -> gpd.GeoDataFrame:
+    import pyrosm  # type: ignore[import-untyped]  # noqa: PLC0415 - optional dependency
+
+    bbox = list(shapely.bounds(region)) if region is not None else None
+    tags = list(OSM_TAGS)
+    with warnings.catch_warnings():
+        # pyrosm warns "Could not find any edges" where we raise a clearer error
+        warnings.simplefilter("ignore", UserWarning)
+        osm = pyrosm.OSM(str(path), bounding_box=bbox)
+        if classes is None:
+            got = osm.get_network("all", nodes=True, extra_attributes=tags)
+        else:
+            got = osm.get_network(
+                "all",
+                nodes=True,
+                extra_attributes=tags,
+                custom_filter={"highway": classes},
+                filter_type="keep",
+            )
+    edges = got[1] if isinstance(got, tuple) else None
+    if edges is None or len(edges) == 0:
+        return gpd.GeoDataFrame({"u": [], "v": []}, geometry=[], crs=settings.default_crs)
+    out = pd.DataFrame({"u": edges["u"].to_numpy(np.int64), "v": edges["v"].to_numpy(np.int64)})
+    out["osmid"] = edges["id"].to_numpy(np.int64)
+    for tag in OSM_TAGS:
+        out[tag] = edges[tag].to_numpy() if tag in edges.columns else None
+    return gpd.GeoDataFrame(out, geometry=edges.geometry.to_numpy(), crs=settings.default_crs)
+
+
+def _segments_pyosmium(path: Path, classes: list[str] | None) -> gpd.GeoDataFrame:
+    import osmium  # noqa: PLC0415 - optional dependency
+
+    keep = None if classes is None else frozenset(classes)
+    refs: list[int] = []
+    lons: list[float] = []
+    lats: list[float] = []
+    part: list[int] = []
+    part_way: list[int] = []
+    way_rows: list[tuple[Any, ...]] = []
+    fp = osmium.FileProcessor(str(path)).with_locations()
+    for obj in fp.with_filter(osmium.filter.KeyFilter("highway")):
+        if not isinstance(obj, osmium.osm.Way):
+            continue
+        tags = obj.tags
+        if keep is None:
+            if tags.get("highway") in NOT_ROADS or tags.get("area") == "yes":
+                continue
+        elif tags.get("highway") not in keep:
+            continue
+        w = len(way_rows)
+        way_rows.append((obj.id, *(tags.get(t) for t in OSM_TAGS)))
+        open_part = False
+        for nd in obj.nodes:
+            loc = nd.location
+            if not loc.valid():  # node outside the extract: the way breaks here
+                open_part = False
+                continue
+            if not open_part:
+                part_way.append(w)
+                open_part = True
+            refs.append(nd.ref)
+            lons.append(loc.lon)
+            lats.append(loc.lat)
+            part.append(len(part_way) - 1)
+    ref = np.asarray(refs, dtype=np.int64)
+    xy = np.c_[np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)]
+    p = np.asarray(part, dtype=np.int64)
+    ways = pd.DataFrame(way_rows, columns=["osmid", *OSM_TAGS])
+    i = np.flatnonzero(p[1:] == p[:-1])
+    coords = np.stack([xy[i], xy[i + 1]], axis=1).reshape(-1, 2)
+    geoms = shapely.linestrings(coords, indices=np.repeat(np.arange(len(i)), 2))
+    way = np.asarray(part_way, dtype=np.int64)[p[i]] if len(i) else np.zeros(0, dtype=np.int64)
+    out = ways.iloc[way].reset_index(drop=True)
+    out.insert(0, "v", ref[i + 1])
+    out.insert(0, "u", ref[i])
+    return gpd.GeoDataFrame(out, geometry=geoms, crs=settings.default_crs)
+
+
+# --------------------------------------------------------------------------------------
+# building
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pieces:
+    """Road pieces from one node to another, before clean-up."""
+
+    geoms: np.ndarray  # projected LineStrings, u -> v
+    u: np.ndarray  # node labels (0..n-1)
+    v: np.ndarray
+    node_xy: np.ndarray  # (n, 2) projected
+    attrs: pd.DataFrame  # one row per piece
+    oneway: np.ndarray  # bool
+    node_ids: np.ndarray | None = None  # external node ids (OSM), by label
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+@_without_gc
 def graph_from_gdf(
     roads: gpd.GeoDataFrame,
     *,
     crs: str | CRS | None = None,
     node_tolerance_m: float = 1.0,
     oneway_column: str | None = "oneway",
+    node_crossings: bool = True,
+    simplify: bool = False,
+    keep: Keep = "all",
+    drop_invalid: bool = False,
 ) -> nx.MultiDiGraph:
     """Build a routable graph from a road line layer.
 
-    Line endpoints closer than `node_tolerance_m` become one node. Lines are
-    not split where they cross: roads that meet must share an endpoint.
+    Lines are split where they cross or touch (`node_crossings`), line ends
+    closer than `node_tolerance_m` to another line end or to another line are
+    joined to it, zero-length and duplicate pieces are dropped, and (with
+    `simplify`) chains of degree-2 nodes whose pieces share every attribute are
+    merged into one edge keeping the full geometry.
 
     Parameters
     ----------
     roads
         Line layer with a CRS (see :func:`validate_roads`).
     crs
-        Metric CRS to work in; the UTM zone estimated from the data if None.
+        Metric CRS to work in. If None: the layer's own CRS when it is projected
+        in metres, else the UTM zone estimated from the data.
     node_tolerance_m
-        Endpoints within this distance are merged into one node.
+        Line ends within this distance of another end or of another line are joined.
     oneway_column
-        Column whose truthy values ("yes", "true", "1") make a road one-way.
+        Column whose values "yes", "true", "1" make a road one-way ("-1" one-way
+        against the digitised direction).
+    node_crossings
+        Split lines where they cross without a shared vertex. Turn it off for
+        layers whose bridges and tunnels cross other roads without a junction.
+    simplify
+        Merge degree-2 chains (by default each source line stays its own edge(s)).
+    keep
+        "all" connected components, or only the "largest".
+    drop_invalid
+        Drop invalid lines instead of raising.
 
     Returns
     -------
     networkx.MultiDiGraph
-        With ``G.graph["crs"]`` set to the metric CRS.
+        With ``G.graph["crs"]`` set to the metric CRS and ``G.graph["build"]``
+        a report of the clean-up (counts of pieces dropped, components...).
     """
-    roads = validate_roads(roads)
-    metric = CRS.from_user_input(crs) if crs is not None else roads.estimate_utm_crs()
+    roads = validate_roads(roads, drop_invalid=drop_invalid)
+    metric = _metric_crs(roads, crs)
+    projected = roads.to_crs(metric)
+    geoms = projected.geometry.to_numpy()
+    oneway, flip = _oneway_flags(projected, oneway_column)
+    if flip.any():
+        geoms = geoms.copy()
+        geoms[flip] = shapely.reverse(geoms[flip])
+    pieces = _node_lines(geoms, max(float(node_tolerance_m), 0.0), crossings=node_crossings)
+    src = pieces.pop("line")
+    attrs = pd.DataFrame(
+        {
+            a: _clean_column(projected[a].to_numpy()[src])
+            for a in ROAD_ATTRIBUTES
+            if a in projected.columns
+        }
+    )
+    attrs["source_row"] = projected["source_row"].to_numpy()[src]
+    p = _Pieces(
+        geoms=pieces["geoms"],
+        u=pieces["u"],
+        v=pieces["v"],
+        node_xy=pieces["node_xy"],
+        attrs=attrs,
+        oneway=oneway[src],
+        report={
+            "source": "gis",
+            "input_lines": len(roads),
+            "pieces_after_noding": len(src),
+            "node_tolerance_m": float(node_tolerance_m),
+        },
+    )
+    return _assemble(
+        p,
+        metric,
+        source_crs=str(roads.crs),
+        simplify=simplify,
+        keep=keep,
+        tol=max(float(node_tolerance_m), _EPS),
+    )
+
+
+@_without_gc
+def graph_from_osm(
+    path: str | Path,
+    *,
+    highways: Iterable[str] | None = DEFAULT_HIGHWAYS,
+    region: shapely.Geometry | None = None,
+    crs: str | CRS | None = None,
+    simplify: bool = True,
+    keep: Keep = "all",
+    engine: Literal["auto", "pyrosm", "pyosmium"] = "auto",
+) -> nx.MultiDiGraph:
+    """Build a routable graph from an OpenStreetMap file.
+
+    Junctions come from OSM's shared node ids (a bridge over a road is not a
+    junction); node ids are OSM node ids. ``oneway=yes/true/1``, ``-1`` and
+    ``junction=roundabout`` make a way one-way.
+
+    Parameters
+    ----------
+    path
+        ``.osm.pbf``, ``.osm`` or ``.osm.bz2``.
+    highways
+        ``highway`` classes to keep (:data:`DEFAULT_HIGHWAYS`); all if None.
+    region
+        Polygon in EPSG:4326 to cut out (:func:`region_from_bbox`, :func:`region_around`).
+    crs
+        Metric CRS; the UTM zone estimated from the data if None.
+    simplify
+        Merge chains of degree-2 nodes (OSMnx's simplification) where the
+        attributes do not change.
+    keep
+        "all" connected components, or only the "largest".
+    engine
+        See :func:`read_osm`.
+    """
+    segs = read_osm(path, highways=highways, region=region, engine=engine)
+    metric = _metric_crs(segs, crs)
+    coords = shapely.get_coordinates(segs.geometry.to_numpy()).reshape(-1, 2, 2)
+    lonlat = coords.reshape(-1, 2)
+    ends = np.r_[segs["u"].to_numpy(np.int64), segs["v"].to_numpy(np.int64)]
+    node_ids, first, inverse = np.unique(ends, return_index=True, return_inverse=True)
+    n = len(segs)
+    # segment i runs from coords[i, 0] (node u) to coords[i, 1] (node v)
+    pt = np.r_[np.arange(n) * 2, np.arange(n) * 2 + 1]
+    node_lonlat = lonlat[pt[first]]
+    to_metric = Transformer.from_crs(settings.default_crs, metric, always_xy=True)
+    x, y = to_metric.transform(lonlat[:, 0], lonlat[:, 1])
+    seg_xy = np.c_[x, y]
+    nx_, ny_ = to_metric.transform(node_lonlat[:, 0], node_lonlat[:, 1])
+    geoms = shapely.linestrings(seg_xy, indices=np.repeat(np.arange(n), 2))
+    u, v = inverse[:n], inverse[n:]
+    oneway, flip = _oneway_flags(segs, "oneway")
+    if "junction" in segs.columns:
+        oneway |= (
+            segs["junction"].astype(str).str.lower().isin(["roundabout", "circular"]).to_numpy()
+        )
+    if flip.any():
+        geoms[flip] = shapely.reverse(geoms[flip])
+        u, v = np.where(flip, v, u), np.where(flip, u, v)
+    attrs = pd.DataFrame(
+        {a: _clean_column(segs[a].to_numpy()) for a in ROAD_ATTRIBUTES if a in segs.columns}
+    )
+    attrs["osmid"] = segs["osmid"].to_numpy(np.int64)
+    p = _Pieces(
+        geoms=geoms,
+        u=u,
+        v=v,
+        node_xy=np.c_[nx_, ny_],
+        attrs=attrs,
+        oneway=oneway,
+        node_ids=node_ids,
+        report={"source": "osm", "osm_segments": n, "osm_ways": int(segs["osmid"].nunique())},
+    )
+    return _assemble(
+        p,
+        metric,
+        source_crs=settings.default_crs,
+        simplify=simplify,
+        keep=keep,
+        tol=_EPS,
+        node_lonlat=node_lonlat,
+    )
+
+
+@_without_gc
+def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another reads best here
+    G: nx.MultiDiGraph, *, crs: str | CRS | None = None
+) -> nx.MultiDiGraph:
+    """A graph that follows our contract, from a graph made by OSMnx.
+
+    Projects an unprojected graph to the UTM zone of its data (or `crs`), gives
+    straight edges without ``geometry`` one, makes each geometry run from ``u``
+    to ``v``, recomputes ``length`` in metres, pairs the two directions of a
+    two-way road under one ``road_id`` (same OSM way(s), same length, opposite
+    direction) with ``reversed=False`` on one of them, and turns list values
+    left by OSMnx's simplification into "a; b" strings.
+
+    Parameters
+    ----------
+    G
+        A MultiDiGraph with OSMnx's conventions (node ``x``, ``y``, ``G.graph["crs"]``).
+    crs
+        Metric CRS; the UTM zone of the data if None (or the graph's own CRS
+        if it is already projected).
+    """
+    if G.number_of_edges() == 0:
+        msg = "The OSMnx graph has no edges: load a graph with roads in it."
+        raise InputError(msg)
+    if "crs" not in G.graph:
+        msg = "The OSMnx graph has no `crs` graph attribute: set `G.graph['crs'] = 'EPSG:4326'`."
+        raise InputError(msg)
+    graph_crs = CRS.from_user_input(G.graph["crs"])
+    ids = np.fromiter(G.nodes, dtype=object, count=G.number_of_nodes())
+    try:
+        xy = np.array([(float(d["x"]), float(d["y"])) for _, d in G.nodes(data=True)])
+    except KeyError as exc:
+        msg = f"OSMnx graph node without `{exc.args[0]}`: every node needs x and y."
+        raise InputError(msg) from exc
+    index = {n: i for i, n in enumerate(ids)}
+    rows = list(G.edges(keys=True, data=True))
+    u = np.fromiter((index[r[0]] for r in rows), dtype=np.int64, count=len(rows))
+    v = np.fromiter((index[r[1]] for r in rows), dtype=np.int64, count=len(rows))
+    data = [r[3] for r in rows]
+    geoms = np.array([d.get("geometry") for d in data], dtype=object)
+    missing = np.array([g is None for g in geoms])
+    if missing.any():
+        ends = np.stack([xy[u[missing]], xy[v[missing]]], axis=1).reshape(-1, 2)
+        geoms[missing] = shapely.linestrings(ends, indices=np.repeat(np.arange(missing.sum()), 2))
+    geoms = geoms.astype(object)
+    if crs is not None:
+        metric = CRS.from_user_input(crs)
+    elif graph_crs.is_projected:
+        metric = graph_crs
+    else:
+        metric = gpd.GeoSeries(
+            gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=graph_crs
+        ).estimate_utm_crs()
     if not metric.is_projected:
         msg = f"`crs` {metric.to_string()} is not projected: lengths need metres (e.g. a UTM zone)."
         raise InputError(msg)
-    projected = roads.to_crs(metric)
-    geoms = projected.geometry.to_numpy()
-    starts = shapely.get_coordinates(shapely.get_point(geoms, 0))
-    ends = shapely.get_coordinates(shapely.get_point(geoms, -1))
-    endpoints = np.vstack([starts, ends])
-    node_of = _cluster_points(endpoints, node_tolerance_m)
-    n_lines = len(geoms)
-    u_ids, v_ids = node_of[:n_lines], node_of[n_lines:]
-
-    # a node sits at the mean of the endpoints merged into it
-    n_nodes = int(node_of.max()) + 1
-    counts = np.bincount(node_of, minlength=n_nodes)
-    xs = np.bincount(node_of, weights=endpoints[:, 0], minlength=n_nodes) / counts
-    ys = np.bincount(node_of, weights=endpoints[:, 1], minlength=n_nodes) / counts
-    lonlat = gpd.GeoSeries(gpd.points_from_xy(xs, ys), crs=metric).to_crs(settings.default_crs)
-
-    G = nx.MultiDiGraph(crs=metric.to_string(), source_crs=str(roads.crs))
-    for i in range(n_nodes):
-        G.add_node(
-            i, x=float(xs[i]), y=float(ys[i]), lon=float(lonlat.x[i]), lat=float(lonlat.y[i])
-        )
-
-    attrs = [c for c in ROAD_ATTRIBUTES if c in projected.columns]
-    oneway = (
-        projected[oneway_column].astype(str).str.lower().isin(["yes", "true", "1"]).to_numpy()
-        if oneway_column and oneway_column in projected.columns
-        else np.zeros(n_lines, dtype=bool)
+    if metric != graph_crs:
+        fwd = Transformer.from_crs(graph_crs, metric, always_xy=True)
+        px, py = fwd.transform(xy[:, 0], xy[:, 1])
+        node_xy = np.c_[px, py]
+        geoms = shapely.transform(geoms, lambda c: np.c_[fwd.transform(c[:, 0], c[:, 1])])
+    else:
+        node_xy = xy
+    # make every geometry run u -> v
+    start = shapely.get_coordinates(shapely.get_point(geoms, 0))
+    flip = np.hypot(*(start - node_xy[v]).T) < np.hypot(*(start - node_xy[u]).T)
+    geoms[flip] = shapely.reverse(geoms[flip])
+    length = shapely.length(geoms)
+    osmid = [_text(d.get("osmid", "")) for d in data]
+    # pair the two directions of a two-way road
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    frame = pd.DataFrame(
+        {"lo": lo, "hi": hi, "osmid": osmid, "len": np.round(length, 1), "dir": u <= v}
     )
-    lengths = shapely.length(geoms)
-    for i in range(n_lines):
-        u, v = int(u_ids[i]), int(v_ids[i])
-        length = float(lengths[i])
-        if length <= 0.0:
-            continue
-        data: dict[str, Any] = {a: _clean(projected[a].iat[i]) for a in attrs}
-        line = _pin_ends(geoms[i], (xs[u], ys[u]), (xs[v], ys[v]))
-        G.add_edge(u, v, geometry=line, length=length, road_id=i, reversed=False, **data)
-        if not oneway[i]:
-            G.add_edge(
-                v, u, geometry=line.reverse(), length=length, road_id=i, reversed=True, **data
-            )
-    G.remove_nodes_from([n for n in list(G.nodes) if G.degree(n) == 0])
-    return G
+    frame["rank"] = frame.groupby(["lo", "hi", "osmid", "len", "dir"], sort=False).cumcount()
+    road = frame.groupby(["lo", "hi", "osmid", "len", "rank"], sort=False).ngroup().to_numpy()
+    given = np.array([_as_bool(d.get("reversed", False)) for d in data])
+    pair_size = np.bincount(road)[road]
+    # one False per road: OSMnx's flag where it is unambiguous, else the first edge
+    n_false = np.bincount(road, weights=(~given).astype(float))[road]
+    first = np.zeros(len(road), dtype=bool)
+    first[np.unique(road, return_index=True)[1]] = True
+    rev = np.where((pair_size == 2) & (n_false == 1), given, ~first)
+    attr_names = [
+        a
+        for a in (*ROAD_ATTRIBUTES, "oneway", "osmid", "maxspeed", "lanes")
+        if any(a in d for d in data[:1000])
+    ]
+    G2 = nx.MultiDiGraph(
+        crs=metric.to_string(),
+        source_crs=graph_crs.to_string(),
+        created_with=CREATED_WITH,
+        build={"source": "osmnx", "edges_in": len(rows)},
+    )
+    lon, lat = _lonlat(node_xy, metric)
+    G2.add_nodes_from(
+        (
+            ids[i],
+            {
+                "x": float(node_xy[i, 0]),
+                "y": float(node_xy[i, 1]),
+                "lon": float(lon[i]),
+                "lat": float(lat[i]),
+            },
+        )
+        for i in range(len(ids))
+    )
+    G2.add_edges_from(
+        (
+            ids[u[i]],
+            ids[v[i]],
+            rows[i][2],
+            {
+                **{a: _edge_value(a, data[i].get(a, "")) for a in attr_names},
+                "geometry": geoms[i],
+                "length": float(length[i]),
+                "road_id": int(road[i]),
+                "reversed": bool(rev[i]),
+            },
+        )
+        for i in range(len(rows))
+    )
+    return G2
+
+
+def _edge_value(name: str, value: Any) -> Any:  # noqa: ANN401 - attribute values vary
+    if name == "oneway":
+        return _as_bool(value)
+    if name == "osmid":
+        return value
+    return _text(value)
+
+
+def _text(value: Any) -> str:  # noqa: ANN401 - attribute values vary
+    if isinstance(value, (list, tuple, set)):
+        return "; ".join(dict.fromkeys(str(x) for x in value))
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _as_bool(value: Any) -> bool:  # noqa: ANN401 - attribute values vary
+    if isinstance(value, (list, tuple)):
+        return all(_as_bool(x) for x in value)
+    return str(value).strip().lower() in _TRUE
+
+
+def _metric_crs(gdf: gpd.GeoDataFrame, crs: str | CRS | None) -> CRS:
+    """`crs`, else the data's CRS if projected in metres, else the UTM zone of the data."""
+    if crs is None:
+        own = CRS.from_user_input(gdf.crs)
+        in_metres = own.is_projected and own.axis_info[0].unit_conversion_factor == 1.0
+        metric = own if in_metres else gdf.estimate_utm_crs()
+    else:
+        metric = CRS.from_user_input(crs)
+    if not metric.is_projected:
+        msg = f"`crs` {metric.to_string()} is not projected: lengths need metres (e.g. a UTM zone)."
+        raise InputError(msg)
+    return metric
+
+
+def _oneway_flags(df: pd.DataFrame, column: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """(one-way, one-way against the digitised direction) per row."""
+    if not column or column not in df.columns:
+        z = np.zeros(len(df), dtype=bool)
+        return z, z.copy()
+    col = df[column]
+    if col.dtype == bool:
+        values = col.to_numpy()
+        return values.copy(), np.zeros(len(df), dtype=bool)
+    text = col.astype(str).str.strip().str.lower()
+    flip = text.isin(_REVERSE).to_numpy()
+    return text.isin(_TRUE).to_numpy() | flip, flip
+
+
+def _clean_column(values: np.ndarray) -> list[Any]:
+    """Python values of a column, with "" for missing ones."""
+    col = pd.Series(values)
+    if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        return col.where(col.notna(), "").tolist()
+    if col.dtype.kind == "f" and col.isna().any():
+        return col.astype(object).where(col.notna(), "").tolist()
+    return col.tolist()
 
 
 def _clean(value: Any) -> Any:  # noqa: ANN401 - attribute values are whatever the layer holds
@@ -185,14 +869,213 @@ def _clean(value: Any) -> Any:  # noqa: ANN401 - attribute values are whatever t
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _pin_ends(
-    line: shapely.LineString, start: tuple[float, float], end: tuple[float, float]
-) -> shapely.LineString:
-    """Move a line's first and last vertex onto its (merged) nodes."""
-    coords = shapely.get_coordinates(line)
-    coords[0] = start
-    coords[-1] = end
-    return shapely.LineString(coords)
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _lonlat(xy: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.ndarray]:
+    back = Transformer.from_crs(crs, settings.default_crs, always_xy=True)
+    lon, lat = back.transform(xy[:, 0], xy[:, 1])
+    return np.asarray(lon), np.asarray(lat)
+
+
+# --------------------------------------------------------------------------------------
+# topology
+# --------------------------------------------------------------------------------------
+
+
+def _node_lines(geoms: np.ndarray, tol: float, *, crossings: bool) -> dict[str, np.ndarray]:
+    """Split lines where they cross, touch or nearly touch; label their ends as nodes.
+
+    Returns the pieces (``geoms``), the source line of each (``line``), node
+    labels ``u``, ``v`` and node coordinates ``node_xy``.
+    """
+    n = len(geoms)
+    coords, line = shapely.get_coordinates(geoms, return_index=True)
+    step = np.r_[0.0, np.hypot(*np.diff(coords, axis=0).T)]
+    first = np.r_[True, line[1:] != line[:-1]]
+    step[first] = 0.0
+    cum = np.cumsum(step)
+    starts = np.flatnonzero(first)
+    m = cum - np.repeat(cum[starts], np.diff(np.r_[starts, len(line)]))
+    last = np.r_[line[1:] != line[:-1], True]
+    lengths = m[last]
+
+    s_line, s_m, s_xy = _split_points(coords, line, m, first, last, tol, crossings=crossings)
+    inner = (s_m > _EPS) & (s_m < lengths[s_line] - _EPS)
+    s_line, s_xy, s_m = s_line[inner], s_xy[inner], s_m[inner]
+
+    # every vertex and split point along each line, in order
+    kind = np.r_[np.zeros(len(line), np.int8), np.ones(len(s_line), np.int8)]
+    is_end = np.r_[first | last, np.zeros(len(s_line), bool)]
+    rec_line = np.r_[line, s_line]
+    rec_m = np.r_[m, s_m]
+    rec_xy = np.r_[coords, s_xy]
+    order = np.lexsort((-kind, rec_m, rec_line))
+    rec_line, rec_m, rec_xy, kind, is_end = (
+        rec_line[order],
+        rec_m[order],
+        rec_xy[order],
+        kind[order],
+        is_end[order],
+    )
+    # records of one line closer than _EPS along it are one point (a split wins)
+    new = np.r_[True, (rec_line[1:] != rec_line[:-1]) | (np.diff(rec_m) > _EPS)]
+    g_start = np.flatnonzero(new)
+    g_line = rec_line[g_start]
+    g_split = np.maximum.reduceat(kind, g_start).astype(bool)
+    g_end = np.maximum.reduceat(is_end.astype(np.int8), g_start).astype(bool)
+    g_split &= ~g_end
+    g_xy = rec_xy[g_start]  # sorted with splits first among equals
+    # a split point closes one piece and opens the next
+    rep = 1 + g_split.astype(np.int64)
+    exp_g = np.repeat(np.arange(len(g_start)), rep)
+    pos_last = np.cumsum(rep) - 1
+    opens = np.zeros(len(exp_g), dtype=bool)
+    opens[pos_last[g_split]] = True
+    line_first = np.r_[True, g_line[1:] != g_line[:-1]]
+    opens[(np.cumsum(rep) - rep)[line_first]] = True
+    piece = np.cumsum(opens) - 1
+    xy = g_xy[exp_g]
+    p_start = np.flatnonzero(opens)
+    p_end = np.r_[p_start[1:] - 1, len(exp_g) - 1]
+    p_line = g_line[exp_g[p_start]]
+
+    ends_xy = np.r_[xy[p_start], xy[p_end]]
+    label = _cluster_points(ends_xy, max(tol, _EPS))
+    n_nodes = int(label.max()) + 1
+    counts = np.bincount(label, minlength=n_nodes)
+    node_xy = np.c_[
+        np.bincount(label, weights=ends_xy[:, 0], minlength=n_nodes) / counts,
+        np.bincount(label, weights=ends_xy[:, 1], minlength=n_nodes) / counts,
+    ]
+    n_pieces = len(p_start)
+    u, v = label[:n_pieces], label[n_pieces:]
+    xy[p_start] = node_xy[u]
+    xy[p_end] = node_xy[v]
+    del n
+    return {
+        "geoms": shapely.linestrings(xy, indices=piece),
+        "line": p_line,
+        "u": u,
+        "v": v,
+        "node_xy": node_xy,
+    }
+
+
+def _split_points(  # noqa: C901, PLR0915, PLR0917 - one vectorised case per kind of split
+    coords: np.ndarray,
+    line: np.ndarray,
+    m: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+    tol: float,
+    *,
+    crossings: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where lines must be split: (line, distance along it, x/y) of each split point.
+
+    Works on the straight segments of all lines at once: an STRtree on their
+    envelopes (grown by `tol`) gives candidate pairs, and numpy finds where two
+    segments cross or overlap (`crossings`) and where a line end lies within
+    `tol` of another line's segment.
+    """
+    seg = np.flatnonzero(~last)  # segment k runs from vertex k to k + 1
+    p, q = coords[seg], coords[seg + 1]
+    r = q - p
+    seg_len = np.hypot(r[:, 0], r[:, 1])
+    seg_line = line[seg]
+    # envelopes grown by tol/2 overlap when the segments may be within tol; a diagonal
+    # line has the envelope of its box and is cheaper to make than the box
+    grow = max(tol, _EPS) / 2.0
+    diagonals = np.asarray(
+        shapely.linestrings(np.stack([np.minimum(p, q) - grow, np.maximum(p, q) + grow], axis=1)),
+        dtype=object,
+    )
+    a, b = shapely.STRtree(diagonals).query(diagonals)
+    keep = a < b
+    a, b = a[keep], b[keep]
+    # consecutive segments of one line meet at their shared vertex: not a crossing,
+    # unless the line turns straight back on itself there (a spike)
+    same = seg_line[a] == seg_line[b]
+    nxt = same & (b - a == 1)
+    ra, rb = r[a[nxt]], r[b[nxt]]
+    cross = ra[:, 0] * rb[:, 1] - ra[:, 1] * rb[:, 0]
+    dot = (ra * rb).sum(axis=1)
+    spike = np.zeros(len(a), dtype=bool)
+    spike[nxt] = (np.abs(cross) <= 1e-12 * seg_len[a[nxt]] * seg_len[b[nxt]]) & (dot < 0)
+    keep = ~same | (b - a > 1) | spike
+    spike = spike[keep]
+    a, b = a[keep], b[keep]
+    out_line: list[np.ndarray] = []
+    out_m: list[np.ndarray] = []
+    out_xy: list[np.ndarray] = []
+
+    def emit(sg: np.ndarray, t: np.ndarray, xy: np.ndarray) -> None:
+        out_line.append(seg_line[sg])
+        out_m.append(m[seg[sg]] + t * seg_len[sg])
+        out_xy.append(xy)
+
+    if crossings and spike.any():
+        turn = b[spike]
+        out_line.append(seg_line[turn])
+        out_m.append(m[seg[turn]])
+        out_xy.append(p[turn])
+    if crossings and len(a):
+        ra, rb = r[a], r[b]
+        d = p[b] - p[a]
+        denom = ra[:, 0] * rb[:, 1] - ra[:, 1] * rb[:, 0]
+        scale = seg_len[a] * seg_len[b]
+        proper = np.abs(denom) > 1e-12 * np.maximum(scale, 1e-300)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = (d[:, 0] * rb[:, 1] - d[:, 1] * rb[:, 0]) / denom
+            u = (d[:, 0] * ra[:, 1] - d[:, 1] * ra[:, 0]) / denom
+            ta = _EPS / np.maximum(seg_len[a], _EPS)
+            tb = _EPS / np.maximum(seg_len[b], _EPS)
+        hit = proper & (t >= -ta) & (t <= 1 + ta) & (u >= -tb) & (u <= 1 + tb)
+        t, u = np.clip(t[hit], 0, 1), np.clip(u[hit], 0, 1)
+        ah, bh = a[hit], b[hit]
+        xy = p[ah] + t[:, None] * r[ah]
+        emit(ah, t, xy)
+        emit(bh, u, xy)
+        # collinear overlaps: each segment's ends that lie on the other segment
+        par = ~proper
+        for one, two in ((a[par], b[par]), (b[par], a[par])):
+            for end in (p[two], q[two]):
+                t1, dist = _project(end, p[one], r[one], seg_len[one])
+                on = dist <= _EPS
+                emit(one[on], t1[on], end[on])
+            # and a shared stretch ends at a vertex of `one` lying on `two`
+            for t_own, own in ((0.0, p[one]), (1.0, q[one])):
+                _, dist = _project(own, p[two], r[two], seg_len[two])
+                on = dist <= _EPS
+                emit(one[on], np.full(int(on.sum()), t_own), own[on])
+    if tol > 0 and len(a):
+        # a line end within `tol` of another line's segment splits it at the nearest point
+        starts_seg = first[seg]
+        ends_seg = last[seg + 1]
+        for one, two in ((a, b), (b, a)):
+            for is_end, pt in ((starts_seg[one], p[one]), (ends_seg[one], q[one])):
+                cand = is_end & (seg_line[one] != seg_line[two])
+                w = two[cand]
+                t1, dist = _project(pt[cand], p[w], r[w], seg_len[w])
+                near = dist <= tol
+                emit(w[near], t1[near], p[w[near]] + t1[near, None] * r[w[near]])
+    if not out_line:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2))
+    return np.concatenate(out_line), np.concatenate(out_m), np.concatenate(out_xy)
+
+
+def _project(
+    pt: np.ndarray, start: np.ndarray, vec: np.ndarray, length: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest position (0..1) of points on segments, and the distance to it."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = ((pt - start) * vec).sum(axis=1) / (length * length)
+    t = np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
+    near = start + t[:, None] * vec
+    return t, np.hypot(*(pt - near).T)
 
 
 def _cluster_points(points: np.ndarray, tolerance: float) -> np.ndarray:
@@ -207,20 +1090,543 @@ def _cluster_points(points: np.ndarray, tolerance: float) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
-def load_graph(path: str | Path | None = None) -> nx.MultiDiGraph:
-    """Read a road layer and build its graph (see :func:`graph_from_gdf`)."""
-    return graph_from_gdf(read_roads(path))
+def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best here
+    p: _Pieces,
+    metric: CRS,
+    *,
+    source_crs: str,
+    simplify: bool,
+    keep: Keep,
+    tol: float,
+    node_lonlat: np.ndarray | None = None,
+) -> nx.MultiDiGraph:
+    """Clean pieces (zero length, duplicates, degree-2 chains, components) into a graph."""
+    report = dict(p.report)
+    geoms, u, v, attrs, oneway = p.geoms, p.u.copy(), p.v.copy(), p.attrs, p.oneway
+    length = shapely.length(geoms)
+
+    # zero-length pieces: their two ends are one node
+    zero = length <= _EPS
+    if zero.any():
+        n = len(p.node_xy)
+        adj = coo_matrix((np.ones(int(zero.sum())), (u[zero], v[zero])), shape=(n, n))
+        _, rep = connected_components(adj, directed=False)
+        # the label's first member stands for it
+        first = np.full(rep.max() + 1, -1)
+        order = np.arange(n)[::-1]
+        first[rep[order]] = order
+        u, v = first[rep[u]], first[rep[v]]
+    tiny_loop = (u == v) & (length <= 2 * tol)
+    drop = zero | tiny_loop
+    report["dropped_zero_length"] = int(drop.sum())
+    geoms, u, v, oneway, length = geoms[~drop], u[~drop], v[~drop], oneway[~drop], length[~drop]
+    attrs = attrs[~drop].reset_index(drop=True)
+
+    # duplicates: same ends, same direction rule, same line within the tolerance
+    cls = _attribute_classes(attrs, oneway)
+    dup = _duplicates(geoms, u, v, oneway, tol)
+    report["dropped_duplicates"] = int(dup.sum())
+    geoms, u, v, oneway, length, cls = (
+        geoms[~dup],
+        u[~dup],
+        v[~dup],
+        oneway[~dup],
+        length[~dup],
+        cls[~dup],
+    )
+    attrs = attrs[~dup].reset_index(drop=True)
+
+    if not simplify and "source_row" in attrs.columns:
+        # without simplification a GIS line keeps its own extent: a split point that
+        # did not become a junction (two pieces of one line) is undone
+        simplify = True
+        row = attrs["source_row"].to_numpy(np.int64)
+        cls = np.unique(cls.astype(np.int64) * (int(row.max()) + 1) + row, return_inverse=True)[1]
+    if simplify:
+        geoms, u, v, oneway, keep_rows, n_merged = _merge_chains(
+            geoms, u, v, oneway, cls, p.node_xy
+        )
+        attrs = attrs.iloc[keep_rows].reset_index(drop=True)
+        report["merged_pieces"] = n_merged
+        # merged chains can duplicate each other (a road digitised twice, split differently)
+        dup = _duplicates(geoms, u, v, oneway, tol)
+        report["dropped_duplicates"] += int(dup.sum())
+        geoms, u, v, oneway = geoms[~dup], u[~dup], v[~dup], oneway[~dup]
+        attrs = attrs[~dup].reset_index(drop=True)
+        length = shapely.length(geoms)
+
+    # connected components (weak)
+    used, inv = np.unique(np.r_[u, v], return_inverse=True)
+    m = len(u)
+    adj = coo_matrix((np.ones(m), (inv[:m], inv[m:])), shape=(len(used), len(used)))
+    n_comp, comp = connected_components(adj, directed=False)
+    sizes = np.bincount(comp[inv[:m]], weights=length, minlength=n_comp)
+    report["components"] = int(n_comp)
+    report["largest_component_km"] = round(float(sizes.max()) / 1000.0, 3)
+    if keep == "largest" and n_comp > 1:
+        big = int(np.argmax(sizes))
+        sel = comp[inv[:m]] == big
+        report["dropped_other_components_edges"] = int((~sel).sum())
+        geoms, u, v, oneway, length = geoms[sel], u[sel], v[sel], oneway[sel], length[sel]
+        attrs = attrs[sel].reset_index(drop=True)
+    elif keep not in ("all", "largest"):
+        msg = f"`keep` must be 'all' or 'largest', not {keep!r}."
+        raise InputError(msg)
+    if len(u) == 0:
+        msg = "No road is left after cleaning: check the layer and the tolerance."
+        raise InputError(msg)
+
+    # nodes: external ids (OSM) or compact labels
+    used = np.unique(np.r_[u, v])
+    if p.node_ids is not None:
+        node_id = p.node_ids
+    else:
+        node_id = np.full(len(p.node_xy), -1, dtype=np.int64)
+        node_id[used] = np.arange(len(used))
+    if node_lonlat is not None:
+        lon, lat = node_lonlat[used, 0], node_lonlat[used, 1]
+    else:
+        lon, lat = _lonlat(p.node_xy[used], metric)
+    nodes = pd.DataFrame(
+        {"x": p.node_xy[used, 0], "y": p.node_xy[used, 1], "lon": lon, "lat": lat},
+        index=node_id[used],
+    )
+    edges = attrs.copy()
+    edges["u"] = node_id[u]
+    edges["v"] = node_id[v]
+    edges["oneway"] = oneway
+    edges["length"] = length
+    edges["road_id"] = np.arange(len(u))
+    edges["geometry"] = geoms
+    report["nodes"] = len(nodes)
+    report["roads"] = len(edges)
+    return _graph_from_tables(
+        nodes,
+        edges,
+        crs=metric.to_string(),
+        graph_attrs={"source_crs": source_crs, "build": report},
+    )
 
 
+def _duplicates(
+    geoms: np.ndarray, u: np.ndarray, v: np.ndarray, oneway: np.ndarray, tol: float
+) -> np.ndarray:
+    """Pieces that repeat an earlier one: same end nodes (and direction if one-way), same line."""
+    a = np.where(oneway, u, np.minimum(u, v))
+    b = np.where(oneway, v, np.maximum(u, v))
+    frame = pd.DataFrame({"a": a, "b": b, "ow": oneway})
+    grp = frame.groupby(["a", "b", "ow"], sort=False).ngroup().to_numpy()
+    order = np.argsort(grp, kind="stable")
+    g = grp[order]
+    dup = np.zeros(len(grp), dtype=bool)
+    # compare each piece with every earlier one between the same nodes (few per pair)
+    for k in range(1, len(g)):
+        later = np.flatnonzero(g[k:] == g[:-k])
+        if len(later) == 0:
+            break
+        i, j = order[later], order[later + k]
+        h = shapely.hausdorff_distance(geoms[i], geoms[j])
+        dup[j[h <= max(tol, 0.01)]] = True
+    return dup
+
+
+def _attribute_classes(attrs: pd.DataFrame, oneway: np.ndarray) -> np.ndarray:
+    """One integer per piece: equal when every road attribute and `oneway` are equal."""
+    cols = [c for c in ROAD_ATTRIBUTES if c in attrs.columns]
+    frame = pd.DataFrame({c: attrs[c].astype(str).to_numpy() for c in cols})
+    frame["__oneway"] = oneway
+    return frame.groupby(list(frame.columns), sort=False).ngroup().to_numpy()
+
+
+def _merge_chains(  # noqa: PLR0915, PLR0917 - vectorised steps over parallel arrays
+    geoms: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    oneway: np.ndarray,
+    cls: np.ndarray,
+    node_xy: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """Merge chains of pieces through degree-2 nodes whose two pieces have equal attributes.
+
+    Returns the new pieces, their ends, one-way flags, the index of the piece
+    whose attributes each new piece keeps, and how many pieces were merged away.
+    """
+    m = len(u)
+    node = np.r_[u, v]
+    piece = np.r_[np.arange(m), np.arange(m)]
+    leaves = np.r_[np.ones(m, bool), np.zeros(m, bool)]
+    order = np.argsort(node, kind="stable")
+    node_s, piece_s, leaves_s = node[order], piece[order], leaves[order]
+    starts = np.flatnonzero(np.r_[True, node_s[1:] != node_s[:-1]])
+    deg = np.diff(np.r_[starts, len(node_s)])
+    two = starts[deg == 2]
+    p1, p2 = piece_s[two], piece_s[two + 1]
+    ok = (p1 != p2) & (cls[p1] == cls[p2]) & (~oneway[p1] | (leaves_s[two] != leaves_s[two + 1]))
+    merge_nodes = node_s[two][ok]
+    p1, p2 = p1[ok], p2[ok]
+    if len(merge_nodes) == 0:
+        return geoms, u, v, oneway, np.arange(m), 0
+    adj = coo_matrix((np.ones(len(p1)), (p1, p2)), shape=(m, m))
+    _, comp = connected_components(adj, directed=False)
+    size = np.bincount(comp)
+    multi = size[comp] > 1
+    idx = np.flatnonzero(multi)
+    idx = idx[np.argsort(comp[idx], kind="stable")]
+    comps, inv = np.unique(comp[idx], return_inverse=True)
+    mls = np.asarray(shapely.multilinestrings(geoms[idx], indices=inv), dtype=object)
+    comp_oneway = np.zeros(len(comps), dtype=bool)
+    comp_oneway[inv] = oneway[idx]
+    merged = np.empty(len(comps), dtype=object)
+    merged[~comp_oneway] = shapely.line_merge(mls[~comp_oneway])
+    if comp_oneway.any():
+        merged[comp_oneway] = shapely.line_merge(mls[comp_oneway], directed=True)
+    # a chain must come out as one line between its two end nodes (or a closed ring)
+    is_merge_node = np.zeros(len(node_xy), dtype=bool)
+    is_merge_node[merge_nodes] = True
+    single = shapely.get_type_id(merged) == 1
+    tree = cKDTree(node_xy)
+    s_xy = shapely.get_coordinates(shapely.get_point(merged[single], 0))
+    e_xy = shapely.get_coordinates(shapely.get_point(merged[single], -1))
+    _, s_node = tree.query(s_xy)
+    _, e_node = tree.query(e_xy)
+    # boundary incidences of each component
+    inc_node = np.r_[u[idx], v[idx]]
+    inc_comp = np.r_[inv, inv]
+    bnd = ~is_merge_node[inc_node]
+    nb = np.bincount(inc_comp[bnd], minlength=len(comps))
+    bsum = np.bincount(inc_comp[bnd], weights=inc_node[bnd], minlength=len(comps))
+    bmin = np.full(len(comps), np.iinfo(np.int64).max)
+    np.minimum.at(bmin, inc_comp[bnd], inc_node[bnd])
+    good = np.zeros(len(comps), dtype=bool)
+    sc = np.flatnonzero(single)
+    lo, hi = np.minimum(s_node, e_node), np.maximum(s_node, e_node)
+    chain_ok = (nb[sc] == 2) & (lo == bmin[sc]) & (lo + hi == bsum[sc])
+    ring_ok = (nb[sc] == 0) & (s_node == e_node)
+    good[sc] = chain_ok | ring_ok
+    su = np.zeros(len(comps), dtype=np.int64)
+    sv = np.zeros(len(comps), dtype=np.int64)
+    su[sc], sv[sc] = s_node, e_node
+    # keep unmerged: pieces not in a multi-piece component, or in one that failed the check
+    keep_piece = ~multi
+    keep_piece[idx[~good[inv]]] = True
+    rep_piece = np.full(len(comps), m)
+    np.minimum.at(rep_piece, inv, idx)
+    gc = np.flatnonzero(good)
+    new_geoms = np.r_[geoms[keep_piece], merged[gc]]
+    new_u = np.r_[u[keep_piece], su[gc]]
+    new_v = np.r_[v[keep_piece], sv[gc]]
+    new_ow = np.r_[oneway[keep_piece], comp_oneway[gc]]
+    rows = np.r_[np.flatnonzero(keep_piece), rep_piece[gc]]
+    n_merged = int(size[comps[gc]].sum() - len(gc))
+    return new_geoms, new_u, new_v, new_ow, rows, n_merged
+
+
+# --------------------------------------------------------------------------------------
+# graph <-> tables, files
+# --------------------------------------------------------------------------------------
+
+
+def _graph_from_tables(
+    nodes: pd.DataFrame,
+    edges: pd.DataFrame,
+    *,
+    crs: str,
+    graph_attrs: dict[str, Any] | None = None,
+) -> nx.MultiDiGraph:
+    """A graph from a node table (index = id; x, y, lon, lat) and a road table.
+
+    `edges` has one row per road (u, v, oneway, length, road_id, geometry from
+    u to v and attribute columns); two-way roads get a reversed twin.
+    """
+    G = nx.MultiDiGraph(crs=crs, created_with=CREATED_WITH, **(graph_attrs or {}))
+    node_cols = list(nodes.columns)
+    columns = [nodes[c].tolist() for c in node_cols]
+    for n, vals in zip(nodes.index.tolist(), zip(*columns, strict=True), strict=True):
+        G._succ[n] = {}  # noqa: SLF001 - as G.add_node does, without its per-call checks
+        G._pred[n] = {}  # noqa: SLF001
+        G._node[n] = dict(zip(node_cols, vals, strict=True))  # noqa: SLF001
+    u = edges["u"].to_numpy()
+    v = edges["v"].to_numpy()
+    oneway = edges["oneway"].to_numpy(bool)
+    geoms = np.asarray(edges["geometry"].to_numpy(), dtype=object)
+    back = np.flatnonzero(~oneway)
+    rgeoms = shapely.reverse(geoms[back])
+    # keys: count of earlier edges with the same (u, v)
+    du = np.r_[u, v[back]]
+    dv = np.r_[v, u[back]]
+    keys = pd.DataFrame({"u": du, "v": dv}).groupby(["u", "v"], sort=False).cumcount().to_numpy()
+    cols = [c for c in edges.columns if c not in {"u", "v", "geometry"}]
+    values = [edges[c].tolist() for c in cols]
+    rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*values, strict=True)]
+    length = edges["length"].to_numpy(float).tolist()
+    road = edges["road_id"].to_numpy(np.int64).tolist()
+    for i, row in enumerate(rows):
+        row["length"] = length[i]
+        row["road_id"] = road[i]
+        row["oneway"] = bool(oneway[i])
+    ul, vl, kl = du.tolist(), dv.tolist(), keys.tolist()
+    m = len(rows)
+    gl = geoms.tolist()
+    rl = np.asarray(rgeoms, dtype=object).tolist()
+    _add_edges(
+        G,
+        ul,
+        vl,
+        kl,
+        [{**rows[i], "geometry": gl[i], "reversed": False} for i in range(m)]
+        + [{**rows[i], "geometry": rl[j], "reversed": True} for j, i in enumerate(back.tolist())],
+    )
+    return G
+
+
+def _add_edges(
+    G: nx.MultiDiGraph, u: list[Any], v: list[Any], keys: list[int], data: list[dict[str, Any]]
+) -> None:
+    """Add edges with distinct keys to a MultiDiGraph whose nodes exist, fast.
+
+    Does what ``G.add_edge(u, v, key, **data)`` does (one key dict shared by
+    ``G._succ[u][v]`` and ``G._pred[v][u]``) without its per-call overhead,
+    which dominates building graphs of 100k+ edges.
+    """
+    succ, pred = G._succ, G._pred  # noqa: SLF001 - see the docstring
+    for a, b, k, d in zip(u, v, keys, data, strict=True):
+        keydict = succ[a].get(b)
+        if keydict is None:
+            keydict = G.edge_key_dict_factory()
+            succ[a][b] = keydict
+            pred[b][a] = keydict
+        keydict[k] = d
+    clear = getattr(nx, "_clear_cache", None)  # networkx >= 3.3 caches adjacency views
+    if clear is not None:
+        clear(G)
+
+
+@_without_gc
+def save_graph(G: nx.MultiDiGraph, path: str | Path) -> Path:
+    """Write a graph to GraphML (``.graphml``) or GeoPackage (``.gpkg``), atomically.
+
+    The GeoPackage holds layers ``nodes``, ``edges`` (one row per road, with
+    ``oneway``; :func:`load_graph` adds the reversed twins) and ``graph``
+    (CRS and build report). GraphML stores geometry as WKT, as OSMnx does.
+    """
+    from .utils import atomic_path  # noqa: PLC0415 - utils is tiny; keep import local
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".graphml", ".gpkg"}:
+        msg = f"Cannot write {path}: the output must end in .graphml or .gpkg."
+        raise InputError(msg)
+    nodes = nodes_gdf(G)
+    edges = edges_gdf(G, forward_only=True).reset_index()
+    with atomic_path(path) as tmp:
+        if suffix == ".gpkg":
+            nodes.reset_index(names="node").to_file(tmp, layer="nodes", engine="pyogrio")
+            edges = edges.drop(columns=["key", "reversed"], errors="ignore")
+            for c in edges.columns:
+                if edges[c].dtype == object and c != "geometry":
+                    edges[c] = [_text(x) for x in edges[c]]
+            edges.to_file(tmp, layer="edges", engine="pyogrio")
+            meta = pd.DataFrame(
+                {
+                    "key": ["crs", "build", "source_crs"],
+                    "value": [
+                        G.graph["crs"],
+                        json.dumps(G.graph.get("build", {})),
+                        str(G.graph.get("source_crs", "")),
+                    ],
+                }
+            )
+            pyogrio.write_dataframe(meta, tmp, layer="graph")
+        else:
+            H = nx.MultiDiGraph()
+            H.graph.update(
+                {
+                    k: (json.dumps(val) if isinstance(val, dict) else str(val))
+                    for k, val in G.graph.items()
+                }
+            )
+            H.add_nodes_from(G.nodes(data=True))
+            H.add_edges_from(
+                (uu, vv, kk, {a: _graphml_value(x) for a, x in d.items()})
+                for uu, vv, kk, d in G.edges(keys=True, data=True)
+            )
+            nx.write_graphml(H, tmp)
+    return path
+
+
+def _graphml_value(value: Any) -> Any:  # noqa: ANN401 - attribute values vary
+    if isinstance(value, shapely.Geometry):
+        return shapely.to_wkt(value)
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    return _text(value)
+
+
+def load_graph(  # noqa: PLR0911 - one return per kind of input
+    path: str | Path | nx.MultiDiGraph | None = None,
+    *,
+    highways: Iterable[str] | None = DEFAULT_HIGHWAYS,
+    region: shapely.Geometry | None = None,
+    node_tolerance_m: float = 1.0,
+    simplify: bool | None = None,
+    keep: Keep = "all",
+    drop_invalid: bool = False,
+    crs: str | CRS | None = None,
+) -> nx.MultiDiGraph:
+    """A graph from any supported road file, picking the reader from the file.
+
+    - a graph written by :func:`save_graph` (``.gpkg`` with ``nodes``/``edges``
+      layers, or ``.graphml`` from convoyrisk): read back as is, fast;
+    - a GraphML saved by OSMnx: :func:`graph_from_osmnx`;
+    - an OpenStreetMap file (``.osm.pbf``, ``.osm``, ``.osm.bz2``): :func:`graph_from_osm`;
+    - any other GIS line layer: :func:`read_roads` then :func:`graph_from_gdf`.
+
+    - an in-memory graph: returned as is if convoyrisk built it, else through
+      :func:`graph_from_osmnx`.
+
+    `simplify` None means the builder's default (on for OSM, off for GIS layers).
+    The embedded Kidal–Gao roads are used if `path` is None.
+    """
+    if isinstance(path, nx.MultiDiGraph):
+        if str(path.graph.get("created_with", "")).startswith(CREATED_WITH):
+            return path
+        return graph_from_osmnx(path, crs=crs)
+    if path is None:
+        # the embedded legs are approximate meanders that cross where no junction
+        # exists; they meet only at their shared end points
+        return graph_from_gdf(
+            read_roads(None), node_tolerance_m=node_tolerance_m, node_crossings=False
+        )
+    path = Path(path)
+    if not path.exists():
+        msg = f"Road file {path} does not exist: pass an existing file with `--roads`."
+        raise MissingInputError(msg)
+    if path.is_file() and path.stat().st_size == 0:
+        msg = f"Road file {path} is empty: pass a road layer, an OSM file or a built graph."
+        raise InputError(msg)
+    suffix = path.suffix.lower()
+    if suffix == ".graphml":
+        return _read_graphml(path, crs=crs)
+    if is_osm_file(path):
+        return graph_from_osm(
+            path,
+            highways=highways,
+            region=region,
+            crs=crs,
+            simplify=True if simplify is None else simplify,
+            keep=keep,
+        )
+    if suffix == ".gpkg" and _is_built_gpkg(path):
+        return _read_built_gpkg(path)
+    roads = read_roads(path, region=region, drop_invalid=drop_invalid)
+    return graph_from_gdf(
+        roads,
+        crs=crs,
+        node_tolerance_m=node_tolerance_m,
+        simplify=bool(simplify),
+        keep=keep,
+    )
+
+
+def _is_built_gpkg(path: Path) -> bool:
+    try:
+        layers = {str(name) for name, _ in pyogrio.list_layers(path)}
+    except pyogrio.errors.DataSourceError:
+        return False
+    return set(GRAPH_LAYERS) <= layers
+
+
+@_without_gc
+def _read_built_gpkg(path: Path) -> nx.MultiDiGraph:
+    try:
+        nodes = pyogrio.read_dataframe(path, layer="nodes", read_geometry=False)
+        edges = pyogrio.read_dataframe(path, layer="edges")
+        meta = pyogrio.read_dataframe(path, layer="graph", read_geometry=False)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        msg = f"Cannot read graph {path}: {_first_line(exc)}. Rebuild it with `network build`."
+        raise InputError(msg) from exc
+    info = dict(zip(meta["key"], meta["value"], strict=True))
+    nodes = pd.DataFrame(nodes).set_index("node")
+    edges = pd.DataFrame(edges)
+    edges["geometry"] = np.asarray(edges["geometry"].to_numpy(), dtype=object)
+    for c in edges.columns:
+        if edges[c].dtype == object and c != "geometry":
+            edges[c] = edges[c].fillna("")
+    return _graph_from_tables(
+        nodes,
+        edges,
+        crs=info["crs"],
+        graph_attrs={"source_crs": info.get("source_crs", ""), "build": json.loads(info["build"])},
+    )
+
+
+@_without_gc
+def _read_graphml(path: Path, *, crs: str | CRS | None) -> nx.MultiDiGraph:
+    try:
+        G = nx.read_graphml(path, node_type=int, force_multigraph=True)
+    except Exception as exc:  # XML and type errors of a bad file
+        msg = (
+            f"Cannot read GraphML {path}: {_first_line(exc)}. "
+            "Save it again with OSMnx or `network build`."
+        )
+        raise InputError(msg) from exc
+    if not isinstance(G, nx.MultiDiGraph):
+        G = nx.MultiDiGraph(G)
+    if G.number_of_edges() == 0:
+        msg = f"GraphML {path} has no edges: it holds {G.number_of_nodes()} node(s) and no road."
+        raise InputError(msg)
+    wkt = [d.get("geometry") for *_, d in G.edges(data=True)]
+    ours = str(G.graph.get("created_with", "")).startswith(CREATED_WITH)
+    if ours:
+        geoms = shapely.from_wkt(wkt)
+        for (*_, d), g in zip(G.edges(data=True), geoms, strict=True):
+            d["geometry"] = g
+        if isinstance(G.graph.get("build"), str):
+            G.graph["build"] = json.loads(G.graph["build"])
+        return G
+    _osmnx_graphml_types(G, wkt)
+    return graph_from_osmnx(G, crs=crs)
+
+
+def _osmnx_graphml_types(G: nx.MultiDiGraph, wkt: list[Any]) -> None:
+    """Turn the text values of an OSMnx GraphML into geometries, ids and floats."""
+    geoms = shapely.from_wkt(wkt)
+    for (*_, d), g, text in zip(G.edges(data=True), geoms, wkt, strict=True):
+        if text is not None:
+            d["geometry"] = g
+        if "osmid" in d:
+            d["osmid"] = _parse_id(d["osmid"])
+    for _, d in G.nodes(data=True):
+        for k in ("x", "y"):
+            if k in d:
+                d[k] = float(d[k])
+
+
+def _parse_id(text: Any) -> Any:  # noqa: ANN401 - OSMnx stores ints or lists of ints as text
+    s = str(text).strip()
+    if s.startswith("["):
+        return [int(x) for x in s.strip("[]").split(",") if x.strip()]
+    try:
+        return int(s)
+    except ValueError:
+        return s
+
+
+# --------------------------------------------------------------------------------------
+# graph to tables, info, lookups
+# --------------------------------------------------------------------------------------
+
+
+@_without_gc
 def edges_gdf(G: nx.MultiDiGraph, *, forward_only: bool = True) -> gpd.GeoDataFrame:
     """Edges as a GeoDataFrame indexed by ``(u, v, key)``, in the graph's CRS.
 
     Parameters
     ----------
     G
-        Graph from :func:`graph_from_gdf`.
+        Graph from :func:`graph_from_gdf` (or any builder here).
     forward_only
-        Keep one edge per road line (the one with ``reversed=False``), so each
+        Keep one edge per road (the one with ``reversed=False``), so each
         stretch of road appears once.
     """
     rows = [
@@ -235,10 +1641,42 @@ def edges_gdf(G: nx.MultiDiGraph, *, forward_only: bool = True) -> gpd.GeoDataFr
     return gdf.set_index(["u", "v", "key"])
 
 
+@_without_gc
 def nodes_gdf(G: nx.MultiDiGraph) -> gpd.GeoDataFrame:
     """Nodes as a GeoDataFrame indexed by node id, in the graph's CRS."""
     df = pd.DataFrame.from_dict(dict(G.nodes(data=True)), orient="index")
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["x"], df["y"]), crs=G.graph["crs"])
+
+
+@_without_gc
+def graph_info(G: nx.MultiDiGraph) -> dict[str, Any]:
+    """Nodes, edges, roads, km by highway class and surface, components, CRS and bbox."""
+    edges = edges_gdf(G, forward_only=True)
+    km = edges["length"].to_numpy(float) / 1000.0
+
+    def by(col: str) -> dict[str, float]:
+        if col not in edges.columns:
+            return {}
+        keys = edges[col].map(_text).replace("", "(none)")
+        s = pd.Series(km, index=keys.to_numpy()).groupby(level=0).sum().sort_values(ascending=False)
+        return {str(k): round(float(x), 3) for k, x in s.items()}
+
+    comps = sorted((len(c) for c in nx.weakly_connected_components(G)), reverse=True)
+    lon = np.array([d["lon"] for _, d in G.nodes(data=True)])
+    lat = np.array([d["lat"] for _, d in G.nodes(data=True)])
+    return {
+        "nodes": G.number_of_nodes(),
+        "edges": G.number_of_edges(),
+        "roads": len(edges),
+        "total_km": round(float(km.sum()), 3),
+        "km_by_highway": by("highway"),
+        "km_by_surface": by("surface"),
+        "components": len(comps),
+        "largest_component_nodes": comps[0] if comps else 0,
+        "crs": G.graph["crs"],
+        "bbox_lonlat": [round(float(x), 6) for x in (lon.min(), lat.min(), lon.max(), lat.max())],
+        "build": G.graph.get("build", {}),
+    }
 
 
 def nearest_node(G: nx.MultiDiGraph, lat: float, lon: float) -> tuple[int, float]:
