@@ -99,7 +99,7 @@ def _data_options(func: F) -> F:
         click.option(
             "--roads",
             type=click.Path(path_type=Path),
-            help="Roads: OSM .osm.pbf/.osm/.osm.bz2, OSMnx GraphML, a GIS line layer, or a built .gpkg.",
+            help="Roads: OSM .osm.pbf/.osm/.osm.bz2, OSMnx GraphML, GIS line layer, built .gpkg.",
         ),
         click.option(
             "--incidents",
@@ -698,7 +698,7 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 @click.option(
     "--roads",
     type=click.Path(path_type=Path),
-    help="Roads: OSM .osm.pbf/.osm/.osm.bz2, OSMnx GraphML, a GIS line layer, or a built .gpkg.",
+    help="Roads: OSM .osm.pbf/.osm/.osm.bz2, OSMnx GraphML, GIS line layer, built .gpkg.",
 )
 @click.option(
     "--out",
