@@ -24,6 +24,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests data/geo benchmarks
+	$(BIN)/ruff format --check src tests data/geo benchmarks
 	$(BIN)/mypy
 
 # Headless Chromium for the browser tests (tests/test_browser.py): Debian's package,
