@@ -16,7 +16,13 @@ that the leg's geodesic length matches the road length:
 * every other road: no road length was published, so its length is the
   straight-line length times an assumed detour factor of 1.10.
 
-The meander is a stand-in for a real alignment: it reproduces lengths, not
+The meander fades out over the first and last 15 % of a leg, so that legs meeting
+at a town do not cross one another there. Between towns, the Bourem–Anéfis track
+still crosses the main road near Tarkint and the river road near Gao: with these
+place positions the straight lines cross too, and whether the real track meets
+the road there is not known. These crossings are NOT junctions: the embedded
+network joins roads only at named places (``convoyrisk.load_graph()`` builds it
+with ``node_crossings=False``). The meander is a stand-in for a real alignment: it reproduces lengths, not
 the road's shape. Real work loads OpenStreetMap.
 """
 
@@ -118,7 +124,9 @@ def _meander(
     for i in range(n + 1):
         t = i / n
         lon, lat, _ = GEOD.fwd(lo1, la1, az, t * dist_m)
-        off = amplitude_km * 1000.0 * math.sin(math.pi * half_waves * t)
+        # the meander fades out near both ends, so legs that meet at a town do not cross
+        taper = min(1.0, t / 0.15, (1.0 - t) / 0.15)
+        off = amplitude_km * 1000.0 * math.sin(math.pi * half_waves * t) * taper
         if off != 0.0:
             lon, lat, _ = GEOD.fwd(lon, lat, az + 90.0, off)
         pts.append((round(lon, 5), round(lat, 5)))
