@@ -18,9 +18,9 @@ that the leg's geodesic length matches the road length:
 
 The meander fades out over the first and last 15 % of a leg, so that legs meeting
 at a town do not cross one another there. Between towns, the Bourem–Anéfis track
-still crosses the main road near Tarkint and the river road near Gao: with these
-place positions the straight lines cross too, and whether the real track meets
-the road there is not known. These crossings are NOT junctions: the embedded
+still crosses the main road near Tarkint (with these place positions the straight
+lines cross too) and the river road crosses the main road's last leg near Gao;
+whether the real roads meet there is not known. These crossings are NOT junctions: the embedded
 network joins roads only at named places (``convoyrisk.load_graph()`` builds it
 with ``node_crossings=False``). The meander is a stand-in for a real alignment: it reproduces lengths, not
 the road's shape. Real work loads OpenStreetMap.
