@@ -121,3 +121,32 @@ def test_rejected_rows_are_reported(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "2 rows: 1 rejected, 1 used" in proc.stderr
     assert "rejected row 2: latitude out of range" in proc.stderr
+
+
+def test_event_type_and_date_filters_exclude_rows(tmp_path: Path) -> None:
+    inc = tmp_path / "inc.csv"
+    inc.write_text(
+        "latitude,longitude,date,type\n"
+        "18.04,0.601,2023-11-04,Remote explosive/landmine/IED\n"
+        "18.04,0.601,2023-11-04,Peaceful protest\n"
+        "18.04,0.601,2021-01-01,Remote explosive/landmine/IED\n",
+        encoding="utf-8",
+    )
+    proc = run(
+        "routes",
+        "--incidents",
+        str(inc),
+        "--event-type",
+        "remote explosive/landmine/ied",
+        "--date-from",
+        "2023-01-01",
+        "--format",
+        "json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "3 rows: 2 excluded, 1 used" in proc.stderr
+    assert json.loads(proc.stdout)["risk"]["incidents_used"] == 1
+
+
+def test_bad_filter_date() -> None:
+    assert_one_line_error(run("routes", "--date-from", "soon"), "not a date")

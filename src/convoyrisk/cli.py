@@ -94,6 +94,15 @@ def _handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _filters(opts: dict[str, Any]) -> Filters:
+    """The incident filters given on the command line (`--event-type`, `--date-from/-to`)."""
+    return Filters.make(
+        event_types=opts.get("event_types") or (),
+        date_from=opts.get("date_from"),
+        date_to=opts.get("date_to"),
+    )
+
+
 def _data_options(func: F) -> F:
     options = [
         click.option(
@@ -144,6 +153,15 @@ def _data_options(func: F) -> F:
             show_default=True,
             help="Incidents farther from every road than this (metres) are not used.",
         ),
+        click.option(
+            "--event-type",
+            "event_types",
+            multiple=True,
+            help="Use only incidents of this type, e.g. 'Remote explosive/landmine/IED' "
+            "(ACLED sub_event_type or event_type; repeatable).",
+        ),
+        click.option("--date-from", help="Use only incidents from this day (YYYY-MM-DD)."),
+        click.option("--date-to", help="Use only incidents up to this day (YYYY-MM-DD)."),
         click.option("-q", "--quiet", is_flag=True, help="Print only the result."),
     ]
     for option in reversed(options):
@@ -297,7 +315,7 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
     )
     params = _risk_params(opts)
     G = name_nodes(load_graph(opts["roads"]), places)
-    table = read_incidents(opts["incidents"])
+    table = read_incidents(opts["incidents"], filters=_filters(opts))
     nodes = [_node_of(G, place) for place in ends]
     plan = _plan_routes(G, _read_route_request(opts, places), nodes, opts) if want_routes else None
 
@@ -306,9 +324,15 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
     risk = score_segments(G, snapped, params=params, as_of=opts["as_of"])
     used = risk.incidents["used"].value_counts().to_dict()
     counts = ", ".join(f"{n} {k}" for k, n in sorted(used.items()))
-    say(f"incidents: {table.n_input} rows: {len(table.rejects)} rejected, {counts}")
+    left = table.counts()
+    left_out = "".join(f"{left[k]} {k}, " for k in ("rejected", "excluded", "merged") if left[k])
+    say(f"incidents: {table.n_input} rows: {left_out}{counts}")
     for row in table.rejects.head(5).itertuples(index=False):
-        say(f"  rejected row {row.row}: {row.reason}")
+        say(f"  {row.kind} row {row.row}: {row.reason}")
+    if len(table.rejects) > 5:
+        say(
+            f"  ... and {len(table.rejects) - 5} more (`convoyrisk snap` writes them all to a file)"
+        )
     routes: list[Route] = []
     origin = destination = ""
     info: dict[str, Any] = {}
@@ -940,7 +964,7 @@ def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> No
     params = _risk_params(opts)
     places = load_places(opts["places"])
     G = name_nodes(load_graph(opts["roads"]), places)
-    table = read_incidents(opts["incidents"])
+    table = read_incidents(opts["incidents"], filters=_filters(opts))
     snapped = snap_incidents(G, table.incidents, max_distance_m=opts["max_snap"])
     result = backtest(G, snapped, split, params=params, horizon_days=horizon)
     if fmt == "json":
