@@ -136,3 +136,35 @@ def test_default_local_cluster(default_graph) -> None:
     pts = cr.read_incidents().incidents
     ours = engine.snap_incidents_dask(default_graph, pts, max_distance_m=5_000.0)
     pd.testing.assert_frame_equal(ours, cr.snap_incidents(default_graph, pts, max_distance_m=5e3))
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from convoyrisk.cli import main
+
+    res = CliRunner().invoke(main, list(args))
+    return res.exit_code, res.output
+
+
+def test_cli_snap_and_score_on_dask(tmp_path) -> None:
+    for engine_name in ("local", "dask"):
+        code, out = _cli(
+            "snap", "--out", str(tmp_path / f"s_{engine_name}.csv"), "--engine", engine_name
+        )
+        assert code == 0, out
+        code, out = _cli(
+            "score", "--out", str(tmp_path / f"r_{engine_name}.csv"), "-q", "--engine", engine_name
+        )
+        assert code == 0, out
+    a, b = pd.read_csv(tmp_path / "s_local.csv"), pd.read_csv(tmp_path / "s_dask.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    a, b = pd.read_csv(tmp_path / "r_local.csv"), pd.read_csv(tmp_path / "r_dask.csv")
+    assert a["mass"].sum() > 0
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+
+def test_cli_scheduler_needs_dask(tmp_path) -> None:
+    code, out = _cli("snap", "--out", str(tmp_path / "s.csv"), "--scheduler", "tcp://x:8786")
+    assert code == 2
+    assert "--engine dask" in out
