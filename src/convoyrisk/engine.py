@@ -173,11 +173,11 @@ def snap_incidents_dask(
         client: Any = client_
         g_f, i_f = client.scatter([_snap_graph(G), index], broadcast=True, hash=False)
         parts = _slices(len(incidents), npartitions, partition_rows, _n_workers(client))
+        # scattered, not embedded in the tasks: large task arguments are slow to send
+        part_f = client.scatter([incidents.iloc[s] for s in parts], hash=False)
         futures = [
-            client.submit(
-                _snap_part, g_f, i_f, incidents.iloc[s], max_distance_m, exact_m, pure=False
-            )
-            for s in parts
+            client.submit(_snap_part, g_f, i_f, p, max_distance_m, exact_m, pure=False)
+            for p in part_f
         ]
         results = client.gather(futures)
     out = pd.concat(results)
