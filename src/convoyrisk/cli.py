@@ -804,6 +804,8 @@ def snap_cmd(
     merge_distance: float,
     merge_days: float,
     quiet: bool,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> None:
     """Put incidents on the road network; write them and a rejects file; print the counts."""
     if out.suffix.lower() not in {".csv", ".gpkg"}:
@@ -826,7 +828,14 @@ def snap_cmd(
     table = read_incidents(incidents, columns=columns or None, filters=filters)
     if merge:
         table = merge_duplicates(table, distance_m=merge_distance, days=merge_days)
-    placed = snap_incidents(G, table.incidents, max_distance_m=max_snap, exact_m=exact_m)
+    placed = _snap(
+        G,
+        table.incidents,
+        max_distance_m=max_snap,
+        exact_m=exact_m,
+        engine=engine,
+        scheduler=scheduler,
+    )
     wgs = table.incidents.geometry
     placed["longitude"], placed["latitude"] = wgs.x.to_numpy(), wgs.y.to_numpy()
     cols = [c for c in SNAP_COLUMNS if c in placed.columns] + ["longitude", "latitude"]
@@ -921,7 +930,7 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
     if out.suffix.lower() not in SEGMENT_FORMATS:
         msg = f"Cannot write segments to {out}: use one of {', '.join(SEGMENT_FORMATS)}."
         raise InputError(msg)
-    job = _run(opts, want_routes=False)
+    job = _run_on_engine(opts, want_routes=False)
     path = write_segments(job.risk, out)
     risk = job.risk
     if not opts["quiet"]:
@@ -1287,3 +1296,74 @@ def _map_look(opts: dict[str, Any]) -> dict[str, Any]:
         "decimals": opts.pop("decimals"),
         "renderer": opts.pop("renderer"),
     }
+
+
+# --------------------------------------------------------------------------------------
+# engine options (`--engine dask`, `--scheduler ADDRESS` on `snap` and `score`)
+# --------------------------------------------------------------------------------------
+
+
+_ENGINE_OPTIONS = [
+    click.Option(
+        ["--engine"],
+        type=click.Choice(["local", "dask"]),
+        default="local",
+        show_default=True,
+        help="Compute in this process, or on a dask cluster (same results; see docs/scale.md).",
+    ),
+    click.Option(
+        ["--scheduler"],
+        metavar="ADDRESS",
+        default=None,
+        help="With --engine dask: a running dask scheduler, e.g. tcp://10.0.0.5:8786. "
+        "Default: a local cluster of two workers.",
+    ),
+]
+snap_cmd.params.extend(_ENGINE_OPTIONS)
+score_cmd.params.extend(_ENGINE_OPTIONS)
+
+
+def _engine_choice(engine: str, scheduler: str | None) -> str | None:
+    """The scheduler to use (None: a local cluster), or raise if `--scheduler` is misplaced."""
+    if scheduler is not None and engine != "dask":
+        msg = f"`--scheduler {scheduler}` needs `--engine dask`: add it, or drop `--scheduler`."
+        raise InputError(msg)
+    return scheduler
+
+
+def _snap(
+    G: nx.MultiDiGraph,
+    incidents: gpd.GeoDataFrame,
+    *,
+    engine: str,
+    scheduler: str | None,
+    max_distance_m: float,
+    exact_m: float,
+) -> gpd.GeoDataFrame:
+    """`snap_incidents` in this process or on dask."""
+    scheduler = _engine_choice(engine, scheduler)
+    if engine == "dask":
+        from .engine import snap_incidents_dask  # noqa: PLC0415 - dask is slow to import
+
+        return snap_incidents_dask(
+            G, incidents, max_distance_m=max_distance_m, exact_m=exact_m, scheduler=scheduler
+        )
+    return snap_incidents(G, incidents, max_distance_m=max_distance_m, exact_m=exact_m)
+
+
+def _run_on_engine(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
+    """`_run`, after taking the engine options out of `opts`; with dask, snap and score on dask."""
+    engine, scheduler = opts.pop("engine", "local"), opts.pop("scheduler", None)
+    scheduler = _engine_choice(engine, scheduler)
+    if engine != "dask":
+        return _run(opts, want_routes=want_routes)
+    from . import engine as dask_engine  # noqa: PLC0415 - dask is slow to import
+
+    here = globals()  # `_run` looks these two up here when it runs
+    saved = here["snap_incidents"], here["score_segments"]
+    here["snap_incidents"] = functools.partial(dask_engine.snap_incidents_dask, scheduler=scheduler)
+    here["score_segments"] = functools.partial(dask_engine.score_segments_dask, scheduler=scheduler)
+    try:
+        return _run(opts, want_routes=want_routes)
+    finally:
+        here["snap_incidents"], here["score_segments"] = saved

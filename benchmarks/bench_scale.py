@@ -1,0 +1,270 @@
+"""Benchmark: cost curves of snapping and scoring, in-process engine against the dask engine.
+
+Run from the worktree root::
+
+    .venv/bin/python -m benchmarks.bench_scale            # 10k/100k/1M incidents, 100k edges
+    .venv/bin/python -m benchmarks.bench_scale --quick    # smoke sizes
+
+Every case runs in its own process (so each peak RSS is that case's alone) on
+the same synthetic data (benchmarks/synthetic.py, fixed seeds; the graph is
+built in bulk with ``bench_risk.fast_graph``, not timed):
+
+* snapping: ``snap_incidents`` against ``engine.snap_incidents_dask``;
+* scoring: ``score_segments`` against ``engine.score_segments_dask`` on
+  incidents snapped beforehand (not timed).
+
+The dask engine runs on a local cluster of 2 worker *processes* (one thread
+each) so that memory per worker can be measured: the table gives the peak RSS
+of each worker process (which holds a copy of the network and its partitions)
+and of the client process (which holds the input and the gathered result).
+Starting the cluster is not timed. Results of the two engines are compared in
+the parent process: snapping exactly, scoring to a relative 1e-12 (summation
+order). The table goes to docs/benchmarks/scale.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dask
+import distributed
+import numpy as np
+import pandas as pd
+
+from benchmarks.bench_risk import _incidents, fast_graph
+from benchmarks.synthetic import grid_roads
+from convoyrisk import engine
+from convoyrisk.risk import RiskParams, score_segments
+from convoyrisk.snapping import AUTO_NUMBA_POINTS, snap_incidents
+from convoyrisk.utils import write_text_atomic
+
+OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "scale.md"
+MAX_SNAP_M = 2_000.0
+SCORE_PARAMS = {"bandwidth_m": 2_000.0, "segment_length_m": 1_000.0}
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _rss_mb() -> float:
+    with Path("/proc/self/statm").open() as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[str, object]:
+    """One measured case (in a child process); arrays of the answer saved to `out`."""
+    roads = grid_roads(n_edges)
+    G = fast_graph(roads)
+    pts = _incidents(roads, n_inc)
+    params = RiskParams(**SCORE_PARAMS)
+    if stage == "score":
+        pts = snap_incidents(G, pts, max_distance_m=MAX_SNAP_M)
+    rss_before = _rss_mb()
+    workers: list[float] = []
+    if eng == "local":
+        t0 = time.perf_counter()
+        if stage == "snap":
+            res = snap_incidents(G, pts, max_distance_m=MAX_SNAP_M)
+        else:
+            res = score_segments(G, pts, params=params)
+        seconds = time.perf_counter() - t0
+    else:
+        with engine.dask_client(None, processes=eng == "dask") as client:
+            t0 = time.perf_counter()
+            if stage == "snap":
+                res = engine.snap_incidents_dask(
+                    G, pts, max_distance_m=MAX_SNAP_M, scheduler=client
+                )
+            else:
+                res = engine.score_segments_dask(G, pts, params=params, scheduler=client)
+            seconds = time.perf_counter() - t0
+            workers = list(client.run(_maxrss_mb).values())
+    if stage == "snap":
+        np.savez(
+            out,
+            uvk=res[["u", "v", "key"]].to_numpy(),
+            status=res["status"].to_numpy().astype(str),
+            dist=res["snap_distance_m"].to_numpy(),
+            offset=res["offset_m"].to_numpy(),
+            index=res.index.to_numpy(),
+        )
+        n_parts = math.ceil(n_inc / engine.SNAP_PARTITION_ROWS)
+    else:
+        seg = res.segments
+        np.savez(
+            out,
+            mass=seg["mass"].to_numpy(),
+            rate=seg["rate"].to_numpy(),
+            count=seg["incidents"].to_numpy(),
+            top=seg["top_contributors"].to_numpy().astype(str),
+        )
+        used = int((res.incidents["used"] == "used").sum())
+        n_parts = math.ceil(used / engine.SCORE_PARTITION_SOURCES)
+    return {
+        "seconds": seconds,
+        "peak_mb": _maxrss_mb(),
+        "before_mb": rss_before,
+        "workers_mb": workers,
+        "partitions": max(n_parts, engine.LOCAL_WORKERS) if eng == "dask" else 1,
+        "edges": G.number_of_edges() // 2,
+    }
+
+
+def _same(stage: str, a: Path, b: Path) -> str:
+    x, y = np.load(a), np.load(b)
+    if stage == "snap":
+        ok = all(np.array_equal(x[k], y[k], equal_nan=k in {"dist", "offset"}) for k in x.files)
+        return "identical" if ok else "DIFFERENT"
+    rel = float(np.max(np.abs(x["mass"] - y["mass"]) / np.maximum(np.abs(x["mass"]), 1e-300)))
+    rate = np.allclose(x["rate"], y["rate"], rtol=1e-12, atol=0.0)
+    ok = rel <= 1e-12 and rate and np.array_equal(x["count"], y["count"])
+    top = int((x["top"] != y["top"]).sum())
+    verdict = "same" if ok else "DIFFERENT"
+    return f"{verdict} (mass rel. diff {rel:.1e}, {top} top-contributor texts differ)"
+
+
+def _slope(sizes: list[int], seconds: list[float]) -> float:
+    if len(sizes) < 2:
+        return math.nan
+    return float(np.polyfit(np.log(sizes), np.log(seconds), 1)[0])
+
+
+def main() -> None:  # noqa: C901 - a linear script
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="smoke sizes")
+    ap.add_argument("--case", nargs=5, metavar=("STAGE", "EDGES", "N", "ENGINE", "OUT"))
+    args = ap.parse_args()
+    if args.case:
+        stage, n_edges, n_inc, eng, out = args.case
+        print(json.dumps(run_case(stage, int(n_edges), int(n_inc), eng, Path(out))))
+        return
+    if args.quick:
+        plan = {"snap": (5_000, [1_000, 10_000]), "score": (2_000, [1_000, 4_000])}
+    else:
+        plan = {
+            "snap": (100_000, [10_000, 100_000, 1_000_000]),
+            "score": (10_000, [10_000, 50_000, 200_000]),
+        }
+    rows = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    for stage, (n_edges, sizes) in plan.items():
+        for n in sizes:
+            res = {}
+            for eng in ("local", "dask", "threads"):
+                out = tmp / f"{stage}_{n}_{eng}.npz"
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.bench_scale",
+                    "--case",
+                    stage,
+                    str(n_edges),
+                    str(n),
+                    eng,
+                    str(out),
+                ]
+                print("running", " ".join(cmd[3:]), flush=True)
+                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                if proc.returncode != 0:
+                    print(proc.stderr[-3000:])
+                    raise SystemExit(proc.returncode)
+                res[eng] = json.loads(proc.stdout.strip().splitlines()[-1])
+                print(f"  {eng}: {res[eng]}", flush=True)
+            same = _same(stage, tmp / f"{stage}_{n}_local.npz", tmp / f"{stage}_{n}_dask.npz")
+            same_t = _same(stage, tmp / f"{stage}_{n}_local.npz", tmp / f"{stage}_{n}_threads.npz")
+            same = same if same_t.split()[0] == same.split()[0] else f"{same}; threads: {same_t}"
+            rows.append((stage, n_edges, n, res, same))
+    lines = [
+        (
+            "| stage | edges | incidents | in-process s | peak RSS MB "
+            "| dask s, 2 threads (default) "
+            "| dask s, 2 processes "
+            "| partitions | worker peak RSS MB | client peak RSS MB "
+            "| max worker / in-process peak | results |"
+        ),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for stage, _, n, res, same in rows:
+        loc, dk = res["local"], res["dask"]
+        wmax = max(dk["workers_mb"]) if dk["workers_mb"] else math.nan
+        lines.append(
+            f"| {stage} | {loc['edges']:,} | {n:,} | {loc['seconds']:.2f} | {loc['peak_mb']:,.0f} "
+            f"| {res['threads']['seconds']:.2f} | {dk['seconds']:.2f} | {dk['partitions']} | "
+            f"{' / '.join(f'{w:,.0f}' for w in dk['workers_mb'])} | {dk['peak_mb']:,.0f} "
+            f"| {wmax / loc['peak_mb']:.2f} | {same} |"
+        )
+    curves = []
+    for stage in plan:
+        srows = [r for r in rows if r[0] == stage]
+        sizes = [r[2] for r in srows]
+        for eng in ("local", "threads", "dask"):
+            slope = _slope(sizes, [r[3][eng]["seconds"] for r in srows])
+            kind = (
+                "linear" if 0.8 <= slope <= 1.2 else ("sublinear" if slope < 0.8 else "superlinear")
+            )
+            curves.append(
+                f"- {stage}, {eng}: time ∝ n^{slope:.2f} ({kind}) "
+                f"over {sizes[0]:,}–{sizes[-1]:,} incidents"
+            )
+    versions = (
+        f"Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
+        f"dask {dask.__version__}, distributed {distributed.__version__}"
+    )
+    text = f"""# Scale benchmark: in-process engine against the dask engine
+
+Command: `.venv/bin/python -m benchmarks.bench_scale{" --quick" if args.quick else ""}`
+on {platform.machine()} with 2 cores ({platform.platform()}), shared with other jobs; {versions}.
+
+Data: `benchmarks/synthetic.py` `grid_roads` (200 m grid, curved edges) and `clustered_points`
+(20 hotspots, at most 200 m off the roads), fixed seeds. Snapping: max 2 km. Scoring:
+{SCORE_PARAMS["bandwidth_m"]:g} m bandwidth, 1 km segments, other parameters default, on incidents
+snapped beforehand. Each case runs in a fresh process; the dask engine uses a local cluster of
+2 worker processes with 1 thread each (startup not timed). Peak RSS is the process's
+`ru_maxrss` (it includes the synthetic data built before the timed call).
+
+{chr(10).join(lines)}
+
+Cost curves (log-log slope of time against incidents):
+
+{chr(10).join(curves)}
+
+Reading the curves: nothing here grows faster than linearly in the number of incidents. The
+work per incident is constant: snapping is one exact nearest-edge query per point (the numba
+grid engine from {AUTO_NUMBA_POINTS:,} points, the numpy k-d tree engine below), scoring is
+one exact kernel integral per incident and segment within the bandwidth (a constant number on
+a uniform network; it grows with the square of the bandwidth, see risk.md). Slopes below 1
+come from fixed costs that dominate at these sizes: loading numba (about 2 s) and building the
+index (snapping), building the network arrays and segments (scoring), and for the dask engine
+sending the network to each worker, which with worker *processes* means pickling it (a
+100k-edge graph takes seconds) and each snapping task re-reading the graph's forward edges.
+Single runs on 2 cores shared with other jobs: differences under about a second are noise.
+
+Memory: each dask worker holds one copy of the network plus the partitions it is working on
+(at most 100,000 rows for snapping, 50,000 incidents for scoring): its peak grows with the
+partition size until partitions reach that size, then stays put as incidents grow, while the
+in-process peak keeps growing with them. The client holds the inputs and the gathered results
+(more than in-process, as the partitions' answers are concatenated).
+
+Time: on one 2-core machine the dask engine does not make snapping faster (the numba engine
+already uses both cores, and each task repeats per-graph set-up); it makes scoring faster with
+threads (the in-process density runs on one core) and bounds memory per worker. Worker
+processes pay for pickling the network to each of them.
+"""
+    print(text)
+    if not args.quick:
+        write_text_atomic(OUT, text)
+        print(f"written to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

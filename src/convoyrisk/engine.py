@@ -1,0 +1,397 @@
+"""Snapping and scoring on a dask cluster, with the same results as the in-process engine.
+
+Both stages are sums or maps over incidents, so they partition by incident:
+
+* :func:`snap_incidents_dask` cuts the incidents into row slices, snaps each
+  slice with :func:`convoyrisk.snapping.snap_incidents` against one
+  :class:`~convoyrisk.snapping.LineIndex` built once and scattered to the
+  workers, and concatenates the slices in order.
+* :func:`score_segments_dask` weighs the incidents once (cheap), cuts the used
+  ones into slices of neighbouring source edges (the order the in-process
+  engine visits them, so each slice's shortest-path searches stay local),
+  computes each slice's lixel mass, incident counts and largest contributors
+  on the workers, sums them, and applies Empirical Bayes once.
+
+The graph, index and lixel arrays are scattered once and passed to the tasks
+explicitly (never captured in closures: dask would pickle them to name every
+task). Memory per worker is bounded by the partition size plus one copy of the
+network. By default a :class:`distributed.LocalCluster` of two single-thread
+workers in this process is started (GEOS, numba and scipy release the GIL, so
+threads beat processes here); pass ``scheduler="tcp://host:8786"`` to use a
+running cluster, or a :class:`distributed.Client`. See ``docs/scale.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from . import risk as _risk
+from ._errors import InputError
+from .risk import RiskParams, RiskResult
+from .snapping import AUTO_NUMBA_POINTS, EXACT_M, LineIndex, snap_incidents
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+SNAP_PARTITION_ROWS = 100_000
+"""Default incidents per snapping partition (about 100 MB of temporaries per worker)."""
+
+SCORE_PARTITION_SOURCES = 50_000
+"""Default used incidents per scoring partition."""
+
+LOCAL_WORKERS = 2
+"""Workers of the default local cluster."""
+
+
+@contextlib.contextmanager
+def dask_client(
+    scheduler: str | Client | None = None,
+    *,
+    n_workers: int = LOCAL_WORKERS,
+    processes: bool = False,
+) -> Iterator[Client]:
+    """A dask client: on `scheduler` (an address or a client), or on a new local cluster.
+
+    Parameters
+    ----------
+    scheduler
+        ``"tcp://host:8786"`` of a running ``dask-scheduler``, a
+        :class:`distributed.Client` (used as is, not closed), or None for a
+        local cluster of `n_workers` single-thread workers, closed on exit.
+    n_workers
+        Workers of the local cluster.
+    processes
+        Local workers in separate processes (memory per worker is then
+        separate; threads are faster for this work).
+    """
+    try:
+        import distributed  # noqa: PLC0415 - optional, slow import
+    except ImportError as exc:  # pragma: no cover - distributed is in the dev extras
+        msg = "The dask engine needs dask.distributed: `pip install 'distributed' dask`."
+        raise InputError(msg) from exc
+    dist: Any = distributed  # untyped library
+    if isinstance(scheduler, dist.Client):
+        yield scheduler
+        return
+    if scheduler is not None:
+        try:
+            client = dist.Client(scheduler, timeout="10s")
+        except OSError as exc:
+            msg = (
+                f"Cannot reach the dask scheduler at {scheduler}: start one with "
+                "`dask-scheduler` (and workers with `dask-worker ADDRESS`), or drop "
+                "`--scheduler` to use a local cluster."
+            )
+            raise InputError(msg) from exc
+        with client:
+            yield client
+        return
+    with (
+        dist.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=":0",  # any free port: never clash with a running dask
+        ) as cluster,
+        dist.Client(cluster) as client,
+    ):
+        yield client
+
+
+def _slices(n: int, npartitions: int | None, per_partition: int, n_workers: int) -> list[slice]:
+    """Contiguous slices of ``range(n)``: `npartitions`, or enough of `per_partition` rows."""
+    if npartitions is None:
+        npartitions = max(math.ceil(n / per_partition), min(n_workers, n), 1)
+    if npartitions < 1:
+        msg = f"`npartitions` must be at least 1, got {npartitions}."
+        raise InputError(msg)
+    bounds = np.linspace(0, n, npartitions + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _n_workers(client: Client) -> int:
+    return max(len(client.scheduler_info().get("workers", {})), 1)
+
+
+def _snap_part(
+    G: nx.MultiDiGraph,
+    index: LineIndex,
+    part: gpd.GeoDataFrame,
+    max_distance_m: float,
+    exact_m: float,
+) -> gpd.GeoDataFrame:
+    return snap_incidents(G, part, max_distance_m=max_distance_m, exact_m=exact_m, index=index)
+
+
+def snap_incidents_dask(
+    G: nx.MultiDiGraph,
+    incidents: gpd.GeoDataFrame,
+    *,
+    max_distance_m: float = 5_000.0,
+    exact_m: float = EXACT_M,
+    scheduler: str | Client | None = None,
+    npartitions: int | None = None,
+    partition_rows: int = SNAP_PARTITION_ROWS,
+) -> gpd.GeoDataFrame:
+    """:func:`convoyrisk.snapping.snap_incidents` on a dask cluster: the same rows and values.
+
+    Parameters
+    ----------
+    G, incidents, max_distance_m, exact_m
+        As for :func:`~convoyrisk.snapping.snap_incidents`.
+    scheduler
+        See :func:`dask_client` (None: a local cluster of two workers).
+    npartitions
+        Number of row slices; default ``ceil(len(incidents) / partition_rows)``,
+        at least one per worker.
+    partition_rows
+        Rows per slice when `npartitions` is None (bounds memory per task).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Exactly what :func:`~convoyrisk.snapping.snap_incidents` returns.
+    """
+    if incidents.crs is None or len(incidents) == 0:
+        # nothing to distribute; the in-process engine gives the answer or the error
+        return snap_incidents(G, incidents, max_distance_m=max_distance_m, exact_m=exact_m)
+    index, _ = LineIndex.from_graph(G)
+    if index.engine == "auto" and len(incidents) >= AUTO_NUMBA_POINTS:
+        # the in-process engine would use numba here; build its grid once, not per task
+        index = LineIndex(index_lines(G), engine="numba")
+    with dask_client(scheduler) as client_:
+        client: Any = client_
+        g_f, i_f = client.scatter([_snap_graph(G), index], broadcast=True, hash=False)
+        parts = _slices(len(incidents), npartitions, partition_rows, _n_workers(client))
+        # scattered, not embedded in the tasks: large task arguments are slow to send
+        part_f = client.scatter([incidents.iloc[s] for s in parts], hash=False)
+        futures = [
+            client.submit(_snap_part, g_f, i_f, p, max_distance_m, exact_m, pure=False)
+            for p in part_f
+        ]
+        results = client.gather(futures)
+    out = pd.concat(results)
+    return gpd.GeoDataFrame(out, geometry=out.geometry.name, crs=results[0].crs)
+
+
+def _snap_graph(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """The forward edges of `G` with the attributes snapping reads, in `G`'s order.
+
+    Half the graph (no reversed edges, no node attributes): less to send to each worker.
+    """
+    H = nx.MultiDiGraph(crs=G.graph["crs"])
+    H.add_nodes_from(G.nodes)
+    keep = ("geometry", "length", "name", "ref", "road_id")
+    H.add_edges_from(
+        (u, v, k, {a: d[a] for a in keep if a in d})
+        for u, v, k, d in G.edges(keys=True, data=True)
+        if not d.get("reversed", False)
+    )
+    return H
+
+
+def index_lines(G: nx.MultiDiGraph) -> list[Any]:
+    """Geometries of the forward edges of `G`, in the order :class:`LineIndex` indexes them."""
+    return [d["geometry"] for _, _, d in G.edges(data=True) if not d.get("reversed", False)]
+
+
+# ----------------------------------------------------------------------------------------
+# scoring
+# ----------------------------------------------------------------------------------------
+
+
+def _density_part(
+    net: Any,  # noqa: ANN401 - risk._Network, private
+    lix: Any,  # noqa: ANN401 - risk._Lixels, private
+    sources: Any,  # noqa: ANN401 - risk._Sources, private
+    params: RiskParams,
+) -> tuple[Any, ...]:
+    """Mass, counts and top contributors of one slice of sources (run on a worker)."""
+    d = _risk._network_density(net, lix, sources, params)  # noqa: SLF001 - same module family
+    return d.mass, d.count, d.top_id, d.top_val
+
+
+def _source_order(net: Any, src: Any) -> tuple[Any, Any]:  # noqa: ANN401 - private types
+    """The order the in-process engine visits sources in, and where an edge group starts."""
+    bucket = np.floor(np.log2(src.reach) * 4.0).astype(np.int64)
+    edge_rank = np.minimum(net.rank[net.eu], net.rank[net.ev])[src.edge]
+    order = np.lexsort((src.edge, edge_rank, bucket))
+    b, e = bucket[order], src.edge[order]
+    new_group = np.r_[True, (b[1:] != b[:-1]) | (e[1:] != e[:-1])]
+    return order, np.flatnonzero(new_group)
+
+
+def _cut_sources(src: Any, order: Any, starts: Any, n_parts: int) -> list[Any]:  # noqa: ANN401
+    """`n_parts` slices of the sources in `order`, cut only where a new edge group starts."""
+    n = len(order)
+    targets = np.linspace(0, n, n_parts + 1)[1:-1]
+    cuts = np.unique(starts[np.clip(np.searchsorted(starts, targets), 0, len(starts) - 1)])
+    bounds = np.unique(np.r_[0, cuts, n])
+    parts = []
+    for a, b in itertools.pairwise(bounds):
+        ids = np.sort(order[a:b])
+        parts.append(
+            _risk._Sources(  # noqa: SLF001
+                owner=src.owner[ids],
+                edge=src.edge[ids],
+                offset=src.offset[ids],
+                h1=src.h1[ids],
+                w1=src.w1[ids],
+                h2=src.h2[ids],
+                w2=src.w2[ids],
+            )
+        )
+    return parts
+
+
+def _merge_top(ids: list[Any], vals: list[Any], k: int) -> tuple[Any, Any]:
+    """The `k` largest contributions per lixel over the partitions (ties: lowest incident)."""
+    n = ids[0].shape[0]
+    if k == 0:
+        return np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 1))
+    i = np.concatenate([a[:, :k] for a in ids], axis=1)
+    v = np.concatenate([a[:, :k] for a in vals], axis=1)
+    v = np.where(i >= 0, v, -np.inf)
+    big = np.iinfo(np.int64).max
+    order = np.lexsort((np.where(i >= 0, i, big), -v), axis=-1)[:, :k]
+    top_i = np.take_along_axis(i, order, axis=1)
+    top_v = np.take_along_axis(v, order, axis=1)
+    top_v = np.where(top_i >= 0, top_v, 0.0)
+    return top_i, top_v
+
+
+def score_segments_dask(  # noqa: PLR0915 - the steps of score_segments, in order
+    G: nx.MultiDiGraph,
+    snapped: gpd.GeoDataFrame,
+    *,
+    params: RiskParams | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    scheduler: str | Client | None = None,
+    npartitions: int | None = None,
+    partition_sources: int = SCORE_PARTITION_SOURCES,
+    **overrides: Any,  # noqa: ANN401 - any parameter's type
+) -> RiskResult:
+    """:func:`convoyrisk.risk.score_segments` with the kernel density summed on a dask cluster.
+
+    The density is a sum over incidents: each partition of used incidents
+    gives its lixel masses, counts and largest contributions; they are summed
+    (and the largest merged), then Empirical Bayes runs once. Results equal the
+    in-process engine's up to the order of floating-point additions (relative
+    differences about 1e-15); where two different incidents contribute exactly
+    the same mass to a segment, the one named among the top contributors may be
+    another of the tied incidents.
+
+    Parameters
+    ----------
+    G, snapped, params, as_of, overrides
+        As for :func:`~convoyrisk.risk.score_segments`.
+    scheduler
+        See :func:`dask_client` (None: a local cluster of two workers).
+    npartitions
+        Number of partitions of the used incidents; default
+        ``ceil(used / partition_sources)``, at least one per worker.
+    partition_sources
+        Used incidents per partition when `npartitions` is None.
+    """
+    r = _risk
+    params = (params or RiskParams()).replace(**overrides)
+    net = r._network(G)  # noqa: SLF001
+    segments, lix = r._cut(net, params.segment_length_m)  # noqa: SLF001
+    segments = segments.set_crs(G.graph["crs"])
+    inc = snapped.copy()
+    as_of_ts = r._as_of(as_of, inc["date"])  # noqa: SLF001
+    w = r.incident_weights(inc, as_of_ts, params)
+    for col in w.columns:
+        inc[col] = w[col].to_numpy()
+    used = inc["used"].to_numpy() == "used"
+    edge = np.full(len(inc), -1, dtype=np.int64)
+    if used.any():
+        edge[used] = r._edge_index(net, inc.loc[used])  # noqa: SLF001
+    lost = used & (edge < 0)
+    if lost.any():
+        msg = (
+            f"{int(lost.sum())} snapped incident(s) name an edge (u, v, key) that is not a "
+            "forward edge of the graph: snap them onto this graph with `snap_incidents`."
+        )
+        raise InputError(msg)
+    live = np.flatnonzero(used)
+    ge = edge[live]
+    offset = r._column(inc.iloc[live], "offset_m", 0.0)  # noqa: SLF001
+    offset = np.clip(
+        offset * net.length[ge] / np.where(net.glen[ge] > 0, net.glen[ge], 1.0), 0.0, net.length[ge]
+    )
+    sources = r._Sources(  # noqa: SLF001
+        owner=live.astype(np.int64),
+        edge=ge,
+        offset=offset,
+        h1=inc["bandwidth_m"].to_numpy(float)[live],
+        w1=inc["weight"].to_numpy(float)[live],
+        h2=np.maximum(params.near_repeat_m, r._column(inc.iloc[live], "precision_m", 0.0)),  # noqa: SLF001
+        w2=inc["near_repeat_weight"].to_numpy(float)[live],
+    )
+    k = params.top_contributors
+    if len(live) == 0:
+        density = r._network_density(net, lix, sources, params)  # noqa: SLF001
+    else:
+        with dask_client(scheduler) as client_:
+            client: Any = client_
+            n_parts = npartitions or max(
+                math.ceil(len(live) / partition_sources), _n_workers(client)
+            )
+            order, starts = _source_order(net, sources)
+            parts = _cut_sources(sources, order, starts, n_parts)
+            # the density needs arrays only: the edge geometries stay on the client
+            light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
+            net_f, lix_f = client.scatter([light, lix], broadcast=True, hash=False)
+            futures = [
+                client.submit(_density_part, net_f, lix_f, p, params, pure=False) for p in parts
+            ]
+            results = client.gather(futures)
+        mass = np.sum([res[0] for res in results], axis=0)
+        count = np.sum([res[1] for res in results], axis=0)
+        top_id, top_val = _merge_top([res[2] for res in results], [res[3] for res in results], k)
+        density = r._Density(mass, count, top_id, top_val, np.ones(len(live)))  # noqa: SLF001
+
+    t_days = r.exposure_days(params)
+    t30 = t_days / 30.0
+    segments["mass"] = density.mass
+    segments["incidents"] = density.count
+    rate, low, high, lam0 = r.empirical_bayes(
+        density.mass,
+        segments["length_m"].to_numpy(float),
+        window_km=params.window_km,
+        k=params.overdispersion_k,
+        credible_level=params.credible_level,
+    )
+    segments["rate"] = rate / t30
+    segments["rate_low"] = low / t30
+    segments["rate_high"] = high / t30
+    segments["risk_class"] = r.classify(segments["rate"].to_numpy(), params.class_thresholds)
+    segments["top_contributors"] = r._top_text(inc, density)  # noqa: SLF001
+    k_mom = (
+        r.overdispersion(
+            density.mass, segments["length_m"].to_numpy(), segments["road_id"].to_numpy()
+        )
+        if density.mass.sum() > 0
+        else math.nan
+    )
+    return RiskResult(
+        segments=segments,
+        incidents=inc,
+        params=params,
+        as_of=as_of_ts,
+        exposure_days=t_days,
+        overdispersion=params.overdispersion_k,
+        baseline_rate=lam0 / t30,
+        overdispersion_moments=k_mom,
+    )
