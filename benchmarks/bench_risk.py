@@ -286,9 +286,12 @@ incident).
 
 {pai_md}
 """
+    print(text)
+    if args.quick:  # a smoke run must not overwrite the full run's table in the docs
+        print(f"(--quick: {OUT} left as it is)")
+        return
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text, encoding="utf-8")
-    print(text)
 
 
 if __name__ == "__main__":

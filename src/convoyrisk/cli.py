@@ -320,8 +320,9 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
     plan = _plan_routes(G, _read_route_request(opts, places), nodes, opts) if want_routes else None
 
     say(f"roads: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges ({G.graph['crs']})")
-    snapped = snap_incidents(G, table.incidents, max_distance_m=opts["max_snap"])
-    risk = score_segments(G, snapped, params=params, as_of=opts["as_of"])
+    snap, score = _engines(opts)
+    snapped = snap(G, table.incidents, max_distance_m=opts["max_snap"])
+    risk = score(G, snapped, params=params, as_of=opts["as_of"])
     used = risk.incidents["used"].value_counts().to_dict()
     counts = ", ".join(f"{n} {k}" for k, n in sorted(used.items()))
     left = table.counts()
@@ -930,7 +931,7 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
     if out.suffix.lower() not in SEGMENT_FORMATS:
         msg = f"Cannot write segments to {out}: use one of {', '.join(SEGMENT_FORMATS)}."
         raise InputError(msg)
-    job = _run_on_engine(opts, want_routes=False)
+    job = _run(opts, want_routes=False)
     path = write_segments(job.risk, out)
     risk = job.risk
     if not opts["quiet"]:
@@ -1351,19 +1352,15 @@ def _snap(
     return snap_incidents(G, incidents, max_distance_m=max_distance_m, exact_m=exact_m)
 
 
-def _run_on_engine(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
-    """`_run`, after taking the engine options out of `opts`; with dask, snap and score on dask."""
-    engine, scheduler = opts.pop("engine", "local"), opts.pop("scheduler", None)
-    scheduler = _engine_choice(engine, scheduler)
+def _engines(opts: dict[str, Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """Snapping and scoring functions for `--engine` (in this process, or on dask)."""
+    engine = opts.get("engine") or "local"
+    scheduler = _engine_choice(engine, opts.get("scheduler"))
     if engine != "dask":
-        return _run(opts, want_routes=want_routes)
+        return snap_incidents, score_segments
     from . import engine as dask_engine  # noqa: PLC0415 - dask is slow to import
 
-    here = globals()  # `_run` looks these two up here when it runs
-    saved = here["snap_incidents"], here["score_segments"]
-    here["snap_incidents"] = functools.partial(dask_engine.snap_incidents_dask, scheduler=scheduler)
-    here["score_segments"] = functools.partial(dask_engine.score_segments_dask, scheduler=scheduler)
-    try:
-        return _run(opts, want_routes=want_routes)
-    finally:
-        here["snap_incidents"], here["score_segments"] = saved
+    return (
+        functools.partial(dask_engine.snap_incidents_dask, scheduler=scheduler),
+        functools.partial(dask_engine.score_segments_dask, scheduler=scheduler),
+    )
