@@ -224,6 +224,10 @@ def main() -> None:
             "`gis_ours_simplify` also merges degree-2 chains."
         ),
     ]
+    if args.quick:  # a smoke run must not overwrite the full run's table in the docs
+        print("\n".join(head + body + notes))
+        print(f"(--quick: {OUT} left as it is)")
+        return
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("\n".join(head + body + notes) + "\n", encoding="utf-8")
     print(f"written {OUT}")
