@@ -20,10 +20,11 @@ The meander fades out over the first and last 15 % of a leg, so that legs meetin
 at a town do not cross one another there. Between towns, the Bourem–Anéfis track
 still crosses the main road near Tarkint (with these place positions the straight
 lines cross too) and the river road crosses the main road's last leg near Gao;
-whether the real roads meet there is not known. These crossings are NOT junctions: the embedded
-network joins roads only at named places (``convoyrisk.load_graph()`` builds it
-with ``node_crossings=False``). The meander is a stand-in for a real alignment: it reproduces lengths, not
-the road's shape. Real work loads OpenStreetMap.
+whether the real roads meet there is not known. These crossings are NOT
+junctions: the embedded network joins roads only at named places
+(``convoyrisk.load_graph()`` builds it with ``node_crossings=False``). The
+meander is a stand-in for a real alignment: it reproduces lengths, not the
+road's shape. Real work loads OpenStreetMap.
 """
 
 from __future__ import annotations
