@@ -37,7 +37,7 @@ import shapely
 from scipy.sparse.csgraph import dijkstra
 
 import convoyrisk as cr
-from benchmarks.synthetic import clustered_points, dated, grid_roads
+from benchmarks.synthetic import clustered_points, dated, graph_of, grid_roads
 from convoyrisk.risk import _DENSE_BUDGET, RiskParams, _edge_index, _network, backtest
 from convoyrisk.simulate import simulate_incidents
 
@@ -59,40 +59,6 @@ def _incidents(roads, n: int):
     return gpd.GeoDataFrame(frame, geometry=shapely.points(x, y), crs=roads.crs)
 
 
-def fast_graph(roads) -> nx.MultiDiGraph:
-    """The graph contract (x, y, lon, lat; geometry, length, road_id, reversed) built in bulk.
-
-    `grid_roads` shares end points exactly, so nodes are the unique end coordinates.
-    (convoyrisk.graph_from_gdf builds the same graph but takes minutes at 100k roads.)
-    """
-    geoms = roads.geometry.to_numpy()
-    ends = np.vstack(
-        [
-            shapely.get_coordinates(shapely.get_point(geoms, 0)),
-            shapely.get_coordinates(shapely.get_point(geoms, -1)),
-        ]
-    )
-    uniq, node_of = np.unique(ends, axis=0, return_inverse=True)
-    node_of = node_of.ravel()
-    n = len(geoms)
-    lonlat = shapely.get_coordinates(
-        gpd.GeoSeries(shapely.points(uniq), crs=roads.crs).to_crs(4326).to_numpy()
-    )
-    G = nx.MultiDiGraph(crs=roads.crs.to_string())
-    G.add_nodes_from(
-        (i, {"x": x, "y": y, "lon": lo, "lat": la})
-        for i, ((x, y), (lo, la)) in enumerate(zip(uniq.tolist(), lonlat.tolist(), strict=True))
-    )
-    lengths = shapely.length(geoms)
-    rev = shapely.reverse(geoms)
-    for i in range(n):
-        u, v = int(node_of[i]), int(node_of[n + i])
-        common = {"length": float(lengths[i]), "road_id": i}
-        G.add_edge(u, v, geometry=geoms[i], reversed=False, **common)
-        G.add_edge(v, u, geometry=rev[i], reversed=True, **common)
-    return G
-
-
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -109,7 +75,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
     t = time.perf_counter()
     roads = grid_roads(n_edges)
-    G = fast_graph(roads)
+    G = graph_of(roads)
     t_graph = time.perf_counter() - t
     incidents = _incidents(roads, n_inc)
     t = time.perf_counter()
@@ -177,7 +143,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
     # quality on a simulated world (a 10k-edge grid with 1 km cells)
     sim_roads = grid_roads(2_000 if args.quick else 10_000, cell_m=1_000.0, seed=5)
-    sim_G = fast_graph(sim_roads)
+    sim_G = graph_of(sim_roads)
     world = simulate_incidents(
         sim_G, days=1095, hotspots=8, hotspot_rate=0.06, hotspot_radius_m=4_000.0, seed=0
     )
@@ -260,8 +226,8 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
 Data: `benchmarks/synthetic.py` `grid_roads({n_edges})` (200 m grid, curved edges) and
 `clustered_points` ({n_inc} points, 20 hotspots, at most 200 m off the roads) snapped with
-`snap_incidents` ({t_snap:.1f} s, not included below; building the graph with the bulk
-`fast_graph` of the benchmark took {t_graph:.1f} s).
+`snap_incidents` ({t_snap:.1f} s, not included below; building the graph with
+`graph_from_gdf` took {t_graph:.1f} s).
 {size}. Model: 1 km segments (on this grid every edge is one segment), bandwidth 5 km,
 quartic kernel, equal split at junctions, near-repeat on. Mass check: summed segment mass
 minus summed weights = {mass_ok:.2e}. Process peak RSS {_rss_mb():.0f} MB.

@@ -17,22 +17,19 @@ shared_fraction).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing as mp
 import os
 import platform
 import resource
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import networkx as nx
 import numpy as np
 
-import convoyrisk as cr
 from convoyrisk.routing import (
     RoutingIndex,
     alternative_routes,
@@ -41,46 +38,13 @@ from convoyrisk.routing import (
     shared_fraction,
 )
 
-from .synthetic import grid_roads
+from .synthetic import graph_of, grid_roads
 
 OUT = Path("docs/benchmarks/routing.md")
 
 
-@contextlib.contextmanager
-def _cached_xy() -> Iterator[None]:
-    """Cache GeoSeries.x/.y while building the graph.
-
-    The foundation's graph_from_gdf reads ``lonlat.x[i]`` once per node, which
-    recomputes the whole coordinate array each time (quadratic: 36 s at 10k
-    edges, about an hour at 100k). The network branch rewrites that function;
-    until it is merged, this keeps graph building out of the way. It does not
-    touch what is timed.
-    """
-    originals = {name: gpd.GeoSeries.__dict__[name] for name in ("x", "y")}
-    cache: dict[tuple[int, str], Any] = {}
-
-    def cached(name: str, prop: property) -> property:
-        def get(self: gpd.GeoSeries) -> Any:
-            key = (id(self), name)
-            if key not in cache:
-                cache[key] = prop.fget(self)  # type: ignore[misc]
-            return cache[key]
-
-        return property(get)
-
-    try:
-        for name, prop in originals.items():
-            setattr(gpd.GeoSeries, name, cached(name, prop))
-        yield
-    finally:
-        for name, prop in originals.items():
-            setattr(gpd.GeoSeries, name, prop)
-
-
 def build(n_edges: int) -> nx.MultiDiGraph:
-    roads = grid_roads(n_edges)
-    with _cached_xy():
-        return cr.graph_from_gdf(roads, crs="EPSG:32631")
+    return graph_of(grid_roads(n_edges))
 
 
 def far_pair(G: nx.MultiDiGraph) -> tuple[int, int]:

@@ -7,7 +7,7 @@ Run from the worktree root::
 
 Every case runs in its own process (so each peak RSS is that case's alone) on
 the same synthetic data (benchmarks/synthetic.py, fixed seeds; the graph is
-built in bulk with ``bench_risk.fast_graph``, not timed):
+built with ``convoyrisk.graph_from_gdf``, not timed):
 
 * snapping: ``snap_incidents`` against ``engine.snap_incidents_dask``;
 * scoring: ``score_segments`` against ``engine.score_segments_dask`` on
@@ -40,8 +40,8 @@ import distributed
 import numpy as np
 import pandas as pd
 
-from benchmarks.bench_risk import _incidents, fast_graph
-from benchmarks.synthetic import grid_roads
+from benchmarks.bench_risk import _incidents
+from benchmarks.synthetic import graph_of, grid_roads
 from convoyrisk import engine
 from convoyrisk.risk import RiskParams, score_segments
 from convoyrisk.snapping import AUTO_NUMBA_POINTS, snap_incidents
@@ -64,7 +64,7 @@ def _rss_mb() -> float:
 def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[str, object]:
     """One measured case (in a child process); arrays of the answer saved to `out`."""
     roads = grid_roads(n_edges)
-    G = fast_graph(roads)
+    G = graph_of(roads)
     pts = _incidents(roads, n_inc)
     params = RiskParams(**SCORE_PARAMS)
     if stage == "score":

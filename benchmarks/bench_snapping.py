@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import networkx as nx
 import numba
 import numpy as np
 import osmnx
@@ -45,7 +44,7 @@ import scipy
 import shapely
 
 import convoyrisk as cr
-from benchmarks.synthetic import CRS, clustered_points, grid_roads
+from benchmarks.synthetic import CRS, clustered_points, graph_of, grid_roads
 from convoyrisk.snapping import LineIndex
 from convoyrisk.utils import write_text_atomic
 
@@ -66,35 +65,6 @@ def timed(fn: Callable[[], Any], *, memory: bool) -> tuple[float, float, Any]:
         peak = tracemalloc.get_traced_memory()[1] / 1e6
         tracemalloc.stop()
     return seconds, peak, result
-
-
-def graph_of(roads: gpd.GeoDataFrame) -> Any:
-    """The graph convoyrisk.graph_from_gdf would build from grid_roads (ends shared exactly).
-
-    Built here directly: graph_from_gdf on the foundation branch takes quadratic time in
-    the number of nodes (about 2 minutes for 20k lines), which is not what is measured.
-    """
-
-    geoms = roads.geometry.to_numpy()
-    ends = np.r_[
-        shapely.get_coordinates(shapely.get_point(geoms, 0)),
-        shapely.get_coordinates(shapely.get_point(geoms, -1)),
-    ]
-    xy, node = np.unique(ends, axis=0, return_inverse=True)
-    lonlat = gpd.GeoSeries(gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=CRS).to_crs(4326)
-    lon, lat = lonlat.x.to_numpy(), lonlat.y.to_numpy()
-    G = nx.MultiDiGraph(crs=CRS)
-    G.add_nodes_from(
-        (i, {"x": xy[i, 0], "y": xy[i, 1], "lon": lon[i], "lat": lat[i]}) for i in range(len(xy))
-    )
-    n = len(geoms)
-    lengths = shapely.length(geoms)
-    for i in range(n):
-        u, v = int(node[i]), int(node[n + i])
-        common = {"length": float(lengths[i]), "road_id": i, "name": f"road {i}"}
-        G.add_edge(u, v, geometry=geoms[i], reversed=False, **common)
-        G.add_edge(v, u, geometry=geoms[i].reverse(), reversed=True, **common)
-    return G
 
 
 def versions() -> str:

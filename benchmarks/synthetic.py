@@ -15,9 +15,12 @@ Usage::
 from __future__ import annotations
 
 import geopandas as gpd
+import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+
+import convoyrisk as cr
 
 CRS = "EPSG:32631"
 ORIGIN = (400_000.0, 1_900_000.0)  # near the Kidal–Gao corridor, in UTM 31N
@@ -62,6 +65,11 @@ def grid_roads(n_edges: int, *, cell_m: float = 200.0, seed: int = 0) -> gpd.Geo
         geometry=lines,
         crs=CRS,
     )
+
+
+def graph_of(roads: gpd.GeoDataFrame) -> nx.MultiDiGraph:
+    """The routable graph of `roads` (convoyrisk.graph_from_gdf, in the roads' CRS), not timed."""
+    return cr.graph_from_gdf(roads, crs=roads.crs)
 
 
 def clustered_points(
