@@ -270,7 +270,7 @@ def _merge_top(ids: list[Any], vals: list[Any], k: int) -> tuple[Any, Any]:
     return top_i, top_v
 
 
-def score_segments_dask(  # noqa: PLR0915 - the steps of score_segments, in order
+def score_segments_dask(
     G: nx.MultiDiGraph,
     snapped: gpd.GeoDataFrame,
     *,
@@ -362,36 +362,4 @@ def score_segments_dask(  # noqa: PLR0915 - the steps of score_segments, in orde
         top_id, top_val = _merge_top([res[2] for res in results], [res[3] for res in results], k)
         density = r._Density(mass, count, top_id, top_val, np.ones(len(live)))  # noqa: SLF001
 
-    t_days = r.exposure_days(params)
-    t30 = t_days / 30.0
-    segments["mass"] = density.mass
-    segments["incidents"] = density.count
-    rate, low, high, lam0 = r.empirical_bayes(
-        density.mass,
-        segments["length_m"].to_numpy(float),
-        window_km=params.window_km,
-        k=params.overdispersion_k,
-        credible_level=params.credible_level,
-    )
-    segments["rate"] = rate / t30
-    segments["rate_low"] = low / t30
-    segments["rate_high"] = high / t30
-    segments["risk_class"] = r.classify(segments["rate"].to_numpy(), params.class_thresholds)
-    segments["top_contributors"] = r._top_text(inc, density)  # noqa: SLF001
-    k_mom = (
-        r.overdispersion(
-            density.mass, segments["length_m"].to_numpy(), segments["road_id"].to_numpy()
-        )
-        if density.mass.sum() > 0
-        else math.nan
-    )
-    return RiskResult(
-        segments=segments,
-        incidents=inc,
-        params=params,
-        as_of=as_of_ts,
-        exposure_days=t_days,
-        overdispersion=params.overdispersion_k,
-        baseline_rate=lam0 / t30,
-        overdispersion_moments=k_mom,
-    )
+    return r._result_from_density(segments, inc, density, params, as_of_ts)  # noqa: SLF001

@@ -1178,7 +1178,20 @@ def score_segments(
         w2=inc["near_repeat_weight"].to_numpy(float)[live],
     )
     density = _network_density(net, lix, sources, params)
+    return _result_from_density(segments, inc, density, params, as_of_ts)
 
+
+def _result_from_density(
+    segments: gpd.GeoDataFrame,
+    inc: gpd.GeoDataFrame,
+    density: _Density,
+    params: RiskParams,
+    as_of_ts: pd.Timestamp,
+) -> RiskResult:
+    """Rates, intervals, classes and contributors from the summed density (EB applied once).
+
+    Shared by :func:`score_segments` and the dask engine, which sums partitions' densities.
+    """
     t_days = exposure_days(params)
     t30 = t_days / 30.0
     segments["mass"] = density.mass
