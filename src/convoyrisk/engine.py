@@ -305,40 +305,8 @@ def score_segments_dask(
     """
     r = _risk
     params = (params or RiskParams()).replace(**overrides)
-    net = r._network(G)  # noqa: SLF001
-    segments, lix = r._cut(net, params.segment_length_m)  # noqa: SLF001
-    segments = segments.set_crs(G.graph["crs"])
-    inc = snapped.copy()
-    as_of_ts = r._as_of(as_of, inc["date"])  # noqa: SLF001
-    w = r.incident_weights(inc, as_of_ts, params)
-    for col in w.columns:
-        inc[col] = w[col].to_numpy()
-    used = inc["used"].to_numpy() == "used"
-    edge = np.full(len(inc), -1, dtype=np.int64)
-    if used.any():
-        edge[used] = r._edge_index(net, inc.loc[used])  # noqa: SLF001
-    lost = used & (edge < 0)
-    if lost.any():
-        msg = (
-            f"{int(lost.sum())} snapped incident(s) name an edge (u, v, key) that is not a "
-            "forward edge of the graph: snap them onto this graph with `snap_incidents`."
-        )
-        raise InputError(msg)
-    live = np.flatnonzero(used)
-    ge = edge[live]
-    offset = r._column(inc.iloc[live], "offset_m", 0.0)  # noqa: SLF001
-    offset = np.clip(
-        offset * net.length[ge] / np.where(net.glen[ge] > 0, net.glen[ge], 1.0), 0.0, net.length[ge]
-    )
-    sources = r._Sources(  # noqa: SLF001
-        owner=live.astype(np.int64),
-        edge=ge,
-        offset=offset,
-        h1=inc["bandwidth_m"].to_numpy(float)[live],
-        w1=inc["weight"].to_numpy(float)[live],
-        h2=np.maximum(params.near_repeat_m, r._column(inc.iloc[live], "precision_m", 0.0)),  # noqa: SLF001
-        w2=inc["near_repeat_weight"].to_numpy(float)[live],
-    )
+    net, segments, lix, inc, sources, as_of_ts = r._prepare(G, snapped, params, as_of)  # noqa: SLF001
+    live = sources.owner
     k = params.top_contributors
     if len(live) == 0:
         density = r._network_density(net, lix, sources, params)  # noqa: SLF001

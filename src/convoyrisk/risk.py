@@ -1143,6 +1143,21 @@ def score_segments(
         ``top_contributors`` ("id date (share)" of the largest contributions).
     """
     params = (params or RiskParams()).replace(**overrides)
+    net, segments, lix, inc, sources, as_of_ts = _prepare(G, snapped, params, as_of)
+    density = _network_density(net, lix, sources, params)
+    return _result_from_density(segments, inc, density, params, as_of_ts)
+
+
+def _prepare(
+    G: nx.MultiDiGraph,
+    snapped: gpd.GeoDataFrame,
+    params: RiskParams,
+    as_of: str | pd.Timestamp | None,
+) -> tuple[_Network, gpd.GeoDataFrame, _Lixels, gpd.GeoDataFrame, _Sources, pd.Timestamp]:
+    """Network arrays, lixels, weighted incidents and kernel sources, before the density.
+
+    Shared by :func:`score_segments` and the dask engine.
+    """
     net = _network(G)
     segments, lix = _cut(net, params.segment_length_m)
     segments = segments.set_crs(G.graph["crs"])
@@ -1177,8 +1192,7 @@ def score_segments(
         h2=np.maximum(params.near_repeat_m, _column(inc.iloc[live], "precision_m", 0.0)),
         w2=inc["near_repeat_weight"].to_numpy(float)[live],
     )
-    density = _network_density(net, lix, sources, params)
-    return _result_from_density(segments, inc, density, params, as_of_ts)
+    return net, segments, lix, inc, sources, as_of_ts
 
 
 def _result_from_density(
