@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,15 @@ import shapely
 from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from . import __version__, settings
@@ -66,7 +76,7 @@ from .routing import (
     snap_track,
 )
 from .snapping import snap_incidents, status_counts
-from .utils import atomic_path
+from .utils import Progress, atomic_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
@@ -92,6 +102,34 @@ def _handle_errors(func: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _progress_bar(*, quiet: bool) -> Iterator[Progress | None]:
+    """A progress callback that draws a bar per stage on stderr.
+
+    None (nothing drawn) with `--quiet` or when stderr is not a terminal, so
+    logs and pipes get no control characters. Bars vanish when the work ends.
+    """
+    if quiet or not err.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with ProgressBar(*columns, console=err, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total or None)
+            bar.update(tasks[stage], completed=done, total=total or None)
+
+        yield update
 
 
 def _filters(opts: dict[str, Any]) -> Filters:
@@ -314,15 +352,17 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
         else []
     )
     params = _risk_params(opts)
-    G = name_nodes(load_graph(opts["roads"]), places)
-    table = read_incidents(opts["incidents"], filters=_filters(opts))
-    nodes = [_node_of(G, place) for place in ends]
-    plan = _plan_routes(G, _read_route_request(opts, places), nodes, opts) if want_routes else None
-
-    say(f"roads: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges ({G.graph['crs']})")
     snap, score = _engines(opts)
-    snapped = snap(G, table.incidents, max_distance_m=opts["max_snap"])
-    risk = score(G, snapped, params=params, as_of=opts["as_of"])
+    with _progress_bar(quiet=quiet) as progress:
+        G = name_nodes(load_graph(opts["roads"], progress=progress), places)
+        table = read_incidents(opts["incidents"], filters=_filters(opts), progress=progress)
+        nodes = [_node_of(G, place) for place in ends]
+        plan = (
+            _plan_routes(G, _read_route_request(opts, places), nodes, opts) if want_routes else None
+        )
+        say(f"roads: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges ({G.graph['crs']})")
+        snapped = snap(G, table.incidents, max_distance_m=opts["max_snap"], progress=progress)
+        risk = score(G, snapped, params=params, as_of=opts["as_of"], progress=progress)
     used = risk.incidents["used"].value_counts().to_dict()
     counts = ", ".join(f"{n} {k}" for k, n in sorted(used.items()))
     left = table.counts()
@@ -611,16 +651,18 @@ def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
             _split_list(around), buffer_m=buffer_km * 1000.0, places=load_places(places)
         )
     classes = _split_list(highways)
-    G = load_graph(
-        source,
-        highways=None if classes == ["all"] else (classes or DEFAULT_HIGHWAYS),
-        region=region,
-        node_tolerance_m=tolerance_m,
-        simplify=simplify,
-        keep="largest" if keep == "largest" else "all",
-        drop_invalid=drop_invalid,
-        crs=crs,
-    )
+    with _progress_bar(quiet=quiet) as progress:
+        G = load_graph(
+            source,
+            highways=None if classes == ["all"] else (classes or DEFAULT_HIGHWAYS),
+            region=region,
+            node_tolerance_m=tolerance_m,
+            simplify=simplify,
+            keep="largest" if keep == "largest" else "all",
+            drop_invalid=drop_invalid,
+            crs=crs,
+            progress=progress,
+        )
     path = save_graph(G, out)
     if not quiet:
         _print_info(graph_info(G))
@@ -825,18 +867,22 @@ def snap_cmd(
         date_to=date_to,
         max_precision_m=max_precision_m,
     )
-    G = load_graph(roads)
-    table = read_incidents(incidents, columns=columns or None, filters=filters)
-    if merge:
-        table = merge_duplicates(table, distance_m=merge_distance, days=merge_days)
-    placed = _snap(
-        G,
-        table.incidents,
-        max_distance_m=max_snap,
-        exact_m=exact_m,
-        engine=engine,
-        scheduler=scheduler,
-    )
+    with _progress_bar(quiet=quiet) as progress:
+        G = load_graph(roads, progress=progress)
+        table = read_incidents(
+            incidents, columns=columns or None, filters=filters, progress=progress
+        )
+        if merge:
+            table = merge_duplicates(table, distance_m=merge_distance, days=merge_days)
+        placed = _snap(
+            G,
+            table.incidents,
+            max_distance_m=max_snap,
+            exact_m=exact_m,
+            engine=engine,
+            scheduler=scheduler,
+            progress=progress,
+        )
     wgs = table.incidents.geometry
     placed["longitude"], placed["latitude"] = wgs.x.to_numpy(), wgs.y.to_numpy()
     cols = [c for c in SNAP_COLUMNS if c in placed.columns] + ["longitude", "latitude"]
@@ -973,10 +1019,13 @@ def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> No
         raise InputError(msg)
     params = _risk_params(opts)
     places = load_places(opts["places"])
-    G = name_nodes(load_graph(opts["roads"]), places)
-    table = read_incidents(opts["incidents"], filters=_filters(opts))
-    snapped = snap_incidents(G, table.incidents, max_distance_m=opts["max_snap"])
-    result = backtest(G, snapped, split, params=params, horizon_days=horizon)
+    with _progress_bar(quiet=bool(opts["quiet"])) as progress:
+        G = name_nodes(load_graph(opts["roads"], progress=progress), places)
+        table = read_incidents(opts["incidents"], filters=_filters(opts), progress=progress)
+        snapped = snap_incidents(
+            G, table.incidents, max_distance_m=opts["max_snap"], progress=progress
+        )
+        result = backtest(G, snapped, split, params=params, horizon_days=horizon)
     if fmt == "json":
         doc = {
             "split": result.split.date().isoformat(),
@@ -1322,6 +1371,14 @@ _ENGINE_OPTIONS = [
 ]
 snap_cmd.params.extend(_ENGINE_OPTIONS)
 score_cmd.params.extend(_ENGINE_OPTIONS)
+score_cmd.params.append(
+    click.Option(
+        ["--workers"],
+        type=click.IntRange(min=1),
+        default=None,
+        help="Threads for the kernel density (in this process). Default: one per core, up to 8.",
+    )
+)
 
 
 def _engine_choice(engine: str, scheduler: str | None) -> str | None:
@@ -1340,6 +1397,7 @@ def _snap(
     scheduler: str | None,
     max_distance_m: float,
     exact_m: float,
+    progress: Progress | None,
 ) -> gpd.GeoDataFrame:
     """`snap_incidents` in this process or on dask."""
     scheduler = _engine_choice(engine, scheduler)
@@ -1347,17 +1405,28 @@ def _snap(
         from .engine import snap_incidents_dask  # noqa: PLC0415 - dask is slow to import
 
         return snap_incidents_dask(
-            G, incidents, max_distance_m=max_distance_m, exact_m=exact_m, scheduler=scheduler
+            G,
+            incidents,
+            max_distance_m=max_distance_m,
+            exact_m=exact_m,
+            scheduler=scheduler,
+            progress=progress,
         )
-    return snap_incidents(G, incidents, max_distance_m=max_distance_m, exact_m=exact_m)
+    return snap_incidents(
+        G, incidents, max_distance_m=max_distance_m, exact_m=exact_m, progress=progress
+    )
 
 
 def _engines(opts: dict[str, Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """Snapping and scoring functions for `--engine` (in this process, or on dask)."""
     engine = opts.get("engine") or "local"
     scheduler = _engine_choice(engine, opts.get("scheduler"))
+    workers = opts.get("workers")
+    if workers is not None and engine == "dask":
+        msg = "`--workers` sets threads in this process: drop it with `--engine dask`."
+        raise InputError(msg)
     if engine != "dask":
-        return snap_incidents, score_segments
+        return snap_incidents, functools.partial(score_segments, workers=workers)
     from . import engine as dask_engine  # noqa: PLC0415 - dask is slow to import
 
     return (

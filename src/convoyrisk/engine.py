@@ -39,6 +39,7 @@ from . import risk as _risk
 from ._errors import InputError
 from .risk import RiskParams, RiskResult
 from .snapping import AUTO_NUMBA_POINTS, EXACT_M, LineIndex, snap_incidents
+from .utils import Progress
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -142,6 +143,7 @@ def snap_incidents_dask(
     scheduler: str | Client | None = None,
     npartitions: int | None = None,
     partition_rows: int = SNAP_PARTITION_ROWS,
+    progress: Progress | None = None,
 ) -> gpd.GeoDataFrame:
     """:func:`convoyrisk.snapping.snap_incidents` on a dask cluster: the same rows and values.
 
@@ -156,6 +158,8 @@ def snap_incidents_dask(
         at least one per worker.
     partition_rows
         Rows per slice when `npartitions` is None (bounds memory per task).
+    progress
+        Called as ``progress("snapping", rows_done, rows)`` as slices finish.
 
     Returns
     -------
@@ -179,9 +183,29 @@ def snap_incidents_dask(
             client.submit(_snap_part, g_f, i_f, p, max_distance_m, exact_m, pure=False)
             for p in part_f
         ]
-        results = client.gather(futures)
+        results = _gather(client, futures, [s.stop - s.start for s in parts], "snapping", progress)
     out = pd.concat(results)
     return gpd.GeoDataFrame(out, geometry=out.geometry.name, crs=results[0].crs)
+
+
+def _gather(
+    client: Any,  # noqa: ANN401 - distributed.Client, imported lazily
+    futures: list[Any],
+    sizes: list[int],
+    stage: str,
+    progress: Progress | None,
+) -> list[Any]:
+    """The futures' results in order, telling `progress` the work done as each one ends."""
+    if progress is not None:
+        from distributed import as_completed  # noqa: PLC0415 - optional, slow import
+
+        size_of = {f.key: n for f, n in zip(futures, sizes, strict=True)}
+        total, done = int(sum(sizes)), 0
+        progress(stage, 0, total)
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
+            done += size_of[future.key]
+            progress(stage, done, total)
+    return list(client.gather(futures))
 
 
 def _snap_graph(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -217,18 +241,9 @@ def _density_part(
     params: RiskParams,
 ) -> tuple[Any, ...]:
     """Mass, counts and top contributors of one slice of sources (run on a worker)."""
-    d = _risk._network_density(net, lix, sources, params)  # noqa: SLF001 - same module family
+    # one thread each: the cluster's workers are the parallelism
+    d = _risk._network_density(net, lix, sources, params, workers=1)  # noqa: SLF001
     return d.mass, d.count, d.top_id, d.top_val
-
-
-def _source_order(net: Any, src: Any) -> tuple[Any, Any]:  # noqa: ANN401 - private types
-    """The order the in-process engine visits sources in, and where an edge group starts."""
-    bucket = np.floor(np.log2(src.reach) * 4.0).astype(np.int64)
-    edge_rank = np.minimum(net.rank[net.eu], net.rank[net.ev])[src.edge]
-    order = np.lexsort((src.edge, edge_rank, bucket))
-    b, e = bucket[order], src.edge[order]
-    new_group = np.r_[True, (b[1:] != b[:-1]) | (e[1:] != e[:-1])]
-    return order, np.flatnonzero(new_group)
 
 
 def _cut_sources(src: Any, order: Any, starts: Any, n_parts: int) -> list[Any]:  # noqa: ANN401
@@ -254,22 +269,6 @@ def _cut_sources(src: Any, order: Any, starts: Any, n_parts: int) -> list[Any]: 
     return parts
 
 
-def _merge_top(ids: list[Any], vals: list[Any], k: int) -> tuple[Any, Any]:
-    """The `k` largest contributions per lixel over the partitions (ties: lowest incident)."""
-    n = ids[0].shape[0]
-    if k == 0:
-        return np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 1))
-    i = np.concatenate([a[:, :k] for a in ids], axis=1)
-    v = np.concatenate([a[:, :k] for a in vals], axis=1)
-    v = np.where(i >= 0, v, -np.inf)
-    big = np.iinfo(np.int64).max
-    order = np.lexsort((np.where(i >= 0, i, big), -v), axis=-1)[:, :k]
-    top_i = np.take_along_axis(i, order, axis=1)
-    top_v = np.take_along_axis(v, order, axis=1)
-    top_v = np.where(top_i >= 0, top_v, 0.0)
-    return top_i, top_v
-
-
 def score_segments_dask(
     G: nx.MultiDiGraph,
     snapped: gpd.GeoDataFrame,
@@ -279,6 +278,7 @@ def score_segments_dask(
     scheduler: str | Client | None = None,
     npartitions: int | None = None,
     partition_sources: int = SCORE_PARTITION_SOURCES,
+    progress: Progress | None = None,
     **overrides: Any,  # noqa: ANN401 - any parameter's type
 ) -> RiskResult:
     """:func:`convoyrisk.risk.score_segments` with the kernel density summed on a dask cluster.
@@ -302,6 +302,8 @@ def score_segments_dask(
         ``ceil(used / partition_sources)``, at least one per worker.
     partition_sources
         Used incidents per partition when `npartitions` is None.
+    progress
+        Called as ``progress("scoring", sources_done, sources)`` as partitions finish.
     """
     r = _risk
     params = (params or RiskParams()).replace(**overrides)
@@ -316,7 +318,7 @@ def score_segments_dask(
             n_parts = npartitions or max(
                 math.ceil(len(live) / partition_sources), _n_workers(client)
             )
-            order, starts = _source_order(net, sources)
+            order, starts = r._source_order(net, sources)  # noqa: SLF001
             parts = _cut_sources(sources, order, starts, n_parts)
             # the density needs arrays only: the edge geometries stay on the client
             light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
@@ -324,10 +326,12 @@ def score_segments_dask(
             futures = [
                 client.submit(_density_part, net_f, lix_f, p, params, pure=False) for p in parts
             ]
-            results = client.gather(futures)
+            results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
         mass = np.sum([res[0] for res in results], axis=0)
         count = np.sum([res[1] for res in results], axis=0)
-        top_id, top_val = _merge_top([res[2] for res in results], [res[3] for res in results], k)
+        top_id, top_val = r._merge_top(  # noqa: SLF001
+            [res[2] for res in results], [res[3] for res in results], k
+        )
         density = r._Density(mass, count, top_id, top_val, np.ones(len(live)))  # noqa: SLF001
 
     return r._result_from_density(segments, inc, density, params, as_of_ts)  # noqa: SLF001

@@ -49,6 +49,7 @@ from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError, MissingInputError
+from .utils import Progress
 
 PRECISION_RADIUS_M: dict[int, float] = {1: 2_000.0, 2: 15_000.0, 3: 50_000.0}
 """Default uncertainty radius for ACLED ``geo_precision`` codes when a row gives
@@ -187,6 +188,7 @@ def read_incidents(
     columns: Mapping[str, str] | None = None,
     filters: Filters | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    progress: Progress | None = None,
 ) -> IncidentTable:
     """Read incidents from an ACLED or UCDP GED export, a plain CSV, GeoJSON or GeoPackage.
 
@@ -201,6 +203,9 @@ def read_incidents(
         Rows to leave out (counted as "excluded").
     chunk_rows
         CSV rows read at a time (memory stays bounded for large exports).
+    progress
+        Called as ``progress("reading incidents", bytes_read, file_bytes)`` after
+        each CSV chunk.
 
     Raises
     ------
@@ -214,7 +219,7 @@ def read_incidents(
         msg = f"Incident file {path} does not exist: pass an existing file with `--incidents`."
         raise MissingInputError(msg)
     if path.suffix.lower() in {".csv", ".txt", ".tsv"}:
-        chunks = _read_csv_chunks(path, chunk_rows)
+        chunks = _read_csv_chunks(path, chunk_rows, progress)
     else:
         chunks = iter([_read_points(path)])
     parts: list[IncidentTable] = []
@@ -252,7 +257,9 @@ def _delimiter(header: str) -> str:
     return max(counts, key=lambda s: (counts[s], s == ","))
 
 
-def _read_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _read_csv_chunks(
+    path: Path, chunk_rows: int, progress: Progress | None = None
+) -> Iterator[pd.DataFrame]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             header = f.readline()
@@ -263,19 +270,25 @@ def _read_csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         msg = f"Incident file {path} is empty: it needs a header with latitude, longitude, date."
         raise InputError(msg)
     sep = _delimiter(header)
+    size = path.stat().st_size
     try:
-        reader = pd.read_csv(
-            path,
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8-sig",
-            chunksize=chunk_rows,
-        )
-        with reader:
+        with (
+            path.open("rb") as raw,
+            pd.read_csv(
+                raw,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8-sig",
+                chunksize=chunk_rows,
+            ) as reader,
+        ):
             empty = True
             for chunk in reader:
                 empty = False
+                if progress is not None:
+                    # the parser reads ahead in blocks: the position is a close estimate
+                    progress("reading incidents", min(raw.tell(), size), size)
                 yield chunk
             if empty:
                 names = next(csv.reader(io.StringIO(header), delimiter=sep))

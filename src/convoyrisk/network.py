@@ -44,6 +44,7 @@ from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError, MissingInputError
+from .utils import Progress
 
 ROAD_ATTRIBUTES = (
     "name",
@@ -515,6 +516,7 @@ def graph_from_gdf(
     simplify: bool = False,
     keep: Keep = "all",
     drop_invalid: bool = False,
+    progress: Progress | None = None,
 ) -> nx.MultiDiGraph:
     """Build a routable graph from a road line layer.
 
@@ -545,6 +547,8 @@ def graph_from_gdf(
         "all" connected components, or only the "largest".
     drop_invalid
         Drop invalid lines instead of raising.
+    progress
+        Called as ``progress("building network", step, steps)``.
 
     Returns
     -------
@@ -560,7 +564,9 @@ def graph_from_gdf(
     if flip.any():
         geoms = geoms.copy()
         geoms[flip] = shapely.reverse(geoms[flip])
+    _tell(progress, 1)
     pieces = _node_lines(geoms, max(float(node_tolerance_m), 0.0), crossings=node_crossings)
+    _tell(progress, 2)
     src = pieces.pop("line")
     attrs = pd.DataFrame(
         {
@@ -591,6 +597,7 @@ def graph_from_gdf(
         simplify=simplify,
         keep=keep,
         tol=max(float(node_tolerance_m), _EPS),
+        progress=progress,
     )
 
 
@@ -604,6 +611,7 @@ def graph_from_osm(
     simplify: bool = True,
     keep: Keep = "all",
     engine: Literal["auto", "pyrosm", "pyosmium"] = "auto",
+    progress: Progress | None = None,
 ) -> nx.MultiDiGraph:
     """Build a routable graph from an OpenStreetMap file.
 
@@ -628,8 +636,12 @@ def graph_from_osm(
         "all" connected components, or only the "largest".
     engine
         See :func:`read_osm`.
+    progress
+        Called as ``progress("building network", step, steps)``.
     """
+    _tell(progress, 0)
     segs = read_osm(path, highways=highways, region=region, engine=engine)
+    _tell(progress, 1)
     metric = _metric_crs(segs, crs)
     coords = shapely.get_coordinates(segs.geometry.to_numpy()).reshape(-1, 2, 2)
     lonlat = coords.reshape(-1, 2)
@@ -644,6 +656,7 @@ def graph_from_osm(
     seg_xy = np.c_[x, y]
     nx_, ny_ = to_metric.transform(node_lonlat[:, 0], node_lonlat[:, 1])
     geoms = shapely.linestrings(seg_xy, indices=np.repeat(np.arange(n), 2))
+    _tell(progress, 2)
     u, v = inverse[:n], inverse[n:]
     oneway, flip = _oneway_flags(segs, "oneway")
     if "junction" in segs.columns:
@@ -675,6 +688,7 @@ def graph_from_osm(
         keep=keep,
         tol=_EPS,
         node_lonlat=node_lonlat,
+        progress=progress,
     )
 
 
@@ -1099,6 +1113,7 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
     keep: Keep,
     tol: float,
     node_lonlat: np.ndarray | None = None,
+    progress: Progress | None = None,
 ) -> nx.MultiDiGraph:
     """Clean pieces (zero length, duplicates, degree-2 chains, components) into a graph."""
     report = dict(p.report)
@@ -1135,6 +1150,7 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
         cls[~dup],
     )
     attrs = attrs[~dup].reset_index(drop=True)
+    _tell(progress, 3)
 
     if not simplify and "source_row" in attrs.columns:
         # without simplification a GIS line keeps its own extent: a split point that
@@ -1155,6 +1171,7 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
         attrs = attrs[~dup].reset_index(drop=True)
         length = shapely.length(geoms)
 
+    _tell(progress, 4)
     # connected components (weak)
     used, inv = np.unique(np.r_[u, v], return_inverse=True)
     m = len(u)
@@ -1200,12 +1217,23 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
     edges["geometry"] = geoms
     report["nodes"] = len(nodes)
     report["roads"] = len(edges)
-    return _graph_from_tables(
+    G = _graph_from_tables(
         nodes,
         edges,
         crs=metric.to_string(),
         graph_attrs={"source_crs": source_crs, "build": report},
     )
+    _tell(progress, _BUILD_STEPS)
+    return G
+
+
+_BUILD_STEPS = 5  # read, node, clean, merge chains, assemble the graph
+
+
+def _tell(progress: Progress | None, step: int) -> None:
+    """Report step `step` of building a network (0: started, _BUILD_STEPS: done)."""
+    if progress is not None:
+        progress("building network", step, _BUILD_STEPS)
 
 
 def _duplicates(
@@ -1472,6 +1500,7 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
     keep: Keep = "all",
     drop_invalid: bool = False,
     crs: str | CRS | None = None,
+    progress: Progress | None = None,
 ) -> nx.MultiDiGraph:
     """A graph from any supported road file, picking the reader from the file.
 
@@ -1485,7 +1514,8 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
       :func:`graph_from_osmnx`.
 
     `simplify` None means the builder's default (on for OSM, off for GIS layers).
-    The embedded Kidal–Gao roads are used if `path` is None.
+    The embedded Kidal–Gao roads are used if `path` is None. `progress` is
+    called as ``progress("building network", step, steps)`` while a graph is built.
     """
     if isinstance(path, nx.MultiDiGraph):
         if str(path.graph.get("created_with", "")).startswith(CREATED_WITH):
@@ -1515,9 +1545,11 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
             crs=crs,
             simplify=True if simplify is None else simplify,
             keep=keep,
+            progress=progress,
         )
     if suffix == ".gpkg" and _is_built_gpkg(path):
         return _read_built_gpkg(path)
+    _tell(progress, 0)
     roads = read_roads(path, region=region, drop_invalid=drop_invalid)
     return graph_from_gdf(
         roads,
@@ -1525,6 +1557,7 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
         node_tolerance_m=node_tolerance_m,
         simplify=bool(simplify),
         keep=keep,
+        progress=progress,
     )
 
 

@@ -43,7 +43,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,12 +59,12 @@ import pandas as pd
 import shapely
 from scipy import stats
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra, reverse_cuthill_mckee
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError
-from .utils import atomic_path, write_text_atomic
+from .utils import Progress, atomic_path, write_text_atomic
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -91,6 +94,8 @@ _ROUGHNESS = {
 _TIE_M = 1e-6  # distances closer than this are ties
 _DENSE_BUDGET = 6_000_000  # cells of the dense Dijkstra rows kept at once (48 MB)
 _CHUNK_ENTRIES = 100_000  # incident × lixel pairs evaluated at once (cache-sized)
+_MAX_WORKERS = 8  # threads of the numba engine by default, at most
+_BATCH_ROWS = 512  # end nodes (Dijkstra sources) of one batch at most
 _MIN_SHARE = 0.005  # contributors with a smaller share of a segment's mass are not named
 
 
@@ -303,11 +308,30 @@ class _Network:
     csr: csr_matrix
     split: FloatArray  # max(degree − 1, 1) per node
     incidence: csr_matrix  # nodes × edges, nonzero where the node is an end of the edge
-    rank: IntArray  # position of each node in a bandwidth-reducing order
+    xy: FloatArray  # node coordinates (graph CRS)
+    stretch: float  # min edge length / straight-line distance of its ends (0: unknown)
+    tree: shapely.STRtree | None = field(default=None, repr=False)  # of the nodes, when needed
 
     @property
     def n_nodes(self) -> int:
         return len(self.node_ids)
+
+    def nodes_near(self, nodes: IntArray, distance: float) -> IntArray:
+        """Sorted node numbers that may lie within network `distance` of any of `nodes`.
+
+        A path of network length ``d`` spans at most ``d / stretch`` in straight
+        line, so the nodes in the bounding box of `nodes` grown by that much hold
+        every shortest path up to `distance` (all nodes when the bound is useless).
+        """
+        if not self.stretch > 0:
+            return np.arange(self.n_nodes, dtype=np.int64)
+        margin = distance / self.stretch * (1.0 + 1e-9) + 1e-6
+        lo = self.xy[nodes].min(axis=0) - margin
+        hi = self.xy[nodes].max(axis=0) + margin
+        if self.tree is None:
+            self.tree = shapely.STRtree(np.asarray(shapely.points(self.xy), dtype=object))
+        hits = self.tree.query(shapely.box(lo[0], lo[1], hi[0], hi[1]))
+        return np.sort(np.asarray(hits, dtype=np.int64))
 
 
 def _network(G: nx.MultiDiGraph) -> _Network:
@@ -351,10 +375,10 @@ def _network(G: nx.MultiDiGraph) -> _Network:
         (np.ones(2 * len(rows)), (np.r_[eu, ev], np.r_[e_idx, e_idx])), shape=(n, len(rows))
     )
 
-    sym = (csr + csr.T).tocsr()
-    perm = reverse_cuthill_mckee(sym, symmetric_mode=True)
-    rank = np.empty(n, dtype=np.int64)
-    rank[perm] = np.arange(n)
+    xy = _node_xy(G, node_ids, geoms, eu, ev)
+    chord = np.hypot(*(xy[eu] - xy[ev]).T)
+    moved = chord > 0
+    stretch = float(np.min(length[moved] / chord[moved])) if moved.any() else 0.0
     return _Network(
         node_ids=node_ids,
         eu=eu,
@@ -369,8 +393,29 @@ def _network(G: nx.MultiDiGraph) -> _Network:
         csr=csr,
         split=split,
         incidence=incidence,
-        rank=rank,
+        xy=xy,
+        stretch=stretch if math.isfinite(stretch) else 0.0,
     )
+
+
+def _node_xy(
+    G: nx.MultiDiGraph,
+    node_ids: list[Any],
+    geoms: npt.NDArray[np.object_],
+    eu: IntArray,
+    ev: IntArray,
+) -> FloatArray:
+    """Node coordinates: the nodes' ``x`` and ``y``, else the ends of their edges' geometry."""
+    xy = np.array(
+        [(d.get("x", np.nan), d.get("y", np.nan)) for _, d in G.nodes(data=True)], dtype=float
+    ).reshape(len(node_ids), 2)
+    if np.isnan(xy).any():
+        first = shapely.get_coordinates(shapely.get_point(geoms, 0))
+        last = shapely.get_coordinates(shapely.get_point(geoms, -1))
+        for ends, at in ((eu, first), (ev, last)):
+            missing = np.isnan(xy[ends, 0])
+            xy[ends[missing]] = at[missing]
+    return np.asarray(np.nan_to_num(xy), dtype=float)
 
 
 def _expand(starts: IntArray, counts: IntArray) -> IntArray:
@@ -728,66 +773,232 @@ class _TopK:
         self.idx[s[top], rank[top]] = i[top]
 
 
-def _network_density(net: _Network, lix: _Lixels, src: _Sources, params: RiskParams) -> _Density:
-    """Mass per lixel from every source, with counts and top contributors."""
+def density_engine(engine: str = "auto") -> str:
+    """The kernel density engine to use: "numba" (compiled) or "numpy".
+
+    ``"auto"`` picks numba when it is installed (the ``fast`` extra). Both give
+    the same densities (to rounding) and the same named contributors.
+    """
+    if engine not in {"auto", "numba", "numpy"}:
+        msg = f"`engine` must be 'auto', 'numba' or 'numpy', got {engine!r}."
+        raise InputError(msg)
+    if engine == "numpy":
+        return engine
+    try:
+        import numba  # noqa: F401, PLC0415 - optional, slow to import
+    except ImportError:
+        if engine == "numba":
+            msg = "The numba engine needs numba: pip install 'convoyrisk[fast]'."
+            raise InputError(msg) from None
+        return "numpy"
+    return "numba"
+
+
+def _morton(xy: FloatArray, bits: int = 16) -> IntArray:
+    """Z-order (Morton) keys of points on a ``2^bits`` grid over their bounding box."""
+    lo = xy.min(axis=0)
+    span = max(float((xy.max(axis=0) - lo).max()), 1e-12)
+    top = float(2**bits - 1)
+    cells = np.clip((xy - lo) / span * top, 0.0, top).astype(np.uint64)
+
+    def spread(v: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+        # a zero bit between each two bits of a 16-bit value
+        v = (v | (v << np.uint64(8))) & np.uint64(0x00FF00FF)
+        v = (v | (v << np.uint64(4))) & np.uint64(0x0F0F0F0F)
+        v = (v | (v << np.uint64(2))) & np.uint64(0x33333333)
+        return (v | (v << np.uint64(1))) & np.uint64(0x55555555)
+
+    return (spread(cells[:, 0]) | (spread(cells[:, 1]) << np.uint64(1))).astype(np.int64)
+
+
+def _source_order(net: _Network, src: _Sources) -> tuple[IntArray, IntArray]:
+    """Sources by reach class, then along a Z-order curve of their edges; where each edge starts.
+
+    Neighbouring source edges then fall in the same batch, whose Dijkstra
+    runs on a small part of the network and shares most end nodes.
+    """
+    bucket = np.floor(np.log2(src.reach) * 4.0).astype(np.int64)
+    key = _morton((net.xy[net.eu] + net.xy[net.ev]) / 2.0)[src.edge]
+    order = np.lexsort((src.edge, key, bucket))
+    b, e = bucket[order], src.edge[order]
+    new_group = np.r_[True, (b[1:] != b[:-1]) | (e[1:] != e[:-1])]
+    return order, np.flatnonzero(new_group)
+
+
+def _network_density(
+    net: _Network,
+    lix: _Lixels,
+    src: _Sources,
+    params: RiskParams,
+    *,
+    engine: str = "auto",
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> _Density:
+    """Mass per lixel from every source, with counts and top contributors.
+
+    With the numba engine, `workers` threads (default: one per core, at most
+    ``_MAX_WORKERS``) share the batches, each with its own sums; the sums are
+    added in a fixed order, so results do not depend on thread timing.
+    """
     n_lix = len(lix.edge)
-    mass = np.zeros(n_lix)
-    count = np.zeros(n_lix, dtype=np.int64)
-    top = _TopK(n_lix, params.top_contributors)
-    raw_all = np.ones(len(src.edge))
+    k = params.top_contributors
     if len(src.edge) == 0:
-        return _Density(mass, count, top.idx[:, : params.top_contributors], top.val, raw_all)
-    n = net.n_nodes
-    s_max = int(max(8, min(256, _DENSE_BUDGET // max(n, 1))))
-    p_scratch = np.ones((s_max, n)) if params.junction == "equal-split" else np.ones((0, 0))
-
-    reach = src.reach
-    bucket = np.floor(np.log2(reach) * 4.0).astype(np.int64)
-    edge_rank = np.minimum(net.rank[net.eu], net.rank[net.ev])[src.edge]
-    order = np.lexsort((src.edge, edge_rank, bucket))
-    b_sorted, e_sorted = bucket[order], src.edge[order]
-    new_group = np.r_[True, (b_sorted[1:] != b_sorted[:-1]) | (e_sorted[1:] != e_sorted[:-1])]
-    g_start = np.flatnonzero(new_group)
-    g_end = np.r_[g_start[1:], len(order)]
-
-    for g_lo, g_hi in _batches(net, e_sorted[g_start], b_sorted[g_start], s_max):
-        members = order[g_start[g_lo] : g_end[g_hi - 1]]
-        sizes = g_end[g_lo:g_hi] - g_start[g_lo:g_hi]
-        group_of = np.repeat(np.arange(g_hi - g_lo), sizes)
-        _batch(
-            net,
-            lix,
-            src,
-            params,
-            members=members,
-            group_of=group_of,
-            group_edge=e_sorted[g_start[g_lo:g_hi]],
-            p_scratch=p_scratch,
-            acc=(mass, count, top, raw_all),
+        top = _TopK(n_lix, k)
+        return _Density(
+            np.zeros(n_lix), np.zeros(n_lix, dtype=np.int64), top.idx[:, :k], top.val, np.ones(0)
         )
-    return _Density(mass, count, top.idx[:, : params.top_contributors], top.val, raw_all)
+    compiled = density_engine(engine) == "numba"
+    order, g_start = _source_order(net, src)
+    g_end = np.r_[g_start[1:], len(order)]
+    group_edge = src.edge[order[g_start]]
+    group_reach = np.maximum.reduceat(src.reach[order], g_start)
+    group_bucket = np.floor(np.log2(src.reach[order[g_start]]) * 4.0).astype(np.int64)
+    batches = list(_batches(net, group_edge, group_bucket, group_reach))
+    n_threads = min(_workers(workers), len(batches)) if compiled else 1
+    raw_all = np.ones(len(src.edge))
+    sums = [
+        (np.zeros(n_lix), np.zeros(n_lix, dtype=np.int64), _TopK(n_lix, k), raw_all)
+        for _ in range(n_threads)
+    ]
+    lock = threading.Lock()
+    done = [0]
+
+    def run(thread: int) -> None:
+        scratch = _Scratch(net, compiled=compiled)
+        for g_lo, g_hi, sub in batches[thread::n_threads]:
+            sizes = g_end[g_lo:g_hi] - g_start[g_lo:g_hi]
+            _batch(
+                net,
+                lix,
+                src,
+                params,
+                members=order[g_start[g_lo] : g_end[g_hi - 1]],
+                group_of=np.repeat(np.arange(g_hi - g_lo), sizes),
+                group_edge=group_edge[g_lo:g_hi],
+                sub=sub,
+                acc=sums[thread],
+                scratch=scratch,
+            )
+            if progress is not None:
+                with lock:
+                    done[0] += int(sizes.sum())
+                    progress("scoring", done[0], len(order))
+
+    if n_threads == 1:
+        run(0)
+    else:
+        with ThreadPoolExecutor(n_threads, thread_name_prefix="convoyrisk-nkde") as pool:
+            list(pool.map(run, range(n_threads)))
+    mass = np.sum([m for m, *_ in sums], axis=0)
+    count = np.sum([c for _, c, *_ in sums], axis=0)
+    top_id, top_val = _merge_top([t.idx for *_, t, _ in sums], [t.val for *_, t, _ in sums], k)
+    return _Density(mass, count, top_id, top_val, raw_all)
+
+
+def _workers(workers: int | None) -> int:
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+    if not workers >= 1:
+        msg = f"`workers` must be 1 or more, got {workers}."
+        raise InputError(msg)
+    return int(workers)
+
+
+def _merge_top(ids: list[IntArray], vals: list[FloatArray], k: int) -> tuple[IntArray, FloatArray]:
+    """The `k` largest contributions per lixel over several partial sums (ties: lowest incident)."""
+    n = ids[0].shape[0]
+    if k == 0:
+        return np.full((n, 0), -1, dtype=np.int64), np.zeros((n, 1))
+    if len(ids) == 1:
+        return ids[0][:, :k], vals[0]
+    i = np.concatenate([a[:, :k] for a in ids], axis=1)
+    v = np.concatenate([a[:, :k] for a in vals], axis=1)
+    v = np.where(i >= 0, v, -np.inf)
+    big = np.iinfo(np.int64).max
+    order = np.lexsort((np.where(i >= 0, i, big), -v), axis=-1)[:, :k]
+    top_i = np.take_along_axis(i, order, axis=1)
+    top_v = np.take_along_axis(v, order, axis=1)
+    top_v = np.where(top_i >= 0, top_v, 0.0)
+    return top_i, top_v
 
 
 def _batches(
-    net: _Network, group_edge: IntArray, group_bucket: IntArray, s_max: int
-) -> list[tuple[int, int]]:
-    """Consecutive groups whose source nodes (edge ends) number at most `s_max`."""
-    out: list[tuple[int, int]] = []
+    net: _Network, group_edge: IntArray, group_bucket: IntArray, group_reach: FloatArray
+) -> Iterator[tuple[int, int, IntArray]]:
+    """Runs of groups that share one Dijkstra, with the nodes their shortest paths stay in.
+
+    A run has one reach class, at most ``_BATCH_ROWS`` end nodes, and spans
+    at most its reach in a straight line (so its subnetwork stays small); it is
+    halved until its dense rows (end nodes × subnetwork nodes) fit
+    ``_DENSE_BUDGET``.
+    """
+    eu, ev = net.eu[group_edge], net.ev[group_edge]
+    span = group_reach / net.stretch if net.stretch > 0 else np.full(len(group_edge), np.inf)
+    x_lo = np.minimum(net.xy[eu], net.xy[ev])
+    x_hi = np.maximum(net.xy[eu], net.xy[ev])
+    runs: list[tuple[int, int]] = []
     lo = 0
     nodes: set[int] = set()
-    eu, ev = net.eu[group_edge].tolist(), net.ev[group_edge].tolist()
-    buckets = group_bucket.tolist()
+    box_lo, box_hi = x_lo[0].copy(), x_hi[0].copy()
+    eu_l, ev_l, bucket_l = eu.tolist(), ev.tolist(), group_bucket.tolist()
     for g in range(len(group_edge)):
-        ends = {eu[g], ev[g]}
-        if g > lo and (buckets[g] != buckets[lo] or len(nodes | ends) > s_max):
-            out.append((lo, g))
+        ends = {eu_l[g], ev_l[g]}
+        new_lo, new_hi = np.minimum(box_lo, x_lo[g]), np.maximum(box_hi, x_hi[g])
+        if g > lo and (
+            bucket_l[g] != bucket_l[lo]
+            or len(nodes | ends) > _BATCH_ROWS
+            or float((new_hi - new_lo).max()) > span[lo]
+        ):
+            runs.append((lo, g))
             lo, nodes = g, set()
+            new_lo, new_hi = x_lo[g].copy(), x_hi[g].copy()
         nodes |= ends
-    out.append((lo, len(group_edge)))
-    return out
+        box_lo, box_hi = new_lo, new_hi
+    runs.append((lo, len(group_edge)))
+    for run in runs:
+        stack = [run]
+        while stack:
+            a, b = stack.pop()
+            ends_ab = np.unique(np.r_[eu[a:b], ev[a:b]])
+            sub = net.nodes_near(ends_ab, float(group_reach[a:b].max()))
+            if len(ends_ab) * len(sub) > _DENSE_BUDGET and b - a > 1:
+                mid = (a + b) // 2
+                stack += [(mid, b), (a, mid)]
+                continue
+            yield a, b, sub
 
 
-def _batch(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
+class _Scratch:
+    """Arrays reused by every batch of one scoring run."""
+
+    def __init__(self, net: _Network, *, compiled: bool) -> None:
+        self.compiled = compiled
+        self.local = np.full(net.n_nodes, -1, dtype=np.int64)  # node → subnetwork column
+        # numba engine: split products (zero outside a batch), and per edge the last
+        # group that listed it (groups numbered across batches)
+        self.prod = np.zeros(0)
+        self.stamp = np.full(len(net.eu) if compiled else 0, -1, dtype=np.int64)
+        self.groups_done = 0
+
+    def products(self, rows: int, cols: int) -> FloatArray:
+        """A zeroed ``rows × cols`` view of the split-product scratch."""
+        if self.prod.size < rows * cols:
+            self.prod = np.zeros(max(rows * cols, min(_DENSE_BUDGET, 4 * rows * cols)))
+        return self.prod[: rows * cols].reshape(rows, cols)
+
+
+def _subnetwork(net: _Network, sub: IntArray, local: IntArray) -> csr_matrix:
+    """The node graph restricted to `sub` (`local` maps node numbers to its columns)."""
+    if len(sub) == net.n_nodes:
+        return net.csr
+    rows = net.csr[sub].tocoo()
+    col = local[rows.col]
+    keep = col >= 0
+    return csr_matrix((rows.data[keep], (rows.row[keep], col[keep])), shape=(len(sub), len(sub)))
+
+
+def _batch(
     net: _Network,
     lix: _Lixels,
     src: _Sources,
@@ -796,51 +1007,162 @@ def _batch(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
     members: IntArray,
     group_of: IntArray,
     group_edge: IntArray,
-    p_scratch: FloatArray,
+    sub: IntArray,
     acc: tuple[FloatArray, IntArray, _TopK, FloatArray],
+    scratch: _Scratch,
 ) -> None:
     """Dijkstra from the ends of a batch of source edges, then every source's lixel masses."""
-    n = net.n_nodes
-    ends = np.unique(np.r_[net.eu[group_edge], net.ev[group_edge]])
-    limit = float(src.reach[members].max())
-    split = params.junction == "equal-split"
-    if split:
-        dist, pred = dijkstra(
-            net.csr, directed=False, indices=ends, limit=limit, return_predecessors=True
-        )
-    else:
-        dist = dijkstra(net.csr, directed=False, indices=ends, limit=limit)
-    dist = np.atleast_2d(dist)
+    local = scratch.local
+    local[sub] = np.arange(len(sub))
+    try:
+        ends = np.unique(np.r_[net.eu[group_edge], net.ev[group_edge]])
+        limit = float(src.reach[members].max())
+        graph = _subnetwork(net, sub, local)
+        if params.junction == "equal-split":
+            dist, pred = dijkstra(
+                graph, directed=False, indices=local[ends], limit=limit, return_predecessors=True
+            )
+            pred = np.atleast_2d(pred)
+        else:
+            dist, pred = dijkstra(graph, directed=False, indices=local[ends], limit=limit), None
+        rows = (np.atleast_2d(dist), pred, ends, sub)
+        if scratch.compiled:
+            _batch_compiled(
+                net,
+                lix,
+                src,
+                params,
+                rows=rows,
+                members=members,
+                group_of=group_of,
+                group_edge=group_edge,
+                acc=acc,
+                scratch=scratch,
+            )
+        else:
+            _batch_numpy(
+                net,
+                lix,
+                src,
+                params,
+                rows=rows,
+                members=members,
+                group_of=group_of,
+                group_edge=group_edge,
+                acc=acc,
+                scratch=scratch,
+            )
+    finally:
+        local[sub] = -1
+
+
+_Rows = tuple[FloatArray, npt.NDArray[np.int32] | None, IntArray, IntArray]
+"""A batch's Dijkstra: distances and predecessors (rows: end nodes, columns: the
+subnetwork), the end nodes and the subnetwork's nodes."""
+
+
+def _batch_compiled(
+    net: _Network,
+    lix: _Lixels,
+    src: _Sources,
+    params: RiskParams,
+    *,
+    rows: _Rows,
+    members: IntArray,
+    group_of: IntArray,
+    group_edge: IntArray,
+    acc: tuple[FloatArray, IntArray, _TopK, FloatArray],
+    scratch: _Scratch,
+) -> None:
+    """The numba path of :func:`_batch`: the same formulas in one compiled pass (``_nkde``)."""
+    from . import _nkde  # noqa: PLC0415 - numba is optional, slow to import
+
+    dist, pred, ends, sub = rows
+    mass, count, top, raw_all = acc
+    rr, nn = np.nonzero(np.isfinite(dist))
+    row_ptr = np.searchsorted(rr, np.arange(len(ends) + 1)).astype(np.int64)
+    row_node = nn.astype(np.int64)
+    prod = scratch.products(*dist.shape)
+    if pred is not None:
+        _nkde.split_products(pred, row_ptr, row_node, net.split[sub], prod)
+    n_groups = len(group_edge)
+    k = params.top_contributors
+    _nkde.batch_density(
+        (dist, prod, row_ptr, row_node, sub, scratch.local),
+        (net.incidence.indptr, net.incidence.indices, net.eu, net.ev, net.length),
+        (lix.ptr, lix.start, lix.end),
+        (
+            group_edge,
+            np.searchsorted(ends, net.eu[group_edge]),
+            np.searchsorted(ends, net.ev[group_edge]),
+            np.r_[0, np.cumsum(np.bincount(group_of, minlength=n_groups))],
+            members,
+        ),
+        (src.offset, src.h1, src.w1, src.h2, src.w2, src.owner),
+        (_nkde.KERNEL_CODES[params.kernel], pred is not None, params.conserve_mass, _MIN_SHARE),
+        (mass, count, top.val[:, :k], top.idx[:, :k], raw_all),
+        scratch.stamp,
+        scratch.groups_done,
+    )
+    scratch.groups_done += n_groups
+    if pred is not None:
+        prod[rr, nn] = 0.0
+
+
+def _batch_numpy(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
+    net: _Network,
+    lix: _Lixels,
+    src: _Sources,
+    params: RiskParams,
+    *,
+    rows: _Rows,
+    members: IntArray,
+    group_of: IntArray,
+    group_edge: IntArray,
+    acc: tuple[FloatArray, IntArray, _TopK, FloatArray],
+    scratch: _Scratch,
+) -> None:
+    """The numpy path of :func:`_batch`, vectorised over pairs of sources and lixels."""
+    dist, pred, ends, sub = rows
+    n, m = net.n_nodes, len(sub)
+    local = scratch.local
     flat = dist.ravel()
     rr, nn = np.nonzero(np.isfinite(dist))
-    pflat = p_scratch.ravel()
-    if split:
+    pflat = np.ones(0)
+    if pred is not None:
         # product of (degree − 1) along each shortest path, by pointer jumping (Wyllie)
-        pred = np.atleast_2d(pred)
         parent = pred[rr, nn].astype(np.int64)
         has = parent >= 0
-        keys = rr.astype(np.int64) * n + nn
+        keys = rr.astype(np.int64) * m + nn
         ptr = np.full(len(rr), -1, dtype=np.int64)
-        ptr[has] = np.searchsorted(keys, rr[has].astype(np.int64) * n + parent[has])
-        prod = net.split[nn].copy()
+        ptr[has] = np.searchsorted(keys, rr[has].astype(np.int64) * m + parent[has])
+        prod = net.split[sub[nn]]
         live = np.flatnonzero(ptr >= 0)
         while len(live):
             prod[live] = prod[live] * prod[ptr[live]]
             ptr[live] = ptr[ptr[live]]
             live = live[ptr[live] >= 0]
+        pflat = np.ones(dist.size)
         pflat[keys] = prod
 
+    def at(values: FloatArray, row: IntArray, node: IntArray, outside: float) -> FloatArray:
+        col = local[node]
+        inside = col >= 0
+        out = np.full(len(node), outside)
+        out[inside] = values[row[inside] * m + col[inside]]
+        return out
+
     def p_at(row: IntArray, node: IntArray, d: FloatArray) -> FloatArray:
-        if not split:
+        if pred is None:
             return np.ones(len(node))
-        return np.where(np.isfinite(d), pflat[row * n + node], 1.0)
+        return np.where(np.isfinite(d), at(pflat, row, node, 1.0), 1.0)
 
     ra = np.searchsorted(ends, net.eu[group_edge])
     rb = np.searchsorted(ends, net.ev[group_edge])
     # edges with an end reached from either end of each source edge, once each (sparse
     # products in C: reached nodes per source edge, times the node-edge incidence)
     n_groups = len(group_edge)
-    reached = csr_matrix((np.ones(len(rr)), (rr, nn)), shape=(len(ends), n))
+    reached = csr_matrix((np.ones(len(rr)), (rr, sub[nn])), shape=(len(ends), n))
     pick = csr_matrix(
         (np.ones(2 * n_groups), (np.r_[np.arange(n_groups), np.arange(n_groups)], np.r_[ra, rb])),
         shape=(n_groups, len(ends)),
@@ -853,8 +1175,8 @@ def _batch(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
     order = np.argsort(jk, kind="stable")
     jk, f = jk[order], f[order]
     uf, vf = net.eu[f], net.ev[f]
-    u_a, u_b = flat[ra[jk] * n + uf], flat[rb[jk] * n + uf]
-    v_a, v_b = flat[ra[jk] * n + vf], flat[rb[jk] * n + vf]
+    u_a, u_b = at(flat, ra[jk], uf, np.inf), at(flat, rb[jk], uf, np.inf)
+    v_a, v_b = at(flat, ra[jk], vf, np.inf), at(flat, rb[jk], vf, np.inf)
     ends_u = (u_a, u_b, p_at(ra[jk], uf, u_a), p_at(rb[jk], uf, u_b))
     ends_v = (v_a, v_b, p_at(ra[jk], vf, v_a), p_at(rb[jk], vf, v_b))
     # ... and their lixels
@@ -1117,6 +1439,9 @@ def score_segments(
     *,
     params: RiskParams | None = None,
     as_of: str | pd.Timestamp | None = None,
+    engine: str = "auto",
+    workers: int | None = None,
+    progress: Progress | None = None,
     **overrides: Any,  # noqa: ANN401 - any parameter's type
 ) -> RiskResult:
     """Score every road segment; see the module docstring and docs/risk-model.md.
@@ -1131,6 +1456,13 @@ def score_segments(
         Model parameters; defaults if None.
     as_of
         Date the risk is estimated for; the latest incident date if None.
+    engine
+        Kernel density engine: "numba" (compiled, multi-threaded; needs the
+        ``fast`` extra), "numpy", or "auto" (numba if installed). Same results.
+    workers
+        Threads of the numba engine; default one per core (at most 8).
+    progress
+        Called as ``progress("scoring", incidents_done, incidents)``.
     **overrides
         Parameters to change in `params`, e.g. ``bandwidth_m=2000``.
 
@@ -1144,7 +1476,9 @@ def score_segments(
     """
     params = (params or RiskParams()).replace(**overrides)
     net, segments, lix, inc, sources, as_of_ts = _prepare(G, snapped, params, as_of)
-    density = _network_density(net, lix, sources, params)
+    density = _network_density(
+        net, lix, sources, params, engine=engine, workers=workers, progress=progress
+    )
     return _result_from_density(segments, inc, density, params, as_of_ts)
 
 

@@ -41,6 +41,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from ._errors import InputError
+from .utils import Progress
 
 SNAPPED = "snapped"
 SPREAD = "spread"
@@ -207,6 +208,7 @@ class LineIndex:
         *,
         max_distance: float = np.inf,
         workers: int = -1,
+        progress: Progress | None = None,
     ) -> NearestLines:
         """The nearest line to each point, exactly, with the distance and offset.
 
@@ -220,6 +222,8 @@ class LineIndex:
             Points farther than this from every line get ``line = -1``.
         workers
             Threads for the k-d tree queries (-1: all cores).
+        progress
+            Called as ``progress("snapping", points_done, points)``.
         """
         px = np.asarray(x, dtype=np.float64).ravel()
         py = np.asarray(y, dtype=np.float64).ravel()
@@ -237,10 +241,16 @@ class LineIndex:
             order = _spatial_order(px, py, self.cell_m * 8.0)
             sx, sy = px[order], py[order]
             s_seg, s_dist, s_frac = np.empty(n, np.int64), np.empty(n), np.empty(n)
-            nearest_segments(
-                sx, sy, self.a, self.b, self.seg_line, ptr, cell_seg,
-                x0, y0, self.cell_m, nx, ny, float(max_distance), s_seg, s_dist, s_frac,
-            )  # fmt: skip
+            step = n if progress is None else 8 * _CHUNK
+            for lo in range(0, n, max(step, 1)):
+                part = slice(lo, lo + step)
+                nearest_segments(
+                    sx[part], sy[part], self.a, self.b, self.seg_line, ptr, cell_seg,
+                    x0, y0, self.cell_m, nx, ny, float(max_distance),
+                    s_seg[part], s_dist[part], s_frac[part],
+                )  # fmt: skip
+                if progress is not None:
+                    progress("snapping", min(lo + step, n), n)
             seg[order], dist[order], frac[order] = s_seg, s_dist, s_frac
             return self._result(seg, dist, frac, max_distance)
         finite = np.isfinite(px) & np.isfinite(py)
@@ -256,6 +266,8 @@ class LineIndex:
             self._nearest_chunk(
                 px, py, chunk, max_distance=max_distance, workers=workers, out=(seg, dist, frac)
             )
+            if progress is not None:
+                progress("snapping", start + len(chunk), len(todo))
         return self._result(seg, dist, frac, max_distance)
 
     def _result(
@@ -552,6 +564,7 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
     max_distance_m: float = 5_000.0,
     exact_m: float = EXACT_M,
     index: LineIndex | None = None,
+    progress: Progress | None = None,
 ) -> gpd.GeoDataFrame:
     """Put each incident on the road network, honestly about its precision.
 
@@ -572,6 +585,8 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
     index
         A :class:`LineIndex` of the graph's forward edges, to reuse between
         calls (it must come from ``LineIndex.from_graph(G)``).
+    progress
+        Called as ``progress("snapping", points_done, points)``.
 
     Returns
     -------
@@ -609,7 +624,9 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
     elif index.n_lines != len(edges.geoms):
         msg = "`index` does not match the graph: build it with `LineIndex.from_graph(G)`."
         raise InputError(msg)
-    hit = index.nearest(x, y, max_distance=float(reach.max()) if len(reach) else 1.0)
+    hit = index.nearest(
+        x, y, max_distance=float(reach.max()) if len(reach) else 1.0, progress=progress
+    )
     on = (hit.line >= 0) & (hit.distance <= reach)
     line = np.where(on, hit.line, 0)
     n = len(points)

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes and logging."""
+"""Small shared helpers: atomic writes, progress callbacks and logging."""
 
 from __future__ import annotations
 
@@ -6,10 +6,18 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger("convoyrisk")
+
+Progress = Callable[[str, int, int], None]
+"""A progress callback, called as ``progress(stage, done, total)`` during long work.
+
+`stage` names the step ("reading incidents", "scoring", ...); `done` grows to
+`total` (both in the step's own units: rows, sources, ...). The command line
+passes one that draws a progress bar; library calls pass None (nothing shown).
+"""
 
 
 @contextlib.contextmanager
