@@ -117,3 +117,22 @@ def test_backtest_table_and_json() -> None:
     assert table.returncode == 0, table.stderr
     assert "PAI" in table.stdout and "planar_kde" in table.stdout
     assert_one_line_error(cli("backtest", "--split", "2030-01-01", "-q"), "earlier")
+
+
+def test_score_workers_and_no_bar_off_a_terminal(tmp_path: Path) -> None:
+    """`--workers` sets threads (same result as one); a pipe gets no progress-bar characters."""
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    for out, workers in ((one, "1"), (two, "2")):
+        proc = run("score", "--out", str(out), "--workers", workers, "--as-of", "2023-11-10")
+        assert proc.returncode == 0, proc.stderr
+        assert "━" not in proc.stderr and "\x1b[" not in proc.stderr
+    a, b = pd.read_csv(one), pd.read_csv(two)
+    pd.testing.assert_series_equal(a["rate"], b["rate"], rtol=1e-12)
+    assert (a["top_contributors"].fillna("") == b["top_contributors"].fillna("")).all()
+
+
+def test_score_workers_is_for_this_process(tmp_path: Path) -> None:
+    proc = cli("score", "--out", str(tmp_path / "s.csv"), "--workers", "2", "--engine", "dask")
+    assert_one_line_error(proc, "--workers", "--engine dask")
+    proc = cli("score", "--out", str(tmp_path / "s.csv"), "--workers", "0")
+    assert proc.returncode == 2

@@ -215,8 +215,11 @@ def _independent_esd(
     return out
 
 
-def test_equal_split_matches_an_independent_networkx_computation() -> None:
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_equal_split_matches_an_independent_networkx_computation(engine: str) -> None:
     """A small network with loops and dead ends, lengths chosen to avoid ties."""
+    if engine == "numba":
+        pytest.importorskip("numba")
     pts = {
         "a": (X0, Y0),
         "b": (X0 + 1_130, Y0 + 70),
@@ -237,7 +240,7 @@ def test_equal_split_matches_an_independent_networkx_computation() -> None:
     params = RiskParams(
         bandwidth_m=h, segment_length_m=50.0, conserve_mass=False, near_repeat_boost=0.0
     )
-    segs = cr.score_segments(G, snapped, params=params, as_of="2023-01-01").segments
+    segs = cr.score_segments(G, snapped, params=params, as_of="2023-01-01", engine=engine).segments
     got = segs.groupby("road_id")["mass"].sum()
     for road, value in expected.items():
         assert got[road] == pytest.approx(value, abs=2e-6), road

@@ -1524,8 +1524,12 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
     if path is None:
         # the embedded legs are approximate meanders that cross where no junction
         # exists; they meet only at their shared end points
+        _tell(progress, 0)
         return graph_from_gdf(
-            read_roads(None), node_tolerance_m=node_tolerance_m, node_crossings=False
+            read_roads(None),
+            node_tolerance_m=node_tolerance_m,
+            node_crossings=False,
+            progress=progress,
         )
     path = Path(path)
     if not path.exists():
