@@ -153,7 +153,7 @@ def main() -> None:  # noqa: C901 - a linear script
     else:
         plan = {
             "snap": (100_000, [10_000, 100_000, 1_000_000]),
-            "score": (10_000, [10_000, 50_000, 200_000]),
+            "score": (100_000, [10_000, 100_000, 1_000_000]),
         }
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
