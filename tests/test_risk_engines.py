@@ -174,3 +174,31 @@ def test_cli_draws_bars_only_on_a_terminal(monkeypatch) -> None:
     monkeypatch.setattr(cli, "err", Console(file=io.StringIO(), force_terminal=False))
     with cli._progress_bar(quiet=False) as progress:
         assert progress is None
+
+
+def test_a_partition_scores_the_same_on_the_part_it_can_reach(world) -> None:
+    """What the dask engine sends a worker: the reachable part gives the whole network's sums."""
+    G, snapped = world
+    params = RiskParams(segment_length_m=200.0, bandwidth_m=1_500.0)
+    net, _segs, lix, inc, sources, _ = risk._prepare(G, snapped, params, "2023-01-01")
+    order, _starts = risk._source_order(net, sources)
+    ids = np.sort(order[: len(order) // 4])  # a quarter of the incidents, neighbours in Z-order
+    some = dataclasses.replace(
+        sources, **{f.name: getattr(sources, f.name)[ids] for f in dataclasses.fields(sources)}
+    )
+    whole = risk._network_density(net, lix, some, params, workers=1)
+    part_net, part_lix, part_src, lix_of = risk.reachable_part(net, lix, some)
+    assert len(part_net.eu) < 0.8 * len(net.eu)  # it is a part
+    part = risk._network_density(part_net, part_lix, part_src, params, workers=1)
+    mass = np.zeros_like(whole.mass)
+    mass[lix_of] = part.mass
+    np.testing.assert_allclose(mass, whole.mass, rtol=1e-12, atol=1e-12 * whole.mass.max())
+    count = np.zeros_like(whole.count)
+    count[lix_of] = part.count
+    np.testing.assert_array_equal(count, whole.count)
+    # the same named contributors (the part visits edges in another order, so which
+    # contributions below the naming threshold were ranked on the way may differ)
+    top_id, top_val = np.full_like(whole.top_id, -1), np.zeros_like(whole.top_val)
+    top_id[lix_of], top_val[lix_of] = part.top_id, part.top_val
+    mapped = risk._Density(mass, count, top_id, top_val, part.raw)
+    assert risk._top_text(inc, mapped) == risk._top_text(inc, whole)

@@ -284,8 +284,10 @@ def score_segments_dask(
     """:func:`convoyrisk.risk.score_segments` with the kernel density summed on a dask cluster.
 
     The density is a sum over incidents: each partition of used incidents
-    gives its lixel masses, counts and largest contributions; they are summed
-    (and the largest merged), then Empirical Bayes runs once. Results equal the
+    gives its lixel masses, counts and largest contributions, computed on the
+    part of the network its kernels can reach (only that part is sent to the
+    worker); they are summed (and the largest merged), then Empirical Bayes
+    runs once. Results equal the
     in-process engine's up to the order of floating-point additions (relative
     differences about 1e-15); where two different incidents contribute exactly
     the same mass to a segment, the one named among the top contributors may be
@@ -320,18 +322,26 @@ def score_segments_dask(
             )
             order, starts = r._source_order(net, sources)  # noqa: SLF001
             parts = _cut_sources(sources, order, starts, n_parts)
-            # the density needs arrays only: the edge geometries stay on the client
+            # each task gets the part of the network its incidents can reach, as arrays
+            # (the edge geometries stay on the client): memory per worker follows the
+            # partition's area, not the whole network's
             light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
-            net_f, lix_f = client.scatter([light, lix], broadcast=True, hash=False)
-            futures = [
-                client.submit(_density_part, net_f, lix_f, p, params, pure=False) for p in parts
-            ]
+            pieces = [r.reachable_part(light, lix, p) for p in parts]
+            futures = []
+            for part_net, part_lix, part_src, _ in pieces:
+                args = client.scatter([part_net, part_lix, part_src], hash=False)
+                futures.append(client.submit(_density_part, *args, params, pure=False))
             results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
-        mass = np.sum([res[0] for res in results], axis=0)
-        count = np.sum([res[1] for res in results], axis=0)
-        top_id, top_val = r._merge_top(  # noqa: SLF001
-            [res[2] for res in results], [res[3] for res in results], k
-        )
+        n_lix = len(lix.edge)
+        mass = np.zeros(n_lix)
+        count = np.zeros(n_lix, dtype=np.int64)
+        top_id, top_val = np.full((n_lix, k), -1, dtype=np.int64), np.zeros((n_lix, max(k, 1)))
+        for (*_, lix_of), (p_mass, p_count, p_id, p_val) in zip(pieces, results, strict=True):
+            mass[lix_of] += p_mass
+            count[lix_of] += p_count
+            part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
+            part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
+            top_id, top_val = r._merge_top([top_id, part_id], [top_val, part_val], k)  # noqa: SLF001
         density = r._Density(mass, count, top_id, top_val, np.ones(len(live)))  # noqa: SLF001
 
     return r._result_from_density(segments, inc, density, params, as_of_ts)  # noqa: SLF001

@@ -969,6 +969,69 @@ def _batches(
             yield a, b, sub
 
 
+def reachable_part(
+    net: _Network, lix: _Lixels, src: _Sources
+) -> tuple[_Network, _Lixels, _Sources, IntArray]:
+    """The part of the network that the kernels of `src` can reach, to score them on alone.
+
+    The nodes are those of every batch's subnetwork (see :func:`_batches`), the
+    edges every edge with an end among them. Scoring `src` on the part gives
+    what it gives on the whole network: each batch finds the same nodes in its
+    box, and a node's equal-split factor is its degree in the whole network.
+
+    Returns
+    -------
+    tuple
+        The part, its lixels, `src` on it, and each of its lixels' number in `lix`.
+    """
+    order, g_start = _source_order(net, src)
+    group_edge = src.edge[order[g_start]]
+    group_reach = np.maximum.reduceat(src.reach[order], g_start)
+    group_bucket = np.floor(np.log2(src.reach[order[g_start]]) * 4.0).astype(np.int64)
+    inside = np.zeros(net.n_nodes, dtype=bool)
+    for _, _, sub in _batches(net, group_edge, group_bucket, group_reach):
+        inside[sub] = True
+    edges = np.flatnonzero(inside[net.eu] | inside[net.ev])
+    nodes = np.unique(np.r_[net.eu[edges], net.ev[edges]])
+    new_node = np.full(net.n_nodes, -1, dtype=np.int64)
+    new_node[nodes] = np.arange(len(nodes))
+    eu, ev = new_node[net.eu[edges]], new_node[net.ev[edges]]
+    coo = net.csr[nodes][:, nodes].tocoo()
+    e_idx = np.arange(len(edges), dtype=np.int64)
+    part = _Network(
+        node_ids=[net.node_ids[i] for i in nodes],
+        eu=eu,
+        ev=ev,
+        u_ids=net.u_ids[edges],
+        v_ids=net.v_ids[edges],
+        keys=net.keys[edges],
+        length=net.length[edges],
+        glen=net.glen[edges],
+        road=net.road[edges],
+        geoms=net.geoms[edges] if len(net.geoms) else net.geoms,
+        csr=csr_matrix((coo.data, (coo.row, coo.col)), shape=(len(nodes), len(nodes))),
+        split=net.split[nodes],  # degrees in the whole network
+        incidence=csr_matrix(
+            (np.ones(2 * len(edges)), (np.r_[eu, ev], np.r_[e_idx, e_idx])),
+            shape=(len(nodes), len(edges)),
+        ),
+        xy=net.xy[nodes],
+        stretch=net.stretch,
+    )
+    count = lix.ptr[edges + 1] - lix.ptr[edges]
+    lix_of = _expand(lix.ptr[edges], count)
+    part_lix = _Lixels(
+        edge=np.repeat(e_idx, count),
+        start=lix.start[lix_of],
+        end=lix.end[lix_of],
+        ptr=np.r_[0, np.cumsum(count)].astype(np.int64),
+    )
+    new_edge = np.full(len(net.eu), -1, dtype=np.int64)
+    new_edge[edges] = e_idx
+    part_src = dataclasses.replace(src, edge=new_edge[src.edge])
+    return part, part_lix, part_src, lix_of
+
+
 class _Scratch:
     """Arrays reused by every batch of one scoring run."""
 
