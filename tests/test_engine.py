@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -168,3 +172,68 @@ def test_cli_scheduler_needs_dask(tmp_path) -> None:
     code, out = _cli("snap", "--out", str(tmp_path / "s.csv"), "--scheduler", "tcp://x:8786")
     assert code == 2
     assert "--engine dask" in out
+
+
+def test_cli_on_a_running_cluster(tmp_path) -> None:
+    """`--scheduler ADDRESS`: a scheduler and a worker in their own processes, over TCP."""
+    info = tmp_path / "scheduler.json"
+    common = ["--dashboard-address", ":0"]
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--scheduler-file",
+            str(info),
+            *common,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not info.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(info.read_text())["address"]
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "2",
+                "--host",
+                "127.0.0.1",
+                *common,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        with distributed.Client(address, timeout=60) as c:
+            c.wait_for_workers(1, timeout=60)
+        remote, local = tmp_path / "remote.csv", tmp_path / "local.csv"
+        for out, extra in ((remote, ["--engine", "dask", "--scheduler", address]), (local, [])):
+            proc = subprocess.run(
+                [sys.executable, "-m", "convoyrisk", "score", "-q", "--out", str(out), *extra],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stderr
+        a, b = pd.read_csv(remote), pd.read_csv(local)
+        assert a["mass"].sum() > 0
+        pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
