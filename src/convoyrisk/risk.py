@@ -776,7 +776,7 @@ class _TopK:
 def density_engine(engine: str = "auto") -> str:
     """The kernel density engine to use: "numba" (compiled) or "numpy".
 
-    ``"auto"`` picks numba when it is installed (the ``fast`` extra). Both give
+    ``"auto"`` picks numba when it can be imported (a dependency). Both give
     the same densities (to rounding) and the same named contributors.
     """
     if engine not in {"auto", "numba", "numpy"}:
@@ -788,7 +788,7 @@ def density_engine(engine: str = "auto") -> str:
         import numba  # noqa: F401, PLC0415 - optional, slow to import
     except ImportError:
         if engine == "numba":
-            msg = "The numba engine needs numba: pip install 'convoyrisk[fast]'."
+            msg = "The numba engine needs numba: pip install numba."
             raise InputError(msg) from None
         return "numpy"
     return "numba"
@@ -1521,7 +1521,7 @@ def score_segments(
         Date the risk is estimated for; the latest incident date if None.
     engine
         Kernel density engine: "numba" (compiled, multi-threaded; needs the
-        ``fast`` extra), "numpy", or "auto" (numba if installed). Same results.
+        numba dependency), "numpy", or "auto" (numba if it imports). Same results.
     workers
         Threads of the numba engine; default one per core (at most 8).
     progress

@@ -106,7 +106,7 @@ class LineIndex:
         (for the index only: distances are computed on the original segments).
         Default: twice the median segment length.
     engine
-        "numba" (a compiled grid search; needs numba, the ``fast`` extra),
+        "numba" (a compiled grid search; numba is a dependency),
         "numpy" (a k-d tree and vectorised numpy), or "auto": numba, when it
         is installed, for queries of :data:`AUTO_NUMBA_POINTS` points or more.
         Both give the same answers.
