@@ -27,10 +27,8 @@ import math
 import os
 import platform
 import resource
-import threading
 import time
 from pathlib import Path
-from typing import Self
 
 import geopandas as gpd
 import networkx as nx
@@ -41,6 +39,7 @@ import shapely
 from scipy.sparse.csgraph import dijkstra
 
 import convoyrisk as cr
+from benchmarks.memory import PeakRSS
 from benchmarks.synthetic import clustered_points, dated, graph_of, grid_roads
 from convoyrisk.risk import _DENSE_BUDGET, RiskParams, _edge_index, _network, backtest
 from convoyrisk.simulate import simulate_incidents
@@ -65,40 +64,6 @@ def _incidents(roads, n: int):
 
 def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-class PeakRSS:
-    """Peak resident memory above the start, sampled every 20 ms (Linux /proc) while open.
-
-    The numba engine allocates outside Python's tracemalloc, so RSS is the honest measure.
-    """
-
-    def __init__(self) -> None:
-        self.start = self.peak = self._now()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    @staticmethod
-    def _now() -> float:
-        fields = Path("/proc/self/statm").read_text().split()
-        return int(fields[1]) * resource.getpagesize() / 1e6
-
-    def _watch(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self._now())
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._now())
-
-    @property
-    def above_start_mb(self) -> float:
-        return self.peak - self.start
 
 
 def _timed_score(G, snapped, params: RiskParams, **kw) -> tuple[cr.RiskResult, float, float, float]:

@@ -28,7 +28,6 @@ import argparse
 import json
 import math
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.bench_risk import _incidents
+from benchmarks.memory import PeakRSS, rss_mb, start_sampler, stop_sampler
 from benchmarks.synthetic import graph_of, grid_roads
 from convoyrisk import engine
 from convoyrisk.risk import RiskParams, score_segments
@@ -52,15 +52,6 @@ MAX_SNAP_M = 2_000.0
 SCORE_PARAMS = {"bandwidth_m": 2_000.0, "segment_length_m": 1_000.0}
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _rss_mb() -> float:
-    with Path("/proc/self/statm").open() as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
-
-
 def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[str, object]:
     """One measured case (in a child process); arrays of the answer saved to `out`."""
     roads = grid_roads(n_edges)
@@ -69,26 +60,32 @@ def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[
     params = RiskParams(**SCORE_PARAMS)
     if stage == "score":
         pts = snap_incidents(G, pts, max_distance_m=MAX_SNAP_M)
-    rss_before = _rss_mb()
+    rss_before = rss_mb()
     workers: list[float] = []
+    workers_before: list[float] = []
     if eng == "local":
-        t0 = time.perf_counter()
-        if stage == "snap":
-            res = snap_incidents(G, pts, max_distance_m=MAX_SNAP_M)
-        else:
-            res = score_segments(G, pts, params=params)
-        seconds = time.perf_counter() - t0
-    else:
-        with engine.dask_client(None, processes=eng == "dask") as client:
+        with PeakRSS() as mem:
             t0 = time.perf_counter()
             if stage == "snap":
-                res = engine.snap_incidents_dask(
-                    G, pts, max_distance_m=MAX_SNAP_M, scheduler=client
-                )
+                res = snap_incidents(G, pts, max_distance_m=MAX_SNAP_M)
             else:
-                res = engine.score_segments_dask(G, pts, params=params, scheduler=client)
+                res = score_segments(G, pts, params=params)
             seconds = time.perf_counter() - t0
-            workers = list(client.run(_maxrss_mb).values())
+    else:
+        with engine.dask_client(None, processes=eng == "dask") as client:
+            if eng == "dask":
+                workers_before = list(client.run(start_sampler).values())
+            with PeakRSS() as mem:
+                t0 = time.perf_counter()
+                if stage == "snap":
+                    res = engine.snap_incidents_dask(
+                        G, pts, max_distance_m=MAX_SNAP_M, scheduler=client
+                    )
+                else:
+                    res = engine.score_segments_dask(G, pts, params=params, scheduler=client)
+                seconds = time.perf_counter() - t0
+            if eng == "dask":
+                workers = list(client.run(stop_sampler).values())
     if stage == "snap":
         np.savez(
             out,
@@ -112,9 +109,10 @@ def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[
         n_parts = math.ceil(used / engine.SCORE_PARTITION_SOURCES)
     return {
         "seconds": seconds,
-        "peak_mb": _maxrss_mb(),
+        "peak_mb": mem.peak,
         "before_mb": rss_before,
         "workers_mb": workers,
+        "workers_before_mb": workers_before,
         "partitions": max(n_parts, engine.LOCAL_WORKERS) if eng == "dask" else 1,
         "edges": G.number_of_edges() // 2,
     }
@@ -189,7 +187,7 @@ def main() -> None:  # noqa: C901 - a linear script
             "| stage | edges | incidents | in-process s | peak RSS MB "
             "| dask s, 2 threads (default) "
             "| dask s, 2 processes "
-            "| partitions | worker peak RSS MB | client peak RSS MB "
+            "| partitions | worker peak RSS MB (at start) | client peak RSS MB "
             "| max worker / in-process peak | results |"
         ),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -200,7 +198,8 @@ def main() -> None:  # noqa: C901 - a linear script
         lines.append(
             f"| {stage} | {loc['edges']:,} | {n:,} | {loc['seconds']:.2f} | {loc['peak_mb']:,.0f} "
             f"| {res['threads']['seconds']:.2f} | {dk['seconds']:.2f} | {dk['partitions']} | "
-            f"{' / '.join(f'{w:,.0f}' for w in dk['workers_mb'])} | {dk['peak_mb']:,.0f} "
+            f"{' / '.join(f'{w:,.0f}' for w in dk['workers_mb'])} "
+            f"({' / '.join(f'{w:,.0f}' for w in dk['workers_before_mb'])}) | {dk['peak_mb']:,.0f} "
             f"| {wmax / loc['peak_mb']:.2f} | {same} |"
         )
     curves = []
@@ -229,8 +228,12 @@ Data: `benchmarks/synthetic.py` `grid_roads` (200 m grid, curved edges) and `clu
 (20 hotspots, at most 200 m off the roads), fixed seeds. Snapping: max 2 km. Scoring:
 {SCORE_PARAMS["bandwidth_m"]:g} m bandwidth, 1 km segments, other parameters default, on incidents
 snapped beforehand. Each case runs in a fresh process; the dask engine uses a local cluster of
-2 worker processes with 1 thread each (startup not timed). Peak RSS is the process's
-`ru_maxrss` (it includes the synthetic data built before the timed call).
+2 worker processes with 1 thread each (startup not timed), or 2 threads of one worker
+("threads"). Memory is resident memory (RSS) sampled every 20 ms during the timed call: the
+in-process and client columns are the peak of that process (with the synthetic data built
+before the call); each worker's peak is sampled inside the worker, with its RSS at the start
+of the call in brackets (imports, before any data arrives). Worker processes are spawned, so
+their `ru_maxrss` starts at the parent's size and is not used.
 
 {chr(10).join(lines)}
 
@@ -243,22 +246,22 @@ work per incident is constant: snapping is one exact nearest-edge query per poin
 grid engine from {AUTO_NUMBA_POINTS:,} points, the numpy k-d tree engine below), scoring is
 one exact kernel integral per incident and segment within the bandwidth (a constant number on
 a uniform network; it grows with the square of the bandwidth, see risk.md). Slopes below 1
-come from fixed costs that dominate at these sizes: loading numba (about 2 s) and building the
-index (snapping), building the network arrays and segments (scoring), and for the dask engine
-sending the network to each worker, which with worker *processes* means pickling it (a
-100k-edge graph takes seconds) and each snapping task re-reading the graph's forward edges.
-Single runs on 2 cores shared with other jobs: differences under about a second are noise.
+come from fixed costs that dominate at these sizes: loading numba and building the index
+(snapping), building the network arrays, segments and the per-incident weights and labels
+(scoring), and for the dask engine sending data to the workers, which with worker
+*processes* means pickling it. Single runs on 2 cores: differences under about a second are
+noise.
 
-Memory: each dask worker holds one copy of the network plus the partitions it is working on
-(at most 100,000 rows for snapping, 50,000 incidents for scoring): its peak grows with the
-partition size until partitions reach that size, then stays put as incidents grow, while the
-in-process peak keeps growing with them. The client holds the inputs and the gathered results
-(more than in-process, as the partitions' answers are concatenated).
+Memory: a snapping worker holds the whole network and line index plus the slices it is
+working on (at most 100,000 rows); a scoring worker holds only the part of the network its
+slice of incidents can reach (`risk.reachable_part`) plus that slice (at most 50,000
+incidents). Both stay put as incidents grow, while the in-process peak grows with them. The
+client holds the inputs and the gathered results.
 
 Time: on one 2-core machine the dask engine does not make snapping faster (the numba engine
-already uses both cores, and each task repeats per-graph set-up); it makes scoring faster with
-threads (the in-process density runs on one core) and bounds memory per worker. Worker
-processes pay for pickling the network to each of them.
+already uses both cores, and each task repeats per-graph set-up), and scoring runs on both
+cores in-process too (threads of the numba engine); the dask engine's point is more machines
+and bounded memory per worker.
 """
     print(text)
     if not args.quick:

@@ -254,18 +254,7 @@ def _cut_sources(src: Any, order: Any, starts: Any, n_parts: int) -> list[Any]: 
     bounds = np.unique(np.r_[0, cuts, n])
     parts = []
     for a, b in itertools.pairwise(bounds):
-        ids = np.sort(order[a:b])
-        parts.append(
-            _risk._Sources(  # noqa: SLF001
-                owner=src.owner[ids],
-                edge=src.edge[ids],
-                offset=src.offset[ids],
-                h1=src.h1[ids],
-                w1=src.w1[ids],
-                h2=src.h2[ids],
-                w2=src.w2[ids],
-            )
-        )
+        parts.append(src.take(np.sort(order[a:b])))
     return parts
 
 

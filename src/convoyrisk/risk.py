@@ -727,6 +727,10 @@ class _Sources:
     def reach(self) -> FloatArray:
         return np.where(self.w2 > 0, np.maximum(self.h1, self.h2), self.h1)
 
+    def take(self, ids: IntArray) -> _Sources:
+        """The sources `ids`, in that order."""
+        return _Sources(**{f.name: getattr(self, f.name)[ids] for f in dataclasses.fields(self)})
+
 
 @dataclass
 class _Density:
