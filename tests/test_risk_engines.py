@@ -119,6 +119,10 @@ def test_nodes_near_holds_every_node_within_the_distance() -> None:
 
 
 def test_engine_argument_is_checked(world) -> None:
+    # auto: numpy for a few incidents (no compiling), numba for many
+    assert risk.density_engine("auto", 6) == "numpy"
+    assert risk.density_engine("auto", risk.AUTO_NUMBA_SOURCES) == "numba"
+    assert risk.density_engine("numba", 6) == "numba"
     G, snapped = world
     with pytest.raises(cr.InputError, match="`engine` must be"):
         cr.score_segments(G, snapped, engine="gpu")

@@ -777,17 +777,23 @@ class _TopK:
         self.idx[s[top], rank[top]] = i[top]
 
 
-def density_engine(engine: str = "auto") -> str:
-    """The kernel density engine to use: "numba" (compiled) or "numpy".
+AUTO_NUMBA_SOURCES = 1_000
+"""With ``engine="auto"``, scoring this many kernel sources or more uses numba (below it,
+numpy is as fast and skips loading and compiling numba: a few seconds on first use)."""
 
-    ``"auto"`` picks numba when it can be imported (a dependency). Both give
-    the same densities (to rounding) and the same named contributors.
+
+def density_engine(engine: str = "auto", n_sources: int = AUTO_NUMBA_SOURCES) -> str:
+    """The kernel density engine to use for `n_sources`: "numba" (compiled) or "numpy".
+
+    ``"auto"`` picks numba for :data:`AUTO_NUMBA_SOURCES` sources or more, when
+    it can be imported (a dependency). Both give the same densities (to
+    rounding) and the same named contributors.
     """
     if engine not in {"auto", "numba", "numpy"}:
         msg = f"`engine` must be 'auto', 'numba' or 'numpy', got {engine!r}."
         raise InputError(msg)
-    if engine == "numpy":
-        return engine
+    if engine == "numpy" or (engine == "auto" and n_sources < AUTO_NUMBA_SOURCES):
+        return "numpy"
     try:
         import numba  # noqa: F401, PLC0415 - optional, slow to import
     except ImportError:
@@ -852,7 +858,7 @@ def _network_density(
         return _Density(
             np.zeros(n_lix), np.zeros(n_lix, dtype=np.int64), top.idx[:, :k], top.val, np.ones(0)
         )
-    compiled = density_engine(engine) == "numba"
+    compiled = density_engine(engine, len(src.edge)) == "numba"
     order, g_start = _source_order(net, src)
     g_end = np.r_[g_start[1:], len(order)]
     group_edge = src.edge[order[g_start]]
@@ -1524,8 +1530,8 @@ def score_segments(
     as_of
         Date the risk is estimated for; the latest incident date if None.
     engine
-        Kernel density engine: "numba" (compiled, multi-threaded; needs the
-        numba dependency), "numpy", or "auto" (numba if it imports). Same results.
+        Kernel density engine: "numba" (compiled, multi-threaded), "numpy", or
+        "auto" (numba from :data:`AUTO_NUMBA_SOURCES` incidents). Same results.
     workers
         Threads of the numba engine; default one per core (at most 8).
     progress
