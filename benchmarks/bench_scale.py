@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import dask
 import distributed
@@ -42,7 +43,7 @@ import pandas as pd
 from benchmarks.bench_risk import _incidents
 from benchmarks.memory import PeakRSS, rss_mb, start_sampler, stop_sampler
 from benchmarks.synthetic import graph_of, grid_roads
-from convoyrisk import engine
+from convoyrisk import engine, risk
 from convoyrisk.risk import RiskParams, score_segments
 from convoyrisk.snapping import AUTO_NUMBA_POINTS, snap_incidents
 from convoyrisk.utils import write_text_atomic
@@ -50,6 +51,10 @@ from convoyrisk.utils import write_text_atomic
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "scale.md"
 MAX_SNAP_M = 2_000.0
 SCORE_PARAMS = {"bandwidth_m": 2_000.0, "segment_length_m": 1_000.0}
+
+
+def _all_nodes(net: Any, _nodes: Any, _distance: float) -> Any:
+    return np.arange(net.n_nodes)
 
 
 def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[str, object]:
@@ -60,6 +65,10 @@ def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[
     params = RiskParams(**SCORE_PARAMS)
     if stage == "score":
         pts = snap_incidents(G, pts, max_distance_m=MAX_SNAP_M)
+    if eng == "whole":
+        # the bound switched off, as before it existed: every Dijkstra row spans the network
+        risk._Network.nodes_near = _all_nodes  # type: ignore[method-assign]  # noqa: SLF001
+        eng = "local"
     rss_before = rss_mb()
     workers: list[float] = []
     workers_before: list[float] = []
@@ -118,6 +127,56 @@ def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[
     }
 
 
+def _run(stage: str, n_edges: int, n: int, eng: str, out: Path) -> dict[str, Any]:
+    """One case in a fresh process: its measurements."""
+    cmd = [sys.executable, "-m", "benchmarks.bench_scale", "--case"]
+    cmd += [stage, str(n_edges), str(n), eng, str(out)]
+    print("running", " ".join(cmd[3:]), flush=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:])
+        raise SystemExit(proc.returncode)
+    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"  {eng}: {res}", flush=True)
+    return res
+
+
+def edges_curve(sizes: list[int], whole_up_to: int, tmp: Path) -> str:
+    """Scoring time against network size (one incident per road), with and without the bound."""
+    lines = [
+        "| roads | incidents | in-process s | peak RSS MB | without the subnetwork bound s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    seconds, whole_s = [], []
+    for n in sizes:
+        res = _run("score", n, n, "local", tmp / f"edges_{n}.npz")
+        seconds.append(res["seconds"])
+        whole = "-"
+        if n <= whole_up_to:
+            old = _run("score", n, n, "whole", tmp / f"edges_{n}_whole.npz")
+            whole_s.append(old["seconds"])
+            same = _same("score", tmp / f"edges_{n}.npz", tmp / f"edges_{n}_whole.npz")
+            whole = f"{old['seconds']:.2f} ({same.split()[0]})"
+        lines.append(
+            f"| {res['edges']:,} | {n:,} | {res['seconds']:.2f} | {res['peak_mb']:,.0f} | {whole} |"
+        )
+    slope = _slope(sizes, seconds)
+    slope_whole = _slope(sizes[: len(whole_s)], whole_s)
+    return f"""## Scoring against network size
+
+One incident per road on average (clustered as above), {SCORE_PARAMS["bandwidth_m"]:g} m
+bandwidth, in-process engine; the last column switches off the subnetwork bound (every
+Dijkstra row then spans the whole network, as before the bound existed; results compared).
+
+{chr(10).join(lines)}
+
+Time grows as n^{slope:.2f} with the bound and as n^{slope_whole:.2f} without it (log-log slopes).
+Without the bound each Dijkstra row costs the whole network and the number of rows grows with
+the network, so that part grows with the square of its size and takes over on large networks;
+with it a row costs only the nodes within reach.
+"""
+
+
 def _same(stage: str, a: Path, b: Path) -> str:
     x, y = np.load(a), np.load(b)
     if stage == "snap":
@@ -141,10 +200,24 @@ def main() -> None:  # noqa: C901 - a linear script
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smoke sizes")
     ap.add_argument("--case", nargs=5, metavar=("STAGE", "EDGES", "N", "ENGINE", "OUT"))
+    ap.add_argument(
+        "--edges-only", action="store_true", help="only the network-size curve (updates the doc)"
+    )
     args = ap.parse_args()
     if args.case:
         stage, n_edges, n_inc, eng, out = args.case
         print(json.dumps(run_case(stage, int(n_edges), int(n_inc), eng, Path(out))))
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    edge_sizes = [2_000, 8_000] if args.quick else [10_000, 100_000, 1_000_000]
+    edges_md = edges_curve(edge_sizes, 8_000 if args.quick else 100_000, tmp)
+    print(edges_md)
+    if args.edges_only:
+        if not args.quick:
+            text = OUT.read_text(encoding="utf-8")
+            head = text.split("## Scoring against network size")[0].rstrip()
+            write_text_atomic(OUT, f"{head}\n\n{edges_md}")
+            print(f"written to {OUT}")
         return
     if args.quick:
         plan = {"snap": (5_000, [1_000, 10_000]), "score": (2_000, [1_000, 4_000])}
@@ -154,30 +227,11 @@ def main() -> None:  # noqa: C901 - a linear script
             "score": (100_000, [10_000, 100_000, 1_000_000]),
         }
     rows = []
-    tmp = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     for stage, (n_edges, sizes) in plan.items():
         for n in sizes:
             res = {}
             for eng in ("local", "dask", "threads"):
-                out = tmp / f"{stage}_{n}_{eng}.npz"
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "benchmarks.bench_scale",
-                    "--case",
-                    stage,
-                    str(n_edges),
-                    str(n),
-                    eng,
-                    str(out),
-                ]
-                print("running", " ".join(cmd[3:]), flush=True)
-                proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                if proc.returncode != 0:
-                    print(proc.stderr[-3000:])
-                    raise SystemExit(proc.returncode)
-                res[eng] = json.loads(proc.stdout.strip().splitlines()[-1])
-                print(f"  {eng}: {res[eng]}", flush=True)
+                res[eng] = _run(stage, n_edges, n, eng, tmp / f"{stage}_{n}_{eng}.npz")
             same = _same(stage, tmp / f"{stage}_{n}_local.npz", tmp / f"{stage}_{n}_dask.npz")
             same_t = _same(stage, tmp / f"{stage}_{n}_local.npz", tmp / f"{stage}_{n}_threads.npz")
             same = same if same_t.split()[0] == same.split()[0] else f"{same}; threads: {same_t}"
@@ -262,7 +316,8 @@ Time: on one 2-core machine the dask engine does not make snapping faster (the n
 already uses both cores, and each task repeats per-graph set-up), and scoring runs on both
 cores in-process too (threads of the numba engine); the dask engine's point is more machines
 and bounded memory per worker.
-"""
+
+{edges_md}"""
     print(text)
     if not args.quick:
         write_text_atomic(OUT, text)
