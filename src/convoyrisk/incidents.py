@@ -290,6 +290,8 @@ def _read_csv_chunks(
                     # the parser reads ahead in blocks: the position is a close estimate
                     progress("reading incidents", min(raw.tell(), size), size)
                 yield chunk
+            if progress is not None:
+                progress("reading incidents", size, size)
             if empty:
                 names = next(csv.reader(io.StringIO(header), delimiter=sep))
                 yield pd.DataFrame(columns=[c.strip() for c in names])
