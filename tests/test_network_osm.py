@@ -10,6 +10,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import shapely
+from benchmarks.bench_network import helsinki_xml
 from pyproj import CRS, Geod
 
 import convoyrisk.network as net
@@ -17,7 +18,7 @@ import convoyrisk.network as net
 from .conftest import realdata
 
 pyrosm = pytest.importorskip("pyrosm")
-osmium = pytest.importorskip("osmium")
+pytest.importorskip("osmium")
 ox = pytest.importorskip("osmnx")
 
 GEOD = Geod(ellps="WGS84")
@@ -181,22 +182,8 @@ def test_pbf_shortest_paths_match_osmnx_on_converted_xml(
     tmp_path: Path, helsinki: nx.MultiDiGraph
 ) -> None:
     """Helsinki PBF written to XML with pyosmium and built by OSMnx routes like ours."""
-    xml = tmp_path / "helsinki.osm"
-    # the extract is clipped: ways point at nodes it lacks, which OSMnx refuses; write each
-    # run of present nodes as its own way (our readers split ways there too)
-    with osmium.SimpleWriter(str(xml)) as writer:
-        for obj in osmium.FileProcessor(str(_pbf("helsinki_pbf"))).with_locations():
-            if isinstance(obj, osmium.osm.Node):
-                writer.add_node(obj)
-            elif isinstance(obj, osmium.osm.Way) and "highway" in obj.tags:
-                runs: list[list[int]] = [[]]
-                for nd in obj.nodes:
-                    if nd.location.valid():
-                        runs[-1].append(nd.ref)
-                    elif runs[-1]:
-                        runs.append([])
-                for k, run in enumerate(r for r in runs if len(r) > 1):
-                    writer.add_way(obj.replace(id=obj.id * 100 + k, nodes=run))
+    # every highway way (the test then keeps our classes on both sides)
+    xml = helsinki_xml(tmp_path, keep=lambda tags: "highway" in tags)
     O = ox.graph_from_xml(xml, retain_all=True)
     keep = set(net.DEFAULT_HIGHWAYS)
     drop = [

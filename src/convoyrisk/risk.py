@@ -1099,32 +1099,20 @@ def _batch(
         else:
             dist, pred = dijkstra(graph, directed=False, indices=local[ends], limit=limit), None
         rows = (np.atleast_2d(dist), pred, ends, sub)
-        if scratch.compiled:
-            _batch_compiled(
-                net,
-                lix,
-                src,
-                params,
-                rows=rows,
-                members=members,
-                group_of=group_of,
-                group_edge=group_edge,
-                acc=acc,
-                scratch=scratch,
-            )
-        else:
-            _batch_numpy(
-                net,
-                lix,
-                src,
-                params,
-                rows=rows,
-                members=members,
-                group_of=group_of,
-                group_edge=group_edge,
-                acc=acc,
-                scratch=scratch,
-            )
+        # two implementations of the same step, same arguments, same results
+        evaluate = _batch_compiled if scratch.compiled else _batch_numpy
+        evaluate(
+            net,
+            lix,
+            src,
+            params,
+            rows=rows,
+            members=members,
+            group_of=group_of,
+            group_edge=group_edge,
+            acc=acc,
+            scratch=scratch,
+        )
     finally:
         local[sub] = -1
 
