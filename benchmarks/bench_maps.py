@@ -35,8 +35,9 @@ import shapely
 
 import convoyrisk as cr
 from benchmarks.synthetic import clustered_points, dated, grid_roads
+from convoyrisk.bayes import RISK_CLASSES, classify
 from convoyrisk.maps import CLASS_COLOURS
-from convoyrisk.risk import RISK_CLASSES, RiskParams, classify
+from convoyrisk.risk import RiskParams
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "maps.md"
 LIMIT_MB = 30.0

@@ -1,187 +1,306 @@
+"""Risk model v2: closed forms for each piece, and end-to-end properties on small networks."""
+
 from __future__ import annotations
 
 import math
 
 import geopandas as gpd
+import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
+from scipy import integrate, stats
 
 import convoyrisk as cr
-from convoyrisk.risk import RiskParams, classify, empirical_bayes, exposure_days, quartic_kernel
+from convoyrisk._errors import InputError
+from convoyrisk.bayes import (
+    NO_DATA_CLASS,
+    decay_moments,
+    fit_overdispersion,
+    posterior,
+)
+from convoyrisk.episodes import group_episodes
+from convoyrisk.exposure import Trip, dwell_hours, route_exposure
+from convoyrisk.risk import RiskParams, parse_as_of, score_segments
 
-from .conftest import UTM31, lines_graph
+CRS = "EPSG:32631"
+
+
+def _roads(lines: list[shapely.LineString]) -> nx.MultiDiGraph:
+    gdf = gpd.GeoDataFrame({"name": [f"r{i}" for i in range(len(lines))]}, geometry=lines, crs=CRS)
+    return cr.graph_from_gdf(gdf)
 
 
 def _incidents(
-    xs: list[float], dates: list[str], y: float = 2_000_000.0, **cols
+    G: nx.MultiDiGraph, xy: list[tuple[float, float]], dates: list[str], precision: float = 0.0
 ) -> gpd.GeoDataFrame:
-    df = pd.DataFrame(
+    pts = gpd.GeoDataFrame(
         {
-            "row": range(1, len(xs) + 1),
             "date": pd.to_datetime(dates),
-            "killed": 0.0,
-            "injured": 0.0,
-            "precision_m": 0.0,
-            "event_id": "",
-            **cols,
+            "precision_m": precision,
+            "event_id": [f"e{i}" for i in range(len(xy))],
+            "type": "IED",
+            "killed": 0,
+            "injured": 1,
+        },
+        geometry=shapely.points(xy),
+        crs=CRS,
+    )
+    return cr.snap_incidents(G, pts, max_distance_m=60_000)
+
+
+# -- closed forms ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("half_life", "window"), [(90.0, 730.0), (30.0, 60.0), (365.0, 100.0)])
+def test_decay_moments_match_numerical_integrals(half_life: float, window: float) -> None:
+    t1, t2 = decay_moments(half_life, window)
+    assert t1 == pytest.approx(integrate.quad(lambda t: 0.5 ** (t / half_life), 0, window)[0])
+    assert t2 == pytest.approx(integrate.quad(lambda t: 0.25 ** (t / half_life), 0, window)[0])
+
+
+def test_decayed_count_has_the_variance_the_model_assumes() -> None:
+    """A decayed Poisson count has mean λ·T₁ and variance λ·T₂ (simulated, seeded)."""
+    rng = np.random.default_rng(3)
+    lam, h, w = 0.05, 90.0, 730.0
+    counts = rng.poisson(lam * w, 20_000)
+    sums = np.array([np.sum(0.5 ** (rng.uniform(0, w, n) / h)) for n in counts])
+    t1, t2 = decay_moments(h, w)
+    assert sums.mean() == pytest.approx(lam * t1, rel=0.02)
+    assert sums.var() == pytest.approx(lam * t2, rel=0.05)
+
+
+def test_overdispersion_is_recovered_from_negative_binomial_counts() -> None:
+    rng = np.random.default_rng(7)
+    k = 2.0
+    mu = rng.uniform(0.5, 5.0, 20_000)
+    lam = rng.gamma(1 / k, k * mu)
+    y = rng.poisson(lam).astype(float)
+    assert fit_overdispersion(y, mu) == pytest.approx(k, rel=0.1)
+
+
+def test_posterior_intervals_cover_at_their_level_under_the_model() -> None:
+    """Rates drawn from the prior, counts from Poisson: 90 % intervals cover 90 %."""
+    rng = np.random.default_rng(11)
+    k, m, e = 1.5, 0.2, 8.0
+    lam = rng.gamma(1 / k, k * m, 40_000)
+    n = rng.poisson(lam * e).astype(float)
+    post = posterior(n, np.full(len(n), e), np.full(len(n), m), k)
+    lo, hi = post.quantile(0.05), post.quantile(0.95)
+    assert np.mean((lo <= lam) & (lam <= hi)) == pytest.approx(0.90, abs=0.01)
+    # and the exceedance probability is the Gamma survival function
+    p = post.p_exceed(0.3)
+    ref = stats.gamma.sf(0.3, post.shape, scale=1 / post.rate)
+    np.testing.assert_allclose(p, ref, rtol=1e-9)
+
+
+def test_episodes_group_devices_of_one_attack_only() -> None:
+    d = pd.Series(pd.to_datetime(["2023-11-04", "2023-11-04", "2023-11-05", "2023-11-04"]))
+    ep = group_episodes(
+        [0, 300, 300, 50_000], [0, 0, 0, 0], d, episode_m=1_000, episode_hours=12
+    ).tolist()
+    assert ep == [0, 0, 1, 2]  # same day and 300 m: one; next day or 50 km away: not
+    assert group_episodes([0, 1], [0, 0], d[:2], episode_m=0, episode_hours=12).tolist() == [0, 1]
+
+
+def test_dwell_hours_by_hand() -> None:
+    length = np.array([100.0, 100.0, 100.0])
+    chain = np.array([0.0, 100.0, 200.0])
+    trip = Trip(speed_kph=50.0, driving_hours_per_day=10.0, halts={"x": 6.0}, halt_radius_m=0)
+    hours, totals = dwell_hours(length, chain, trip, [("B", 150.0, 6.0)])
+    # 6 h of driving: one day, no night; the 6 h halt on the middle segment
+    assert totals == {"driving": 6.0, "halts": 6.0, "stopped_en_route": 0.0, "total": 12.0}
+    assert hours.tolist() == [2.0, 8.0, 2.0]
+    week = Trip(speed_kph=50.0, travel_days=7.0)
+    hours, totals = dwell_hours(length, chain, week)
+    assert totals["total"] == pytest.approx(168.0)
+    assert hours.tolist() == pytest.approx([56.0, 56.0, 56.0])
+    with pytest.raises(InputError, match="shorter than the driving time"):
+        dwell_hours(length, chain, Trip(speed_kph=50.0, travel_days=0.1))
+
+
+def _route_segments(n: int, rate: float, shape: float, weight: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "length_m": np.full(n, 1000.0),
+            "chainage_m": np.arange(n) * 1000.0,
+            "rate": np.full(n, rate),
+            "rate_now": np.full(n, rate),
+            "post_shape": np.full(n, shape),
+            "post_rate": np.full(n, shape / rate),
+            "data_weight": np.full(n, weight),
+            "risk_class": "low",
         }
     )
-    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(xs, [y] * len(xs)), crs=UTM31)
 
 
-@pytest.fixture(scope="module")
-def straight() -> object:
-    return lines_graph([[(500_000, 2_000_000), (600_000, 2_000_000)]])
-
-
-def test_mass_equals_summed_weights(default_risk) -> None:
-    used = default_risk.incidents[default_risk.incidents["used"] == "used"]
-    total = used["weight"].sum() + used["near_repeat_weight"].sum()
-    assert default_risk.segments["mass"].sum() == pytest.approx(total, rel=1e-9)
-
-
-def test_half_life(straight) -> None:
-    params = RiskParams(half_life_days=30.0, near_repeat_boost=0.0)
-    snapped = cr.snap_incidents(
-        straight, _incidents([550_000.0, 520_000.0], ["2023-01-31", "2023-01-01"])
+def test_route_exposure_by_hand() -> None:
+    """E = Σ λ·L·(dwell + lead)/(24·30); P = 1 − exp(−E)."""
+    segs = _route_segments(100, 0.01, 4.0, 1.0)
+    trip = Trip(speed_kph=25.0, threat_lead_hours=24.0)  # 4 h driving, 0.04 h per km
+    out = route_exposure(segs, trip)
+    expected = 100 * 0.01 * 1.0 * (0.04 + 24.0) / 720.0
+    assert out["expected_incidents"] == pytest.approx(expected)
+    assert out["p_incident"] == pytest.approx(1 - math.exp(-expected))
+    # a week's halt at one place adds exposure only where the convoy sits
+    halted = route_exposure(
+        segs, Trip(speed_kph=25.0, halts={0: 144.0}), halt_chainage_km=[("A", 50.0, 144.0)]
     )
-    inc = cr.score_segments(straight, snapped, params=params, as_of="2023-01-31").incidents
-    assert inc["weight"].iloc[1] / inc["weight"].iloc[0] == pytest.approx(0.5)
+    extra = halted["expected_incidents"] - out["expected_incidents"]
+    assert extra == pytest.approx(0.01 * 144.0 / 720.0, rel=1e-6)
 
 
-def test_future_and_old_incidents_are_counted_not_used(straight) -> None:
-    params = RiskParams(window_days=100.0)
-    snapped = cr.snap_incidents(
-        straight, _incidents([550_000.0] * 3, ["2023-06-01", "2024-01-01", "2020-01-01"])
+def test_route_interval_from_one_segment_is_the_gamma_interval() -> None:
+    segs = _route_segments(1, 0.02, 3.0, 1.0)
+    trip = Trip(speed_kph=30.0, draws=20_000, threat_lead_hours=24.0)
+    out = route_exposure(segs, trip)
+    factor = 1.0 * (1 / 30 + 24.0) / 720.0
+    lo, hi = stats.gamma.ppf([0.05, 0.95], 3.0, scale=0.02 / 3.0) * factor
+    assert out["expected_incidents_low"] == pytest.approx(lo, rel=0.03)
+    assert out["expected_incidents_high"] == pytest.approx(hi, rel=0.03)
+
+
+def test_route_interval_is_narrower_than_summed_quantiles_when_segments_are_independent() -> None:
+    """Joint draws of a long route of weakly linked segments: far narrower than adding quantiles."""
+    segs = _route_segments(300, 0.01, 2.0, 1.0)
+    out = route_exposure(segs, Trip(draws=4_000), local_km=1.0, regional_km=1.0)
+    factor = 1.0 * (1 / 30 + 24.0) / 720.0
+    summed_hi = 300 * stats.gamma.ppf(0.95, 2.0, scale=0.005) * factor
+    summed_lo = 300 * stats.gamma.ppf(0.05, 2.0, scale=0.005) * factor
+    assert out["expected_incidents_low"] <= out["expected_incidents"]
+    assert out["expected_incidents"] <= out["expected_incidents_high"]
+    width = out["expected_incidents_high"] - out["expected_incidents_low"]
+    assert width < 0.5 * (summed_hi - summed_lo)
+
+
+# -- the model end to end -------------------------------------------------------------------
+
+
+def _line(x0: float, y0: float, km: float) -> shapely.LineString:
+    return shapely.LineString([(x0, y0), (x0 + km * 1000.0, y0)])
+
+
+def test_rate_counts_episodes_and_conserves_their_weight() -> None:
+    G = _roads([_line(500_000, 1_500_000, 100)])
+    inc = _incidents(
+        G,
+        [(550_000, 1_500_000), (550_200, 1_500_000), (520_000, 1_500_000)],
+        ["2023-11-04", "2023-11-04", "2023-10-01"],
     )
-    inc = cr.score_segments(straight, snapped, params=params, as_of="2023-06-30").incidents
-    assert inc["used"].tolist() == ["used", "after the as-of date", "older than the window"]
+    r = score_segments(G, inc, as_of="2023-11-04")
+    assert r.episodes == 2
+    assert r.incidents["devices"].tolist() == [2, 2, 1]
+    decay = 0.5 ** (34 / r.params.half_life_days)
+    # each episode's mass is conserved along the road: 1 + decay, the two IEDs counted once
+    assert r.segments["mass"].sum() == pytest.approx(1.0 + decay, rel=1e-9)
+    assert r.incidents["harm"].tolist() == [2.0, 0.0, 1.0]
 
 
-def test_exposure_days_closed_form() -> None:
-    p = RiskParams(half_life_days=90.0, window_days=180.0)
-    # ∫0^180 2^(-t/90) dt = 90/ln2 · (1 − 1/4)
-    assert exposure_days(p) == pytest.approx(90 / math.log(2) * 0.75)
+def test_near_repeat_is_a_multiplier_apart_from_the_rate() -> None:
+    G = _roads([_line(500_000, 1_500_000, 60)])
+    inc = _incidents(G, [(530_000, 1_500_000)], ["2023-11-03"])
+    with_nr = score_segments(G, inc, as_of="2023-11-04")
+    without = score_segments(G, inc, as_of="2023-11-04", near_repeat_m=0.0)
+    np.testing.assert_allclose(with_nr.segments["rate"], without.segments["rate"])
+    s = with_nr.segments
+    near = s["near_repeat"].to_numpy()
+    assert 1 <= near.sum() <= 3  # the segments within 1 km of the point
+    np.testing.assert_allclose(s["rate_now"][near], 2.0 * s["rate"][near])
+    np.testing.assert_allclose(s["rate_now"][~near], s["rate"][~near])
+    later = score_segments(G, inc, as_of="2023-11-10")
+    assert not later.segments["near_repeat"].any()
 
 
-def test_no_incidents_gives_zero_rate_with_an_upper_bound(straight) -> None:
-    snapped = cr.snap_incidents(straight, _incidents([550_000.0], ["2030-01-01"]))
-    segs = cr.score_segments(straight, snapped, as_of="2023-01-01").segments
-    assert (segs["rate"] == 0).all() and (segs["rate_high"] > 0).all()
-
-
-def test_rates_and_intervals(default_risk) -> None:
-    s = default_risk.segments
-    assert (s["rate_low"] <= s["rate"]).all() and (s["rate"] <= s["rate_high"]).all()
-    # Kidal–Anéfis (all six incidents) scores above roads with none
-    names = s["risk_class"].unique().tolist()
-    assert set(names) <= {"low", "elevated", "high", "severe"}
-    by_road = s.groupby("road_id")["rate"].max()
-    assert by_road.idxmax() in {0, 1, 6}  # the three roads meeting at Anéfis
-    assert s["top_contributors"].str.contains("MINUSMA-2023-5").any()
-
-
-def test_classify_thresholds() -> None:
-    got = classify(np.array([0.0, 0.001, 0.0049, 0.005, 0.02, 3.0]), (0.001, 0.005, 0.02))
-    assert got.tolist() == ["low", "elevated", "elevated", "high", "severe", "severe"]
-
-
-def test_bad_params() -> None:
-    with pytest.raises(cr.InputError, match="segment_length_m"):
-        RiskParams(segment_length_m=0)
-    with pytest.raises(cr.InputError, match="kernel"):
-        RiskParams(kernel="gaussian")
-    with pytest.raises(cr.InputError, match="junction"):
-        RiskParams(junction="continuous")
-    with pytest.raises(cr.InputError, match="class_thresholds"):
-        RiskParams(class_thresholds=(0.1, 0.01, 0.2))
-    with pytest.raises(cr.InputError, match="Unknown risk parameter"):
-        RiskParams().replace(bandwith_m=3)
-
-
-def test_quartic_integrates_to_one() -> None:
-    x = np.linspace(-1, 1, 200_001)
-    assert np.trapezoid(quartic_kernel(x, 1.0), x) == pytest.approx(1.0, abs=1e-8)
-
-
-def test_empirical_bayes_is_hauers_weighted_mean() -> None:
-    """Posterior mean = w·λ0 + (1−w)·N/W with w = 1/(1 + k·λ0·W) (Hauer et al. 2002)."""
-    mass = np.array([0.0, 0.5, 3.0, 0.2])
-    length = np.array([1000.0, 500.0, 1000.0, 2000.0])
-    k, window = 0.7, 7.0
-    rate, low, high, lam0 = empirical_bayes(mass, length, window_km=window, k=k, credible_level=0.9)
-    lam0_hand = mass.sum() / (length.sum() / 1000)
-    n_w = mass / (length / 1000) * window
-    w = 1 / (1 + k * lam0_hand * window)
-    assert lam0 == pytest.approx(lam0_hand)
-    np.testing.assert_allclose(rate, w * lam0_hand + (1 - w) * n_w / window)
-    # the interval is the posterior Gamma's 5th and 95th percentiles (scipy, independently)
-    from scipy.stats import gamma
-
-    shape, scale = 1 / k + n_w, 1 / (1 / (k * lam0_hand) + window)
-    np.testing.assert_allclose(low, gamma(shape, scale=scale).ppf(0.05))
-    np.testing.assert_allclose(high, gamma(shape, scale=scale).ppf(0.95))
-
-
-def test_severity_type_and_precision_weights(straight) -> None:
-    params = RiskParams(
-        killed_weight=1.0,
-        injured_weight=0.5,
-        severity_max=4.0,
-        type_weights={"IED": 1.0, "Armed clash": 0.5, "rumour": 0.0},
-        other_type_weight=0.25,
-        max_precision_m=30_000.0,
-        near_repeat_boost=0.0,
+def test_an_uncertain_incident_spreads_over_the_roads_in_its_radius() -> None:
+    # two parallel roads 10 km apart, a third 80 km away; an incident known within 30 km
+    G = _roads(
+        [
+            _line(500_000, 1_500_000, 100),
+            _line(500_000, 1_510_000, 100),
+            _line(500_000, 1_580_000, 100),
+        ]
     )
-    snapped = cr.snap_incidents(
-        straight,
-        _incidents(
-            [550_000.0] * 5,
-            ["2023-01-01"] * 5,
-            killed=[0.0, 1.0, 10.0, 0.0, 0.0],
-            injured=[0.0, 2.0, 0.0, 0.0, 0.0],
-            type=["ied", "Armed clash", "IED", "rumour", "other"],
-            precision_m=[0.0, 0.0, 0.0, 0.0, 50_000.0],
-        ),
-    )
-    inc = cr.score_segments(straight, snapped, params=params, as_of="2023-01-01").incidents
-    assert inc["weight"].tolist() == pytest.approx([1.0, 0.5 * 3.0, 4.0, 0.0, 0.0])
-    assert inc["used"].tolist() == [
-        "used",
-        "used",
-        "used",
-        "type weight 0",
-        "location too imprecise",
-    ]
-
-
-def test_near_repeat_boost(straight) -> None:
-    """An incident a day old adds boost·w within about 1 km; three days old, nothing."""
-    params = RiskParams(near_repeat_boost=2.0, near_repeat_m=1000.0, half_life_days=1e9)
-    for age, expected in ((1, 3.0), (3, 1.0)):
-        date = str((pd.Timestamp("2023-06-10") - pd.Timedelta(days=age)).date())
-        snapped = cr.snap_incidents(straight, _incidents([550_000.0], [date]))
-        r = cr.score_segments(straight, snapped, params=params, as_of="2023-06-10")
-        assert r.segments["mass"].sum() == pytest.approx(expected)
-    # the boost sits within near_repeat_m of the incident
+    inc = _incidents(G, [(550_000, 1_505_000)], ["2023-11-04"], precision=30_000)
+    r = score_segments(G, inc, as_of="2023-11-04", near_repeat_m=0.0)
     s = r.segments
-    snapped = cr.snap_incidents(straight, _incidents([550_000.0], ["2023-06-09"]))
-    s = cr.score_segments(straight, snapped, params=params, as_of="2023-06-10").segments
-    s0 = cr.score_segments(
-        straight, snapped, params=params.replace(near_repeat_boost=0.0), as_of="2023-06-10"
-    ).segments
-    extra = s["mass"] - s0["mass"]
-    mid = (s["start_m"] + s["end_m"]) / 2 - 50_000
-    assert extra[np.abs(mid) > 1_500].abs().max() < 1e-12
-    assert extra.sum() == pytest.approx(2.0)
+    mass_by_road = s.groupby("road_id")["mass"].sum()
+    assert mass_by_road.sum() == pytest.approx(1.0)
+    # both near roads get about half (by their length inside the disc); the far one nothing
+    assert mass_by_road.iloc[0] == pytest.approx(0.5, abs=0.05)
+    assert mass_by_road.iloc[1] == pytest.approx(0.5, abs=0.05)
+    assert mass_by_road.iloc[2] == 0.0
+    mid = shapely.line_interpolate_point(s.geometry.to_numpy(), 0.5, normalized=True)
+    inside = shapely.distance(mid, shapely.Point(550_000, 1_505_000)) <= 30_000
+    assert (s["mass"][~inside] == 0).all()
+    assert s["mass"][inside].min() > 0
 
 
-def test_overrides_and_describe(straight) -> None:
-    snapped = cr.snap_incidents(straight, _incidents([550_000.0], ["2023-01-01"]))
-    r = cr.score_segments(straight, snapped, bandwidth_m=2_000.0, kernel="triangular")
-    d = r.describe()
-    assert d["params"]["bandwidth_m"] == 2_000.0
-    assert d["params"]["kernel"] == "triangular"
-    assert d["as_of"] == "2023-01-01"
-    assert (r.segments["mass"] > 0).sum() == 4  # 2 km either side, 1 km segments
+def test_empty_disconnected_roads_leave_rates_unchanged() -> None:
+    rng = np.random.default_rng(5)
+    base = [_line(500_000, 1_500_000 + 20_000 * i, 150) for i in range(4)]
+    G = _roads(base)
+    xy = [
+        (500_000 + rng.uniform(0, 150_000), 1_500_000 + 20_000 * int(rng.integers(4)))
+        for _ in range(80)
+    ]
+    dates = [
+        str(pd.Timestamp("2023-01-01") + pd.Timedelta(days=int(d)))
+        for d in rng.integers(0, 300, 80)
+    ]
+    inc = _incidents(G, xy, dates)
+    r1 = score_segments(G, inc, as_of="2023-11-01")
+    # 1,600 km of empty road, disconnected, 300 km away
+    far = [_line(500_000, 1_900_000 + 20_000 * i, 200) for i in range(8)]
+    G2 = _roads(base + far)
+    inc2 = _incidents(G2, xy, dates)
+    r2 = score_segments(G2, inc2, as_of="2023-11-01")
+    s1 = r1.segments
+    s2 = r2.segments[r2.segments["road_id"].isin(s1["road_id"].unique())]
+    assert len(s2) == len(s1)
+    np.testing.assert_allclose(s2["rate"].to_numpy(), s1["rate"].to_numpy(), rtol=0.05)
+    # and the empty roads are not painted by a prior mean: nothing is known there
+    empty = r2.segments[~r2.segments["road_id"].isin(s1["road_id"].unique())]
+    assert (empty["risk_class"] == NO_DATA_CLASS).all()
+
+
+def test_a_base_rate_informs_roads_without_data() -> None:
+    G = _roads([_line(500_000, 1_500_000, 100)])
+    inc = _incidents(G, [(550_000, 1_500_000)], ["2023-11-04"])
+    area = gpd.GeoDataFrame(
+        {"rate": [1e-4]}, geometry=[shapely.box(400_000, 1_400_000, 700_000, 1_600_000)], crs=CRS
+    )
+    r = score_segments(G, inc.iloc[0:0], as_of="2023-11-04", base_rates=area)
+    s = r.segments
+    np.testing.assert_allclose(s["prior_rate"], 1e-4)
+    assert (s["risk_class"] == "low").all()  # far below 0.001 with the data's weight
+    none = score_segments(G, inc.iloc[0:0], as_of="2023-11-04")
+    assert (none.segments["risk_class"] == NO_DATA_CLASS).all()
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["04/11/2023", "2023-11-04T10:00", "Nov 4 2023", "2023-13-01"])
+def test_as_of_takes_only_iso_dates(text: str) -> None:
+    with pytest.raises(InputError, match="YYYY-MM-DD"):
+        parse_as_of(text, pd.Series([], dtype="datetime64[ns]"))
+
+
+def test_a_time_of_day_neither_moves_the_as_of_date_nor_drops_the_newest() -> None:
+    dates = pd.Series(pd.to_datetime(["2023-11-01 08:00", "2023-11-04 17:45"]))
+    assert parse_as_of(None, dates) == pd.Timestamp("2023-11-04")
+    G = _roads([_line(500_000, 1_500_000, 60)])
+    inc = _incidents(G, [(510_000, 1_500_000), (540_000, 1_500_000)], ["2023-11-01", "2023-11-04"])
+    inc["date"] = dates.to_numpy()
+    r = score_segments(G, inc)
+    assert (r.incidents["used"] == "used").all()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("bandwidth_m", math.inf), ("half_life_days", math.nan), ("near_repeat_boost", math.inf)],
+)
+def test_non_finite_parameters_are_refused(name: str, value: float) -> None:
+    with pytest.raises(InputError, match=name):
+        RiskParams(**{name: value})

@@ -1,7 +1,8 @@
 """Rebuild the embedded Kidal–Gao data in this folder from the facts in SCENARIO.md.
 
 Run ``python data/geo/digitise.py`` from the repository root to regenerate
-``places.csv``, ``roads.geojson`` and ``incidents.csv``. Everything written here
+``places.csv``, ``roads.geojson``, ``incidents.csv`` and ``base_rates.geojson``.
+Everything written here
 comes from the scenario brief (public sources: GeoNames, OpenStreetMap, OCHA,
 the UN Secretary-General's spokesman's statements of 1 and 6 November 2023).
 
@@ -336,6 +337,71 @@ def main() -> None:
                     "approximate: no coordinates published",
                 ]
             )
+
+    _write_base_rates()
+
+
+# Historical IEDs around the corridor, 1997–2020 (ACLED, as summarised in public
+# research; SCENARIO.md): 109 in all, of which 6 at Anéfis, 4 at Tarkint, 3 at
+# Almoustarat and 2 at Tabankort. ACLED's rows are not redistributed: only these
+# published aggregates are used.
+HISTORY_YEARS = (1997, 2020)
+HISTORY_TOTAL = 109
+HISTORY_AT = {"Anéfis": 6, "Tarkint": 4, "Almoustarat": 3, "Tabankort": 2}
+HOTSPOT_RADIUS_KM = 15.0  # "at" a place: the roads within this distance of it
+CORRIDOR_RADIUS_KM = 30.0  # "around the corridor": the roads within this of the main road
+
+
+def _write_base_rates() -> None:
+    """Regional base rates (episodes per km per 30 days) from the 1997–2020 aggregates.
+
+    Each count is divided by the embedded road length inside its area and by
+    the number of 30-day periods in 1997–2020 (292.2). The corridor area holds
+    the 109 − 15 IEDs not located at the four places, over its road length
+    outside their circles. Counts are of IED events, taken as episodes. If the
+    IEDs concentrate in the years after 2012, as reporting suggests, these
+    rates understate the recent rate by up to about three times: the model
+    pools them with recent data and estimates how far segments depart from them.
+    """
+    import geopandas as gpd  # noqa: PLC0415 - only this part needs geopandas
+    import shapely  # noqa: PLC0415
+
+    roads = gpd.read_file(HERE / "roads.geojson").to_crs("EPSG:32631")
+    lines = shapely.union_all(roads.geometry.to_numpy())
+    main_road = shapely.union_all(roads.geometry[roads["name"] == MAIN].to_numpy())
+    periods = 365.25 * (HISTORY_YEARS[1] + 1 - HISTORY_YEARS[0]) / 30.0
+    places = {
+        n: gpd.GeoSeries(shapely.points([_place(n)[::-1]]), crs="EPSG:4326").to_crs("EPSG:32631")
+        for n in HISTORY_AT
+    }
+    circles = {n: p.iloc[0].buffer(HOTSPOT_RADIUS_KM * 1000.0, 64) for n, p in places.items()}
+    corridor = main_road.buffer(CORRIDOR_RADIUS_KM * 1000.0, 32)
+    rows = []
+    for name, count in HISTORY_AT.items():
+        km = shapely.length(shapely.intersection(lines, circles[name])) / 1000.0
+        rows.append((f"{name} ({HOTSPOT_RADIUS_KM:g} km)", count, km, circles[name]))
+    rest_area = corridor.difference(shapely.union_all(list(circles.values())))
+    rest_km = shapely.length(shapely.intersection(lines, rest_area)) / 1000.0
+    rows.append(
+        (f"Kidal–Gao corridor ({CORRIDOR_RADIUS_KM:g} km)", HISTORY_TOTAL - 15, rest_km, corridor)
+    )
+    areas = gpd.GeoDataFrame(
+        {
+            "name": [r[0] for r in rows],
+            "episodes": [r[1] for r in rows],
+            "road_km": [round(r[2], 1) for r in rows],
+            "periods_30d": round(periods, 1),
+            "rate": [r[1] / r[2] / periods for r in rows],
+            "source": (
+                "ACLED 1997–2020 IED counts as summarised in public research (SCENARIO.md); "
+                "rate = episodes / embedded road km in the area / 30-day periods"
+            ),
+        },
+        geometry=[r[3] for r in rows],
+        crs="EPSG:32631",
+    ).to_crs("EPSG:4326")
+    areas["geometry"] = shapely.set_precision(areas.geometry.to_numpy(), 1e-4)
+    areas.to_file(HERE / "base_rates.geojson", driver="GeoJSON")
 
 
 if __name__ == "__main__":

@@ -937,6 +937,9 @@ def _risk_params(opts: dict[str, Any]) -> RiskParams:
         params = params_from_mapping(
             parse_overrides(opts["overrides"]), base=params, where="`--set`"
         )
+    if not params.base_rates and opts.get("roads") is None:
+        # the embedded scenario comes with its published 1997–2020 base rates
+        params = params.replace(base_rates=str(settings.default_base_rates()))
     return params
 
 

@@ -268,6 +268,7 @@ def score_segments_dask(
     npartitions: int | None = None,
     partition_sources: int = SCORE_PARTITION_SOURCES,
     progress: Progress | None = None,
+    base_rates: gpd.GeoDataFrame | None = None,
     **overrides: Any,  # noqa: ANN401 - any parameter's type
 ) -> RiskResult:
     """:func:`convoyrisk.risk.score_segments` with the kernel density summed on a dask cluster.
@@ -284,7 +285,7 @@ def score_segments_dask(
 
     Parameters
     ----------
-    G, snapped, params, as_of, overrides
+    G, snapped, params, as_of, base_rates, overrides
         As for :func:`~convoyrisk.risk.score_segments`.
     scheduler
         See :func:`dask_client` (None: a local cluster of two workers).
@@ -298,7 +299,8 @@ def score_segments_dask(
     """
     r = _risk
     params = (params or RiskParams()).replace(**overrides)
-    net, segments, lix, inc, sources, as_of_ts = r._prepare(G, snapped, params, as_of)  # noqa: SLF001
+    prep = r.prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
+    net, lix, sources = prep.net, prep.lix, prep.sources
     live = sources.owner
     k = params.top_contributors
     if len(live) == 0:
@@ -333,4 +335,4 @@ def score_segments_dask(
             top_id, top_val = r._merge_top([top_id, part_id], [top_val, part_val], k)  # noqa: SLF001
         density = r._Density(mass, count, top_id, top_val, np.ones(len(live)))  # noqa: SLF001
 
-    return r._result_from_density(segments, inc, density, params, as_of_ts)  # noqa: SLF001
+    return r.finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)

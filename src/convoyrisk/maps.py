@@ -47,7 +47,8 @@ from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
-from .risk import RISK_CLASSES, RiskResult, classify
+from .bayes import RISK_CLASSES, classify
+from .risk import RiskResult
 from .routing import Route
 from .utils import write_text_atomic
 

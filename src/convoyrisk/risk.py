@@ -44,6 +44,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -59,19 +60,27 @@ import pandas as pd
 import shapely
 from scipy import stats
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError
+from .bayes import (
+    NO_DATA_CLASS,
+    RISK_CLASSES,
+    Smoother,
+    classify_posterior,
+    decay_moments,
+    fit_overdispersion,
+    posterior,
+    prior_means,
+)
+from .episodes import group_episodes
 from .utils import Progress, atomic_path, write_text_atomic
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-RISK_CLASSES = ("low", "elevated", "high", "severe")
-"""Names of the risk classes, lowest first."""
 
 KERNELS = ("uniform", "triangular", "epanechnikov", "quartic", "triweight")
 """Kernels available, all with compact support ``[−h, h]``."""
@@ -108,8 +117,9 @@ class RiskParams:
     segment_length_m
         Longest segment (lixel) length, metres.
     bandwidth_m
-        Kernel bandwidth along the network, metres (raised per incident to its
-        ``precision_m``).
+        Kernel bandwidth along the network, metres. Incidents whose location
+        is known only to within a radius larger than this are spread over the
+        roads inside that radius instead (by road length).
     kernel
         One of :data:`KERNELS`.
     junction
@@ -117,30 +127,53 @@ class RiskParams:
     conserve_mass
         Rescale each incident's spread to sum to its weight.
     half_life_days
-        Time decay: an incident this many days old weighs half a new one.
+        Time decay: an episode this many days old weighs half a new one.
     window_days
         Incidents older than this (before the as-of date) are not used.
+    episode_m, episode_hours
+        Incidents closer than both (directly or through others) are one
+        episode (one attack, several devices): the rate counts episodes.
+        ``episode_m = 0`` counts every row.
     near_repeat_m, near_repeat_days, near_repeat_boost
-        An incident younger than ``near_repeat_days`` adds ``near_repeat_boost``
-        times its weight, spread with bandwidth ``near_repeat_m`` (0 turns it off).
-    killed_weight, injured_weight, severity_max
-        Severity ``min(1 + killed_weight·killed + injured_weight·injured, severity_max)``.
+        Near-repeat: for ``near_repeat_days`` after an episode, segments within
+        ``near_repeat_m`` of it have ``rate_now = rate·(1 + near_repeat_boost)``
+        (Townsley, Johnson & Ratcliffe 2008: about 1 km, 2 days). Never part of
+        ``rate``. ``near_repeat_m = 0`` turns it off.
     type_weights, other_type_weight
         Weight per event type (matched case-insensitively on the ``type``
-        column), and for types not listed.
+        column), and for types not listed; 0 leaves a type out. Weights other
+        than 0 and 1 make ``rate`` a weighted frequency.
     max_precision_m
         Incidents whose ``precision_m`` exceeds this are not used.
+    prior_scale_m
+        Standard deviation of the Gaussian over which the regional (prior)
+        rate is pooled, metres: pooling fades with distance.
+    base_rates
+        A layer of areas (GeoJSON, GeoPackage...) with a ``rate`` column
+        (episodes per km per 30 days): a regional base rate pooled into the
+        prior ("" for none).
+    base_rate_weight
+        Weight of the base rate against the regional data (1: equal).
     overdispersion_k
-        Empirical Bayes overdispersion ``k`` (prior variance of the relative
-        risk). Fixed, not estimated from the data, so rates are monotone.
+        Gamma prior overdispersion ``k`` (variance ``k·m²`` about the prior
+        mean ``m``); 0 estimates it from the data (negative-binomial
+        likelihood of the raw counts about the prior means).
     credible_level
         Width of the rate interval (0.9: the 5th to the 95th percentile).
+    class_confidence
+        A segment is put in a class when the posterior probability of its rate
+        lying in it or above (or below the first threshold, for "low") is at
+        least this; otherwise it is "insufficient data".
     class_thresholds
-        Rates (incidents per km per 30 days) at which "elevated", "high" and
+        Rates (episodes per km per 30 days) at which "elevated", "high" and
         "severe" start. For 100 km driven in one day they mean a chance of at
         least one incident of 0.3 %, 1.7 % and 6.5 %.
     top_contributors
         Number of incidents named per segment.
+    tune
+        Choose ``bandwidth_m`` and ``half_life_days`` by held-out likelihood
+        (:func:`tune_params`): "on", "off", or "auto" (on with
+        :data:`TUNE_MIN_EPISODES` to :data:`TUNE_MAX_EPISODES` episodes).
     """
 
     segment_length_m: float = 1_000.0
@@ -148,44 +181,69 @@ class RiskParams:
     kernel: str = "quartic"
     junction: str = "equal-split"
     conserve_mass: bool = True
-    half_life_days: float = 90.0
+    half_life_days: float = 180.0
     window_days: float = 730.0
+    episode_m: float = 1_000.0
+    episode_hours: float = 12.0
     near_repeat_m: float = 1_000.0
     near_repeat_days: float = 2.0
     near_repeat_boost: float = 1.0
-    killed_weight: float = 0.5
-    injured_weight: float = 0.1
-    severity_max: float = 10.0
     type_weights: Mapping[str, float] = field(default_factory=dict)
     other_type_weight: float = 1.0
     max_precision_m: float = math.inf
-    overdispersion_k: float = 2.0
+    prior_scale_m: float = 25_000.0
+    base_rates: str = ""
+    base_rate_weight: float = 1.0
+    overdispersion_k: float = 0.0
     credible_level: float = 0.9
+    class_confidence: float = 0.8
     class_thresholds: tuple[float, float, float] = (0.001, 0.005, 0.02)
     top_contributors: int = 3
+    tune: str = "auto"
 
-    def __post_init__(self) -> None:  # noqa: C901 - one check per parameter
+    def __post_init__(self) -> None:  # noqa: C901, PLR0912 - one check per parameter
         """Reject values that make no sense."""
         positive = (
             "segment_length_m",
             "bandwidth_m",
             "half_life_days",
             "window_days",
-            "overdispersion_k",
-            "severity_max",
             "max_precision_m",
+            "prior_scale_m",
         )
+        finite = (
+            "segment_length_m",
+            "bandwidth_m",
+            "half_life_days",
+            "window_days",
+            "episode_m",
+            "episode_hours",
+            "near_repeat_m",
+            "near_repeat_days",
+            "near_repeat_boost",
+            "other_type_weight",
+            "prior_scale_m",
+            "base_rate_weight",
+            "overdispersion_k",
+        )
+        for name in finite:
+            value = getattr(self, name)
+            if isinstance(value, float | int) and not math.isfinite(value):
+                msg = f"`{name}` must be a finite number, got {value}."
+                raise InputError(msg)
         for name in positive:
             if not getattr(self, name) > 0:
                 msg = f"`{name}` must be positive, got {getattr(self, name)}."
                 raise InputError(msg)
         non_negative = (
+            "episode_m",
+            "episode_hours",
             "near_repeat_m",
             "near_repeat_days",
             "near_repeat_boost",
-            "killed_weight",
-            "injured_weight",
             "other_type_weight",
+            "base_rate_weight",
+            "overdispersion_k",
             "top_contributors",
         )
         for name in non_negative:
@@ -193,21 +251,32 @@ class RiskParams:
                 msg = f"`{name}` must be zero or more, got {getattr(self, name)}."
                 raise InputError(msg)
         for name, weight in self.type_weights.items():
-            if not weight >= 0:
+            if not (weight >= 0 and math.isfinite(weight)):
                 msg = f"`type_weights` of {name!r} must be zero or more, got {weight}."
                 raise InputError(msg)
+        if self.tune not in {"auto", "on", "off"}:
+            msg = f"`tune` must be auto, on or off; got {self.tune!r}."
+            raise InputError(msg)
         if self.kernel not in KERNELS:
             msg = f"`kernel` must be one of {', '.join(KERNELS)}; got {self.kernel!r}."
             raise InputError(msg)
         if self.junction not in JUNCTIONS:
             msg = f"`junction` must be one of {', '.join(JUNCTIONS)}; got {self.junction!r}."
             raise InputError(msg)
-        if not 0 < self.credible_level < 1:
-            msg = f"`credible_level` must be in (0, 1), got {self.credible_level}."
-            raise InputError(msg)
+        for name in ("credible_level", "class_confidence"):
+            if not 0 < getattr(self, name) < 1:
+                msg = f"`{name}` must be in (0, 1), got {getattr(self, name)}."
+                raise InputError(msg)
         t = tuple(float(x) for x in self.class_thresholds)
-        if len(t) != len(RISK_CLASSES) - 1 or list(t) != sorted(t):
-            msg = f"`class_thresholds` must be three increasing rates, got {self.class_thresholds}."
+        if (
+            len(t) != len(RISK_CLASSES) - 1
+            or list(t) != sorted(t)
+            or not all(0 < x < math.inf for x in t)
+        ):
+            msg = (
+                "`class_thresholds` must be three increasing positive rates, "
+                f"got {self.class_thresholds}."
+            )
             raise InputError(msg)
         object.__setattr__(self, "class_thresholds", t)
         object.__setattr__(self, "type_weights", dict(self.type_weights))
@@ -239,21 +308,21 @@ class RiskResult:
     segments
         One row per segment (see :func:`score_segments`).
     incidents
-        The snapped incidents with ``weight``, ``near_repeat_weight``,
-        ``bandwidth_m`` and ``used`` (why not, if not).
+        The snapped incidents with ``weight``, ``harm``, ``episode``,
+        ``devices``, ``episode_lead``, ``spread_m`` and ``used`` (why not, if not).
     params
         The parameters used.
     as_of
         The as-of date.
     exposure_days
-        Effective exposure time ``T`` in days.
+        Decayed length of the window ``T₁ = ∫₀^W 2^(−t/H) dt`` in days.
     overdispersion
-        The ``k`` used (from ``params``).
+        The prior's ``k`` (estimated from the data unless set in ``params``).
     baseline_rate
-        Network baseline ``λ₀``, incidents per km per 30 days.
-    overdispersion_moments
-        ``k`` estimated from these data by moments between roads (for
-        information: it is not used, so that rates stay monotone).
+        Length-weighted mean prior rate of the segments with an informed
+        prior, episodes per km per 30 days (for reports: not used).
+    episodes
+        Number of episodes used.
     """
 
     segments: gpd.GeoDataFrame
@@ -263,7 +332,7 @@ class RiskResult:
     exposure_days: float
     overdispersion: float = math.nan
     baseline_rate: float = 0.0
-    overdispersion_moments: float = math.nan
+    episodes: int = 0
 
     def describe(self) -> dict[str, Any]:
         """Parameters, as-of date and totals, for reports and map footers."""
@@ -271,17 +340,19 @@ class RiskResult:
         params["class_thresholds"] = list(self.params.class_thresholds)
         if math.isinf(self.params.max_precision_m):
             params["max_precision_m"] = None  # no limit (JSON has no infinity)
+        classes = self.segments["risk_class"].astype(str)
+        length = self.segments["length_m"].to_numpy(float)
         return {
             "as_of": self.as_of.date().isoformat(),
             "exposure_days": round(self.exposure_days, 2),
             "incidents_used": int((self.incidents["used"] == "used").sum()),
+            "episodes_used": self.episodes,
             "baseline_rate_per_km_30d": self.baseline_rate,
             "overdispersion_k": round(self.overdispersion, 4),
-            "overdispersion_k_moments": (
-                None
-                if math.isnan(self.overdispersion_moments)
-                else round(self.overdispersion_moments, 4)
-            ),
+            "km_by_class": {
+                c: round(float(length[(classes == c).to_numpy()].sum()) / 1000.0, 1)
+                for c in (*RISK_CLASSES, NO_DATA_CLASS)
+            },
             "params": params,
         }
 
@@ -614,8 +685,12 @@ def _one_sided(
 def decay_weights(
     dates: pd.Series, as_of: pd.Timestamp, params: RiskParams
 ) -> tuple[FloatArray, npt.NDArray[np.str_]]:
-    """Time-decay factors ``2^(−age/half_life)``, and a reason per incident ("" when used)."""
-    age = (as_of - pd.to_datetime(dates)).dt.total_seconds().to_numpy(float) / 86_400.0
+    """Time-decay factors ``2^(−age/half_life)``, and a reason per incident ("" when used).
+
+    Ages are counted in whole days between calendar dates: an incident on the
+    as-of date (whatever its time of day) is used, with age 0.
+    """
+    age = _age_days(dates, as_of)
     reason = np.where(age < 0, "after the as-of date", "")
     reason = np.where((reason == "") & (age > params.window_days), "older than the window", reason)
     reason = np.where((reason == "") & np.isnan(age), "no date", reason)
@@ -645,7 +720,7 @@ def _column(frame: pd.DataFrame, name: str, default: float) -> FloatArray:
 def incident_weights(
     incidents: pd.DataFrame, as_of: pd.Timestamp, params: RiskParams
 ) -> pd.DataFrame:
-    """Each incident's weight, near-repeat weight, bandwidth and whether it is used.
+    """Each incident's weight, harm, and whether it is used (and why not).
 
     Parameters
     ----------
@@ -660,9 +735,10 @@ def incident_weights(
     Returns
     -------
     pandas.DataFrame
-        Aligned on `incidents`: ``severity``, ``type_weight``, ``decay``,
-        ``weight`` (``severity·type_weight·decay``), ``near_repeat_weight``,
-        ``bandwidth_m`` and ``used`` ("used" or the reason).
+        Aligned on `incidents`: ``type_weight``, ``decay``, ``weight``
+        (``type_weight·decay``: what an episode counts for in the rate),
+        ``harm`` (killed + injured, kept apart from the rate), ``age_days``
+        and ``used`` ("used" or the reason).
     """
     factor, reason = decay_weights(incidents["date"], as_of, params)
     status = (
@@ -677,9 +753,6 @@ def incident_weights(
     )
     killed = np.maximum(_column(incidents, "killed", 0.0), 0.0)
     injured = np.maximum(_column(incidents, "injured", 0.0), 0.0)
-    severity = np.minimum(
-        1.0 + params.killed_weight * killed + params.injured_weight * injured, params.severity_max
-    )
     lookup = {str(k).strip().casefold(): float(v) for k, v in params.type_weights.items()}
     types = (
         incidents["type"].fillna("").astype(str).str.strip().str.casefold()
@@ -689,17 +762,14 @@ def incident_weights(
     type_weight = types.map(lambda t: lookup.get(t, params.other_type_weight)).to_numpy(float)
     reason = np.where((reason == "") & (type_weight <= 0), "type weight 0", reason)
     used = reason == ""
-    weight = np.where(used, severity * type_weight * factor, 0.0)
-    age = (as_of - pd.to_datetime(incidents["date"])).dt.total_seconds().to_numpy(float) / 86_400.0
-    recent = used & (age <= params.near_repeat_days) & (params.near_repeat_m > 0)
+    age = _age_days(incidents["date"], as_of)
     return pd.DataFrame(
         {
-            "severity": severity,
             "type_weight": type_weight,
             "decay": factor,
-            "weight": weight,
-            "near_repeat_weight": np.where(recent, params.near_repeat_boost * weight, 0.0),
-            "bandwidth_m": np.maximum(params.bandwidth_m, precision),
+            "weight": np.where(used, type_weight * factor, 0.0),
+            "harm": killed + injured,
+            "age_days": age,
             "used": np.where(used, "used", reason),
         },
         index=incidents.index,
@@ -1380,109 +1450,61 @@ def _chunk(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
 
 
 # ----------------------------------------------------------------------------------------
-# Empirical Bayes and classes
-# ----------------------------------------------------------------------------------------
-
-
-def empirical_bayes(
-    mass: npt.ArrayLike,
-    length_m: npt.ArrayLike,
-    *,
-    window_km: float,
-    k: float,
-    credible_level: float = 0.9,
-) -> tuple[FloatArray, FloatArray, FloatArray, float]:
-    """Posterior mean and central interval of each segment's rate, and the baseline.
-
-    The rate ``λ`` (per km over the exposure time) of a segment has the prior
-    Gamma(1/k, 1/(k·λ₀)), with ``λ₀ = Σmass/Σlength``. Its evidence is its
-    smoothed count over the kernel's effective window,
-    ``N_w = mass/length·window``; the posterior is Gamma(1/k + N_w,
-    1/(k·λ₀) + window). The posterior mean is Hauer's
-    ``w·λ₀ + (1 − w)·N_w/window`` with ``w = 1/(1 + k·λ₀·window)``.
-
-    Returns
-    -------
-    (rate, low, high, baseline)
-        Per km over the exposure time. With no mass at all the rate is 0 and
-        the upper bound is that of a Poisson count of 0 over the whole network.
-
-    Examples
-    --------
-    >>> rate, low, high, lam0 = empirical_bayes([0.0, 2.0], [1000.0, 1000.0], window_km=2.0, k=1.0)
-    >>> round(lam0, 3), [round(float(r), 4) for r in rate]
-    (1.0, [0.3333, 1.6667])
-    """
-    mass = np.asarray(mass, dtype=float)
-    length_km = np.asarray(length_m, dtype=float) / 1000.0
-    lo_q = (1.0 - credible_level) / 2.0
-    hi_q = 1.0 - lo_q
-    total = float(mass.sum())
-    if total <= 0.0:
-        upper = float(stats.gamma.ppf(hi_q, 1.0)) / float(length_km.sum())
-        zeros = np.zeros_like(mass)
-        return zeros, zeros, np.full_like(mass, upper), 0.0
-    lam0 = total / float(length_km.sum())
-    n_w = mass / length_km * window_km
-    shape = 1.0 / k + n_w
-    rate_param = 1.0 / (k * lam0) + window_km
-    low = stats.gamma.ppf(lo_q, shape, scale=1.0 / rate_param)
-    high = stats.gamma.ppf(hi_q, shape, scale=1.0 / rate_param)
-    return shape / rate_param, np.asarray(low, float), np.asarray(high, float), lam0
-
-
-def overdispersion(
-    mass: npt.ArrayLike, length_m: npt.ArrayLike, road_id: npt.ArrayLike, k_min: float = 1e-3
-) -> float:
-    """Method-of-moments overdispersion ``k`` of counts between roads (Hauer's sites).
-
-    With road counts ``N_j`` and baseline ``μ_j = N·L_j/L``,
-    ``k = Σ[(N_j − μ_j)² − N_j] / Σ μ_j²``, floored at `k_min`. Reported for
-    information (to choose ``overdispersion_k`` for a configuration): sparse
-    counts bias it, and estimating it from the data would make rates
-    non-monotone.
-    """
-    mass = np.asarray(mass, dtype=float)
-    roads, inverse = np.unique(np.asarray(road_id), return_inverse=True)
-    n_j = np.bincount(inverse, weights=mass, minlength=len(roads))
-    l_j = np.bincount(inverse, weights=np.asarray(length_m, dtype=float), minlength=len(roads))
-    mu_j = n_j.sum() * l_j / l_j.sum()
-    denom = float(np.sum(mu_j**2))
-    if denom <= 0:
-        return k_min
-    return max(float(np.sum((n_j - mu_j) ** 2 - n_j)) / denom, k_min)
-
-
-def classify(rate: npt.ArrayLike, thresholds: tuple[float, ...]) -> npt.NDArray[np.object_]:
-    """Risk class names for rates, cut at `thresholds`.
-
-    Examples
-    --------
-    >>> classify(np.array([0.0, 0.01, 0.05, 1.0]), (0.003, 0.015, 0.06)).tolist()
-    ['low', 'elevated', 'high', 'severe']
-    """
-    idx = np.searchsorted(np.asarray(thresholds), np.asarray(rate, dtype=float), side="right")
-    return np.asarray(RISK_CLASSES, dtype=object)[idx]
-
-
-# ----------------------------------------------------------------------------------------
 # scoring
 # ----------------------------------------------------------------------------------------
 
 
-def _as_of(value: str | pd.Timestamp | None, dates: pd.Series) -> pd.Timestamp:
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _day(dates: pd.Series) -> pd.Series:
+    """Calendar day of each date (time of day and time zone dropped, UTC for aware ones)."""
+    parsed = pd.to_datetime(dates, utc=False)
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.dt.normalize()
+
+
+def _age_days(dates: pd.Series, as_of: pd.Timestamp) -> FloatArray:
+    """Whole days from each date's calendar day to the as-of date."""
+    age = (as_of.normalize() - _day(pd.Series(dates))).dt.total_seconds()
+    return np.asarray(age.to_numpy(float) / 86_400.0, dtype=float)
+
+
+def parse_as_of(value: str | pd.Timestamp | None, dates: pd.Series) -> pd.Timestamp:
+    """The as-of date: `value` (a ``YYYY-MM-DD`` string or a timestamp), else the latest date.
+
+    Only ISO dates are accepted as text: ``04/11/2023`` is 4 November to some
+    and 11 April to others, so it is refused rather than guessed.
+
+    Raises
+    ------
+    InputError
+        If `value` is not a ``YYYY-MM-DD`` date, or is None and there are no dates.
+    """
     if value is None:
-        parsed = pd.to_datetime(dates)
-        return parsed.max().normalize() if len(parsed) else pd.Timestamp.today().normalize()
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
+        days = _day(pd.Series(dates)).dropna()
+        if days.empty:
+            msg = "No incident has a date to take the as-of date from: give `as_of` (YYYY-MM-DD)."
+            raise InputError(msg)
+        return pd.Timestamp(days.max())
+    if isinstance(value, str):
+        text = value.strip()
+        if not _ISO_DATE.match(text):
+            msg = f"`as_of` {value!r} is not a date written YYYY-MM-DD (e.g. 2023-11-04)."
+            raise InputError(msg)
+        try:
+            return pd.Timestamp(text)
+        except ValueError as exc:
+            msg = f"`as_of` {value!r} is not a calendar date: give it as YYYY-MM-DD."
+            raise InputError(msg) from exc
+    ts = pd.Timestamp(value)
+    if pd.isna(ts):
         msg = f"`as_of` {value!r} is not a date: give it as YYYY-MM-DD."
-        raise InputError(msg) from exc
-    if pd.isna(ts):  # pd.Timestamp("") is NaT at run time
-        msg = f"`as_of` {value!r} is not a date: give it as YYYY-MM-DD."  # type: ignore[unreachable]
         raise InputError(msg)
-    return ts
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.normalize()
 
 
 def _edge_index(net: _Network, frame: pd.DataFrame) -> IntArray:
@@ -1503,6 +1525,7 @@ def score_segments(
     engine: str = "auto",
     workers: int | None = None,
     progress: Progress | None = None,
+    base_rates: gpd.GeoDataFrame | str | Path | None = None,
     **overrides: Any,  # noqa: ANN401 - any parameter's type
 ) -> RiskResult:
     """Score every road segment; see the module docstring and docs/risk-model.md.
@@ -1524,40 +1547,235 @@ def score_segments(
         Threads of the numba engine; default one per core (at most 8).
     progress
         Called as ``progress("scoring", incidents_done, incidents)``.
+    base_rates
+        Areas with a regional base ``rate`` (see :func:`read_base_rates`);
+        overrides ``params.base_rates``.
     **overrides
         Parameters to change in `params`, e.g. ``bandwidth_m=2000``.
 
     Returns
     -------
     RiskResult
-        Segments with ``mass`` (effective incidents), ``incidents`` (number of
-        incidents whose kernel reaches the segment), ``rate``, ``rate_low``,
-        ``rate_high`` (per km per 30 days), ``risk_class`` and
-        ``top_contributors`` ("id date (share)" of the largest contributions).
+        Segments with ``rate`` (posterior mean of the long-run rate, episodes
+        per km per 30 days), ``rate_low`` and ``rate_high`` (central
+        ``credible_level`` interval), ``risk_class`` (from the posterior
+        probabilities ``p_elevated``, ``p_high``, ``p_severe`` of exceeding
+        each threshold, or "insufficient data"), ``rate_now`` (with the
+        near-repeat multiplier, valid for ``near_repeat_days`` after the
+        as-of date) and ``near_repeat``, ``prior_rate``, ``data_weight``
+        (share of the posterior from the segment's own data),
+        ``regional_episodes``, ``harm_per_episode`` (killed + injured per
+        episode around it, not part of the rate), ``mass`` (decayed
+        episodes, smoothed), ``incidents`` (episodes whose kernel reaches
+        it) and ``top_contributors``.
     """
     params = (params or RiskParams()).replace(**overrides)
-    net, segments, lix, inc, sources, as_of_ts = _prepare(G, snapped, params, as_of)
+    if params.tune != "off":
+        params = tune_params(G, snapped, params, as_of, base_rates=base_rates)
+    prep = prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
     density = _network_density(
-        net, lix, sources, params, engine=engine, workers=workers, progress=progress
+        prep.net, prep.lix, prep.sources, params, engine=engine, workers=workers, progress=progress
     )
-    return _result_from_density(segments, inc, density, params, as_of_ts)
+    return finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
 
 
-def _prepare(
+TUNE_MIN_EPISODES = 300
+"""With ``tune="auto"``, tuning starts at this many episodes (fewer cannot tell choices apart)."""
+
+TUNE_MAX_EPISODES = 20_000
+"""With ``tune="auto"``, tuning stops above this many episodes (each candidate is a full fit)."""
+
+TUNE_BANDWIDTHS_M = (1_000.0, 2_000.0, 5_000.0, 10_000.0)
+"""Candidate bandwidths of :func:`tune_params`, metres."""
+
+TUNE_HALF_LIVES_DAYS = (90.0, 180.0, 365.0)
+"""Candidate half-lives of :func:`tune_params`, days."""
+
+
+def tune_params(
+    G: nx.MultiDiGraph,
+    snapped: gpd.GeoDataFrame,
+    params: RiskParams,
+    as_of: str | pd.Timestamp | None = None,
+    *,
+    holdout_days: float = 180.0,
+    base_rates: gpd.GeoDataFrame | str | Path | None = None,
+) -> RiskParams:
+    """Bandwidth and half-life that best predict the last `holdout_days` from the rest.
+
+    Each candidate of :data:`TUNE_BANDWIDTHS_M` × :data:`TUNE_HALF_LIVES_DAYS`
+    is fitted on the episodes before ``as_of − holdout_days`` and scored by
+    the posterior-predictive (negative-binomial) log-likelihood of the
+    episodes of the held-out period on each segment. The winner is returned
+    (with ``tune="off"``); with ``tune="auto"`` and too few or too many
+    episodes, `params` unchanged.
+    """
+    as_of_ts = parse_as_of(as_of, snapped["date"])
+    base = params.replace(tune="off")
+    w = incident_weights(snapped, as_of_ts, base)
+    n = int((w["used"] == "used").sum())
+    if params.tune == "off" or (
+        params.tune == "auto" and not TUNE_MIN_EPISODES <= n <= TUNE_MAX_EPISODES
+    ):
+        return base
+    split = as_of_ts - pd.Timedelta(days=holdout_days)
+    day = _day(snapped["date"])
+    train = snapped[(day < split).to_numpy()]
+    on_net = (
+        snapped["status"].astype(str).isin(USED_STATUSES).to_numpy()
+        & ((day >= split) & (day <= as_of_ts)).to_numpy()
+    )
+    test = snapped[on_net]
+    if len(train) == 0 or len(test) == 0:
+        return base
+    best: tuple[float, RiskParams] | None = None
+    for h in TUNE_BANDWIDTHS_M:
+        for hl in TUNE_HALF_LIVES_DAYS:
+            cand = base.replace(bandwidth_m=h, half_life_days=hl, top_contributors=0)
+            fit = score_segments(
+                G, train, params=cand, as_of=split - pd.Timedelta(days=1), base_rates=base_rates
+            )
+            segs = fit.segments
+            lixel = _lixel_of_points(segs, test)
+            y = np.bincount(lixel[lixel >= 0], minlength=len(segs)).astype(float)
+            exposure = segs["length_m"].to_numpy(float) / 1000.0 * holdout_days / 30.0
+            a = segs["post_shape"].to_numpy(float)
+            b = segs["post_rate"].to_numpy(float)
+            p = b / (b + exposure)
+            ll = float(stats.nbinom.logpmf(y, a, p).sum())
+            if best is None or ll > best[0]:
+                best = (ll, base.replace(bandwidth_m=h, half_life_days=hl))
+    return best[1] if best is not None else base
+
+
+def _lixel_of_points(segments: gpd.GeoDataFrame, points: pd.DataFrame) -> IntArray:
+    """Row of the segment holding each snapped point (by its edge and offset), or −1."""
+    seg_edges = pd.MultiIndex.from_arrays(
+        [segments["u"].to_numpy(), segments["v"].to_numpy(), segments["key"].to_numpy()]
+    )
+    first = ~seg_edges.duplicated()
+    edge_start = np.flatnonzero(first)
+    idx = seg_edges[first].get_indexer(
+        pd.MultiIndex.from_arrays(
+            [points["u"].to_numpy(), points["v"].to_numpy(), points["key"].to_numpy()]
+        )
+    )
+    out = np.full(len(points), -1, dtype=np.int64)
+    ok = idx >= 0
+    edge_end = np.r_[edge_start[1:], len(segments)]
+    e = idx[ok]
+    start = segments["start_m"].to_numpy(float)
+    off = _column(points, "offset_m", 0.0)[ok]
+    pos = np.array(
+        [
+            lo + max(int(np.searchsorted(start[lo:hi], o, side="right")) - 1, 0)
+            for lo, hi, o in zip(edge_start[e], edge_end[e], off, strict=True)
+        ],
+        dtype=np.int64,
+    )
+    out[ok] = pos
+    return out
+
+
+@dataclass
+class ScoringInput:
+    """Everything scoring needs besides the kernel density (built by :func:`prepare_scoring`).
+
+    Shared by :func:`score_segments` and the dask engine, which computes the
+    density of ``sources`` in partitions and then calls :func:`finish_scoring`.
+    """
+
+    net: _Network
+    segments: gpd.GeoDataFrame
+    lix: _Lixels
+    incidents: gpd.GeoDataFrame
+    sources: _Sources
+    as_of: pd.Timestamp
+    params: RiskParams
+    spread_lixel: IntArray  # location-uncertain episodes: (lixel, episode owner, mass)
+    spread_owner: IntArray
+    spread_mass: FloatArray
+    base_rate: FloatArray | None
+
+
+def _lixel_at(lix: _Lixels, edge: IntArray, offset: FloatArray) -> IntArray:
+    """The lixel of each (forward edge, network metres from ``u``) position."""
+    first, last = lix.ptr[edge], lix.ptr[edge + 1]
+    count = last - first
+    edge_len = lix.end[last - 1]
+    step = edge_len / np.maximum(count, 1)
+    j = np.floor(offset / np.where(step > 0, step, 1.0)).astype(np.int64)
+    return np.asarray(first + np.clip(j, 0, count - 1), dtype=np.int64)
+
+
+def _midpoints(segments: gpd.GeoDataFrame) -> FloatArray:
+    geoms = segments.geometry.to_numpy()
+    return np.asarray(
+        shapely.get_coordinates(shapely.line_interpolate_point(geoms, 0.5, normalized=True)),
+        dtype=float,
+    )
+
+
+def _episodes(inc: gpd.GeoDataFrame, params: RiskParams) -> None:
+    """Group used incidents into episodes in place: ``episode``, ``devices``, ``episode_lead``.
+
+    The lead row of an episode (the most precise, then the earliest) carries
+    its weight; the other rows are used through it and weigh 0.
+    """
+    used = inc["used"].to_numpy() == "used"
+    idx = np.flatnonzero(used)
+    episode = np.full(len(inc), -1, dtype=np.int64)
+    lead = np.zeros(len(inc), dtype=bool)
+    devices = np.zeros(len(inc), dtype=np.int64)
+    if len(idx):
+        geoms = inc.geometry.to_numpy()[idx]
+        x = _column(inc.iloc[idx], "snap_x", np.nan)
+        y = _column(inc.iloc[idx], "snap_y", np.nan)
+        x = np.where(np.isfinite(x), x, shapely.get_x(geoms))
+        y = np.where(np.isfinite(y), y, shapely.get_y(geoms))
+        ep = group_episodes(
+            x,
+            y,
+            inc["date"].iloc[idx],
+            episode_m=params.episode_m,
+            episode_hours=params.episode_hours,
+        )
+        episode[idx] = ep
+        size = np.bincount(ep)
+        devices[idx] = size[ep]
+        prec = np.maximum(_column(inc.iloc[idx], "precision_m", 0.0), 0.0)
+        age = inc["age_days"].to_numpy(float)[idx]
+        order = np.lexsort((np.arange(len(idx)), -age, prec, ep))
+        first = np.r_[True, ep[order][1:] != ep[order][:-1]]
+        lead[idx[order[first]]] = True
+        # an episode's harm is the sum over its devices, held by its lead row
+        harm = np.bincount(ep, weights=inc["harm"].to_numpy(float)[idx])
+        inc.loc[inc.index[idx], "harm"] = np.where(lead[idx], harm[ep], 0.0)
+    inc["episode"] = episode
+    inc["devices"] = devices
+    inc["episode_lead"] = lead
+    inc["weight"] = np.where(lead, inc["weight"].to_numpy(float), 0.0)
+
+
+def prepare_scoring(
     G: nx.MultiDiGraph,
     snapped: gpd.GeoDataFrame,
     params: RiskParams,
     as_of: str | pd.Timestamp | None,
-) -> tuple[_Network, gpd.GeoDataFrame, _Lixels, gpd.GeoDataFrame, _Sources, pd.Timestamp]:
-    """Network arrays, lixels, weighted incidents and kernel sources, before the density.
+    *,
+    base_rates: gpd.GeoDataFrame | str | Path | None = None,
+) -> ScoringInput:
+    """Network arrays, segments, episodes and kernel sources: all but the density.
 
-    Shared by :func:`score_segments` and the dask engine.
+    Location-precise episodes (``precision_m`` at most ``bandwidth_m``)
+    become kernel sources at their snapped point; the others are spread over
+    the segments whose midpoints lie within their radius, by length.
     """
     net = _network(G)
     segments, lix = _cut(net, params.segment_length_m)
     segments = segments.set_crs(G.graph["crs"])
     inc = snapped.copy()
-    as_of_ts = _as_of(as_of, inc["date"])
+    as_of_ts = parse_as_of(as_of, inc["date"])
     w = incident_weights(inc, as_of_ts, params)
     for col in w.columns:
         inc[col] = w[col].to_numpy()
@@ -1572,68 +1790,248 @@ def _prepare(
             "forward edge of the graph: snap them onto this graph with `snap_incidents`."
         )
         raise InputError(msg)
-    live = np.flatnonzero(used)
+    _episodes(inc, params)
+    precision = np.maximum(_column(inc, "precision_m", 0.0), 0.0)
+    lead = inc["episode_lead"].to_numpy(bool)
+    kernel = lead & (precision <= params.bandwidth_m)
+    spread = lead & ~kernel
+    inc["spread_m"] = np.where(spread, precision, 0.0)
+    live = np.flatnonzero(kernel)
     ge = edge[live]
     offset = _column(inc.iloc[live], "offset_m", 0.0)
     offset = np.clip(
         offset * net.length[ge] / np.where(net.glen[ge] > 0, net.glen[ge], 1.0), 0.0, net.length[ge]
     )
+    h = np.full(len(live), params.bandwidth_m)
     sources = _Sources(
         owner=live.astype(np.int64),
         edge=ge,
         offset=offset,
-        h1=inc["bandwidth_m"].to_numpy(float)[live],
+        h1=h,
         w1=inc["weight"].to_numpy(float)[live],
-        h2=np.maximum(params.near_repeat_m, _column(inc.iloc[live], "precision_m", 0.0)),
-        w2=inc["near_repeat_weight"].to_numpy(float)[live],
+        h2=h,
+        w2=np.zeros(len(live)),
     )
-    return net, segments, lix, inc, sources, as_of_ts
+    s_lix, s_own, s_mass = _spread(inc, segments, lix, net, rows=np.flatnonzero(spread), edge=edge)
+    return ScoringInput(
+        net=net,
+        segments=segments,
+        lix=lix,
+        incidents=inc,
+        sources=sources,
+        as_of=as_of_ts,
+        params=params,
+        spread_lixel=s_lix,
+        spread_owner=s_own,
+        spread_mass=s_mass,
+        base_rate=_base_rate(segments, params, base_rates),
+    )
 
 
-def _result_from_density(
-    segments: gpd.GeoDataFrame,
+def _spread(
     inc: gpd.GeoDataFrame,
-    density: _Density,
+    segments: gpd.GeoDataFrame,
+    lix: _Lixels,
+    net: _Network,
+    *,
+    rows: IntArray,
+    edge: IntArray,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """Lixels, owners and masses of location-uncertain episodes spread by road length."""
+    if len(rows) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    tree = cKDTree(_midpoints(segments))
+    pts = shapely.get_coordinates(inc.geometry.to_numpy()[rows])
+    radius = np.maximum(_column(inc.iloc[rows], "precision_m", 0.0), 0.0)
+    weight = inc["weight"].to_numpy(float)[rows]
+    length = segments["length_m"].to_numpy(float)
+    out_l, out_o, out_m = [], [], []
+    for i, (pt, r) in enumerate(zip(pts, radius, strict=True)):
+        hit = np.asarray(tree.query_ball_point(pt, r), dtype=np.int64)
+        if len(hit) == 0:  # no segment midpoint in the disc: the snapped segment holds it
+            e = edge[rows[i : i + 1]]
+            off = _column(inc.iloc[rows[i : i + 1]], "offset_m", 0.0)
+            hit = _lixel_at(lix, e, off * net.length[e] / np.maximum(net.glen[e], 1e-9))
+        share = length[hit] / length[hit].sum()
+        out_l.append(hit)
+        out_o.append(np.full(len(hit), rows[i], dtype=np.int64))
+        out_m.append(weight[i] * share)
+    return np.concatenate(out_l), np.concatenate(out_o), np.concatenate(out_m)
+
+
+def read_base_rates(path: str | Path) -> gpd.GeoDataFrame:
+    """A layer of areas with a ``rate`` column (episodes per km per 30 days).
+
+    Raises
+    ------
+    InputError
+        If the file cannot be read, or has no CRS, polygons or ``rate``.
+    """
+    try:
+        areas = gpd.read_file(path)
+    except Exception as exc:
+        msg = f"Cannot read base rates from {path}: {str(exc).splitlines()[0]}"
+        raise InputError(msg) from exc
+    if "rate" not in areas.columns or areas.crs is None or areas.empty:
+        msg = (
+            f"Base rates in {path} need areas (polygons) with a CRS and a `rate` column "
+            "(episodes per km per 30 days)."
+        )
+        raise InputError(msg)
+    rate = pd.to_numeric(areas["rate"], errors="coerce")
+    if not (np.isfinite(rate) & (rate >= 0)).all():
+        msg = f"`rate` in {path} must be zero or more on every area."
+        raise InputError(msg)
+    areas["rate"] = rate.astype(float)
+    return areas
+
+
+def _base_rate(
+    segments: gpd.GeoDataFrame,
     params: RiskParams,
-    as_of_ts: pd.Timestamp,
+    areas: gpd.GeoDataFrame | str | Path | None,
+) -> FloatArray | None:
+    """Base rate per segment from the smallest area holding its midpoint (NaN outside)."""
+    if areas is None and params.base_rates:
+        areas = params.base_rates
+    if isinstance(areas, str | Path):
+        areas = read_base_rates(areas)
+    if areas is None:
+        return None
+    areas = areas.to_crs(segments.crs)
+    mids = shapely.points(_midpoints(segments))
+    tree = shapely.STRtree(areas.geometry.to_numpy())
+    seg_i, area_i = tree.query(mids, predicate="within")
+    out = np.full(len(segments), np.nan)
+    if len(seg_i):
+        size = shapely.area(areas.geometry.to_numpy())[area_i]
+        order = np.lexsort((-size, seg_i))  # per segment, the smallest area last
+        out[seg_i[order]] = areas["rate"].to_numpy(float)[area_i[order]]
+    return out
+
+
+def finish_scoring(
+    prep: ScoringInput,
+    kernel_mass: FloatArray,
+    count: IntArray,
+    top_id: IntArray,
+    top_val: FloatArray,
 ) -> RiskResult:
-    """Rates, intervals, classes and contributors from the summed density (EB applied once).
+    """Prior, posterior, intervals, classes, near-repeat and contributors from the density.
 
     Shared by :func:`score_segments` and the dask engine, which sums partitions' densities.
     """
-    t_days = exposure_days(params)
-    t30 = t_days / 30.0
-    segments["mass"] = density.mass
-    segments["incidents"] = density.count
-    rate, low, high, lam0 = empirical_bayes(
-        density.mass,
-        segments["length_m"].to_numpy(float),
-        window_km=params.window_km,
-        k=params.overdispersion_k,
-        credible_level=params.credible_level,
+    params, segments, inc, lix = prep.params, prep.segments, prep.incidents, prep.lix
+    n_lix = len(segments)
+    mass = kernel_mass + np.bincount(prep.spread_lixel, prep.spread_mass, minlength=n_lix)
+    t1, t2 = decay_moments(params.half_life_days, params.window_days)
+    t_eff = t1 * t1 / t2
+    c_t = t1 / t2
+    length_km = segments["length_m"].to_numpy(float) / 1000.0
+    window_km = params.window_km
+    # raw decayed episode counts per segment (where each episode is, not smoothed)
+    src = prep.sources
+    raw = np.bincount(
+        np.r_[_lixel_at(lix, src.edge, src.offset), prep.spread_lixel],
+        weights=np.r_[src.w1, prep.spread_mass],
+        minlength=n_lix,
     )
-    segments["rate"] = rate / t30
-    segments["rate_low"] = low / t30
-    segments["rate_high"] = high / t30
-    segments["risk_class"] = classify(segments["rate"].to_numpy(), params.class_thresholds)
-    segments["top_contributors"] = _top_text(inc, density)
-    k_mom = (
-        overdispersion(
-            density.mass, segments["length_m"].to_numpy(), segments["road_id"].to_numpy()
-        )
-        if density.mass.sum() > 0
-        else math.nan
+    harm = inc["harm"].to_numpy(float)
+    harm_raw = np.bincount(
+        np.r_[_lixel_at(lix, src.edge, src.offset), prep.spread_lixel],
+        weights=np.r_[src.w1 * harm[src.owner], prep.spread_mass * harm[prep.spread_owner]],
+        minlength=n_lix,
     )
+    _, node_comp = connected_components(prep.net.csr, directed=False)
+    component = node_comp[prep.net.eu][lix.edge]
+    smoother = Smoother(_midpoints(segments), params.prior_scale_m)
+    m, regional, informed = prior_means(
+        raw,
+        length_km * t1 / 30.0,
+        smoother,
+        component,
+        base_rate=prep.base_rate,
+        base_weight=params.base_rate_weight,
+    )
+    # overdispersion on bins of about the kernel's window along each road, where counts
+    # are large enough to show it (single segments hold mostly zeros)
+    start_km = segments["start_m"].to_numpy(float) / 1000.0
+    bins = np.unique(
+        np.column_stack([lix.edge, np.floor(start_km / window_km).astype(np.int64)]),
+        axis=0,
+        return_inverse=True,
+    )[1].ravel()
+    k = params.overdispersion_k or fit_overdispersion(
+        np.bincount(bins, c_t * raw), np.bincount(bins, m * length_km * t_eff / 30.0)
+    )
+    n_eff = c_t * mass / np.maximum(length_km, 1e-12) * window_km
+    e_eff = np.full(n_lix, window_km * t_eff / 30.0)
+    post = posterior(n_eff, e_eff, m, k)
+    lo_q = (1.0 - params.credible_level) / 2.0
+    data_weight = post.data_weight(e_eff)
+    decided = informed | (data_weight >= 0.5)
+    classes, p = classify_posterior(
+        post, params.class_thresholds, confidence=params.class_confidence, decided=decided
+    )
+    segments["mass"] = mass
+    segments["incidents"] = count
+    segments["rate"] = post.mean
+    segments["rate_low"] = post.quantile(lo_q)
+    segments["rate_high"] = post.quantile(1.0 - lo_q)
+    segments["risk_class"] = classes
+    segments["post_shape"] = post.shape
+    segments["post_rate"] = post.rate
+    for name, col in zip(RISK_CLASSES[1:], p.T, strict=True):
+        segments[f"p_{name}"] = col
+    segments["prior_rate"] = m
+    segments["data_weight"] = data_weight
+    segments["regional_episodes"] = regional
+    factor = _near_repeat(prep, segments)
+    segments["rate_now"] = post.mean * factor
+    segments["near_repeat"] = factor > 1.0
+    s_harm = smoother.smooth(harm_raw)
+    s_mass = smoother.smooth(raw)
+    segments["harm_per_episode"] = np.where(s_mass > 1e-12, s_harm / np.maximum(s_mass, 1e-12), 0.0)
+    segments["top_contributors"] = _top_text(
+        inc, _Density(mass, count, top_id, top_val, np.ones(0))
+    )
+    informed_len = float(length_km[informed].sum())
     return RiskResult(
         segments=segments,
         incidents=inc,
         params=params,
-        as_of=as_of_ts,
-        exposure_days=t_days,
-        overdispersion=params.overdispersion_k,
-        baseline_rate=lam0 / t30,
-        overdispersion_moments=k_mom,
+        as_of=prep.as_of,
+        exposure_days=t1,
+        overdispersion=k,
+        baseline_rate=(
+            float(np.sum(m[informed] * length_km[informed]) / informed_len)
+            if informed_len > 0
+            else 0.0
+        ),
+        episodes=int(inc["episode_lead"].sum()),
     )
+
+
+def _near_repeat(prep: ScoringInput, segments: gpd.GeoDataFrame) -> FloatArray:
+    """``1 + near_repeat_boost`` on segments within ``near_repeat_m`` of a recent episode."""
+    params, inc = prep.params, prep.incidents
+    factor = np.ones(len(segments))
+    if params.near_repeat_m <= 0 or params.near_repeat_boost <= 0:
+        return factor
+    age = inc["age_days"].to_numpy(float)
+    recent = inc["episode_lead"].to_numpy(bool) & (age >= 0) & (age <= params.near_repeat_days)
+    if not recent.any():
+        return factor
+    x = _column(inc, "snap_x", np.nan)[recent]
+    y = _column(inc, "snap_y", np.nan)[recent]
+    pts = np.column_stack([x, y])
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if len(pts) == 0:
+        return factor
+    hits = cKDTree(_midpoints(segments)).query_ball_point(pts, params.near_repeat_m)
+    near = np.unique(np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]))
+    factor[near] = 1.0 + params.near_repeat_boost
+    return factor
 
 
 def _labels(incidents: pd.DataFrame) -> npt.NDArray[np.object_]:
@@ -1837,7 +2235,7 @@ def backtest(
     point.
     """
     params = (params or RiskParams()).replace(**overrides)
-    split_ts = _as_of(split, snapped["date"])
+    split_ts = parse_as_of(split, snapped["date"])
     dates = pd.to_datetime(snapped["date"])
     train = snapped[(dates < split_ts).to_numpy()]
     end = split_ts + pd.Timedelta(days=horizon_days) if horizon_days is not None else None

@@ -42,6 +42,7 @@ transit exposes seven times more than a one-day one.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import xml.etree.ElementTree as ET
@@ -61,6 +62,8 @@ from scipy.sparse.csgraph import dijkstra
 
 from . import settings
 from ._errors import InputError, MissingInputError, NoRouteError
+from .bayes import NO_DATA_CLASS
+from .exposure import Trip, route_exposure
 from .risk import RiskResult
 
 Edge = tuple[int, int, int]
@@ -935,9 +938,7 @@ def route_metrics(
     route: Route,
     risk: RiskResult,
     *,
-    speed_kph: float = 30.0,
-    driving_hours_per_day: float = 10.0,
-    travel_days: float | None = None,
+    trip: Trip | None = None,
     n_worst: int = 3,
     min_gap_km: float = 5.0,
 ) -> dict[str, Any]:
@@ -951,11 +952,9 @@ def route_metrics(
         A route from :func:`alternative_routes` or another route function.
     risk
         Scored segments from :func:`convoyrisk.risk.score_segments`.
-    speed_kph, driving_hours_per_day
-        Convoy pace, used when `travel_days` is None:
-        ``days = length_km / (speed_kph · driving_hours_per_day)``.
-    travel_days
-        Days the convoy spends on the road (overrides the pace).
+    trip
+        Pace, halts (graph node → hours), total time and threat lead (see
+        :class:`convoyrisk.exposure.Trip`); defaults if None.
     n_worst
         How many of the worst segments to list.
     min_gap_km
@@ -965,36 +964,47 @@ def route_metrics(
     Returns
     -------
     dict
-        ``length_km``, ``travel_days``, ``driving_hours``, ``risk_integral``
-        (``Σ λᵢ·Lᵢ``, incidents per 30 days on the road), ``expected_incidents``
-        (``risk_integral · days / 30``), ``p_incident`` = ``1 − exp(−E)`` with
-        ``p_incident_low`` / ``p_incident_high`` from the rate interval,
-        ``worst_segment`` and ``worst_segments`` (id, rate, class, chainage,
-        expected incidents on it and their share of the route's),
-        ``via`` (named places passed) and ``profile`` (chainage km and rate of
-        each segment in travel order).
+        ``length_km``; ``travel_days`` (departure to arrival) and
+        ``driving_hours``; ``exposure_hours`` by kind; ``expected_incidents``
+        (expected incident episodes on the convoy's path while it is on the
+        road or about to pass, from the long-run rates), ``p_incident`` =
+        ``1 − exp(−E)`` with its interval ``p_incident_low`` /
+        ``p_incident_high`` from joint posterior draws; ``..._now`` with the
+        near-repeat multiplier; ``km_insufficient_data``; ``worst_segment`` and
+        ``worst_segments`` (id, rate, class, chainage, expected incidents on it
+        and their share of the route's); ``via`` (named places passed) and
+        ``profile`` (chainage km and rate of each segment in travel order).
     """
-    if speed_kph <= 0 or driving_hours_per_day <= 0:
-        msg = "`speed_kph` and `driving_hours_per_day` must be positive."
-        raise InputError(msg)
+    trip = trip or Trip()
     if not route.edges:
         msg = "The route has no edges: origin and destination are the same node."
         raise InputError(msg)
     segs = route_segments(G, route, risk)
     length_km = route_length_m(G, route.edges) / 1000.0
-    days = (
-        travel_days if travel_days is not None else length_km / (speed_kph * driving_hours_per_day)
+    # chainage of each node of the route, for its halts
+    node_km = np.r_[0.0, np.cumsum([G.edges[e]["length"] for e in route.edges])] / 1000.0
+    node_km *= float(segs["length_m"].sum()) / 1000.0 / max(float(node_km[-1]), 1e-12)
+    halts = []
+    for node, hours in trip.halts.items():
+        if node not in route.nodes:
+            name = G.nodes[node].get("name", node) if node in G else node
+            msg = f"Halt at {name}: the route does not pass there; choose a place on the route."
+            raise InputError(msg)
+        at = float(node_km[route.nodes.index(node)])
+        halts.append((str(G.nodes[node].get("name", node)), at, float(hours)))
+    params = risk.params
+    exp = route_exposure(
+        segs,
+        trip,
+        halt_chainage_km=halts,
+        credible_level=params.credible_level,
+        local_km=params.bandwidth_m / 1000.0,
+        regional_km=params.prior_scale_m / 1000.0,
     )
-    if days <= 0:
-        msg = f"`travel_days` must be positive, got {days}."
-        raise InputError(msg)
     km = segs["length_m"].to_numpy() / 1000.0
     rate = segs["rate"].to_numpy()
-    integral = float(np.sum(rate * km))
-    expected = integral * days / 30.0
-    low = float(np.sum(segs["rate_low"].to_numpy() * km) * days / 30.0)
-    high = float(np.sum(segs["rate_high"].to_numpy() * km) * days / 30.0)
-    share = rate * km * days / 30.0
+    share = exp.pop("segment_expected")
+    expected = exp["expected_incidents"]
     order = _separated_peaks(rate, segs["chainage_m"].to_numpy(dtype=float), n_worst, min_gap_km)
     seg_ids = segs["segment_id"].to_numpy(dtype=np.int64)
     chainage = segs["chainage_m"].to_numpy(dtype=float)
@@ -1010,15 +1020,14 @@ def route_metrics(
         for i in order
     ]
     via = [G.nodes[n]["name"] for n in route.nodes[1:-1] if G.nodes[n].get("name")]
+    no_data = (segs["risk_class"].astype(str) == NO_DATA_CLASS).to_numpy()
     return {
         "length_km": round(length_km, 3),
-        "travel_days": round(days, 3),
-        "driving_hours": round(length_km / speed_kph, 2),
-        "risk_integral": integral,
-        "expected_incidents": expected,
-        "p_incident": 1.0 - math.exp(-expected),
-        "p_incident_low": 1.0 - math.exp(-low),
-        "p_incident_high": 1.0 - math.exp(-high),
+        "travel_days": round(exp["exposure_hours"]["total"] / 24.0, 3),
+        "driving_hours": round(length_km / trip.speed_kph, 2),
+        "risk_integral": float(np.sum(rate * km)),
+        **exp,
+        "km_insufficient_data": round(float(km[no_data].sum()), 1),
         "worst_segment": {
             k: worst[0][k] for k in ("segment_id", "rate", "risk_class", "chainage_km")
         },
@@ -1056,10 +1065,6 @@ def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.Dat
     return out
 
 
-def _or(value: float | None, default: float) -> float:
-    return default if value is None else value
-
-
 RANK_KEYS: dict[str, tuple[str, ...]] = {
     "expected_incidents": ("expected_incidents", "length_km"),
     "length": ("length_km", "expected_incidents"),
@@ -1074,7 +1079,8 @@ def score_routes(
     risk: RiskResult,
     *,
     rank_by: str = "expected_incidents",
-    **pace: float | None,
+    trip: Trip | None = None,
+    **pace: Any,  # noqa: ANN401 - Trip fields
 ) -> list[Route]:
     """Compute each route's metrics and rank them best first.
 
@@ -1083,9 +1089,12 @@ def score_routes(
     rank_by
         ``"expected_incidents"`` (least risk first, then shortest),
         ``"length"`` or ``"worst_rate"`` (least worst-segment rate first).
+    trip
+        How the convoy moves (:class:`convoyrisk.exposure.Trip`).
     **pace
-        ``speed_kph``, ``driving_hours_per_day``, ``travel_days`` for
-        :func:`route_metrics`.
+        Fields of :class:`~convoyrisk.exposure.Trip` to set (``speed_kph``,
+        ``driving_hours_per_day``, ``travel_days``, ``halts``...); None
+        values keep the default.
 
     Returns
     -------
@@ -1096,15 +1105,9 @@ def score_routes(
     if rank_by not in RANK_KEYS:
         msg = f"`rank_by` must be one of {', '.join(RANK_KEYS)}; got {rank_by!r}."
         raise InputError(msg)
+    trip = dataclasses.replace(trip or Trip(), **{k: v for k, v in pace.items() if v is not None})
     for r in routes:
-        r.metrics = route_metrics(
-            G,
-            r,
-            risk,
-            speed_kph=_or(pace.get("speed_kph"), 30.0),
-            driving_hours_per_day=_or(pace.get("driving_hours_per_day"), 10.0),
-            travel_days=pace.get("travel_days"),
-        )
+        r.metrics = route_metrics(G, r, risk, trip=trip)
         r.metrics["worst_rate"] = r.metrics["worst_segment"]["rate"]
         r.metrics["name"] = r.name
     routes = sorted(routes, key=lambda r: tuple(r.metrics[k] for k in RANK_KEYS[rank_by]))

@@ -32,6 +32,11 @@ def default_places() -> Path:
     return data_dir / "places.csv"
 
 
+def default_base_rates() -> Path:
+    """Path of the embedded regional base rates (1997–2020 IED aggregates, SCENARIO.md)."""
+    return data_dir / "base_rates.geojson"
+
+
 def default_incidents() -> Path:
     """Path of the embedded November 2023 incidents."""
     return data_dir / "incidents.csv"
