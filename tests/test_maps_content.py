@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convoyrisk as cr
-from convoyrisk.maps import CLASS_COLOURS, encode_lines, profile_svg, risk_colormap
+from convoyrisk.maps import CLASS_COLOURS, encode_lines, profile_svg
 from tests.mapdata import decode_lines, decode_parts, map_data
 
 
@@ -46,10 +46,9 @@ def test_every_segment_once_with_its_class_and_colour(page: str, default_risk) -
     by_id = segs.set_index("segment_id")
     names = [data["classes"][c]["name"] for c in roads["cls"]]
     assert names == by_id.loc[roads["id"], "risk_class"].tolist()
-    # the colour drawn is the one branca's step colormap gives the segment's rate
-    cmap = risk_colormap(default_risk)
+    # the colour drawn is its class's (classes come from posterior probabilities)
     for sid, c in zip(roads["id"][:200], roads["cls"][:200], strict=True):
-        assert data["classes"][c]["colour"] == cmap.rgb_hex_str(by_id.loc[sid, "rate"])
+        assert data["classes"][c]["colour"] == CLASS_COLOURS[by_id.loc[sid, "risk_class"]]
     # rates to 3 significant digits, intervals around them
     np.testing.assert_allclose(roads["rate"], by_id.loc[roads["id"], "rate"], rtol=5e-3)
     assert all(
@@ -144,7 +143,7 @@ def test_profile_bars_follow_the_rates(default_graph, default_risk, routes) -> N
     i = int(np.argmax(rates))
     # heights are proportional to the rates (to the 0.1 px the SVG is written with)
     np.testing.assert_allclose(heights, rates / rates[i] * heights[i], atol=0.11)
-    classes = cr.risk.classify(rates, default_risk.params.class_thresholds)
+    classes = cr.bayes.classify(rates, default_risk.params.class_thresholds)
     assert [c for *_, c in bars] == [CLASS_COLOURS[str(k)] for k in classes]
     assert "Anéfis" in svg and "Gao" in svg
 

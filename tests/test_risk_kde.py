@@ -159,17 +159,6 @@ def test_mass_lost_at_a_dead_end_and_given_back_when_conserved() -> None:
     assert np.allclose(ratio[raw.segments["mass"].to_numpy() > 0], 1.0 / (1.0 - lost))
 
 
-def test_imprecise_incident_spreads_over_its_radius() -> None:
-    G = lines_graph([[(X0, Y0), (X0 + 200_000, Y0)]])
-    snapped = cr.snap_incidents(G, incidents_at([(X0 + 100_000, Y0)], precision_m=[20_000.0]))
-    snapped["status"] = "spread"
-    params = RiskParams(segment_length_m=1_000.0, bandwidth_m=5_000.0, near_repeat_boost=0.0)
-    segs = cr.score_segments(G, snapped, params=params, as_of="2023-01-01").segments
-    a = segs["start_m"].to_numpy() - 100_000.0
-    b = segs["end_m"].to_numpy() - 100_000.0
-    np.testing.assert_allclose(segs["mass"], cdf(b, 20_000.0) - cdf(a, 20_000.0), atol=1e-12)
-
-
 def _independent_esd(
     G: nx.MultiDiGraph, edge, offset: float, h: float, step: float
 ) -> dict[int, float]:

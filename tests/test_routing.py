@@ -40,9 +40,10 @@ def test_route_metrics_by_hand(default_graph, default_risk) -> None:
     segs = route_segments(default_graph, route, default_risk)
     assert segs["length_m"].sum() == pytest.approx(route_length_m(default_graph, route.edges))
     days = 7.0
-    by_hand = (
-        sum(r * l / 1000.0 for r, l in zip(segs["rate"], segs["length_m"], strict=True)) * days / 30
-    )
+    # the week's hours spread along the route by length; plus the 24 h threat lead everywhere
+    km = segs["length_m"].to_numpy() / 1000.0
+    hours = days * 24.0 * km / km.sum()
+    by_hand = float(sum(segs["rate"].to_numpy() * km * (hours + 24.0) / 720.0))
     m = cr.route_metrics(default_graph, route, default_risk, travel_days=days)
     assert m["expected_incidents"] == pytest.approx(by_hand, rel=1e-12)
     assert m["p_incident"] == pytest.approx(1 - math.exp(-by_hand), rel=1e-12)

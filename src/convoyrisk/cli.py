@@ -35,6 +35,7 @@ from rich.table import Table
 
 from . import __version__, settings
 from ._errors import ConvoyRiskError, InputError
+from .bayes import NO_DATA_CLASS
 from .config import params_from_mapping, parse_overrides, read_config
 from .incidents import Filters, merge_duplicates, read_incidents
 from .maps import risk_map, save_map
@@ -985,15 +986,14 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
     risk = job.risk
     if not opts["quiet"]:
         counts = risk.segments["risk_class"].value_counts()
-        classes = ", ".join(f"{counts.get(c, 0)} {c}" for c in RISK_CLASSES)
+        classes = ", ".join(f"{counts.get(c, 0)} {c}" for c in (*RISK_CLASSES, NO_DATA_CLASS))
         p = risk.params
         err.print(
             escape(
-                f"as of {risk.as_of.date()}: {len(risk.segments)} segments ({classes}); "
-                f"baseline {risk.baseline_rate:.4g} per km per 30 days; "
+                f"as of {risk.as_of.date()}: {risk.episodes} episodes; "
+                f"{len(risk.segments)} segments ({classes}); "
                 f"{p.kernel} kernel, {p.junction}, bandwidth {p.bandwidth_m:g} m, "
-                f"half-life {p.half_life_days:g} d, k {p.overdispersion_k:g} "
-                f"(moments estimate from these data: {risk.overdispersion_moments:.3g})"
+                f"half-life {p.half_life_days:g} d, overdispersion k {risk.overdispersion:.3g}"
             )
         )
     click.echo(f"segments written to {path} (parameters in {path.stem}.params.json)")

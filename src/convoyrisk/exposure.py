@@ -200,9 +200,12 @@ def joint_draws(
     ``post_rate``); the copula mixes noise correlated at the kernel's scale
     (weight ``data_weight``) with noise correlated at the prior's scale.
     """
+    if "post_shape" not in segs:  # rates given without a posterior: no uncertainty to draw
+        return np.broadcast_to(segs["rate"].to_numpy(float), (draws, len(segs))).copy()
     shape = segs["post_shape"].to_numpy(float)
     rate = segs["post_rate"].to_numpy(float)
-    weight = np.clip(segs["data_weight"].to_numpy(float), 0.0, 1.0)
+    weight = np.clip(segs.get("data_weight", pd.Series(1.0, index=segs.index)), 0.0, 1.0)
+    weight = np.asarray(weight, dtype=float)
     mid = chainage_km + segs["length_m"].to_numpy(float) / 2000.0
     rng = np.random.default_rng(seed)
     step = max(min(local_km / 4.0, 0.5), 0.05)
@@ -259,7 +262,8 @@ def route_exposure(
     rate = segs["rate"].to_numpy(float)
     per_segment = rate * factor
     expected = float(per_segment.sum())
-    expected_now = float(np.sum(segs["rate_now"].to_numpy(float) * factor))
+    rate_now = segs["rate_now"] if "rate_now" in segs else segs["rate"]
+    expected_now = float(np.sum(rate_now.to_numpy(float) * factor))
     lam = joint_draws(
         segs,
         chain_km,

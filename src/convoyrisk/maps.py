@@ -47,12 +47,19 @@ from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
-from .bayes import RISK_CLASSES, classify
+from .bayes import NO_DATA_CLASS, RISK_CLASSES, classify
 from .risk import RiskResult
 from .routing import Route
 from .utils import write_text_atomic
 
-CLASS_COLOURS = {"low": "#1a9850", "elevated": "#e6b400", "high": "#f46d43", "severe": "#a50026"}
+CLASS_COLOURS = {
+    "low": "#1a9850",
+    "elevated": "#e6b400",
+    "high": "#f46d43",
+    "severe": "#a50026",
+    NO_DATA_CLASS: "#9e9e9e",
+}
+MAP_CLASSES = (*RISK_CLASSES, NO_DATA_CLASS)
 """Colour of each risk class on the map: green, dark yellow, orange, dark red (lightness
 falls with risk, so the order reads in grey scale and for colour-blind readers too)."""
 
@@ -240,7 +247,7 @@ def _roads_data(
 ) -> tuple[dict[str, Any], np.ndarray]:
     segs = risk.segments
     geo = _display(segs, simplify_m)
-    class_index = {c: i for i, c in enumerate(RISK_CLASSES)}
+    class_index = {c: i for i, c in enumerate(MAP_CLASSES)}
     codes, labels = pd.factorize(segs["top_contributors"].fillna("").astype(str))
     empty = np.flatnonzero(np.asarray(labels) == "")
     top = np.asarray(codes).copy()
@@ -454,6 +461,11 @@ def _legend(risk: RiskResult, *, incidents: bool, uncertain: bool, heat: bool, w
         f'<div><span class="cr-swatch" style="background:{cmap.rgb_hex_str(lo)}"></span>'
         f"{c} ({b})</div>"
         for c, b, lo in zip(RISK_CLASSES, bounds, [0.0, *t], strict=True)
+    )
+    rows += (
+        f'<div><span class="cr-swatch" style="background:{CLASS_COLOURS[NO_DATA_CLASS]}"></span>'
+        f"{NO_DATA_CLASS} (the data cannot place it in a class with "
+        f"{risk.params.class_confidence:.0%} confidence)</div>"
     )
     extra = ""
     if incidents:
@@ -806,7 +818,7 @@ def risk_map(
         "decimals": decimals,
         "background": BACKGROUND,
         "level": f"{risk.params.credible_level:.0%}",
-        "classes": [{"name": c, "colour": CLASS_COLOURS[c]} for c in RISK_CLASSES],
+        "classes": [{"name": c, "colour": CLASS_COLOURS[c]} for c in MAP_CLASSES],
         "roads": roads,
         "routes": _routes_data(G, routes, simplify_m, decimals),
         "incidents": {"cluster": clustered, "rows": incidents},

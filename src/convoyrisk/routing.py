@@ -941,6 +941,7 @@ def route_metrics(
     trip: Trip | None = None,
     n_worst: int = 3,
     min_gap_km: float = 5.0,
+    **pace: Any,  # noqa: ANN401 - Trip fields
 ) -> dict[str, Any]:
     """Length, exposure and risk of a route.
 
@@ -960,6 +961,9 @@ def route_metrics(
     min_gap_km
         The listed worst segments lie at least this far apart along the route
         (so they name different hot spots, not neighbouring segments of one).
+    **pace
+        Fields of :class:`~convoyrisk.exposure.Trip` to set on `trip`
+        (``speed_kph``, ``travel_days``...); None values keep the default.
 
     Returns
     -------
@@ -975,7 +979,7 @@ def route_metrics(
         and their share of the route's); ``via`` (named places passed) and
         ``profile`` (chainage km and rate of each segment in travel order).
     """
-    trip = trip or Trip()
+    trip = dataclasses.replace(trip or Trip(), **{k: v for k, v in pace.items() if v is not None})
     if not route.edges:
         msg = "The route has no edges: origin and destination are the same node."
         raise InputError(msg)
