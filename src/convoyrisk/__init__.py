@@ -39,7 +39,7 @@ from .routing import (
     score_routes,
     snap_track,
 )
-from .simulate import simulate_incidents
+from .simulate import desert_network, simulate_world
 from .snapping import snap_incidents
 
 try:
@@ -59,6 +59,7 @@ __all__ = [
     "alternative_routes",
     "backtest",
     "chokepoints",
+    "desert_network",
     "edges_gdf",
     "geocode",
     "graph_from_gdf",
@@ -82,7 +83,7 @@ __all__ = [
     "save_map",
     "score_routes",
     "score_segments",
-    "simulate_incidents",
+    "simulate_world",
     "snap_incidents",
     "snap_track",
     "write_segments",
