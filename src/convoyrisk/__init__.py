@@ -11,6 +11,7 @@ onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 from importlib.metadata import PackageNotFoundError, version
 
 from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
+from .backtest import backtest
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
 from .network import (
@@ -28,7 +29,7 @@ from .network import (
     save_graph,
 )
 from .places import geocode, load_places
-from .risk import RiskParams, RiskResult, backtest, score_segments, write_segments
+from .risk import RiskParams, RiskResult, score_segments, write_segments
 from .routing import (
     alternative_routes,
     chokepoints,

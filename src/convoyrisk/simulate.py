@@ -208,7 +208,8 @@ def gaussian_field(
     d = np.hypot(lag[0][:, None], lag[1][None, :])
     cov = sd**2 * np.exp(-d / range_m)
     eig = np.real(np.fft.fft2(cov))
-    negative = float(-eig[eig < 0].sum() / np.abs(eig).sum())
+    mass = float(np.abs(eig).sum())
+    negative = float(-eig[eig < 0].sum() / mass) if mass > 0 else 0.0
     eig = np.clip(eig, 0.0, None)
     noise = rng.normal(size=m) + 1j * rng.normal(size=m)
     z = np.fft.fft2(np.sqrt(eig / (m[0] * m[1])) * noise)
