@@ -104,7 +104,11 @@ def test_count_calibration_by_hand() -> None:
     assert table["interval_low"].tolist() == [0, 0]
     assert table["inside"].tolist() == [True, False]
     assert table["ratio"].tolist() == pytest.approx([0.0, 4.5])
-    assert cov == {"all": 0.5, "top_decile": 0.0, "bins": 0.5}
+    # at the point expectations: Poisson(0.1) 95 % point 1 (P(0) = 0.905), Poisson(2) 5
+    # (P(X ≤ 4) = 0.947, P(X ≤ 5) = 0.983)
+    assert table["poisson_high"].tolist() == [1, 5]
+    assert table["inside_poisson"].tolist() == [True, False]
+    assert cov == {"all": 0.5, "top_decile": 0.0, "bins": 0.5, "bins_poisson": 0.5}
 
 
 def test_backtest_bookkeeping_on_a_simulated_world(desert) -> None:
@@ -125,7 +129,7 @@ def test_backtest_bookkeeping_on_a_simulated_world(desert) -> None:
     expected = np.sum(segs["rate"] * segs["length_m"] / 1000) * 365 / 30
     assert bt.calibration["expected"].sum() == pytest.approx(expected, rel=1e-9)
     assert bt.calibration["length_share"].sum() == pytest.approx(1.0)
-    assert set(bt.interval_coverage) == {"all", "top_decile", "bins"}
+    assert set(bt.interval_coverage) == {"all", "top_decile", "bins", "bins_poisson"}
     assert bt.test_days == 365
 
 

@@ -115,7 +115,7 @@ def test_backtest_table_and_json() -> None:
     }
     # calibration: every test incident counted once across the deciles
     assert sum(r["observed"] for r in doc["calibration"]) == doc["n_test"]
-    assert set(doc["interval_coverage"]) == {"all", "top_decile", "bins"}
+    assert set(doc["interval_coverage"]) == {"all", "top_decile", "bins", "bins_poisson"}
     table = cli("backtest", "--split", "2023-11-03")
     assert table.returncode == 0, table.stderr
     assert "PAI" in table.stdout and "planar_kde" in table.stdout

@@ -279,7 +279,9 @@ def count_calibration(
     of every Poisson count with a mean in the interval, so it is at least as
     wide as the posterior predictive interval of a model whose interval is
     right (a conservative check: a miss is a real miss). A bin's interval is
-    built the same way from the sums of its segments' ``E_low`` and ``E_high``.
+    built the same way from the sums of its segments' ``E_low`` and ``E_high``
+    (wide: the sum of lower bounds is far below any joint lower bound), so a
+    bin is also checked against the Poisson interval at its expected count.
 
     Parameters
     ----------
@@ -300,10 +302,13 @@ def count_calibration(
         Per bin (lowest first): ``group``, ``length_share``, ``expected``,
         ``expected_low``, ``expected_high``, ``observed``, ``ratio``
         (observed / expected), ``interval_low``, ``interval_high`` (the bin's
-        predictive interval) and ``inside``. `coverage`: length share of
-        segments whose own count lies in its predictive interval, ``"all"``
-        and ``"top_decile"``; and ``"bins"``, the share of bins whose count
-        lies in the bin's interval.
+        predictive interval) and ``inside``; ``poisson_low``,
+        ``poisson_high`` and ``inside_poisson``: the same for a Poisson count
+        whose mean is exactly ``expected`` (no rate uncertainty: the sharp
+        check of the point prediction). `coverage`: length share of segments
+        whose own count lies in its predictive interval, ``"all"`` and
+        ``"top_decile"``; ``"bins"`` and ``"bins_poisson"``, the share of bins
+        whose count lies in the bin's interval and in its Poisson interval.
     """
     e, el, eh, o, ln = (
         np.asarray(a, dtype=float)
@@ -324,6 +329,8 @@ def count_calibration(
         s_e, s_lo, s_hi, s_o = (float(a[m].sum()) for a in (e, el, eh, o))
         i_lo = float(stats.poisson.ppf(alpha / 2.0, s_lo))
         i_hi = float(stats.poisson.ppf(1.0 - alpha / 2.0, s_hi))
+        p_lo = float(stats.poisson.ppf(alpha / 2.0, s_e))
+        p_hi = float(stats.poisson.ppf(1.0 - alpha / 2.0, s_e))
         rows.append(
             {
                 "group": str(b),
@@ -336,6 +343,9 @@ def count_calibration(
                 "interval_low": i_lo,
                 "interval_high": i_hi,
                 "inside": bool(i_lo <= s_o <= i_hi),
+                "poisson_low": p_lo,
+                "poisson_high": p_hi,
+                "inside_poisson": bool(p_lo <= s_o <= p_hi),
             }
         )
     table = pd.DataFrame(rows)
@@ -344,6 +354,7 @@ def count_calibration(
         "all": _weighted(inside, ln),
         "top_decile": _weighted(inside[top], ln[top]),
         "bins": float(table["inside"].mean()) if len(table) else math.nan,
+        "bins_poisson": float(table["inside_poisson"].mean()) if len(table) else math.nan,
     }
     return table, coverage
 

@@ -1064,31 +1064,28 @@ def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> No
             "incidents, by decile of predicted rate (1 = lowest)"
         )
     )
-    for col in (
-        "decile",
-        "road",
-        "expected",
-        f"{result.level:.0%} interval",
-        "observed",
-        "obs/exp",
-    ):
+    level = f"{result.level:.0%}"
+    for col in ("decile", "road", "expected", f"{level} interval", f"Poisson {level}", "observed"):
         cal.add_column(col, justify="right")
+    cal.add_column("obs/exp", justify="right")
     for row in result.calibration.itertuples(index=False):
-        mark = "" if row.inside else " ✗"
+        mark = ("" if row.inside else " ✗") + ("" if row.inside_poisson else " ·")
         cal.add_row(
             str(row.group),
             f"{row.length_share:.0%}",
             f"{row.expected:.2f}",
             f"{row.interval_low:.0f}–{row.interval_high:.0f}",
+            f"{row.poisson_low:.0f}–{row.poisson_high:.0f}",
             f"{row.observed:.0f}{mark}",
             f"{row.ratio:.2f}",
         )
     out.print(cal)
     cov = result.interval_coverage
     out.print(
-        f"Observed counts inside their {result.level:.0%} predictive interval: "
-        f"{cov['all']:.1%} of road, {cov['top_decile']:.1%} of the top decile; "
-        f"deciles inside: {cov['bins']:.0%} (✗ marks a decile outside)."
+        f"Observed counts inside their {level} predictive interval (from the rate interval): "
+        f"{cov['all']:.1%} of road, {cov['top_decile']:.1%} of the top decile; deciles "
+        f"inside it: {cov['bins']:.0%} (✗ outside), inside the Poisson {level} interval of "
+        f"their expected count: {cov['bins_poisson']:.0%} (· outside)."
     )
 
 
