@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +126,8 @@ def run_world(cfg: Config, seed: int, *, extent: bool) -> dict[str, object]:
         "top_coverage": cal.loc["top 10% of true rate", "coverage"],
         "rest_ratio": cal.loc["rest", "ratio"],
         "rest_coverage": cal.loc["rest", "coverage"],
+        "all_ratio": cal.loc["all", "ratio"],
+        "all_coverage": cal.loc["all", "coverage"],
         "decile_ratio": cal.loc[[str(b) for b in range(1, 11) if str(b) in cal.index], "ratio"],
         "heldout_ratio": bt.calibration.set_index("group")["ratio"],
         "heldout_inside_all": bt.interval_coverage["all"],
@@ -209,17 +212,19 @@ def render(frame: pd.DataFrame, configs: list[Config], seeds: list[int], wall: f
     by = {c.name: frame[frame["config"] == c.name] for c in configs}
     summary = [
         (
-            "| world | road km | train episodes (rows) | top 10 %: predicted / true | "
-            "top 10 %: 90 % interval covers | rest: predicted / true | rest: covers |"
+            "| world | road km | train episodes | rows | top 10 %: predicted / true | "
+            "top 10 %: 90 % interval covers | rest: predicted / true | rest: covers | "
+            "all: predicted / true | all: covers |"
         ),
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, f in by.items():
         summary.append(
             f"| {name} | {_range(f['km'], '.0f')} | {_range(f['train_episodes'], '.0f')} "
-            f"({_range(f['train_rows'], '.0f')}) | {_range(f['top_ratio'], '.2f')} | "
+            f"| {_range(f['train_rows'], '.0f')} | {_range(f['top_ratio'], '.2f')} | "
             f"{_range(f['top_coverage'], '.0%')} | {_range(f['rest_ratio'], '.2f')} | "
-            f"{_range(f['rest_coverage'], '.0%')} |"
+            f"{_range(f['rest_coverage'], '.0%')} | {_range(f['all_ratio'], '.2f')} | "
+            f"{_range(f['all_coverage'], '.0%')} |"
         )
     pai = [
         (
@@ -276,12 +281,20 @@ def render(frame: pd.DataFrame, configs: list[Config], seeds: list[int], wall: f
         f"Python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"convoyrisk {cr.__version__}"
     )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=OUT.parent,
+    ).stdout.strip()
     nl = "\n"
     return f"""# Calibration on simulated worlds
 
 Command: `.venv/bin/python -m benchmarks.bench_calibration` ({len(seeds)} seed(s) per world,
 {wall:.0f} s in all; {platform.machine()}, {versions}). The model is whatever
-`convoyrisk.score_segments` is at the commit that ran it, with default parameters.
+`convoyrisk.score_segments` is at the commit that ran it ({commit or "unknown"}, plus any
+uncommitted changes), with default parameters.
 
 **Worlds** (`convoyrisk.simulate`, independent of the estimator): `desert_network`
 (12 towns in a 400 km square joined by meandering tracks, 2 disconnected pieces; "dense": 40
@@ -289,8 +302,11 @@ towns in 300 km, 30 extra links, one piece); `simulate_world` over two years: tr
 log-Gaussian field along the roads (exponential covariance, 40 km range, sd 1) times 3 hot
 corridors (10–40 km, ×5–20), stationary; IED episodes of 1–3 devices within 300 m; 75 % of
 episodes exact, 20 % known to 5–25 km, 5 % to 50–80 km. The model is fitted on the first year
-(366 days; "train episodes" is the number drawn there, rows count devices) and its rate (per km
-per 30 days) compared with the true episode rate. Cells give the mean over seeds (min–max).
+(366 days; "train episodes" is the number drawn there, "rows" the incident rows, one per IED)
+and its rate (per km per 30 days) compared with the true episode rate. Cells give the mean over
+seeds (min–max). The "all" columns give the model's overall scale against the truth: a model
+whose rate counts rows weighted by severity, not episodes, is off by that factor everywhere;
+how the hot road and the rest compare *with each other* is the shape.
 
 ## Against the truth: the riskiest tenth of road and the rest
 

@@ -59,7 +59,8 @@ def test_calibration_table_by_hand() -> None:
         n_bins=2,
         top=0.25,
     ).set_index("group")
-    assert list(t.index) == ["1", "2", "top 25% of true rate", "rest"]
+    assert list(t.index) == ["1", "2", "top 25% of true rate", "rest", "all"]
+    assert t.loc["all", ["predicted", "true", "ratio", "coverage"]].tolist() == [2.5, 2.5, 1, 0.5]
     # bin 1 holds segments 0, 1; bin 2 holds 2, 3
     assert t.loc["1", ["predicted", "true", "ratio", "coverage"]].tolist() == pytest.approx(
         [1.5, 2.5, 0.6, 0.5]

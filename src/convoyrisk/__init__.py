@@ -5,7 +5,9 @@ The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 (reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
 onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 :mod:`~convoyrisk.routing` (alternatives and route risk) and
-:mod:`~convoyrisk.maps` (offline Folium maps).
+:mod:`~convoyrisk.maps` (offline Folium maps); :mod:`~convoyrisk.backtest`
+(hit rate, PAI and calibration) and :mod:`~convoyrisk.simulate` (worlds with a
+known truth) judge the risk model.
 """
 
 from importlib.metadata import PackageNotFoundError, version

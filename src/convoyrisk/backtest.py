@@ -226,7 +226,7 @@ def calibration_table(
     -------
     pandas.DataFrame
         One row per bin (``group`` "1" … "10", lowest predicted first), then
-        ``"top 10% of true rate"`` and ``"rest"``: ``length_share``,
+        ``"top 10% of true rate"``, ``"rest"`` and ``"all"``: ``length_share``,
         ``segments``, ``predicted`` and ``true`` (length-weighted mean
         rates), ``ratio`` (predicted / true) and ``coverage`` (length share
         of segments with ``low ≤ truth ≤ high``).
@@ -240,7 +240,7 @@ def calibration_table(
     bins = decile_of(p, ln, n_bins)
     hot = top_share(t, ln, top)
     groups = [(str(b), bins == b) for b in range(1, n_bins + 1)]
-    groups += [(f"top {top:.0%} of true rate", hot), ("rest", ~hot)]
+    groups += [(f"top {top:.0%} of true rate", hot), ("rest", ~hot), ("all", np.ones_like(hot))]
     rows = []
     for name, m in groups:
         if not m.any():
