@@ -282,7 +282,7 @@ def render(frame: pd.DataFrame, configs: list[Config], seeds: list[int], wall: f
         f"convoyrisk {cr.__version__}"
     )
     commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - git from PATH, fixed arguments
+        ["git", "rev-parse", "--short", "HEAD"],
         capture_output=True,
         text=True,
         check=False,
