@@ -33,22 +33,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
 import scipy
-from shapely.geometry import LineString
 
 import convoyrisk as cr
 from convoyrisk.backtest import backtest, calibration_table, flagged_share
 from convoyrisk.risk import RiskParams
 from convoyrisk.simulate import (
-    SIM_CRS,
-    SIM_ORIGIN,
     SimulatedWorld,
     desert_network,
     simulate_world,
+    with_empty_roads,
 )
 from convoyrisk.utils import write_text_atomic
 
@@ -74,22 +71,6 @@ DENSE: dict[str, float | int] = {
     "pieces": 1,
     "extra_links": 30,
 }
-
-
-def empty_square(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """`G` plus a square of four 400 km tracks 1,500 km east of it, joined to nothing."""
-    x0, y0 = SIM_ORIGIN[0] + 1_500_000.0, SIM_ORIGIN[1]
-    corners = [(x0, y0), (x0 + 400_000.0, y0), (x0 + 400_000.0, y0 + 400_000.0), (x0, y0 + 400_000)]
-    sides = [LineString([corners[i], corners[(i + 1) % 4]]) for i in range(4)]
-    roads = gpd.GeoDataFrame(
-        {"highway": ["track"] * 4, "oneway": ["no"] * 4}, geometry=sides, crs=SIM_CRS
-    )
-    H = cr.graph_from_gdf(roads, crs=SIM_CRS)
-    offset = max(G.nodes) + 1
-    H = nx.relabel_nodes(H, {n: n + offset for n in H.nodes})
-    out = nx.union(G, H)
-    out.graph.update(G.graph)
-    return out
 
 
 def run_world(cfg: Config, seed: int, *, extent: bool) -> dict[str, object]:
@@ -147,7 +128,7 @@ def extent_check(
 ) -> dict[str, object]:
     """Score the same training incidents with 1,600 km of empty road added; compare rates."""
     incidents = world.incidents
-    big = empty_square(G)
+    big = with_empty_roads(G)
     snapped = cr.snap_incidents(big, incidents)
     train = snapped[pd.to_datetime(snapped["date"]) < pd.Timestamp(SPLIT)]
     wide = cr.score_segments(big, train, params=params, as_of=SPLIT).segments

@@ -17,6 +17,7 @@ from convoyrisk.simulate import (
     desert_network,
     gaussian_field,
     simulate_world,
+    with_empty_roads,
 )
 
 from .conftest import lines_graph
@@ -193,3 +194,18 @@ def test_bad_parameters_are_one_line_errors(desert) -> None:
         simulate_world(desert, n_episodes=10, seed=0, devices_p=(0.5, 0.5, 0.5))
     with pytest.raises(cr.InputError, match="pieces"):
         desert_network(seed=0, n_towns=3, pieces=5)
+
+
+def test_empty_roads_are_added_apart_and_leave_the_graph_as_it_was(desert) -> None:
+    big = with_empty_roads(desert)
+    assert nx.number_weakly_connected_components(big) == 3
+    added = sum(d["length"] for *_, d in big.edges(data=True) if not d["reversed"]) - sum(
+        d["length"] for *_, d in desert.edges(data=True) if not d["reversed"]
+    )
+    assert added == pytest.approx(1_600_000.0, rel=1e-9)  # four sides of 400 km
+    for u, v, k, d in desert.edges(keys=True, data=True):
+        assert big.edges[u, v, k] == d
+    assert big.graph["crs"] == desert.graph["crs"]
+    east = max(d["x"] for _, d in desert.nodes(data=True))
+    new = [d["x"] for n, d in big.nodes(data=True) if n not in desert]
+    assert min(new) == pytest.approx(east + 1_500_000.0)

@@ -178,6 +178,33 @@ def desert_network(
     raise InputError(msg)
 
 
+def with_empty_roads(
+    G: nx.MultiDiGraph, *, side_km: float = 400.0, east_km: float = 1_500.0
+) -> nx.MultiDiGraph:
+    """`G` plus a square of four empty tracks far to the east, joined to nothing.
+
+    For extent-invariance checks: a model's rates on the roads of `G` should not
+    change when unrelated road is loaded. The square (``4·side_km`` of road) has
+    its south-west corner `east_km` east of `G`'s easternmost node, at the height
+    of its southernmost one; its nodes are numbered after `G`'s (integer node ids).
+    `G`'s nodes, edges, keys and attributes are kept as they are.
+    """
+    xs = [float(d["x"]) for _, d in G.nodes(data=True)]
+    ys = [float(d["y"]) for _, d in G.nodes(data=True)]
+    x0, y0, side = max(xs) + east_km * 1_000.0, min(ys), side_km * 1_000.0
+    corners = [(x0, y0), (x0 + side, y0), (x0 + side, y0 + side), (x0, y0 + side)]
+    sides = [shapely.LineString([corners[i], corners[(i + 1) % 4]]) for i in range(4)]
+    roads = gpd.GeoDataFrame(
+        {"highway": ["track"] * 4, "oneway": ["no"] * 4}, geometry=sides, crs=G.graph["crs"]
+    )
+    H = graph_from_gdf(roads, crs=G.graph["crs"])
+    offset = max(int(n) for n in G.nodes) + 1
+    H = nx.relabel_nodes(H, {n: int(n) + offset for n in H.nodes})
+    out = nx.union(G, H)
+    out.graph.update(G.graph)
+    return out
+
+
 # ----------------------------------------------------------------------------------------
 # the true rate
 # ----------------------------------------------------------------------------------------
