@@ -41,8 +41,9 @@ from scipy.sparse.csgraph import dijkstra
 import convoyrisk as cr
 from benchmarks.memory import PeakRSS
 from benchmarks.synthetic import clustered_points, dated, graph_of, grid_roads
-from convoyrisk.risk import _DENSE_BUDGET, RiskParams, _edge_index, _network, backtest
-from convoyrisk.simulate import simulate_incidents
+from convoyrisk.backtest import backtest
+from convoyrisk.risk import _DENSE_BUDGET, RiskParams, _edge_index, _network
+from convoyrisk.simulate import simulate_world
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "risk.md"
 
@@ -167,9 +168,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     # quality on a simulated world (a 10k-edge grid with 1 km cells)
     sim_roads = grid_roads(2_000 if args.quick else 10_000, cell_m=1_000.0, seed=5)
     sim_G = graph_of(sim_roads)
-    world = simulate_incidents(
-        sim_G, days=1095, hotspots=8, hotspot_rate=0.06, hotspot_radius_m=4_000.0, seed=0
-    )
+    world = simulate_world(sim_G, n_episodes=1_500, days=1095, range_km=20.0, seed=0)
     bt = backtest(
         sim_G,
         cr.snap_incidents(sim_G, world.incidents),
@@ -264,9 +263,12 @@ incident).
 
 ## Backtest on a simulated world (quality)
 
-`simulate_incidents` on `grid_roads({2_000 if args.quick else 10_000}, cell_m=1000)`: background
-0.002 and 8 hotspots (+0.06 per km per 30 days, 4 km reach), 3 years; fit before 2022-01-01
-({bt.n_train} incidents), test on the next 365 days ({bt.n_test} incidents).
+`simulate_world` (`convoyrisk.simulate`: a log-Gaussian field along the roads, 20 km range,
+times 3 hot corridors; clustered IED episodes; ACLED-like location error) on
+`grid_roads({2_000 if args.quick else 10_000}, cell_m=1000)`, 1,500 expected episodes over 3
+years; fit before 2022-01-01 ({bt.n_train} incidents), test on the next 365 days
+({bt.n_test} incidents). Calibration against the known truth:
+[calibration](calibration.md).
 
 {pai_md}
 """

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STAGES = ("network", "snapping", "risk", "routing", "maps", "scale")
+STAGES = ("network", "snapping", "risk", "routing", "maps", "scale", "calibration")
 
 
 def main() -> int:

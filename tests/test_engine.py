@@ -17,7 +17,7 @@ import pytest
 import convoyrisk as cr
 from convoyrisk import engine, risk
 from convoyrisk.risk import RiskParams
-from convoyrisk.simulate import simulate_incidents
+from convoyrisk.simulate import simulate_world
 
 from .conftest import UTM31, lines_graph
 
@@ -33,8 +33,8 @@ def client() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def incidents(default_graph) -> gpd.GeoDataFrame:
     """Simulated incidents, plus imprecise, far and repeated ones (every status, exact ties)."""
-    base = simulate_incidents(default_graph, days=1460, seed=1).incidents
-    base = base.drop(columns="segment_id")
+    world = simulate_world(default_graph, n_episodes=160, days=1460, seed=1)
+    base = world.incidents.to_crs(default_graph.graph["crs"])
     extra = base.iloc[:40].copy()
     extra["precision_m"] = np.r_[np.full(20, 25_000.0), np.zeros(20)]
     far = extra.iloc[20:30].copy()

@@ -113,9 +113,13 @@ def test_backtest_table_and_json() -> None:
     assert methods == {
         (m, c) for m in ("network_kde", "raw_counts", "planar_kde") for c in (0.01, 0.05, 0.1)
     }
+    # calibration: every test incident counted once across the deciles
+    assert sum(r["observed"] for r in doc["calibration"]) == doc["n_test"]
+    assert set(doc["interval_coverage"]) == {"all", "top_decile", "bins", "bins_poisson"}
     table = cli("backtest", "--split", "2023-11-03")
     assert table.returncode == 0, table.stderr
     assert "PAI" in table.stdout and "planar_kde" in table.stdout
+    assert "Calibration" in table.stdout and "predictive interval" in table.stdout
     assert_one_line_error(cli("backtest", "--split", "2030-01-01", "-q"), "earlier")
 
 

@@ -5,12 +5,15 @@ The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 (reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
 onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 :mod:`~convoyrisk.routing` (alternatives and route risk) and
-:mod:`~convoyrisk.maps` (offline Folium maps).
+:mod:`~convoyrisk.maps` (offline Folium maps); :mod:`~convoyrisk.backtest`
+(hit rate, PAI and calibration) and :mod:`~convoyrisk.simulate` (worlds with a
+known truth) judge the risk model.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
+from .backtest import backtest
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
 from .network import (
@@ -28,7 +31,7 @@ from .network import (
     save_graph,
 )
 from .places import geocode, load_places
-from .risk import RiskParams, RiskResult, backtest, score_segments, write_segments
+from .risk import RiskParams, RiskResult, score_segments, write_segments
 from .routing import (
     alternative_routes,
     chokepoints,
@@ -39,7 +42,7 @@ from .routing import (
     score_routes,
     snap_track,
 )
-from .simulate import simulate_incidents
+from .simulate import desert_network, simulate_world
 from .snapping import snap_incidents
 
 try:
@@ -59,6 +62,7 @@ __all__ = [
     "alternative_routes",
     "backtest",
     "chokepoints",
+    "desert_network",
     "edges_gdf",
     "geocode",
     "graph_from_gdf",
@@ -82,7 +86,7 @@ __all__ = [
     "save_map",
     "score_routes",
     "score_segments",
-    "simulate_incidents",
+    "simulate_world",
     "snap_incidents",
     "snap_track",
     "write_segments",

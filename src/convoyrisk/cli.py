@@ -35,7 +35,8 @@ from rich.table import Table
 
 from . import __version__, settings
 from ._errors import ConvoyRiskError, InputError
-from .bayes import NO_DATA_CLASS
+from .backtest import backtest
+from .bayes import NO_DATA_CLASS, RISK_CLASSES
 from .config import params_from_mapping, parse_overrides, read_config
 from .incidents import Filters, merge_duplicates, read_incidents
 from .maps import risk_map, save_map
@@ -51,11 +52,9 @@ from .network import (
 )
 from .places import Place, geocode, load_places
 from .risk import (
-    RISK_CLASSES,
     SEGMENT_FORMATS,
     RiskParams,
     RiskResult,
-    backtest,
     score_segments,
     split_segments,
     write_segments,
@@ -1016,7 +1015,7 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
 )
 @_handle_errors
 def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> None:  # noqa: ANN401
-    """Hit rate and PAI of the model against raw counts and a planar KDE on a time split."""
+    """Hit rate, PAI and calibration on a time split, against raw counts and a planar KDE."""
     if opts.get("as_of"):
         msg = "`backtest` fits the model as of `--split`: leave out `--as-of`."
         raise InputError(msg)
@@ -1037,6 +1036,10 @@ def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> No
             "n_test": result.n_test,
             "risk": result.risk.describe(),
             "results": result.table.to_dict(orient="records"),
+            "test_days": result.test_days,
+            "calibration": result.calibration.to_dict(orient="records"),
+            "interval_level": result.level,
+            "interval_coverage": result.interval_coverage,
         }
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
         return
@@ -1057,6 +1060,35 @@ def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> No
             f"{row.pai:.2f}",
         )
     out.print(t)
+    cal = Table(
+        title=(
+            f"Calibration over the {result.test_days:g} test days: expected against observed "
+            "incidents, by decile of predicted rate (1 = lowest)"
+        )
+    )
+    level = f"{result.level:.0%}"
+    for col in ("decile", "road", "expected", f"{level} interval", f"Poisson {level}", "observed"):
+        cal.add_column(col, justify="right")
+    cal.add_column("obs/exp", justify="right")
+    for row in result.calibration.itertuples(index=False):
+        mark = ("" if row.inside else " ✗") + ("" if row.inside_poisson else " ·")
+        cal.add_row(
+            str(row.group),
+            f"{row.length_share:.0%}",
+            f"{row.expected:.2f}",
+            f"{row.interval_low:.0f}–{row.interval_high:.0f}",
+            f"{row.poisson_low:.0f}–{row.poisson_high:.0f}",
+            f"{row.observed:.0f}{mark}",
+            f"{row.ratio:.2f}",
+        )
+    out.print(cal)
+    cov = result.interval_coverage
+    out.print(
+        f"Observed counts inside their {level} predictive interval (from the rate interval): "
+        f"{cov['all']:.1%} of road, {cov['top_decile']:.1%} of the top decile; deciles "
+        f"inside it: {cov['bins']:.0%} (✗ outside), inside the Poisson {level} interval of "
+        f"their expected count: {cov['bins_poisson']:.0%} (· outside)."
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -132,11 +132,11 @@ def dwell_hours(
     ([1.0, 1.0], 2.0)
     """
     total_km = float(length_km.sum())
-    driving = length_km / trip.speed_kph
+    driving: FloatArray = np.asarray(length_km / trip.speed_kph, dtype=float)
     halt = np.zeros(len(length_km))
     mid = chainage_km + length_km / 2.0
     radius_km = trip.halt_radius_m / 1000.0
-    for name, at_km, hours in halt_chainage_km:
+    for name, at_km, stop_h in halt_chainage_km:
         near = np.abs(mid - at_km) <= max(radius_km, 0.0)
         if not near.any():
             near = np.zeros(len(mid), dtype=bool)
@@ -145,7 +145,7 @@ def dwell_hours(
         if share.sum() <= 0:  # pragma: no cover - segments have positive length
             msg = f"Halt at {name}: no road segment near it on the route."
             raise InputError(msg)
-        halt += hours * share / share.sum()
+        halt += stop_h * share / share.sum()
     drive_h = float(driving.sum())
     halt_h = float(halt.sum())
     if trip.travel_days is None:
@@ -161,8 +161,8 @@ def dwell_hours(
             )
             raise InputError(msg)
         stopped = max(stopped, 0.0)
-    other = stopped * length_km / total_km if total_km > 0 else np.zeros(len(length_km))
-    hours = driving + halt + other
+    other: FloatArray = stopped * length_km / total_km if total_km > 0 else np.zeros(len(length_km))
+    hours: FloatArray = np.asarray(driving + halt + other, dtype=float)
     return hours, {
         "driving": drive_h,
         "halts": halt_h,

@@ -1,41 +1,37 @@
-"""Per-segment risk: network kernel density, time decay, Empirical Bayes, and a backtest.
+"""Per-segment risk: network kernel density of episodes, a regional prior, and the posterior.
 
 The model, step by step (defaults in :class:`RiskParams`, formulas and
-references in ``docs/risk-model.md``):
+references in ``docs/risk-model.md``). ``rate`` is a frequency: incident
+*episodes* per km per 30 days.
 
 1. Each road (forward edge) is cut into equal lixels no longer than
    ``segment_length_m`` (Xie & Yan 2008).
-2. Each incident gets a weight ``w = s·τ·2^(−age/half_life)``: ``s`` is its
-   severity ``min(1 + killed_weight·killed + injured_weight·injured,
-   severity_max)`` against a *fixed* reference (an incident without casualties
-   weighs 1), ``τ`` its event-type weight, ``age`` its days before the as-of
-   date. Incidents after the as-of date, older than ``window_days``, off the
-   network or coarser than ``max_precision_m`` are left out, each with a
-   reason. An incident younger than ``near_repeat_days`` adds a near-repeat
-   term of weight ``near_repeat_boost·w`` spread over ``near_repeat_m``
-   (Townsley, Johnson & Ratcliffe 2008).
-3. The weight spreads along the network from the snapped point with a kernel
-   of bandwidth ``h = max(bandwidth_m, precision_m)`` over shortest-path
-   distance. With ``junction="equal-split"`` the density splits at each
-   junction of degree ``n`` into ``n−1`` equal parts (Okabe, Satoh & Sugihara
-   2009, the *discontinuous* equal-split kernel), evaluated along the
-   shortest-path tree from the incident; with ``"none"`` it does not split.
-   Lixel masses are exact integrals of the kernel over each lixel. With
-   ``conserve_mass`` each incident's spread is rescaled to sum to its weight
-   (mass lost at dead ends and cut loops is given back).
-4. Summed mass per lixel is an effective count over the effective exposure
-   time ``T = ∫₀^W 2^(−t/H) dt``.
-5. Empirical Bayes (Hauer et al. 2002), Gamma–Poisson with a *fixed*
-   overdispersion ``k``: the baseline is ``λ₀ = Σmass / Σlength``; a lixel's
-   evidence is its smoothed count over the kernel's effective window
-   ``W = h/∫k²``; the posterior of its rate is
-   Gamma(1/k + N_w, 1/(k·λ₀) + W). The rate (posterior mean) and the central
-   ``credible_level`` interval are given per km per 30 days.
-6. Risk classes cut the rate at ``class_thresholds``.
+2. Incidents after the as-of date, older than ``window_days``, off the
+   network, coarser than ``max_precision_m`` or of a type weighted 0 are left
+   out, each with a reason. The rest are grouped into episodes
+   (:mod:`~convoyrisk.episodes`): the devices of one attack count once.
+   An episode weighs ``τ·2^(−age/half_life)`` (``τ`` its type weight, 1 by
+   default); casualties are kept apart as ``harm``.
+3. A located episode (``precision_m ≤ bandwidth_m``) spreads along the
+   network from its snapped point with a kernel of bandwidth ``h`` over
+   shortest-path distance (Okabe's equal split at junctions, or none); lixel
+   masses are exact integrals of the kernel. An episode known only to within
+   ``R > h`` is spread over the segments within ``R`` of its reported point,
+   by length.
+4. The smoothed, decayed mass becomes a Poisson-equivalent count over an
+   exposure with the same mean and variance (:mod:`~convoyrisk.bayes`).
+5. The prior is regional: the ratio of Gaussian-smoothed episodes to road
+   exposure (scale ``prior_scale_m``), pooled with a user's base rates, with
+   the overdispersion ``k`` estimated by negative-binomial likelihood. The
+   posterior is Gamma; ``rate`` is its mean, ``rate_low``/``rate_high`` its
+   central ``credible_level`` interval.
+6. Classes come from the posterior probability of exceeding each threshold
+   (``class_confidence``), or "insufficient data".
+7. Near-repeat is a multiplier in ``rate_now``, never part of ``rate``.
 
-Every step is monotone: adding an incident never lowers any lixel's rate or
-interval bounds, and an older incident never weighs more than an identical
-newer one (see the tests).
+With ``k`` fixed and one episode per incident, adding an incident never
+lowers a rate or its bounds (see the tests); with ``k`` estimated, the prior
+may tighten as evidence accumulates.
 """
 
 from __future__ import annotations
@@ -1499,8 +1495,8 @@ def parse_as_of(value: str | pd.Timestamp | None, dates: pd.Series) -> pd.Timest
             msg = f"`as_of` {value!r} is not a calendar date: give it as YYYY-MM-DD."
             raise InputError(msg) from exc
     ts = pd.Timestamp(value)
-    if pd.isna(ts):
-        msg = f"`as_of` {value!r} is not a date: give it as YYYY-MM-DD."
+    if pd.isna(ts):  # pd.Timestamp(NaT) at run time
+        msg = f"`as_of` {value!r} is not a date: give it as YYYY-MM-DD."  # type: ignore[unreachable]
         raise InputError(msg)
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
@@ -1894,19 +1890,19 @@ def _base_rate(
     """Base rate per segment from the smallest area holding its midpoint (NaN outside)."""
     if areas is None and params.base_rates:
         areas = params.base_rates
-    if isinstance(areas, str | Path):
-        areas = read_base_rates(areas)
     if areas is None:
         return None
-    areas = areas.to_crs(segments.crs)
+    layer: gpd.GeoDataFrame = (
+        read_base_rates(areas) if isinstance(areas, str | Path) else areas
+    ).to_crs(segments.crs)
     mids = shapely.points(_midpoints(segments))
-    tree = shapely.STRtree(areas.geometry.to_numpy())
-    seg_i, area_i = tree.query(mids, predicate="within")
+    polygons = layer.geometry.to_numpy()
+    seg_i, area_i = shapely.STRtree(polygons).query(mids, predicate="within")
     out = np.full(len(segments), np.nan)
     if len(seg_i):
-        size = shapely.area(areas.geometry.to_numpy())[area_i]
+        size = np.asarray(shapely.area(polygons), dtype=float)[area_i]
         order = np.lexsort((-size, seg_i))  # per segment, the smallest area last
-        out[seg_i[order]] = areas["rate"].to_numpy(float)[area_i[order]]
+        out[seg_i[order]] = layer["rate"].to_numpy(float)[area_i[order]]
     return out
 
 
@@ -1935,7 +1931,7 @@ def finish_scoring(
         np.r_[_lixel_at(lix, src.edge, src.offset), prep.spread_lixel],
         weights=np.r_[src.w1, prep.spread_mass],
         minlength=n_lix,
-    )
+    ).astype(float)
     harm = inc["harm"].to_numpy(float)
     harm_raw = np.bincount(
         np.r_[_lixel_at(lix, src.edge, src.offset), prep.spread_lixel],
@@ -1962,7 +1958,8 @@ def finish_scoring(
         return_inverse=True,
     )[1].ravel()
     k = params.overdispersion_k or fit_overdispersion(
-        np.bincount(bins, c_t * raw), np.bincount(bins, m * length_km * t_eff / 30.0)
+        np.bincount(bins, c_t * raw).astype(float),
+        np.bincount(bins, m * length_km * t_eff / 30.0).astype(float),
     )
     n_eff = c_t * mass / np.maximum(length_km, 1e-12) * window_km
     e_eff = np.full(n_lix, window_km * t_eff / 30.0)
@@ -2071,234 +2068,6 @@ def _top_text(incidents: pd.DataFrame, density: _Density) -> list[str]:
         ]
         out[s] = "; ".join(parts)
     return out
-
-
-# ----------------------------------------------------------------------------------------
-# backtest
-# ----------------------------------------------------------------------------------------
-
-
-def locate_segments(segments: pd.DataFrame, points: pd.DataFrame) -> IntArray:
-    """Position (row number) in `segments` of the segment holding each snapped point, or −1.
-
-    `points` needs ``u``, ``v``, ``key`` and ``offset_m`` (as from
-    :func:`convoyrisk.snapping.snap_incidents`); `segments` is the output of
-    :func:`split_segments` or :attr:`RiskResult.segments`.
-    """
-    seg_edges = pd.MultiIndex.from_arrays(
-        [segments["u"].to_numpy(), segments["v"].to_numpy(), segments["key"].to_numpy()]
-    )
-    first = ~seg_edges.duplicated()
-    edge_start = np.flatnonzero(first)
-    edges = seg_edges[first]
-    idx = edges.get_indexer(
-        pd.MultiIndex.from_arrays(
-            [points["u"].to_numpy(), points["v"].to_numpy(), points["key"].to_numpy()]
-        )
-    )
-    out = np.full(len(points), -1, dtype=np.int64)
-    ok = idx >= 0
-    edge_end = np.r_[edge_start[1:], len(segments)]
-    # one increasing key over all segments: start along the edge, shifted past earlier edges
-    edge_len = segments["edge_length_m"].to_numpy(float)[edge_start]
-    shift = np.r_[0.0, np.cumsum(edge_len + 1.0)[:-1]]
-    seg_edge = np.repeat(np.arange(len(edge_start)), edge_end - edge_start)
-    key = segments["start_m"].to_numpy(float) + shift[seg_edge]
-    e = idx[ok]
-    off = np.clip(_column(points, "offset_m", 0.0)[ok], 0.0, edge_len[e])
-    pos = np.searchsorted(key, off + shift[e], side="right") - 1
-    out[ok] = np.clip(pos, edge_start[e], edge_end[e] - 1)
-    return out
-
-
-def flagged_share(
-    score: npt.ArrayLike,
-    length: npt.ArrayLike,
-    hits: npt.ArrayLike,
-    coverage: float,
-) -> tuple[float, float]:
-    """Share of `hits` on the top-scored segments covering `coverage` of the length.
-
-    Segments are taken by decreasing score until `coverage` of the total
-    length is flagged; segments tied at the boundary are taken in proportion
-    (the expectation over a random order of the ties), so flagged length is
-    exactly ``coverage·total``.
-
-    Returns
-    -------
-    (hit_rate, pai)
-        Share of hits captured, and ``hit_rate / coverage``.
-
-    Examples
-    --------
-    >>> flagged_share([3, 2, 1, 0], [1, 1, 1, 1], [2, 1, 1, 0], 0.25)
-    (0.5, 2.0)
-    >>> flagged_share([1, 1, 0, 0], [1, 1, 1, 1], [2, 0, 2, 0], 0.25)
-    (0.25, 1.0)
-    """
-    s = np.asarray(score, dtype=float)
-    ln = np.asarray(length, dtype=float)
-    hv = np.asarray(hits, dtype=float)
-    total_hits = float(hv.sum())
-    if total_hits <= 0:
-        return math.nan, math.nan
-    order = np.argsort(-s, kind="stable")
-    s, ln, hv = s[order], ln[order], hv[order]
-    start = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
-    g_len = np.add.reduceat(ln, start)
-    g_hit = np.add.reduceat(hv, start)
-    target = coverage * float(ln.sum())
-    before = np.r_[0.0, np.cumsum(g_len)[:-1]]
-    frac = np.clip((target - before) / np.where(g_len > 0, g_len, 1.0), 0.0, 1.0)
-    captured = float(np.sum(frac * g_hit))
-    rate = captured / total_hits
-    return rate, rate / coverage
-
-
-@dataclass
-class BacktestResult:
-    """Hit rate and PAI of the model and two baselines on a time split.
-
-    Attributes
-    ----------
-    table
-        One row per method and coverage: ``method`` ("network_kde",
-        "raw_counts", "planar_kde"), ``coverage``, ``hit_rate``, ``pai``,
-        ``n_test``.
-    scores
-        Per segment: ``network_kde``, ``raw_counts``, ``planar_kde`` scores and
-        ``test_incidents``.
-    risk
-        The model fitted on the incidents before the split.
-    split
-        The split date.
-    n_train, n_test
-        Incidents used for fitting and for testing.
-    """
-
-    table: pd.DataFrame
-    scores: pd.DataFrame
-    risk: RiskResult
-    split: pd.Timestamp
-    n_train: int
-    n_test: int
-
-
-def planar_kde(
-    segments: gpd.GeoDataFrame,
-    points: gpd.GeoSeries,
-    weights: npt.ArrayLike,
-    *,
-    bandwidth_m: float,
-    kernel: str = "quartic",
-) -> FloatArray:
-    """Euclidean (planar) kernel density of weighted points at each segment's midpoint.
-
-    The baseline the network estimate is compared with: the same kernel and
-    bandwidth, over straight-line distance.
-    """
-    mid = shapely.get_coordinates(
-        shapely.line_interpolate_point(segments.geometry.to_numpy(), 0.5, normalized=True)
-    )
-    pts = shapely.get_coordinates(points.to_numpy())
-    w = np.asarray(weights, dtype=float)
-    out = np.zeros(len(mid))
-    if len(pts) == 0:
-        return out
-    tree = cKDTree(mid)
-    step = 2_000
-    for lo in range(0, len(pts), step):
-        other = cKDTree(pts[lo : lo + step])
-        sdm = tree.sparse_distance_matrix(other, bandwidth_m, output_type="coo_matrix")
-        k = kernel_density(sdm.data, bandwidth_m, kernel) * w[lo : lo + step][sdm.col]
-        out += np.bincount(sdm.row, weights=k, minlength=len(mid))
-    return out
-
-
-def backtest(
-    G: nx.MultiDiGraph,
-    snapped: gpd.GeoDataFrame,
-    split: str | pd.Timestamp,
-    *,
-    params: RiskParams | None = None,
-    horizon_days: float | None = None,
-    coverages: tuple[float, ...] = (0.01, 0.05, 0.10),
-    **overrides: Any,  # noqa: ANN401 - any parameter's type
-) -> BacktestResult:
-    """Fit on incidents before `split`, test on those after: hit rate and PAI.
-
-    The network estimate (posterior rates) is compared in the same run with
-    raw counts per segment (per km) and a planar KDE (same kernel, bandwidth
-    and weights, straight-line distance). Test incidents are those on the
-    network (snapped or spread) dated from `split` to `split + horizon_days`
-    (all later ones if None), counted on the segment holding their snapped
-    point.
-    """
-    params = (params or RiskParams()).replace(**overrides)
-    split_ts = parse_as_of(split, snapped["date"])
-    dates = pd.to_datetime(snapped["date"])
-    train = snapped[(dates < split_ts).to_numpy()]
-    end = split_ts + pd.Timedelta(days=horizon_days) if horizon_days is not None else None
-    on_net = snapped["status"].astype(str).isin(USED_STATUSES).to_numpy()
-    test_mask = on_net & (dates >= split_ts).to_numpy()
-    if end is not None:
-        test_mask &= (dates < end).to_numpy()
-    test = snapped[test_mask]
-    if len(test) == 0:
-        msg = (
-            f"No incident on the network on or after the split date {split_ts.date()}: "
-            "choose an earlier `--split`."
-        )
-        raise InputError(msg)
-    if len(train) == 0:
-        msg = f"No incident before the split date {split_ts.date()}: choose a later `--split`."
-        raise InputError(msg)
-    risk = score_segments(G, train, params=params, as_of=split_ts)
-    segs = risk.segments
-    length = segs["length_m"].to_numpy(float)
-    test_seg = locate_segments(segs, test)
-    test_counts = np.bincount(test_seg[test_seg >= 0], minlength=len(segs)).astype(float)
-    inc = risk.incidents
-    used = inc[inc["used"] == "used"]
-    train_seg = locate_segments(segs, used)
-    raw = np.bincount(train_seg[train_seg >= 0], minlength=len(segs)) / (length / 1000.0)
-    planar = planar_kde(
-        segs,
-        used.geometry,
-        used["weight"].to_numpy(float),
-        bandwidth_m=params.bandwidth_m,
-        kernel=params.kernel,
-    )
-    scores = pd.DataFrame(
-        {
-            "segment_id": segs["segment_id"].to_numpy(),
-            "network_kde": segs["rate"].to_numpy(float),
-            "raw_counts": raw,
-            "planar_kde": planar,
-            "test_incidents": test_counts,
-        }
-    )
-    rows = []
-    for method in ("network_kde", "raw_counts", "planar_kde"):
-        for c in coverages:
-            hit, pai = flagged_share(scores[method], length, test_counts, c)
-            rows.append(
-                {
-                    "method": method,
-                    "coverage": c,
-                    "hit_rate": hit,
-                    "pai": pai,
-                    "n_test": int(test_counts.sum()),
-                }
-            )
-    return BacktestResult(
-        table=pd.DataFrame(rows),
-        scores=scores,
-        risk=risk,
-        split=split_ts,
-        n_train=len(used),
-        n_test=int(test_counts.sum()),
-    )
 
 
 # ----------------------------------------------------------------------------------------
