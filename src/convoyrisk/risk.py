@@ -1971,7 +1971,6 @@ def finish_scoring(
         post, params.class_thresholds, confidence=params.class_confidence, decided=decided
     )
     segments["mass"] = mass
-    segments["incidents"] = count
     segments["rate"] = post.mean
     segments["rate_low"] = post.quantile(lo_q)
     segments["rate_high"] = post.quantile(1.0 - lo_q)
@@ -1989,6 +1988,13 @@ def finish_scoring(
     s_harm = smoother.smooth(harm_raw)
     s_mass = smoother.smooth(raw)
     segments["harm_per_episode"] = np.where(s_mass > 1e-12, s_harm / np.maximum(s_mass, 1e-12), 0.0)
+    k_top = params.top_contributors
+    if k_top and len(prep.spread_lixel):  # location-uncertain episodes contribute too
+        spread_top = _TopK(n_lix, k_top)
+        spread_top.add(prep.spread_lixel, prep.spread_owner, prep.spread_mass, np.zeros(n_lix))
+        top_id, top_val = _merge_top([top_id, spread_top.idx], [top_val, spread_top.val], k_top)
+        count = count + np.bincount(prep.spread_lixel, minlength=n_lix)
+    segments["incidents"] = count
     segments["top_contributors"] = _top_text(
         inc, _Density(mass, count, top_id, top_val, np.ones(0))
     )
