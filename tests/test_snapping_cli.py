@@ -139,7 +139,7 @@ def test_snap_merges_duplicates(tmp_path: Path) -> None:
     [
         (["--out", "x.txt"], "must end in .csv or .gpkg"),
         (["--out", "x.csv", "--column", "latitude"], "OURS=THEIRS"),
-        (["--out", "x.csv", "--date-from", "soon"], "date_from"),
+        (["--out", "x.csv", "--date-from", "soon"], "`--date-from`"),
         (["--out", "x.csv", "--incidents", "nowhere.csv"], "does not exist"),
     ],
 )

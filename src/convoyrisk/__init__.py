@@ -5,7 +5,8 @@ The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 (reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
 onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 :mod:`~convoyrisk.routing` (alternatives and route risk) and
-:mod:`~convoyrisk.maps` (offline Folium maps).
+:mod:`~convoyrisk.maps` (offline Folium maps); :mod:`~convoyrisk.pipeline` does them all in
+one call (:func:`run`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -27,6 +28,7 @@ from .network import (
     read_roads,
     save_graph,
 )
+from .pipeline import Briefing, Pace, RouteRequest, run
 from .places import geocode, load_places
 from .risk import RiskParams, RiskResult, backtest, score_segments, write_segments
 from .routing import (
@@ -48,13 +50,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "Briefing",
     "ConvoyRiskError",
     "IncidentTable",
     "InputError",
     "NoRouteError",
+    "Pace",
     "PlaceNotFoundError",
     "RiskParams",
     "RiskResult",
+    "RouteRequest",
     "__version__",
     "alternative_routes",
     "backtest",
@@ -78,6 +83,7 @@ __all__ = [
     "risk_map",
     "route_metrics",
     "route_through",
+    "run",
     "save_graph",
     "save_map",
     "score_routes",
