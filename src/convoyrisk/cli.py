@@ -18,6 +18,7 @@ import click
 import geopandas as gpd
 import pandas as pd
 import pyogrio
+import pyproj
 from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
@@ -63,11 +64,12 @@ from .risk import (
     SEGMENT_FORMATS,
     RiskParams,
     backtest,
+    params_path,
     write_segments,
 )
 from .routing import Route, routes_gdf
 from .snapping import EXACT_M, snap_incidents, status_counts
-from .utils import Progress, atomic_path
+from .utils import Progress, atomic_paths, check_output, exit_on_sigterm
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
@@ -93,6 +95,7 @@ class _Group(click.Group):
     """A group that turns a ConvoyRiskError raised while parsing options into one line."""
 
     def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401 - any command's result
+        exit_on_sigterm()
         try:
             return super().invoke(ctx)
         except ConvoyRiskError as exc:
@@ -583,6 +586,7 @@ def map_cmd(
     **opts: Any,  # noqa: ANN401 - click passes options
 ) -> None:
     """Write the risk map (HTML) and print the scored alternatives."""
+    check_output(out, inputs=_inputs(opts))
     look = _map_look(opts)
     job = _run(opts, want_routes=not no_routes)
     m = risk_map(
@@ -687,6 +691,17 @@ def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
     if out.suffix.lower() not in {".gpkg", ".graphml"}:
         msg = f"`--out` {out} must end in .gpkg or .graphml."
         raise InputError(msg)
+    check_output(out, inputs=[source, places])
+    _check_road_file(source)
+    if crs is not None:
+        try:
+            pyproj.CRS.from_user_input(crs)
+        except pyproj.exceptions.CRSError as exc:
+            msg = (
+                f"`--crs` {crs!r} is not a coordinate reference system: give an EPSG code of "
+                "a metric CRS, e.g. EPSG:32631, or leave it out for the data's UTM zone."
+            )
+            raise InputError(msg) from exc
     if bbox and around:
         msg = "Give `--bbox` or `--around`, not both."
         raise InputError(msg)
@@ -729,11 +744,19 @@ def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
 @_handle_errors
 def network_info_cmd(path: Path, fmt: str) -> None:
     """Nodes, edges, km by class and surface, components, CRS and bounding box of a road file."""
+    _check_road_file(path)
     info = graph_info(load_graph(path))
     if fmt == "json":
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
     else:
         _print_info(info)
+
+
+def _check_road_file(path: Path) -> None:
+    """`network build|info` take the road file as an argument (not `--roads`)."""
+    if not path.exists():
+        msg = f"Road file {path} does not exist: give an existing road file as the argument."
+        raise InputError(msg)
 
 
 def _print_info(info: dict[str, Any]) -> None:
@@ -765,17 +788,27 @@ def _rejects_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}_rejects{out.suffix}")
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    """CSV or GeoPackage by extension, atomically (GeoPackage: points if there is geometry)."""
-    suffix = path.suffix.lower()
-    with atomic_path(path) as tmp:
-        if suffix == ".csv":
-            plain = frame.drop(columns="geometry", errors="ignore")
-            plain.to_csv(tmp, index=False, date_format="%Y-%m-%d")
-        elif isinstance(frame, gpd.GeoDataFrame):
-            frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio")
-        else:
-            pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=path.stem)
+def _write_table(frame: pd.DataFrame, tmp: Path, path: Path) -> None:
+    """CSV or GeoPackage by the extension of `path`, to `tmp` (GeoPackage: points if any)."""
+    if path.suffix.lower() == ".csv":
+        plain = frame.drop(columns="geometry", errors="ignore")
+        plain.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    elif isinstance(frame, gpd.GeoDataFrame):
+        frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio")
+    else:
+        pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=path.stem)
+
+
+def _inputs(opts: dict[str, Any]) -> list[Path | None]:
+    """Every file a data command reads (an output must be none of them)."""
+    return [
+        opts.get("roads"),
+        *opts.get("incidents", ()),
+        opts.get("places"),
+        opts.get("config"),
+        *opts.get("route_files", ()),
+        opts.get("avoid_file"),
+    ]
 
 
 @main.command("snap")
@@ -878,6 +911,8 @@ def snap_cmd(
     if out.suffix.lower() not in {".csv", ".gpkg"}:
         msg = f"`--out` {out} must end in .csv or .gpkg."
         raise InputError(msg)
+    check_output(out, inputs=[roads, *incidents])
+    check_output(_rejects_path(out), inputs=[roads, *incidents], what="the rejects file")
     columns = {}
     for item in column_map:
         ours, sep, theirs = item.partition("=")
@@ -909,8 +944,9 @@ def snap_cmd(
         )
     frame = placed_table(G, table, placed)
     rejects = table.rejects.sort_values("row", kind="stable")
-    _write_table(frame, out)
-    _write_table(rejects, _rejects_path(out))
+    with atomic_paths(out, _rejects_path(out)) as (tmp, tmp_rejects):
+        _write_table(frame, tmp, out)
+        _write_table(rejects, tmp_rejects, _rejects_path(out))
     status = status_counts(placed)
     kinds = table.counts()
     total = sum(status.values()) + kinds["rejected"] + kinds["excluded"] + kinds["merged"]
@@ -997,6 +1033,8 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
     if out.suffix.lower() not in SEGMENT_FORMATS:
         msg = f"Cannot write segments to {out}: use one of {', '.join(SEGMENT_FORMATS)}."
         raise InputError(msg)
+    check_output(out, inputs=_inputs(opts))
+    check_output(params_path(out), inputs=_inputs(opts), what="the parameters file")
     job = _run(opts, want_routes=False)
     path = write_segments(job.risk, out)
     risk = job.risk

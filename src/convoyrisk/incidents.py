@@ -236,6 +236,18 @@ def read_incidents(
     if not path.exists():
         msg = f"Incident file {path} does not exist: pass an existing file with `--incidents`."
         raise MissingInputError(msg)
+    if path.is_dir():
+        msg = (
+            f"Incident path {path} is a directory: pass a file (CSV, GeoJSON or GeoPackage) "
+            "with `--incidents`, once per file."
+        )
+        raise InputError(msg)
+    if path.suffix.lower() in {".xlsx", ".xls", ".ods"}:
+        msg = (
+            f"Incident file {path} is a spreadsheet, which is not supported: save the sheet "
+            "as CSV (UTF-8) and pass that."
+        )
+        raise InputError(msg)
     if path.suffix.lower() in {".csv", ".txt", ".tsv"}:
         chunks = _read_csv_chunks(path, chunk_rows, progress)
     else:
@@ -340,8 +352,18 @@ def _read_points(path: Path) -> pd.DataFrame:
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as exc:
         msg = f"Cannot read incident file {path}: pass a CSV, GeoJSON or GeoPackage of points."
         raise InputError(msg) from exc
+    if len(gdf) == 0:
+        msg = f"Incident layer {path} has no features: it needs one point per incident."
+        raise InputError(msg)
     if gdf.crs is None:
         msg = f"Incident layer {path} has no CRS: set one (e.g. EPSG:4326) and try again."
+        raise InputError(msg)
+    kinds = set(gdf.geom_type.dropna())
+    if kinds and not kinds & {"Point"}:
+        msg = (
+            f"Incident layer {path} holds {', '.join(sorted(kinds))} features, not points: "
+            "incidents must be points (e.g. take each feature's centroid in a GIS)."
+        )
         raise InputError(msg)
     gdf = gdf.to_crs(settings.default_crs)
     frame = pd.DataFrame(gdf.drop(columns="geometry")).astype(object)
@@ -349,8 +371,10 @@ def _read_points(path: Path) -> pd.DataFrame:
         columns=[c for c in frame.columns if str(c).lower() in {"latitude", "longitude"}]
     )
     is_point = (gdf.geom_type == "Point").to_numpy()
-    frame["longitude"] = np.where(is_point, gdf.geometry.x.where(is_point), np.nan)
-    frame["latitude"] = np.where(is_point, gdf.geometry.y.where(is_point), np.nan)
+    lon, lat = np.full(len(gdf), np.nan), np.full(len(gdf), np.nan)
+    lon[is_point] = gdf.geometry[is_point].x.to_numpy()
+    lat[is_point] = gdf.geometry[is_point].y.to_numpy()
+    frame["longitude"], frame["latitude"] = lon, lat
     return frame.astype(str).replace({"nan": "", "None": "", "NaT": "", "<NA>": ""})
 
 

@@ -709,6 +709,9 @@ def engine_functions(
         return snap_incidents, score_local
     from . import engine as dask_engine  # noqa: PLC0415 - dask is slow to import
 
+    if scheduler is not None:
+        dask_engine.check_address(scheduler)
+
     def snap_dask(*args: Any, **kwargs: Any) -> gpd.GeoDataFrame:  # noqa: ANN401
         return dask_engine.snap_incidents_dask(*args, scheduler=scheduler, **kwargs)
 

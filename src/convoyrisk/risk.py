@@ -64,7 +64,7 @@ from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError
-from .utils import Progress, atomic_path, write_text_atomic
+from .utils import Progress, atomic_paths
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -1923,7 +1923,8 @@ def write_segments(risk: RiskResult, path: str | Path) -> Path:
 
     GeoPackage and GeoParquet keep the graph's CRS; GeoJSON is written in
     EPSG:4326 (RFC 7946); CSV has no geometry. A ``<stem>.params.json`` beside
-    the file records the parameters and the as-of date.
+    the file records the parameters and the as-of date; the two are written as a
+    unit (both or neither).
 
     Raises
     ------
@@ -1939,7 +1940,7 @@ def write_segments(risk: RiskResult, path: str | Path) -> Path:
         )
         raise InputError(msg)
     segs = risk.segments
-    with atomic_path(path) as tmp:
+    with atomic_paths(path, params_path(path)) as (tmp, tmp_params):
         if fmt == "GeoPackage":
             segs.to_file(tmp, driver="GPKG", layer="segments")
         elif fmt == "GeoParquet":
@@ -1955,6 +1956,11 @@ def write_segments(risk: RiskResult, path: str | Path) -> Path:
             segs.to_crs(settings.display_crs).to_file(tmp, driver="GeoJSON")
         else:
             pd.DataFrame(segs.drop(columns=segs.geometry.name)).to_csv(tmp, index=False)
-    meta = risk.describe()
-    write_text_atomic(path.with_name(path.stem + ".params.json"), json.dumps(meta, indent=2) + "\n")
+        tmp_params.write_text(json.dumps(risk.describe(), indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def params_path(path: str | Path) -> Path:
+    """The ``<stem>.params.json`` that :func:`write_segments` writes beside `path`."""
+    path = Path(path)
+    return path.with_name(path.stem + ".params.json")
