@@ -87,25 +87,7 @@ def load_places(path: str | Path | None = None) -> gpd.GeoDataFrame:
     if not path.is_file():
         msg = f"Gazetteer {path} is not a file: pass a CSV file with `--places`."
         raise InputError(msg)
-    if _looks_like_geonames(path):
-        msg = (
-            f"Gazetteer {path} looks like a GeoNames dump (tab-separated, no header): make a "
-            "CSV with the header name,latitude,longitude,aliases from its 2nd, 5th, 6th and "
-            "4th columns (aliases separated by |) and pass that."
-        )
-        raise InputError(msg)
-    try:
-        df = pd.read_csv(path, dtype={"aliases": str}, keep_default_na=False)
-    except pd.errors.EmptyDataError as exc:
-        msg = f"Gazetteer {path} is empty: it needs a header name,latitude,longitude and rows."
-        raise InputError(msg) from exc
-    except UnicodeDecodeError as exc:
-        msg = f"Gazetteer {path} is not UTF-8 text: save it as CSV (UTF-8)."
-        raise InputError(msg) from exc
-    except pd.errors.ParserError as exc:
-        detail = str(exc).strip().splitlines()[-1]
-        msg = f"Gazetteer {path} is not a well-formed CSV ({detail}): check its quoting."
-        raise InputError(msg) from exc
+    df = _read_csv(path)
     missing = {"name", "latitude", "longitude"} - set(df.columns)
     if missing:
         msg = (
@@ -128,6 +110,30 @@ def load_places(path: str | Path | None = None) -> gpd.GeoDataFrame:
         df["aliases"] = ""
     geometry = gpd.points_from_xy(df["longitude"], df["latitude"], crs=settings.default_crs)
     return gpd.GeoDataFrame(df, geometry=geometry)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The gazetteer file as a table, or one clear error."""
+    if _looks_like_geonames(path):
+        msg = (
+            f"Gazetteer {path} looks like a GeoNames dump (tab-separated, no header): make a "
+            "CSV with the header name,latitude,longitude,aliases from its 2nd, 5th, 6th and "
+            "4th columns (aliases separated by |) and pass that."
+        )
+        raise InputError(msg)
+    try:
+        df = pd.read_csv(path, dtype={"aliases": str}, keep_default_na=False)
+    except pd.errors.EmptyDataError as exc:
+        msg = f"Gazetteer {path} is empty: it needs a header name,latitude,longitude and rows."
+        raise InputError(msg) from exc
+    except UnicodeDecodeError as exc:
+        msg = f"Gazetteer {path} is not UTF-8 text: save it as CSV (UTF-8)."
+        raise InputError(msg) from exc
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().splitlines()[-1]
+        msg = f"Gazetteer {path} is not a well-formed CSV ({detail}): check its quoting."
+        raise InputError(msg) from exc
+    return df
 
 
 def _looks_like_geonames(path: Path) -> bool:
