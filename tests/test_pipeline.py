@@ -13,7 +13,7 @@ from pyproj import Geod
 import convoyrisk as cr
 from convoyrisk.pipeline import parse_stops, read_incident_sources
 
-from .conftest import REPO
+from .helpers.graphs import REPO
 
 
 def readme_library_block() -> str:

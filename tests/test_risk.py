@@ -10,7 +10,7 @@ import pytest
 import convoyrisk as cr
 from convoyrisk.risk import RiskParams, classify, empirical_bayes, exposure_days, quartic_kernel
 
-from .conftest import UTM31, lines_graph
+from .helpers.graphs import UTM31, lines_graph
 
 
 def _incidents(

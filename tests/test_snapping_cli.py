@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from convoyrisk.cli import main
 
-from .test_incidents_readers import ACLED_HEADER, IED, acled_row, write_csv
+from .helpers.exports import ACLED_HEADER, IED, acled_row, write_csv
 
 
 def run(*args: str) -> tuple[int, str]:
