@@ -48,6 +48,7 @@ from .network import (
     save_graph,
 )
 from .pipeline import (
+    ENGINES,
     OBJECTIVES,
     Briefing,
     Pace,
@@ -565,7 +566,7 @@ def _map_title(job: Briefing) -> str:
 )
 @click.option(
     "--offline/--online",
-    default=True,
+    default=default_of(save_map, "offline"),
     show_default=True,
     help="Embed Leaflet and plugin assets in the HTML (offline) or link them from CDNs.",
 )
@@ -643,7 +644,7 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--buffer-km",
     type=click.FloatRange(min=0.0, min_open=True),
-    default=25.0,
+    default=25.0,  # km; region_around takes metres and has no default
     show_default=True,
     help="Corridor half-width around the --around places, km.",
 )
@@ -652,7 +653,7 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
     "--tolerance",
     "tolerance_m",
     type=click.FloatRange(min=0.0),
-    default=1.0,
+    default=default_of(load_graph, "node_tolerance_m"),
     show_default=True,
     help="GIS layers: line ends this close (m) to another end or line are joined.",
 )
@@ -664,7 +665,7 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--keep",
     type=click.Choice(["all", "largest"]),
-    default="all",
+    default=default_of(load_graph, "keep"),
     show_default=True,
     help="Keep all connected components or only the largest.",
 )
@@ -1187,7 +1188,7 @@ def _describe_chokepoints(info: dict[str, Any]) -> str:
 _MAP_OPTIONS = [
     click.Option(
         ["--heat/--no-heat"],
-        default=True,
+        default=default_of(risk_map, "heat"),
         show_default=True,
         help="Add the incident heat layer (toggleable in the map).",
     ),
@@ -1202,26 +1203,29 @@ _MAP_OPTIONS = [
         help="Cluster incident markers. Default: when there are 200 or more.",
     ),
     click.Option(
-        ["--minimap/--no-minimap"], default=True, show_default=True, help="Add an overview map."
+        ["--minimap/--no-minimap"],
+        default=default_of(risk_map, "minimap"),
+        show_default=True,
+        help="Add an overview map.",
     ),
     click.Option(
         ["--simplify", "simplify_m"],
         type=click.FloatRange(min=0.0),
-        default=10.0,
+        default=default_of(risk_map, "simplify_m"),
         show_default=True,
         help="Simplify road geometry for display with this tolerance, metres (0: keep all).",
     ),
     click.Option(
         ["--decimals"],
         type=click.IntRange(0, 7),
-        default=5,
+        default=default_of(risk_map, "decimals"),
         show_default=True,
         help="Decimals kept in longitude and latitude (5 is about 1 m).",
     ),
     click.Option(
         ["--renderer"],
         type=click.Choice(["auto", "svg", "canvas"]),
-        default="auto",
+        default=default_of(risk_map, "renderer"),
         show_default=True,
         help="Draw roads as SVG paths or on a canvas (auto: canvas above 20,000 segments).",
     ),
@@ -1250,8 +1254,8 @@ def _map_look(opts: dict[str, Any]) -> dict[str, Any]:
 _ENGINE_OPTIONS = [
     click.Option(
         ["--engine"],
-        type=click.Choice(["local", "dask"]),
-        default="local",
+        type=click.Choice(ENGINES),
+        default=default_of(run, "engine"),
         show_default=True,
         help="Compute in this process, or on a dask cluster (same results; see docs/scale.md).",
     ),
