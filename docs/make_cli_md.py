@@ -1,12 +1,13 @@
-"""Regenerate the outputs in docs/cli.md by running each example command.
+"""Regenerate the command outputs in docs pages by running each example command.
 
-Every ```console block of docs/cli.md starts with ``$ COMMAND`` lines; this runs
-each command with bash in one scratch folder (where ``data/`` is the
+Every ```console block of a page holds ``$ COMMAND`` lines; this runs each
+command with bash in one scratch folder per page (where ``data/`` is the
 repository's, so ``data/geo/...`` paths work and the files one example writes
 are there for the next) and writes the block back with the real output.
 
-    .venv/bin/python docs/make_cli_md.py          # rewrite docs/cli.md
-    .venv/bin/python docs/make_cli_md.py --check  # exit 1 if it is out of date
+    .venv/bin/python docs/make_cli_md.py                   # rewrite docs/cli.md, routing.md
+    .venv/bin/python docs/make_cli_md.py docs/routing.md   # one page
+    .venv/bin/python docs/make_cli_md.py --check           # exit 1 if one is out of date
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DOC = REPO / "docs" / "cli.md"
+PAGES = (REPO / "docs" / "cli.md", REPO / "docs" / "routing.md")
 BLOCK = re.compile(r"```console\n(.*?)```", re.DOTALL)
 
 
@@ -55,18 +56,21 @@ def regenerate(text: str, cwd: Path) -> str:
 
 
 def main() -> int:
-    """Rewrite docs/cli.md, or with ``--check`` say whether it is up to date."""
+    """Rewrite the pages, or with ``--check`` say whether they are up to date."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("pages", nargs="*", type=Path, default=list(PAGES))
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
     args = parser.parse_args()
-    old = DOC.read_text(encoding="utf-8")
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "data").symlink_to(REPO / "data")
-        new = regenerate(old, Path(tmp))
-    if args.check:
-        return int(new != old)
-    DOC.write_text(new, encoding="utf-8")
-    return 0
+    stale = 0
+    for page in args.pages:
+        old = page.read_text(encoding="utf-8")
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "data").symlink_to(REPO / "data")
+            new = regenerate(old, Path(tmp))
+        stale += new != old
+        if not args.check:
+            page.write_text(new, encoding="utf-8")
+    return int(args.check and stale > 0)
 
 
 if __name__ == "__main__":
