@@ -405,3 +405,17 @@ def test_scheduler_that_does_not_answer_the_handshake(
 def test_documented_handshake_timeout() -> None:
     text = (REPO / "docs" / "scale.md").read_text(encoding="utf-8")
     assert f"within {engine.CONNECT_TIMEOUT_S:g} s" in text
+
+
+@pytest.mark.parametrize(
+    "fake_scheduler", [b"HTTP/1.0 400 Bad Request\r\n\r\n"], indirect=True, ids=["http"]
+)
+def test_snap_on_a_scheduler_that_is_an_http_server(
+    fake_scheduler: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One line, not "Unable to allocate 3.07 EiB" nor a hang."""
+    monkeypatch.setattr(engine, "CONNECT_TIMEOUT_S", 2.0)
+    out = tmp_path / "p.csv"
+    proc = cli("snap", "-q", "--engine", "dask", "--scheduler", fake_scheduler, "--out", str(out))
+    assert_one_line_error(proc, fake_scheduler, "dask-scheduler")
+    assert not out.exists()

@@ -8,6 +8,7 @@ import os
 import signal
 import stat
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -87,6 +88,19 @@ def check_output(
 
 
 @contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (where the platform can) until the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+@contextlib.contextmanager
 def atomic_paths(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
     """Yield temporary paths beside `paths`; rename them all onto `paths` on success.
 
@@ -130,12 +144,9 @@ def atomic_paths(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
             tmp.unlink()  # writers such as GDAL want to create the file themselves
             temps.append(tmp)
         yield temps
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:
+        with _signals_held():
             for tmp, dest in zip(temps, dests, strict=True):
                 tmp.replace(dest)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
     finally:
         for tmp in temps:
             if tmp.exists():
@@ -175,6 +186,8 @@ def exit_on_sigterm() -> None:
 
     Python's default SIGTERM ends the process at once, skipping the clean-up
     of :func:`atomic_path`; this turns it into ``SystemExit(143)``. Call it
-    from the main thread of a program (the command line does).
+    from the main thread of a program (the command line does); elsewhere it
+    does nothing.
     """
-    signal.signal(signal.SIGTERM, _raise_exit)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_exit)
