@@ -818,7 +818,7 @@ def run(
     table = read_incident_sources(
         incidents, columns=columns, filters=filters, merge=merge, progress=progress
     )
-    plan = _plan(G, request, stops, params) if request is not None and stops else None
+    plan = _plan(G, request, stops, params) if request is not None and stops is not None else None
     say(f"roads: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges ({G.graph['crs']})")
     snapped = snap(
         G, table.incidents, max_distance_m=max_snap_m, exact_m=exact_m, progress=progress
