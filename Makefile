@@ -23,8 +23,8 @@ run: $(STAMP)
 	$(BIN)/convoyrisk map --out $(OUT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests data/geo benchmarks
-	$(BIN)/ruff format --check src tests data/geo benchmarks
+	$(BIN)/ruff check src tests data/geo benchmarks docs/make_cli_md.py
+	$(BIN)/ruff format --check src tests data/geo benchmarks docs/make_cli_md.py
 	$(BIN)/mypy
 
 # Headless Chromium for the browser tests (tests/test_browser.py): Debian's package,

@@ -20,8 +20,9 @@ from PIL import Image
 import convoyrisk as cr
 from convoyrisk.cli import main
 from convoyrisk.maps import CLASS_COLOURS
-from tests.cdp import Browser, chromium_path
-from tests.mapdata import map_data
+
+from .helpers.cdp import Browser, chromium_path
+from .helpers.mapdata import map_data
 
 pytestmark = pytest.mark.browser
 

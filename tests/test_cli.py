@@ -1,33 +1,13 @@
-"""The command line, through the real entry point (``python -m convoyrisk``)."""
+"""The command line: one real process per command, the rest in-process (CliRunner)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "convoyrisk", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        check=False,
-    )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for n in needles:
-        assert n in lines[0]
+from .helpers.cli import assert_one_line_error, cli, run
 
 
 def test_routes_json() -> None:
@@ -54,9 +34,9 @@ def test_routes_json() -> None:
 
 
 def test_routes_accent_insensitive_and_latlon() -> None:
-    a = json.loads(run("routes", "--from", "KIDAL", "--to", "gao", "--format", "json", "-q").stdout)
+    a = json.loads(cli("routes", "--from", "KIDAL", "--to", "gao", "--format", "json", "-q").stdout)
     b = json.loads(
-        run(
+        cli(
             "routes", "--from", "18.441,1.408", "--to", "16.272,-0.045", "--format", "json", "-q"
         ).stdout
     )
@@ -64,7 +44,7 @@ def test_routes_accent_insensitive_and_latlon() -> None:
 
 
 def test_routes_table() -> None:
-    proc = run("routes")
+    proc = cli("routes")
     assert proc.returncode == 0, proc.stderr
     assert "Anéfis" in proc.stdout and "Bourem" in proc.stdout and "E[incidents]" in proc.stdout
 
@@ -80,35 +60,35 @@ def test_map_writes_html(tmp_path: Path) -> None:
 
 def test_unknown_place() -> None:
     assert_one_line_error(
-        run("routes", "--to", "Anefiss"), "Unknown place 'Anefiss'", "Did you mean Anéfis"
+        cli("routes", "--to", "Anefiss"), "Unknown place 'Anefiss'", "Did you mean Anéfis"
     )
 
 
 def test_latlon_out_of_range() -> None:
-    assert_one_line_error(run("routes", "--from", "95,1"), "out of range")
+    assert_one_line_error(cli("routes", "--from", "95,1"), "out of range")
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    assert_one_line_error(run("routes", "--incidents", str(tmp_path / "no.csv")), "does not exist")
+    assert_one_line_error(cli("routes", "--incidents", str(tmp_path / "no.csv")), "does not exist")
 
 
 def test_malformed_csv(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text('latitude,longitude,date\n18,0.6,"2023-11-04\n', encoding="utf-8")
-    assert_one_line_error(run("routes", "--incidents", str(bad)), "bad.csv")
+    assert_one_line_error(cli("routes", "--incidents", str(bad)), "bad.csv")
 
 
 def test_empty_roads(tmp_path: Path) -> None:
     empty = tmp_path / "roads.geojson"
     empty.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
     out = tmp_path / "m.html"
-    assert_one_line_error(run("map", "--roads", str(empty), "--out", str(out)), "empty")
+    assert_one_line_error(cli("map", "--roads", str(empty), "--out", str(out)), "empty")
     assert not out.exists()
 
 
 @pytest.mark.parametrize("args", [["map", "--segment-length", "0"], ["routes", "-k", "0"]])
 def test_bad_option_values(args: list[str]) -> None:
-    proc = run(*args)
+    proc = cli(*args)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
@@ -117,7 +97,7 @@ def test_rejected_rows_are_reported(tmp_path: Path) -> None:
     inc.write_text(
         "latitude,longitude,date\n18.04,0.601,2023-11-04\n95,0.6,2023-11-04\n", encoding="utf-8"
     )
-    proc = run("routes", "--incidents", str(inc))
+    proc = cli("routes", "--incidents", str(inc))
     assert proc.returncode == 0, proc.stderr
     assert "2 rows: 1 rejected, 1 used" in proc.stderr
     assert "rejected row 2: latitude out of range" in proc.stderr
@@ -132,7 +112,7 @@ def test_event_type_and_date_filters_exclude_rows(tmp_path: Path) -> None:
         "18.04,0.601,2021-01-01,Remote explosive/landmine/IED\n",
         encoding="utf-8",
     )
-    proc = run(
+    proc = cli(
         "routes",
         "--incidents",
         str(inc),
@@ -149,4 +129,4 @@ def test_event_type_and_date_filters_exclude_rows(tmp_path: Path) -> None:
 
 
 def test_bad_filter_date() -> None:
-    assert_one_line_error(run("routes", "--date-from", "soon"), "not a date")
+    assert_one_line_error(cli("routes", "--date-from", "soon"), "not a date")

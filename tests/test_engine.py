@@ -19,7 +19,7 @@ from convoyrisk import engine, risk
 from convoyrisk.risk import RiskParams
 from convoyrisk.simulate import simulate_world
 
-from .conftest import UTM31, lines_graph
+from .helpers.graphs import UTM31, lines_graph
 
 distributed = pytest.importorskip("distributed")
 

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import convoyrisk as cr
 from convoyrisk.maps import CLASS_COLOURS, encode_lines, profile_svg
-from tests.mapdata import decode_lines, decode_parts, map_data
+
+from .helpers.mapdata import decode_lines, decode_parts, map_data
 
 
 def _node(G, name: str) -> int:

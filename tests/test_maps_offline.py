@@ -12,7 +12,8 @@ import convoyrisk as cr
 from convoyrisk._errors import InputError
 from convoyrisk.cli import main
 from convoyrisk.maps import embed_assets
-from tests.mapdata import map_data
+
+from .helpers.mapdata import map_data
 
 # a tag that loads from the network (the embedded scripts' own links to their home pages
 # are text, not requests; tests/test_browser.py watches the requests themselves)

@@ -9,7 +9,8 @@ import numpy as np
 from benchmarks.bench_maps import synthetic_case
 
 import convoyrisk as cr
-from tests.mapdata import decode_lines, map_data
+
+from .helpers.mapdata import decode_lines, map_data
 
 
 def test_a_2000_segment_map_is_small_enough_for_100k_under_30_mb(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from shapely.geometry import Point
 import convoyrisk as cr
 from convoyrisk import settings
 
-from .conftest import lines_graph, node_at
+from .helpers.graphs import lines_graph, node_at
 
 MAIN = "Kidal–Gao road"
 

@@ -15,7 +15,7 @@ from pyproj import CRS, Geod
 
 import convoyrisk.network as net
 
-from .conftest import realdata
+from .helpers.graphs import realdata
 
 pyrosm = pytest.importorskip("pyrosm")
 pytest.importorskip("osmium")

@@ -17,7 +17,7 @@ from shapely.geometry import LineString, Point
 import convoyrisk.network as net
 from convoyrisk.cli import main
 
-from .conftest import UTM31, node_at
+from .helpers.graphs import UTM31, node_at
 
 libpysal = pytest.importorskip("libpysal")
 

@@ -8,7 +8,7 @@ import pytest
 import convoyrisk as cr
 from convoyrisk.places import normalise_name, parse_latlon
 
-from .conftest import realdata
+from .helpers.graphs import realdata
 
 
 @pytest.mark.parametrize(

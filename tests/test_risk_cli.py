@@ -8,24 +8,8 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from convoyrisk.cli import main
-
-from .test_cli import assert_one_line_error, run
-
-
-class _Proc:
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def cli(*args: str) -> _Proc:
-    """In-process run of the same click entry point (the subprocess path is tested once)."""
-    res = CliRunner().invoke(main, list(args))
-    if res.exception and not isinstance(res.exception, SystemExit):
-        raise res.exception
-    return _Proc(res.exit_code, res.stdout, res.stderr)
+from .helpers.cli import assert_one_line_error, cli, run
 
 
 @pytest.mark.parametrize("ext", [".gpkg", ".geojson", ".parquet", ".csv"])
@@ -69,7 +53,7 @@ def test_score_config_and_overrides(tmp_path: Path) -> None:
     cfg = tmp_path / "risk.toml"
     cfg.write_text('[risk]\nbandwidth_m = 2000\nkernel = "uniform"\nhalf_life_days = 30\n')
     out = tmp_path / "s.csv"
-    proc = run(
+    proc = cli(
         "score",
         "--out",
         str(out),
@@ -105,7 +89,7 @@ def test_score_errors(tmp_path: Path) -> None:
 
 
 def test_backtest_table_and_json() -> None:
-    proc = cli("backtest", "--split", "2023-11-03", "--format", "json", "-q")
+    proc = run("backtest", "--split", "2023-11-03", "--format", "json", "-q")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     # episodes: the two IEDs of 31 Oct are one attack, and so are the two of 4 Nov
@@ -128,7 +112,7 @@ def test_score_workers_and_no_bar_off_a_terminal(tmp_path: Path) -> None:
     """`--workers` sets threads (same result as one); a pipe gets no progress-bar characters."""
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
     for out, workers in ((one, "1"), (two, "2")):
-        proc = run("score", "--out", str(out), "--workers", workers, "--as-of", "2023-11-10")
+        proc = cli("score", "--out", str(out), "--workers", workers, "--as-of", "2023-11-10")
         assert proc.returncode == 0, proc.stderr
         assert "━" not in proc.stderr and "\x1b[" not in proc.stderr
     a, b = pd.read_csv(one), pd.read_csv(two)

@@ -15,7 +15,7 @@ from shapely.ops import substring
 import convoyrisk as cr
 from convoyrisk.risk import RiskParams, kernel_cdf, kernel_density, split_segments
 
-from .conftest import UTM31, lines_graph
+from .helpers.graphs import UTM31, lines_graph
 
 X0, Y0 = 500_000.0, 2_000_000.0
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import convoyrisk as cr
 from convoyrisk.risk import RiskParams
 
-from .conftest import UTM31, lines_graph
+from .helpers.graphs import UTM31, lines_graph
 
 X0, Y0 = 500_000.0, 2_000_000.0
 AS_OF = pd.Timestamp("2023-06-01")

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convoyrisk as cr
-from convoyrisk.routing import Route, route_length_m, route_segments, shared_fraction
+from convoyrisk.routing import Route, route_length_m, shared_fraction
 
-from .conftest import lines_graph, node_at
+from .helpers.graphs import lines_graph, node_at
 
 
 def _node(G, name: str) -> int:
@@ -37,13 +37,22 @@ def test_route_metrics_by_hand(default_graph, default_risk) -> None:
     route = cr.alternative_routes(
         default_graph, _node(default_graph, "Kidal"), _node(default_graph, "Gao"), k=1
     )[0]
-    segs = route_segments(default_graph, route, default_risk)
-    assert segs["length_m"].sum() == pytest.approx(route_length_m(default_graph, route.edges))
+    # by hand from the scored segments (not through route_segments): each route edge takes
+    # the segments of its road edge, whichever way the route drives it
+    segs = default_risk.segments
+    by_edge = {edge: grp for edge, grp in segs.groupby(["u", "v", "key"])}  # noqa: C416
+    parts = [by_edge.get(e, by_edge.get((e[1], e[0], e[2]))) for e in route.edges]
+    assert all(p is not None for p in parts)
+    for (u, v, k), p in zip(route.edges, parts, strict=True):
+        assert p["length_m"].sum() == pytest.approx(default_graph.edges[u, v, k]["length"])
     days = 7.0
     # the week's hours spread along the route by length; plus the 24 h threat lead everywhere
-    km = segs["length_m"].to_numpy() / 1000.0
-    hours = days * 24.0 * km / km.sum()
-    by_hand = float(sum(segs["rate"].to_numpy() * km * (hours + 24.0) / 720.0))
+    km = [p["length_m"].to_numpy() / 1000.0 for p in parts]
+    total_km = sum(float(k.sum()) for k in km)
+    by_hand = sum(
+        float((p["rate"].to_numpy() * k * (days * 24.0 * k / total_km + 24.0) / 720.0).sum())
+        for p, k in zip(parts, km, strict=True)
+    )
     m = cr.route_metrics(default_graph, route, default_risk, travel_days=days)
     assert m["expected_incidents"] == pytest.approx(by_hand, rel=1e-12)
     assert m["p_incident"] == pytest.approx(1 - math.exp(-by_hand), rel=1e-12)
@@ -51,7 +60,7 @@ def test_route_metrics_by_hand(default_graph, default_risk) -> None:
     one_day = cr.route_metrics(default_graph, route, default_risk, travel_days=1.0)
     assert one_day["p_incident"] < m["p_incident"]  # a week on the road exposes more than a day
     assert m["profile"][0][0] == 0.0 and m["profile"][-1][0] < m["length_km"]
-    worst = max(segs["rate"])
+    worst = max(float(p["rate"].max()) for p in parts)
     assert m["worst_segment"]["rate"] == worst
 
 

@@ -25,8 +25,8 @@ from convoyrisk.routing import (
     shared_fraction,
 )
 
-from .conftest import UTM31, lines_graph, node_at
-from .routing_helpers import X0, Y0, fake_risk, hand_risk_integral, shift
+from .helpers.graphs import UTM31, lines_graph, node_at
+from .helpers.routing import X0, Y0, fake_risk, hand_risk_integral, shift
 
 A, B = (X0, Y0), (X0 + 10_000, Y0)
 NORTH, SOUTH, FAR = (5_000, 3_000), (5_000, -4_000), (5_000, 8_000)

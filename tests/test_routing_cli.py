@@ -17,7 +17,7 @@ import convoyrisk as cr
 from convoyrisk.cli import main
 from convoyrisk.routing import route_geometry
 
-from .test_cli import assert_one_line_error, run
+from .helpers.cli import assert_one_line_error, cli
 
 
 def invoke(*args: str, quiet: bool = True) -> tuple[int, str, str]:
@@ -141,7 +141,7 @@ def test_route_file_scores_a_gpx_track(tmp_path, default_graph) -> None:
     assert r["length_km"] == pytest.approx(routes_json()["routes"][0]["length_km"])
 
 
-# the exit-2 errors, through the real entry point
+# the exit-2 errors
 
 
 def test_gpx_far_from_the_network(tmp_path) -> None:
@@ -151,7 +151,7 @@ def test_gpx_far_from_the_network(tmp_path) -> None:
         "</trkseg></trk></gpx>",
         encoding="utf-8",
     )
-    assert_one_line_error(run("routes", "--route-file", str(gpx)), "off the road network")
+    assert_one_line_error(cli("routes", "--route-file", str(gpx)), "off the road network")
 
 
 def one_line_error(*args: str) -> str:

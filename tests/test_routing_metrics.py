@@ -11,8 +11,8 @@ import pytest
 import convoyrisk as cr
 from convoyrisk.routing import Route, chokepoints, path_edges, route_metrics, score_routes
 
-from .conftest import lines_graph, node_at
-from .routing_helpers import X0, Y0, fake_risk, shift
+from .helpers.graphs import lines_graph, node_at
+from .helpers.routing import X0, Y0, fake_risk, shift
 
 
 @pytest.fixture(scope="module")

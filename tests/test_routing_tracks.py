@@ -14,8 +14,8 @@ from pyproj import Transformer
 import convoyrisk as cr
 from convoyrisk.routing import read_tracks, route_length_m, snap_track
 
-from .conftest import UTM31, lines_graph, node_at
-from .routing_helpers import X0, Y0, shift
+from .helpers.graphs import UTM31, lines_graph, node_at
+from .helpers.routing import X0, Y0, shift
 
 TO_LONLAT = Transformer.from_crs(UTM31, "EPSG:4326", always_xy=True)
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import convoyrisk as cr
 
-from .conftest import UTM31, lines_graph
+from .helpers.graphs import UTM31, lines_graph
 
 
 def _points(xy: list[tuple[float, float]], crs: str = UTM31) -> gpd.GeoDataFrame:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from convoyrisk.cli import main
 
-from .test_incidents_readers import ACLED_HEADER, IED, acled_row, write_csv
+from .helpers.exports import ACLED_HEADER, IED, acled_row, write_csv
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -139,7 +139,7 @@ def test_snap_merges_duplicates(tmp_path: Path) -> None:
     [
         (["--out", "x.txt"], "must end in .csv or .gpkg"),
         (["--out", "x.csv", "--column", "latitude"], "OURS=THEIRS"),
-        (["--out", "x.csv", "--date-from", "soon"], "date_from"),
+        (["--out", "x.csv", "--date-from", "soon"], "`--date-from`"),
         (["--out", "x.csv", "--incidents", "nowhere.csv"], "does not exist"),
     ],
 )

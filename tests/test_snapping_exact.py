@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import convoyrisk as cr
 from convoyrisk.snapping import LineIndex, road_chainage, status_counts
 
-from .conftest import UTM31, lines_graph
+from .helpers.graphs import UTM31, lines_graph
 
 # the numba engine is optional (the `fast` extra)
 ENGINES = ["numpy"] + (["numba"] if importlib.util.find_spec("numba") else [])

@@ -5,9 +5,9 @@ The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 (reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
 onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 :mod:`~convoyrisk.routing` (alternatives and route risk) and
-:mod:`~convoyrisk.maps` (offline Folium maps); :mod:`~convoyrisk.backtest`
-(hit rate, PAI and calibration) and :mod:`~convoyrisk.simulate` (worlds with a
-known truth) judge the risk model.
+:mod:`~convoyrisk.maps` (offline Folium maps); :mod:`~convoyrisk.pipeline` does them all in
+one call (:func:`run`); :mod:`~convoyrisk.backtest` (hit rate, PAI and calibration) and
+:mod:`~convoyrisk.simulate` (worlds with a known truth) judge the risk model.
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -30,6 +30,7 @@ from .network import (
     read_roads,
     save_graph,
 )
+from .pipeline import Briefing, Pace, RouteRequest, run
 from .places import geocode, load_places
 from .risk import RiskParams, RiskResult, score_segments, write_segments
 from .routing import (
@@ -51,13 +52,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "Briefing",
     "ConvoyRiskError",
     "IncidentTable",
     "InputError",
     "NoRouteError",
+    "Pace",
     "PlaceNotFoundError",
     "RiskParams",
     "RiskResult",
+    "RouteRequest",
     "__version__",
     "alternative_routes",
     "backtest",
@@ -82,6 +86,7 @@ __all__ = [
     "risk_map",
     "route_metrics",
     "route_through",
+    "run",
     "save_graph",
     "save_map",
     "score_routes",

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import datetime as dt
 import functools
 import io
 import json
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import geopandas as gpd
-import networkx as nx
 import pandas as pd
 import pyogrio
-import shapely
+import pyproj
 from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
@@ -38,49 +38,42 @@ from ._errors import ConvoyRiskError, InputError
 from .backtest import backtest
 from .bayes import NO_DATA_CLASS, RISK_CLASSES
 from .config import params_from_mapping, parse_overrides, read_config
-from .incidents import Filters, merge_duplicates, read_incidents
+from .incidents import Filters, merge_duplicates
 from .maps import risk_map, save_map
 from .network import (
     DEFAULT_HIGHWAYS,
     graph_info,
     load_graph,
     name_nodes,
-    nearest_node,
     region_around,
     region_from_bbox,
     save_graph,
 )
-from .places import Place, geocode, load_places
+from .pipeline import (
+    ENGINES,
+    OBJECTIVES,
+    Briefing,
+    Pace,
+    RouteRequest,
+    default_of,
+    engine_functions,
+    placed_table,
+    read_incident_sources,
+    run,
+)
+from .places import load_places
 from .risk import (
     SEGMENT_FORMATS,
     RiskParams,
-    RiskResult,
-    score_segments,
-    split_segments,
+    params_path,
     write_segments,
 )
-from .routing import (
-    METHOD,
-    Route,
-    RoutingIndex,
-    alternative_routes,
-    chokepoints,
-    pareto_routes,
-    read_areas,
-    read_tracks,
-    roads_in_areas,
-    roads_of_segments,
-    route_through,
-    routes_gdf,
-    score_routes,
-    snap_track,
-)
-from .snapping import snap_incidents, status_counts
-from .utils import Progress, atomic_path
+from .routing import Route, routes_gdf
+from .snapping import EXACT_M, snap_incidents, status_counts
+from .utils import Progress, atomic_paths, check_output, exit_on_sigterm
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
-MAX_PLACE_DISTANCE_M = 25_000.0
 
 err = Console(stderr=True, highlight=False)
 
@@ -88,6 +81,44 @@ err = Console(stderr=True, highlight=False)
 def _fail(message: str) -> None:
     click.echo(f"convoyrisk: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def _field_default(cls: type[Any], name: str) -> Any:  # noqa: ANN401 - any default
+    """The default of dataclass field `name` (so click's defaults are the library's)."""
+    found = {f.name: f for f in dataclasses.fields(cls)}[name]
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    factory: Any = found.default_factory
+    return factory()
+
+
+class _Group(click.Group):
+    """A group that turns a ConvoyRiskError raised while parsing options into one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:  # noqa: ANN401 - any command's result
+        exit_on_sigterm()
+        try:
+            return super().invoke(ctx)
+        except ConvoyRiskError as exc:
+            _fail(" ".join(str(exc).split()))
+        return None
+
+
+def _iso_day(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A `--as-of`-style option: only YYYY-MM-DD (04/11/2023 is ambiguous)."""
+    del ctx
+    if value is None:
+        return None
+    try:
+        dt.date.fromisoformat(value)
+        ok = len(value) == len("2023-11-04")
+    except ValueError:
+        ok = False
+    if not ok:
+        name = (param.opts or [str(param.name)])[0]
+        msg = f"`{name}` {value!r} is not a date in YYYY-MM-DD form: give e.g. 2023-11-04."
+        raise InputError(msg)
+    return value
 
 
 def _handle_errors(func: F) -> F:
@@ -151,7 +182,9 @@ def _data_options(func: F) -> F:
         click.option(
             "--incidents",
             type=click.Path(path_type=Path),
-            help="Incident table (CSV, GeoJSON, GeoPackage). Default: the six Nov 2023 incidents.",
+            multiple=True,
+            help="Incident table (CSV, GeoJSON, GeoPackage); repeat for several (duplicate "
+            "reports are merged). Default: the six Nov 2023 incidents.",
         ),
         click.option(
             "--places",
@@ -161,33 +194,34 @@ def _data_options(func: F) -> F:
         click.option(
             "--as-of",
             "as_of",
+            callback=_iso_day,
             help="Date the risk is estimated for (YYYY-MM-DD). Default: the latest incident.",
         ),
         click.option(
             "--segment-length",
             type=click.FloatRange(min=1.0),
-            default=1000.0,
+            default=_field_default(RiskParams, "segment_length_m"),
             show_default=True,
             help="Segment length, metres.",
         ),
         click.option(
             "--bandwidth",
             type=click.FloatRange(min=1.0),
-            default=5000.0,
+            default=_field_default(RiskParams, "bandwidth_m"),
             show_default=True,
             help="Kernel bandwidth along the road, metres.",
         ),
         click.option(
             "--half-life",
             type=click.FloatRange(min=0.01),
-            default=90.0,
+            default=_field_default(RiskParams, "half_life_days"),
             show_default=True,
             help="Time-decay half-life, days.",
         ),
         click.option(
             "--max-snap",
             type=click.FloatRange(min=1.0),
-            default=5000.0,
+            default=default_of(run, "max_snap_m"),
             show_default=True,
             help="Incidents farther from every road than this (metres) are not used.",
         ),
@@ -198,8 +232,12 @@ def _data_options(func: F) -> F:
             help="Use only incidents of this type, e.g. 'Remote explosive/landmine/IED' "
             "(ACLED sub_event_type or event_type; repeatable).",
         ),
-        click.option("--date-from", help="Use only incidents from this day (YYYY-MM-DD)."),
-        click.option("--date-to", help="Use only incidents up to this day (YYYY-MM-DD)."),
+        click.option(
+            "--date-from", callback=_iso_day, help="Use only incidents from this day (YYYY-MM-DD)."
+        ),
+        click.option(
+            "--date-to", callback=_iso_day, help="Use only incidents up to this day (YYYY-MM-DD)."
+        ),
         click.option("-q", "--quiet", is_flag=True, help="Print only the result."),
     ]
     for option in reversed(options):
@@ -212,14 +250,14 @@ def _route_options(func: F) -> F:
         click.option(
             "--from",
             "origin",
-            default="Kidal",
+            default=_field_default(RouteRequest, "origin"),
             show_default=True,
             help="Start: a place name or 'lat,lon'.",
         ),
         click.option(
             "--to",
             "destination",
-            default="Gao",
+            default=_field_default(RouteRequest, "destination"),
             show_default=True,
             help="End: a place name or 'lat,lon'.",
         ),
@@ -227,48 +265,48 @@ def _route_options(func: F) -> F:
             "-k",
             "k",
             type=click.IntRange(min=1, max=20),
-            default=3,
+            default=_field_default(RouteRequest, "k"),
             show_default=True,
             help="Number of alternatives.",
         ),
         click.option(
             "--max-share",
             type=click.FloatRange(0.0, 1.0),
-            default=0.6,
+            default=_field_default(RouteRequest, "max_share"),
             show_default=True,
             help="Largest share of length an alternative may have in common with a better one.",
         ),
         click.option(
             "--max-stretch",
             type=click.FloatRange(min=1.0),
-            default=1.4,
+            default=_field_default(RouteRequest, "max_stretch"),
             show_default=True,
             help="Largest length ratio of an alternative to the shortest route.",
         ),
         click.option(
             "--speed-kph",
             type=click.FloatRange(min=0.1),
-            default=30.0,
+            default=_field_default(Pace, "speed_kph"),
             show_default=True,
             help="Convoy speed while driving, km/h.",
         ),
         click.option(
             "--hours-per-day",
             type=click.FloatRange(0.1, 24.0),
-            default=10.0,
+            default=_field_default(Pace, "driving_hours_per_day"),
             show_default=True,
             help="Driving hours per day.",
         ),
         click.option(
             "--travel-days",
             type=click.FloatRange(min=0.01),
-            default=None,
+            default=_field_default(Pace, "travel_days"),
             help="Days on the road (overrides speed and hours).",
         ),
         click.option(
             "--objective",
-            type=click.Choice(["shortest", "safest", "balanced", "minimax", "pareto"]),
-            default="shortest",
+            type=click.Choice(OBJECTIVES),
+            default=_field_default(RouteRequest, "objective"),
             show_default=True,
             help=(
                 "What the alternatives minimise: length; expected incidents; length + "
@@ -279,7 +317,7 @@ def _route_options(func: F) -> F:
         click.option(
             "--risk-weight",
             type=click.FloatRange(min=0.0),
-            default=1000.0,
+            default=_field_default(RouteRequest, "risk_weight"),
             show_default=True,
             help="For --objective balanced: km worth driving to avoid one expected "
             "incident per day on the road.",
@@ -303,7 +341,8 @@ def _route_options(func: F) -> F:
             "--route",
             "given_routes",
             multiple=True,
-            help="A route to score, as places in order: 'Kidal,Anéfis,Gao' (repeatable).",
+            help="A route to score, as places in order: 'Kidal,Anéfis,Gao'; coordinates as "
+            "'Kidal;16.27,-0.04;Gao' or 'Kidal,16.27 -0.04,Gao' (repeatable).",
         ),
         click.option(
             "--route-file",
@@ -315,7 +354,7 @@ def _route_options(func: F) -> F:
         click.option(
             "--max-track-offset",
             type=click.FloatRange(min=1.0),
-            default=2000.0,
+            default=_field_default(RouteRequest, "max_track_offset_m"),
             show_default=True,
             help="A --route-file point farther than this (metres) from every road rejects it.",
         ),
@@ -325,65 +364,76 @@ def _route_options(func: F) -> F:
     return func
 
 
-@dataclass
-class _Job:
-    G: nx.MultiDiGraph
-    places: gpd.GeoDataFrame
-    risk: RiskResult
-    routes: list[Route]
-    origin: str
-    destination: str
-    sources: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
+def _explicit(name: str) -> bool:
+    """Whether option `name` was given on the command line (not its default)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return True
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in {"DEFAULT", "DEFAULT_MAP"}
 
 
-def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
-    """Load and check every input first (so a bad one fails before any output), then compute."""
+def _avoid_segments(text: str | None) -> list[int]:
+    if not text:
+        return []
+    try:
+        return [int(t) for t in text.replace(";", ",").split(",") if t.strip()]
+    except ValueError as exc:
+        msg = f"`--avoid-segments` {text!r} is not a list of integers: give e.g. '12,13,40'."
+        raise InputError(msg) from exc
+
+
+def _route_request(opts: dict[str, Any]) -> RouteRequest:
+    """The route options as a :class:`RouteRequest`."""
+    given = bool(opts["given_routes"] or opts["route_files"])
+    return RouteRequest(
+        origin=opts["origin"],
+        destination=opts["destination"],
+        alternatives=not given or _explicit("origin") or _explicit("destination"),
+        via=tuple(opts["via"]),
+        routes=tuple(opts["given_routes"]),
+        route_files=tuple(opts["route_files"]),
+        avoid=opts["avoid_file"],
+        avoid_segments=tuple(_avoid_segments(opts["avoid_segments"])),
+        k=opts["k"],
+        objective=opts["objective"],
+        max_share=opts["max_share"],
+        max_stretch=opts["max_stretch"],
+        risk_weight=opts["risk_weight"],
+        max_track_offset_m=opts["max_track_offset"],
+        pace=Pace(
+            speed_kph=opts["speed_kph"],
+            driving_hours_per_day=opts["hours_per_day"],
+            travel_days=opts["travel_days"],
+        ),
+    )
+
+
+def _run(opts: dict[str, Any], *, want_routes: bool = True) -> Briefing:
+    """Options to :func:`pipeline.run` (every input checked before any computing)."""
     quiet = bool(opts["quiet"])
 
     def say(message: str) -> None:
         if not quiet:
-            err.print(message)
+            err.print(escape(message))
 
-    places = load_places(opts["places"])
-    ends = (
-        [geocode(opts["origin"], places), geocode(opts["destination"], places)]
-        if want_routes
-        else []
-    )
-    params = _risk_params(opts)
-    snap, score = _engines(opts)
     with _progress_bar(quiet=quiet) as progress:
-        G = name_nodes(load_graph(opts["roads"], progress=progress), places)
-        table = read_incidents(opts["incidents"], filters=_filters(opts), progress=progress)
-        nodes = [_node_of(G, place) for place in ends]
-        plan = (
-            _plan_routes(G, _read_route_request(opts, places), nodes, opts) if want_routes else None
+        return run(
+            opts["roads"],
+            list(opts["incidents"]) or None,
+            places=opts["places"],
+            request=_route_request(opts) if want_routes else None,
+            params=_risk_params(opts),
+            as_of=opts["as_of"],
+            filters=_filters(opts),
+            max_snap_m=opts["max_snap"],
+            allow_empty=bool(opts.get("allow_empty")),
+            engine=opts.get("engine") or "local",
+            scheduler=opts.get("scheduler"),
+            workers=opts.get("workers"),
+            progress=progress,
+            log=say,
         )
-        say(f"roads: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges ({G.graph['crs']})")
-        snapped = snap(G, table.incidents, max_distance_m=opts["max_snap"], progress=progress)
-        risk = score(G, snapped, params=params, as_of=opts["as_of"], progress=progress)
-    used = risk.incidents["used"].value_counts().to_dict()
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(used.items()))
-    left = table.counts()
-    left_out = "".join(f"{left[k]} {k}, " for k in ("rejected", "excluded", "merged") if left[k])
-    say(f"incidents: {table.n_input} rows: {left_out}{counts}")
-    for row in table.rejects.head(5).itertuples(index=False):
-        say(f"  {row.kind} row {row.row}: {row.reason}")
-    if len(table.rejects) > 5:
-        say(
-            f"  ... and {len(table.rejects) - 5} more (`convoyrisk snap` writes them all to a file)"
-        )
-    routes: list[Route] = []
-    origin = destination = ""
-    info: dict[str, Any] = {}
-    if plan is not None:
-        routes, info = _compute_routes(G, risk, plan, nodes, opts, say=say)
-        origin, destination = ends[0].name, ends[1].name
-        if not plan.alternatives:
-            origin = destination = ""
-    sources = sorted({str(s) for s in risk.incidents.get("source", []) if str(s)})
-    return _Job(G, places, risk, routes, origin, destination, sources, info)
 
 
 def _route_record(r: Route, *, profile: bool) -> dict[str, Any]:
@@ -409,7 +459,7 @@ def _route_record(r: Route, *, profile: bool) -> dict[str, Any]:
     return rec
 
 
-def _print_table(job: _Job) -> None:
+def _print_table(job: Briefing) -> None:
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
     objective = job.info.get("objective", "shortest")
     what = f"Routes {job.origin} → {job.destination}" if job.origin else "Given routes"
@@ -451,7 +501,7 @@ def _print_table(job: _Job) -> None:
         out.print(escape(choke), soft_wrap=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="convoyrisk")
 def main() -> None:
     """Road-segment risk and route alternatives for convoys.
@@ -497,6 +547,12 @@ def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes op
         _print_table(job)
 
 
+def _map_title(job: Briefing) -> str:
+    title = f"convoyrisk: {job.origin} → {job.destination}" if job.routes else "convoyrisk"
+    used = job.risk.describe()["incidents_used"]
+    return f"{title} (0 incidents used)" if used == 0 else title
+
+
 @main.command("map")
 @_data_options
 @_route_options
@@ -510,7 +566,7 @@ def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes op
 )
 @click.option(
     "--offline/--online",
-    default=True,
+    default=default_of(save_map, "offline"),
     show_default=True,
     help="Embed Leaflet and plugin assets in the HTML (offline) or link them from CDNs.",
 )
@@ -531,6 +587,7 @@ def map_cmd(
     **opts: Any,  # noqa: ANN401 - click passes options
 ) -> None:
     """Write the risk map (HTML) and print the scored alternatives."""
+    check_output(out, inputs=_inputs(opts))
     look = _map_look(opts)
     job = _run(opts, want_routes=not no_routes)
     m = risk_map(
@@ -541,7 +598,7 @@ def map_cmd(
         sources=job.sources,
         tiles=list(tiles),
         tiles_shown=not offline,
-        title=f"convoyrisk: {job.origin} → {job.destination}" if job.routes else "convoyrisk",
+        title=_map_title(job),
         **look,
     )
     path = save_map(m, out, offline=offline)
@@ -587,7 +644,7 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--buffer-km",
     type=click.FloatRange(min=0.0, min_open=True),
-    default=25.0,
+    default=25.0,  # km; region_around takes metres and has no default
     show_default=True,
     help="Corridor half-width around the --around places, km.",
 )
@@ -596,7 +653,7 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
     "--tolerance",
     "tolerance_m",
     type=click.FloatRange(min=0.0),
-    default=1.0,
+    default=default_of(load_graph, "node_tolerance_m"),
     show_default=True,
     help="GIS layers: line ends this close (m) to another end or line are joined.",
 )
@@ -608,7 +665,7 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
 @click.option(
     "--keep",
     type=click.Choice(["all", "largest"]),
-    default="all",
+    default=default_of(load_graph, "keep"),
     show_default=True,
     help="Keep all connected components or only the largest.",
 )
@@ -635,6 +692,17 @@ def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
     if out.suffix.lower() not in {".gpkg", ".graphml"}:
         msg = f"`--out` {out} must end in .gpkg or .graphml."
         raise InputError(msg)
+    check_output(out, inputs=[source, places])
+    _check_road_file(source)
+    if crs is not None:
+        try:
+            pyproj.CRS.from_user_input(crs)
+        except pyproj.exceptions.CRSError as exc:
+            msg = (
+                f"`--crs` {crs!r} is not a coordinate reference system: give an EPSG code of "
+                "a metric CRS, e.g. EPSG:32631, or leave it out for the data's UTM zone."
+            )
+            raise InputError(msg) from exc
     if bbox and around:
         msg = "Give `--bbox` or `--around`, not both."
         raise InputError(msg)
@@ -677,11 +745,19 @@ def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
 @_handle_errors
 def network_info_cmd(path: Path, fmt: str) -> None:
     """Nodes, edges, km by class and surface, components, CRS and bounding box of a road file."""
+    _check_road_file(path)
     info = graph_info(load_graph(path))
     if fmt == "json":
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
     else:
         _print_info(info)
+
+
+def _check_road_file(path: Path) -> None:
+    """`network build|info` take the road file as an argument (not `--roads`)."""
+    if not path.exists():
+        msg = f"Road file {path} does not exist: give an existing road file as the argument."
+        raise InputError(msg)
 
 
 def _print_info(info: dict[str, Any]) -> None:
@@ -709,58 +785,40 @@ def _print_info(info: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
-SNAP_COLUMNS = (
-    "row",
-    "status",
-    "u",
-    "v",
-    "key",
-    "snap_distance_m",
-    "offset_m",
-    "road",
-    "chainage_m",
-    "snap_x",
-    "snap_y",
-    "precision_m",
-    "road_in_radius_m",
-    "at_capital",
-    "date",
-    "type",
-    "event_type",
-    "killed",
-    "injured",
-    "source",
-    "merged_rows",
-    "location",
-    "admin1",
-    "event_id",
-    "dataset",
-    "notes",
-)
-
-
 def _rejects_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}_rejects{out.suffix}")
 
 
-def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    """CSV or GeoPackage by extension, atomically (GeoPackage: points if there is geometry)."""
-    suffix = path.suffix.lower()
-    with atomic_path(path) as tmp:
-        if suffix == ".csv":
-            plain = frame.drop(columns="geometry", errors="ignore")
-            plain.to_csv(tmp, index=False, date_format="%Y-%m-%d")
-        elif isinstance(frame, gpd.GeoDataFrame):
-            frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio")
-        else:
-            pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=path.stem)
+def _write_table(frame: pd.DataFrame, tmp: Path, path: Path) -> None:
+    """CSV or GeoPackage by the extension of `path`, to `tmp` (GeoPackage: points if any)."""
+    if path.suffix.lower() == ".csv":
+        plain = frame.drop(columns="geometry", errors="ignore")
+        plain.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+    elif isinstance(frame, gpd.GeoDataFrame):
+        frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio")
+    else:
+        pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=path.stem)
+
+
+def _inputs(opts: dict[str, Any]) -> list[Path | None]:
+    """Every file a data command reads (an output must be none of them)."""
+    return [
+        opts.get("roads"),
+        *opts.get("incidents", ()),
+        opts.get("places"),
+        opts.get("config"),
+        *opts.get("route_files", ()),
+        opts.get("avoid_file"),
+    ]
 
 
 @main.command("snap")
 @click.option(
     "--incidents",
     type=click.Path(path_type=Path),
-    help="ACLED or UCDP GED export, or a plain CSV/GeoJSON/GeoPackage. Default: the embedded.",
+    multiple=True,
+    help="ACLED or UCDP GED export, or a plain CSV/GeoJSON/GeoPackage; repeat for several "
+    "(duplicate reports are merged). Default: the embedded.",
 )
 @click.option(
     "--roads",
@@ -777,14 +835,14 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 @click.option(
     "--max-snap",
     type=click.FloatRange(min=1.0),
-    default=5000.0,
+    default=default_of(run, "max_snap_m"),
     show_default=True,
     help="Exact events farther than this (metres) from every road are too far.",
 )
 @click.option(
     "--exact-m",
     type=click.FloatRange(min=0.0),
-    default=2000.0,
+    default=EXACT_M,
     show_default=True,
     help="Events with an uncertainty radius up to this (metres) snap; larger ones spread.",
 )
@@ -794,8 +852,8 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
     multiple=True,
     help="Keep only this type (ACLED sub_event_type or event_type); repeatable.",
 )
-@click.option("--date-from", help="Keep events from this day (YYYY-MM-DD).")
-@click.option("--date-to", help="Keep events up to this day (YYYY-MM-DD).")
+@click.option("--date-from", callback=_iso_day, help="Keep events from this day (YYYY-MM-DD).")
+@click.option("--date-to", callback=_iso_day, help="Keep events up to this day (YYYY-MM-DD).")
 @click.option(
     "--max-precision-m",
     type=click.FloatRange(min=0.0),
@@ -818,14 +876,14 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 @click.option(
     "--merge-distance",
     type=click.FloatRange(min=0.0),
-    default=2000.0,
+    default=default_of(merge_duplicates, "distance_m"),
     show_default=True,
     help="Duplicate reports lie within this distance (metres)...",
 )
 @click.option(
     "--merge-days",
     type=click.FloatRange(min=0.0),
-    default=1.0,
+    default=default_of(merge_duplicates, "days"),
     show_default=True,
     help="... and within this many days.",
 )
@@ -833,7 +891,7 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
 @_handle_errors
 def snap_cmd(
     *,
-    incidents: Path | None,
+    incidents: tuple[Path, ...],
     roads: Path | None,
     out: Path,
     max_snap: float,
@@ -854,6 +912,8 @@ def snap_cmd(
     if out.suffix.lower() not in {".csv", ".gpkg"}:
         msg = f"`--out` {out} must end in .csv or .gpkg."
         raise InputError(msg)
+    check_output(out, inputs=[roads, *incidents])
+    check_output(_rejects_path(out), inputs=[roads, *incidents], what="the rejects file")
     columns = {}
     for item in column_map:
         ours, sep, theirs = item.partition("=")
@@ -867,30 +927,27 @@ def snap_cmd(
         date_to=date_to,
         max_precision_m=max_precision_m,
     )
+    snap, _ = engine_functions(engine, scheduler=scheduler)
     with _progress_bar(quiet=quiet) as progress:
         G = load_graph(roads, progress=progress)
-        table = read_incidents(
-            incidents, columns=columns or None, filters=filters, progress=progress
-        )
-        if merge:
-            table = merge_duplicates(table, distance_m=merge_distance, days=merge_days)
-        placed = _snap(
-            G,
-            table.incidents,
-            max_distance_m=max_snap,
-            exact_m=exact_m,
-            engine=engine,
-            scheduler=scheduler,
+        table = read_incident_sources(
+            list(incidents) or None,
+            columns=columns or None,
+            filters=filters,
+            merge=merge,
+            merge_distance_m=merge_distance,
+            merge_days=merge_days,
+            require_dates=False,
             progress=progress,
         )
-    wgs = table.incidents.geometry
-    placed["longitude"], placed["latitude"] = wgs.x.to_numpy(), wgs.y.to_numpy()
-    cols = [c for c in SNAP_COLUMNS if c in placed.columns] + ["longitude", "latitude"]
-    frame = gpd.GeoDataFrame(placed[cols], geometry=wgs.to_numpy(), crs=wgs.crs)
-    frame["snap_crs"] = G.graph["crs"]
+        placed = snap(
+            G, table.incidents, max_distance_m=max_snap, exact_m=exact_m, progress=progress
+        )
+    frame = placed_table(G, table, placed)
     rejects = table.rejects.sort_values("row", kind="stable")
-    _write_table(frame, out)
-    _write_table(rejects, _rejects_path(out))
+    with atomic_paths(out, _rejects_path(out)) as (tmp, tmp_rejects):
+        _write_table(frame, tmp, out)
+        _write_table(rejects, tmp_rejects, _rejects_path(out))
     status = status_counts(placed)
     kinds = table.counts()
     total = sum(status.values()) + kinds["rejected"] + kinds["excluded"] + kinds["merged"]
@@ -937,9 +994,6 @@ def _risk_params(opts: dict[str, Any]) -> RiskParams:
         params = params_from_mapping(
             parse_overrides(opts["overrides"]), base=params, where="`--set`"
         )
-    if not params.base_rates and opts.get("roads") is None:
-        # the embedded scenario comes with its published 1997–2020 base rates
-        params = params.replace(base_rates=str(settings.default_base_rates()))
     return params
 
 
@@ -980,6 +1034,8 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
     if out.suffix.lower() not in SEGMENT_FORMATS:
         msg = f"Cannot write segments to {out}: use one of {', '.join(SEGMENT_FORMATS)}."
         raise InputError(msg)
+    check_output(out, inputs=_inputs(opts))
+    check_output(params_path(out), inputs=_inputs(opts), what="the parameters file")
     job = _run(opts, want_routes=False)
     path = write_segments(job.risk, out)
     risk = job.risk
@@ -1002,7 +1058,11 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
 @_data_options
 @_config_options
 @click.option(
-    "--split", "split", required=True, help="Fit before this date, test from it (YYYY-MM-DD)."
+    "--split",
+    "split",
+    required=True,
+    callback=_iso_day,
+    help="Fit before this date, test from it (YYYY-MM-DD).",
 )
 @click.option(
     "--horizon",
@@ -1023,7 +1083,9 @@ def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> No
     places = load_places(opts["places"])
     with _progress_bar(quiet=bool(opts["quiet"])) as progress:
         G = name_nodes(load_graph(opts["roads"], progress=progress), places)
-        table = read_incidents(opts["incidents"], filters=_filters(opts), progress=progress)
+        table = read_incident_sources(
+            list(opts["incidents"]) or None, filters=_filters(opts), progress=progress
+        )
         snapped = snap_incidents(
             G, table.incidents, max_distance_m=opts["max_snap"], progress=progress
         )
@@ -1091,176 +1153,6 @@ def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> No
     )
 
 
-# --------------------------------------------------------------------------------------
-# routing options and route input (`--route`, `--route-file`, `--avoid`)
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class _RouteRequest:
-    """Route inputs, all read and checked before any computing."""
-
-    alternatives: bool
-    via: list[Place]
-    given: list[tuple[str, list[Place]]]
-    tracks: list[tuple[str, shapely.LineString]]
-    areas: gpd.GeoDataFrame | None
-    segment_ids: list[int]
-
-
-def _explicit(name: str) -> bool:
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return True
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name not in {"DEFAULT", "DEFAULT_MAP"}
-
-
-def _parse_segment_ids(text: str | None) -> list[int]:
-    if not text:
-        return []
-    try:
-        return [int(t) for t in text.replace(";", ",").split(",") if t.strip()]
-    except ValueError as exc:
-        msg = f"`--avoid-segments` {text!r} is not a list of integers: give e.g. '12,13,40'."
-        raise InputError(msg) from exc
-
-
-def _read_route_request(opts: dict[str, Any], places: gpd.GeoDataFrame) -> _RouteRequest:
-    given: list[tuple[str, list[Place]]] = []
-    for text in opts["given_routes"]:
-        names = [t.strip() for t in str(text).split(",") if t.strip()]
-        if len(names) < 2:
-            msg = f"`--route` {text!r} needs at least two places separated by commas."
-            raise InputError(msg)
-        given.append((", ".join(names), [geocode(n, places) for n in names]))
-    tracks = [t for path in opts["route_files"] for t in read_tracks(path)]
-    user = bool(given or tracks)
-    return _RouteRequest(
-        alternatives=not user or _explicit("origin") or _explicit("destination"),
-        via=[geocode(v, places) for v in opts["via"]],
-        given=given,
-        tracks=tracks,
-        areas=read_areas(opts["avoid_file"]) if opts["avoid_file"] else None,
-        segment_ids=_parse_segment_ids(opts["avoid_segments"]),
-    )
-
-
-def _node_of(G: nx.MultiDiGraph, place: Place) -> int:
-    node, dist = nearest_node(G, place.lat, place.lon)
-    if dist > MAX_PLACE_DISTANCE_M:
-        msg = (
-            f"{place.name} is {dist / 1000:.0f} km from the nearest road node: "
-            "choose a place on the network or pass `--roads` that cover it."
-        )
-        raise InputError(msg)
-    return node
-
-
-@dataclass
-class _Plan:
-    """What can be worked out before the risk: avoid set, via nodes, given routes."""
-
-    alternatives: bool
-    index: RoutingIndex
-    avoid: set[int]
-    avoid_note: str
-    via: list[int]
-    given: list[Route]
-
-
-def _plan_routes(
-    G: nx.MultiDiGraph, request: _RouteRequest, ends: list[int], opts: dict[str, Any]
-) -> _Plan:
-    """Resolve every route input on the graph, so bad ones fail before any output."""
-    index = RoutingIndex(G)
-    avoid: set[int] = set()
-    if request.segment_ids:
-        avoid |= roads_of_segments(split_segments(G, opts["segment_length"]), request.segment_ids)
-    note = ""
-    if request.areas is not None:
-        hit = roads_in_areas(G, request.areas)
-        note = f"avoid: {len(hit)} road(s) touch the areas in {opts['avoid_file']}"
-        avoid |= hit
-    via = [_node_of(G, p) for p in request.via]
-    given = [
-        route_through(G, [_node_of(G, p) for p in stops], name=name, avoid_roads=avoid, index=index)
-        for name, stops in request.given
-    ]
-    given += [
-        snap_track(G, line, max_offset_m=opts["max_track_offset"], name=name, index=index)
-        for name, line in request.tracks
-    ]
-    if request.alternatives:  # fail now if the ends do not connect
-        route_through(G, [ends[0], *via, ends[1]], avoid_roads=avoid, index=index)
-    return _Plan(request.alternatives, index, avoid, note, via, given)
-
-
-def _compute_routes(
-    G: nx.MultiDiGraph,
-    risk: RiskResult,
-    plan: _Plan,
-    ends: list[int],
-    opts: dict[str, Any],
-    *,
-    say: Callable[[str], None],
-) -> tuple[list[Route], dict[str, Any]]:
-    if plan.avoid_note:
-        say(plan.avoid_note)
-    objective = opts["objective"]
-    found: list[Route] = []
-    if plan.alternatives:
-        if objective == "pareto":
-            found = pareto_routes(
-                G, ends[0], ends[1], risk, via=plan.via, avoid_roads=plan.avoid, index=plan.index
-            )
-        else:
-            found = alternative_routes(
-                G,
-                ends[0],
-                ends[1],
-                k=opts["k"],
-                max_share=opts["max_share"],
-                max_stretch=opts["max_stretch"],
-                objective=objective,
-                risk=risk,
-                risk_weight=opts["risk_weight"],
-                via=plan.via,
-                avoid_roads=plan.avoid,
-                index=plan.index,
-            )
-            if len(found) < opts["k"]:
-                say(
-                    f"only {len(found)} genuinely different route(s) within the share/stretch "
-                    "limits"
-                )
-    routes = score_routes(
-        G,
-        found + plan.given,
-        risk,
-        rank_by="worst_rate" if objective == "minimax" else "expected_incidents",
-        speed_kph=opts["speed_kph"],
-        driving_hours_per_day=opts["hours_per_day"],
-        travel_days=opts["travel_days"],
-    )
-    info: dict[str, Any] = {
-        "objective": objective,
-        "method": "dichotomic weighted sum" if objective == "pareto" else METHOD,
-        "max_share": opts["max_share"],
-        "max_stretch": opts["max_stretch"],
-        "avoided_roads": sorted(plan.avoid),
-    }
-    if plan.alternatives:
-        info["chokepoints"] = chokepoints(
-            G,
-            ends[0],
-            ends[1],
-            [r for r in routes if r.name in {"alternative", "pareto"}],
-            avoid_roads=plan.avoid,
-        )
-    return routes, info
-
-
 def _flat_record(r: Route) -> dict[str, Any]:
     rec = _route_record(r, profile=False)
     worst = rec.pop("worst_segments")
@@ -1272,7 +1164,7 @@ def _flat_record(r: Route) -> dict[str, Any]:
     return rec
 
 
-def _emit_csv(job: _Job) -> None:
+def _emit_csv(job: Briefing) -> None:
     rows = [_flat_record(r) for r in job.routes]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["rank"])
@@ -1281,7 +1173,7 @@ def _emit_csv(job: _Job) -> None:
     click.echo(buf.getvalue(), nl=False)
 
 
-def _emit_geojson(job: _Job) -> None:
+def _emit_geojson(job: Briefing) -> None:
     gdf = routes_gdf(job.G, job.routes).to_crs(settings.display_crs)
     features = []
     for r, geom in zip(job.routes, gdf.geometry, strict=True):
@@ -1328,7 +1220,7 @@ def _describe_chokepoints(info: dict[str, Any]) -> str:
 _MAP_OPTIONS = [
     click.Option(
         ["--heat/--no-heat"],
-        default=True,
+        default=default_of(risk_map, "heat"),
         show_default=True,
         help="Add the incident heat layer (toggleable in the map).",
     ),
@@ -1343,26 +1235,29 @@ _MAP_OPTIONS = [
         help="Cluster incident markers. Default: when there are 200 or more.",
     ),
     click.Option(
-        ["--minimap/--no-minimap"], default=True, show_default=True, help="Add an overview map."
+        ["--minimap/--no-minimap"],
+        default=default_of(risk_map, "minimap"),
+        show_default=True,
+        help="Add an overview map.",
     ),
     click.Option(
         ["--simplify", "simplify_m"],
         type=click.FloatRange(min=0.0),
-        default=10.0,
+        default=default_of(risk_map, "simplify_m"),
         show_default=True,
         help="Simplify road geometry for display with this tolerance, metres (0: keep all).",
     ),
     click.Option(
         ["--decimals"],
         type=click.IntRange(0, 7),
-        default=5,
+        default=default_of(risk_map, "decimals"),
         show_default=True,
         help="Decimals kept in longitude and latitude (5 is about 1 m).",
     ),
     click.Option(
         ["--renderer"],
         type=click.Choice(["auto", "svg", "canvas"]),
-        default="auto",
+        default=default_of(risk_map, "renderer"),
         show_default=True,
         help="Draw roads as SVG paths or on a canvas (auto: canvas above 20,000 segments).",
     ),
@@ -1391,8 +1286,8 @@ def _map_look(opts: dict[str, Any]) -> dict[str, Any]:
 _ENGINE_OPTIONS = [
     click.Option(
         ["--engine"],
-        type=click.Choice(["local", "dask"]),
-        default="local",
+        type=click.Choice(ENGINES),
+        default=default_of(run, "engine"),
         show_default=True,
         help="Compute in this process, or on a dask cluster (same results; see docs/scale.md).",
     ),
@@ -1415,56 +1310,12 @@ score_cmd.params.append(
     )
 )
 
-
-def _engine_choice(engine: str, scheduler: str | None) -> str | None:
-    """The scheduler to use (None: a local cluster), or raise if `--scheduler` is misplaced."""
-    if scheduler is not None and engine != "dask":
-        msg = f"`--scheduler {scheduler}` needs `--engine dask`: add it, or drop `--scheduler`."
-        raise InputError(msg)
-    return scheduler
-
-
-def _snap(
-    G: nx.MultiDiGraph,
-    incidents: gpd.GeoDataFrame,
-    *,
-    engine: str,
-    scheduler: str | None,
-    max_distance_m: float,
-    exact_m: float,
-    progress: Progress | None,
-) -> gpd.GeoDataFrame:
-    """`snap_incidents` in this process or on dask."""
-    scheduler = _engine_choice(engine, scheduler)
-    if engine == "dask":
-        from .engine import snap_incidents_dask  # noqa: PLC0415 - dask is slow to import
-
-        return snap_incidents_dask(
-            G,
-            incidents,
-            max_distance_m=max_distance_m,
-            exact_m=exact_m,
-            scheduler=scheduler,
-            progress=progress,
+# `routes`, `map` and `score` refuse to run on no usable incident unless told
+for _cmd in (routes_cmd, map_cmd, score_cmd):
+    _cmd.params.append(
+        click.Option(
+            ["--allow-empty"],
+            is_flag=True,
+            help="Go on when no incident is usable (the risk is then the prior alone).",
         )
-    return snap_incidents(
-        G, incidents, max_distance_m=max_distance_m, exact_m=exact_m, progress=progress
-    )
-
-
-def _engines(opts: dict[str, Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """Snapping and scoring functions for `--engine` (in this process, or on dask)."""
-    engine = opts.get("engine") or "local"
-    scheduler = _engine_choice(engine, opts.get("scheduler"))
-    workers = opts.get("workers")
-    if workers is not None and engine == "dask":
-        msg = "`--workers` sets threads in this process: drop it with `--engine dask`."
-        raise InputError(msg)
-    if engine != "dask":
-        return snap_incidents, functools.partial(score_segments, workers=workers)
-    from . import engine as dask_engine  # noqa: PLC0415 - dask is slow to import
-
-    return (
-        functools.partial(dask_engine.snap_incidents_dask, scheduler=scheduler),
-        functools.partial(dask_engine.score_segments_dask, scheduler=scheduler),
     )

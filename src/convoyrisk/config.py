@@ -118,6 +118,9 @@ def read_config(path: str | Path, *, base: RiskParams | None = None) -> RiskPara
     if not path.exists():
         msg = f"Config file {path} does not exist: pass an existing TOML file with `--config`."
         raise MissingInputError(msg)
+    if not path.is_file():
+        msg = f"Config path {path} is not a file: pass a TOML file with `--config`."
+        raise InputError(msg)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -27,6 +27,8 @@ import contextlib
 import dataclasses
 import itertools
 import math
+import queue
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -85,15 +87,7 @@ def dask_client(
         yield scheduler
         return
     if scheduler is not None:
-        try:
-            client = dist.Client(scheduler, timeout="10s")
-        except OSError as exc:
-            msg = (
-                f"Cannot reach the dask scheduler at {scheduler}: start one with "
-                "`dask-scheduler` (and workers with `dask-worker ADDRESS`), or drop "
-                "`--scheduler` to use a local cluster."
-            )
-            raise InputError(msg) from exc
+        client = _connect(dist, str(scheduler), CONNECT_TIMEOUT_S)
         with client:
             yield client
         return
@@ -107,6 +101,59 @@ def dask_client(
         dist.Client(cluster) as client,
     ):
         yield client
+
+
+CONNECT_TIMEOUT_S = 10.0
+"""Seconds a dask scheduler has to answer the handshake before :func:`dask_client` gives up."""
+
+
+_FIX = (
+    "start one with `dask-scheduler` (and workers with `dask-worker ADDRESS`) and give "
+    "its address as tcp://HOST:PORT, or drop `--scheduler` to use a local cluster."
+)
+
+
+def check_address(scheduler: str) -> None:
+    """Refuse a `scheduler` that is not of the form ``[tcp://]HOST:PORT`` (no network used).
+
+    Raises
+    ------
+    InputError
+        Naming ``--scheduler`` and the form wanted.
+    """
+    rest = scheduler.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        msg = f"`--scheduler` {scheduler!r} is not an address like tcp://HOST:8786: {_FIX}"
+        raise InputError(msg)
+
+
+def _connect(dist: Any, scheduler: str, timeout_s: float) -> Client:  # noqa: ANN401 - untyped
+    """A client of the scheduler at `scheduler`, or one clear error within about `timeout_s`.
+
+    The connection is made in a daemon thread: a server that accepts the TCP
+    connection but never answers the dask handshake (an HTTP server, say)
+    would otherwise hold the caller forever.
+    """
+    check_address(scheduler)
+    answer: queue.Queue[Any] = queue.Queue()
+
+    def connect() -> None:
+        try:
+            answer.put(dist.Client(scheduler, timeout=f"{timeout_s:g}s"))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            answer.put(exc)
+
+    threading.Thread(target=connect, name="convoyrisk-dask-connect", daemon=True).start()
+    try:
+        got = answer.get(timeout=timeout_s + 2.0)
+    except queue.Empty:
+        got = TimeoutError(f"no answer within {timeout_s:g} s")
+    if isinstance(got, BaseException):
+        reason = " ".join(str(got).split()[:12]) or type(got).__name__
+        msg = f"No dask scheduler answered at {scheduler} within {timeout_s:g} s ({reason}): {_FIX}"
+        raise InputError(msg) from got
+    return got  # type: ignore[no-any-return]
 
 
 def _slices(n: int, npartitions: int | None, per_partition: int, n_workers: int) -> list[slice]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +76,21 @@ GED_MARKERS = frozenset({"where_prec", "date_start", "best", "type_of_violence"}
 
 OPTIONAL_TEXT = ("event_id", "type", "event_type", "source", "notes", "location", "admin1")
 OPTIONAL_COUNTS = ("killed", "injured")
+KNOWN_COLUMNS = (
+    "latitude",
+    "longitude",
+    "date",
+    *OPTIONAL_TEXT,
+    *OPTIONAL_COUNTS,
+    "killed_low",
+    "killed_high",
+    "precision_m",
+    "geo_precision",
+    "where_prec",
+    "date_precision",
+)
+"""Our column names: the keys that `columns` (``--column OURS=THEIRS``) may map."""
+
 CHUNK_ROWS = 100_000
 """Rows read at a time from a CSV file."""
 
@@ -188,6 +203,7 @@ def read_incidents(
     columns: Mapping[str, str] | None = None,
     filters: Filters | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    require_dates: bool = True,
     progress: Progress | None = None,
 ) -> IncidentTable:
     """Read incidents from an ACLED or UCDP GED export, a plain CSV, GeoJSON or GeoPackage.
@@ -203,6 +219,8 @@ def read_incidents(
         Rows to leave out (counted as "excluded").
     chunk_rows
         CSV rows read at a time (memory stays bounded for large exports).
+    require_dates
+        Refuse a file without a date column (see :func:`validate_incidents`).
     progress
         Called as ``progress("reading incidents", bytes_read, file_bytes)`` after
         each CSV chunk.
@@ -218,6 +236,18 @@ def read_incidents(
     if not path.exists():
         msg = f"Incident file {path} does not exist: pass an existing file with `--incidents`."
         raise MissingInputError(msg)
+    if path.is_dir():
+        msg = (
+            f"Incident path {path} is a directory: pass a file (CSV, GeoJSON or GeoPackage) "
+            "with `--incidents`, once per file."
+        )
+        raise InputError(msg)
+    if path.suffix.lower() in {".xlsx", ".xls", ".ods"}:
+        msg = (
+            f"Incident file {path} is a spreadsheet, which is not supported: save the sheet "
+            "as CSV (UTF-8) and pass that."
+        )
+        raise InputError(msg)
     if path.suffix.lower() in {".csv", ".txt", ".tsv"}:
         chunks = _read_csv_chunks(path, chunk_rows, progress)
     else:
@@ -226,17 +256,26 @@ def read_incidents(
     offset = 0
     for chunk in chunks:
         part = validate_incidents(
-            chunk, source=str(path), columns=columns, filters=filters, first_row=offset + 1
+            chunk,
+            source=str(path),
+            columns=columns,
+            filters=filters,
+            first_row=offset + 1,
+            require_dates=require_dates,
         )
         offset += part.n_input
         parts.append(part)
     if not parts:
         msg = f"Incident file {path} is empty: it needs a header with latitude, longitude, date."
         raise InputError(msg)
-    return _concat(parts)
+    return concat_tables(parts)
 
 
-def _concat(parts: list[IncidentTable]) -> IncidentTable:
+def concat_tables(parts: Sequence[IncidentTable]) -> IncidentTable:
+    """One table from several (incidents and rejects one after the other; counts added).
+
+    ``row`` numbers are kept as they are; the dataset is the first part's.
+    """
     if len(parts) == 1:
         return parts[0]
     incidents = pd.concat([p.incidents for p in parts], ignore_index=True)
@@ -313,8 +352,18 @@ def _read_points(path: Path) -> pd.DataFrame:
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as exc:
         msg = f"Cannot read incident file {path}: pass a CSV, GeoJSON or GeoPackage of points."
         raise InputError(msg) from exc
+    if len(gdf) == 0:
+        msg = f"Incident layer {path} has no features: it needs one point per incident."
+        raise InputError(msg)
     if gdf.crs is None:
         msg = f"Incident layer {path} has no CRS: set one (e.g. EPSG:4326) and try again."
+        raise InputError(msg)
+    kinds = set(gdf.geom_type.dropna())
+    if kinds and not kinds & {"Point"}:
+        msg = (
+            f"Incident layer {path} holds {', '.join(sorted(kinds))} features, not points: "
+            "incidents must be points (e.g. take each feature's centroid in a GIS)."
+        )
         raise InputError(msg)
     gdf = gdf.to_crs(settings.default_crs)
     frame = pd.DataFrame(gdf.drop(columns="geometry")).astype(object)
@@ -322,8 +371,10 @@ def _read_points(path: Path) -> pd.DataFrame:
         columns=[c for c in frame.columns if str(c).lower() in {"latitude", "longitude"}]
     )
     is_point = (gdf.geom_type == "Point").to_numpy()
-    frame["longitude"] = np.where(is_point, gdf.geometry.x.where(is_point), np.nan)
-    frame["latitude"] = np.where(is_point, gdf.geometry.y.where(is_point), np.nan)
+    lon, lat = np.full(len(gdf), np.nan), np.full(len(gdf), np.nan)
+    lon[is_point] = gdf.geometry[is_point].x.to_numpy()
+    lat[is_point] = gdf.geometry[is_point].y.to_numpy()
+    frame["longitude"], frame["latitude"] = lon, lat
     return frame.astype(str).replace({"nan": "", "None": "", "NaT": "", "<NA>": ""})
 
 
@@ -387,13 +438,14 @@ def _canonical(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
     return frame
 
 
-def validate_incidents(  # noqa: C901, PLR0915 - one check after another
+def validate_incidents(  # noqa: C901, PLR0912, PLR0915 - one check after another
     frame: pd.DataFrame,
     *,
     source: str = "`incidents`",
     columns: Mapping[str, str] | None = None,
     filters: Filters | None = None,
     first_row: int = 1,
+    require_dates: bool = True,
 ) -> IncidentTable:
     """Check each row of a table of incidents; split it into incidents and rejects.
 
@@ -410,6 +462,10 @@ def validate_incidents(  # noqa: C901, PLR0915 - one check after another
         Rows to leave out (counted as "excluded").
     first_row
         ``row`` number of the first row (for tables read in chunks).
+    require_dates
+        Refuse a table without a ``date`` column. With False such a table is
+        read with no dates (``date`` NaT), enough for snapping; rows of a table
+        that has the column still need a valid date.
 
     Raises
     ------
@@ -417,6 +473,13 @@ def validate_incidents(  # noqa: C901, PLR0915 - one check after another
         If a required column (latitude, longitude, date) is missing.
     """
     frame = frame.rename(columns=lambda c: str(c).strip().lower().lstrip("\ufeff"))
+    unknown = [k for k in (columns or {}) if str(k).strip().lower() not in KNOWN_COLUMNS]
+    if unknown:
+        msg = (
+            f"`columns` (--column) names unknown column(s) {', '.join(map(str, unknown))}: "
+            f"ours are {', '.join(KNOWN_COLUMNS)} (give OURS=THEIRS, e.g. latitude=lat)."
+        )
+        raise InputError(msg)
     if columns:
         wanted = {str(v).strip().lower(): str(k).strip().lower() for k, v in columns.items()}
         missing_map = [v for v in wanted if v not in frame.columns]
@@ -431,7 +494,8 @@ def validate_incidents(  # noqa: C901, PLR0915 - one check after another
         )
     dataset = detect_dataset(frame.columns)
     frame = _canonical(frame, dataset)
-    missing = [c for c in ("latitude", "longitude", "date") if c not in frame.columns]
+    required = ("latitude", "longitude", "date") if require_dates else ("latitude", "longitude")
+    missing = [c for c in required if c not in frame.columns]
     if missing:
         msg = (
             f"Incident file {source} lacks column(s) {', '.join(missing)}: a plain table needs "
@@ -463,7 +527,8 @@ def validate_incidents(  # noqa: C901, PLR0915 - one check after another
     )
     flag((lat.abs() > 90) | (lon.abs() > 180), "coordinates out of range")
     date = parse_dates(text_col("date"))
-    flag(date.isna(), "date missing or not YYYY-MM-DD / DD Month YYYY")
+    if "date" in frame.columns:
+        flag(date.isna(), "date missing or not YYYY-MM-DD / DD Month YYYY")
 
     counts = {}
     count_cols = (
@@ -601,10 +666,13 @@ def merge_duplicates(  # noqa: PLR0915 - grouping, then one group at a time
     pairs = cKDTree(xy).query_pairs(distance_m, output_type="ndarray")
     kinds = inc["type"].astype(str).str.strip().str.lower().to_numpy()
     sources = inc["source"].astype(str).str.strip().to_numpy()
+    dated = inc["date"].notna().to_numpy()
     when = inc["date"].to_numpy("datetime64[ns]").astype("int64") / 86_400e9
     i, j = pairs[:, 0], pairs[:, 1]
     same = (
         (kinds[i] == kinds[j])
+        & dated[i]
+        & dated[j]
         & (np.abs(when[i] - when[j]) <= days)
         & (sources[i] != "")
         & (sources[j] != "")

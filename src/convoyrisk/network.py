@@ -1136,6 +1136,9 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
     report["dropped_zero_length"] = int(drop.sum())
     geoms, u, v, oneway, length = geoms[~drop], u[~drop], v[~drop], oneway[~drop], length[~drop]
     attrs = attrs[~drop].reset_index(drop=True)
+    if len(u) == 0:
+        msg = f"No road is left: a tolerance of {tol:g} m joins every line end into one node."
+        raise InputError(msg)
 
     # duplicates: same ends, same direction rule, same line within the tolerance
     cls = _attribute_classes(attrs, oneway)

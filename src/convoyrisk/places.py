@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from . import settings
@@ -83,17 +84,64 @@ def load_places(path: str | Path | None = None) -> gpd.GeoDataFrame:
     if not path.exists():
         msg = f"Gazetteer {path} does not exist: pass an existing CSV with `--places`."
         raise MissingInputError(msg)
-    df = pd.read_csv(path, dtype={"aliases": str}, keep_default_na=False)
+    if not path.is_file():
+        msg = f"Gazetteer {path} is not a file: pass a CSV file with `--places`."
+        raise InputError(msg)
+    df = _read_csv(path)
     missing = {"name", "latitude", "longitude"} - set(df.columns)
     if missing:
         msg = (
-            f"Gazetteer {path} lacks columns {sorted(missing)}: it needs name, latitude, longitude."
+            f"Gazetteer {path} lacks columns {sorted(missing)}: it needs a header with name, "
+            "latitude, longitude."
         )
         raise InputError(msg)
+    for col, top in (("latitude", 90.0), ("longitude", 180.0)):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() | (values.abs() > top)
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            msg = (
+                f"Gazetteer {path} row {i + 1} ({df['name'].iloc[i]!r}): {col} "
+                f"{df[col].iloc[i]!r} is not a number in [-{top:g}, {top:g}]: fix that row."
+            )
+            raise InputError(msg)
+        df[col] = values.astype(float)
     if "aliases" not in df.columns:
         df["aliases"] = ""
     geometry = gpd.points_from_xy(df["longitude"], df["latitude"], crs=settings.default_crs)
     return gpd.GeoDataFrame(df, geometry=geometry)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """The gazetteer file as a table, or one clear error."""
+    if _looks_like_geonames(path):
+        msg = (
+            f"Gazetteer {path} looks like a GeoNames dump (tab-separated, no header): make a "
+            "CSV with the header name,latitude,longitude,aliases from its 2nd, 5th, 6th and "
+            "4th columns (aliases separated by |) and pass that."
+        )
+        raise InputError(msg)
+    try:
+        df = pd.read_csv(path, dtype={"aliases": str}, keep_default_na=False)
+    except pd.errors.EmptyDataError as exc:
+        msg = f"Gazetteer {path} is empty: it needs a header name,latitude,longitude and rows."
+        raise InputError(msg) from exc
+    except UnicodeDecodeError as exc:
+        msg = f"Gazetteer {path} is not UTF-8 text: save it as CSV (UTF-8)."
+        raise InputError(msg) from exc
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().splitlines()[-1]
+        msg = f"Gazetteer {path} is not a well-formed CSV ({detail}): check its quoting."
+        raise InputError(msg) from exc
+    return df
+
+
+def _looks_like_geonames(path: Path) -> bool:
+    """A GeoNames dump: tab-separated lines of 19 fields, the first a number, no header."""
+    with path.open("rb") as f:
+        first = f.readline(100_000).decode("utf-8", errors="replace").rstrip("\r\n")
+    fields = first.split("\t")
+    return len(fields) >= 15 and fields[0].strip().isdigit()
 
 
 def _index(places: gpd.GeoDataFrame) -> dict[str, int]:

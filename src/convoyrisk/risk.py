@@ -72,7 +72,7 @@ from .bayes import (
     prior_means,
 )
 from .episodes import group_episodes
-from .utils import Progress, atomic_path, write_text_atomic
+from .utils import Progress, atomic_paths
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -1988,15 +1988,8 @@ def finish_scoring(
     s_harm = smoother.smooth(harm_raw)
     s_mass = smoother.smooth(raw)
     segments["harm_per_episode"] = np.where(s_mass > 1e-12, s_harm / np.maximum(s_mass, 1e-12), 0.0)
-    k_top = params.top_contributors
-    if k_top and len(prep.spread_lixel):  # location-uncertain episodes contribute too
-        spread_top = _TopK(n_lix, k_top)
-        spread_top.add(prep.spread_lixel, prep.spread_owner, prep.spread_mass, np.zeros(n_lix))
-        top_id, top_val = _merge_top([top_id, spread_top.idx], [top_val, spread_top.val], k_top)
-        count = count + np.bincount(prep.spread_lixel, minlength=n_lix)
-    segments["incidents"] = count
-    segments["top_contributors"] = _top_text(
-        inc, _Density(mass, count, top_id, top_val, np.ones(0))
+    segments["incidents"], segments["top_contributors"] = _contributors(
+        prep, _Density(mass, count, top_id, top_val, np.ones(0))
     )
     informed_len = float(length_km[informed].sum())
     return RiskResult(
@@ -2013,6 +2006,21 @@ def finish_scoring(
         ),
         episodes=int(inc["episode_lead"].sum()),
     )
+
+
+def _contributors(prep: ScoringInput, density: _Density) -> tuple[IntArray, list[str]]:
+    """Episodes reaching each segment, and the largest contributions named (spread ones too)."""
+    n_lix = len(density.mass)
+    k_top = prep.params.top_contributors
+    count, top_id, top_val = density.count, density.top_id, density.top_val
+    if len(prep.spread_lixel):  # location-uncertain episodes contribute too
+        count = count + np.bincount(prep.spread_lixel, minlength=n_lix)
+        if k_top:
+            spread = _TopK(n_lix, k_top)
+            spread.add(prep.spread_lixel, prep.spread_owner, prep.spread_mass, np.zeros(n_lix))
+            top_id, top_val = _merge_top([top_id, spread.idx], [top_val, spread.val], k_top)
+    text = _top_text(prep.incidents, _Density(density.mass, count, top_id, top_val, np.ones(0)))
+    return count, text
 
 
 def _near_repeat(prep: ScoringInput, segments: gpd.GeoDataFrame) -> FloatArray:
@@ -2096,7 +2104,8 @@ def write_segments(risk: RiskResult, path: str | Path) -> Path:
 
     GeoPackage and GeoParquet keep the graph's CRS; GeoJSON is written in
     EPSG:4326 (RFC 7946); CSV has no geometry. A ``<stem>.params.json`` beside
-    the file records the parameters and the as-of date.
+    the file records the parameters and the as-of date; the two are written as a
+    unit (both or neither).
 
     Raises
     ------
@@ -2112,7 +2121,7 @@ def write_segments(risk: RiskResult, path: str | Path) -> Path:
         )
         raise InputError(msg)
     segs = risk.segments
-    with atomic_path(path) as tmp:
+    with atomic_paths(path, params_path(path)) as (tmp, tmp_params):
         if fmt == "GeoPackage":
             segs.to_file(tmp, driver="GPKG", layer="segments")
         elif fmt == "GeoParquet":
@@ -2128,6 +2137,11 @@ def write_segments(risk: RiskResult, path: str | Path) -> Path:
             segs.to_crs(settings.display_crs).to_file(tmp, driver="GeoJSON")
         else:
             pd.DataFrame(segs.drop(columns=segs.geometry.name)).to_csv(tmp, index=False)
-    meta = risk.describe()
-    write_text_atomic(path.with_name(path.stem + ".params.json"), json.dumps(meta, indent=2) + "\n")
+        tmp_params.write_text(json.dumps(risk.describe(), indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def params_path(path: str | Path) -> Path:
+    """The ``<stem>.params.json`` that :func:`write_segments` writes beside `path`."""
+    path = Path(path)
+    return path.with_name(path.stem + ".params.json")

@@ -752,11 +752,27 @@ def _read_gpx(path: Path) -> list[tuple[str, shapely.LineString]]:
         raise InputError(msg) from exc
     out = []
     for i, item in enumerate(e for e in root if _local(e.tag) in {"trk", "rte"}):
-        pts = [
-            (float(p.attrib["lon"]), float(p.attrib["lat"]))
-            for p in item.iter()
-            if _local(p.tag) in {"trkpt", "rtept"} and {"lat", "lon"} <= p.attrib.keys()
-        ]
+        pts = []
+        for n, p in enumerate(
+            q
+            for q in item.iter()
+            if _local(q.tag) in {"trkpt", "rtept"} and {"lat", "lon"} <= q.attrib.keys()
+        ):
+            try:
+                lon, lat = float(p.attrib["lon"]), float(p.attrib["lat"])
+            except ValueError as exc:
+                msg = (
+                    f"GPX file {path}: point {n + 1} of track {i + 1} has lat={p.attrib['lat']!r} "
+                    f"lon={p.attrib['lon']!r}, not numbers: fix or remove that point."
+                )
+                raise InputError(msg) from exc
+            if not (abs(lat) <= 90 and abs(lon) <= 180):
+                msg = (
+                    f"GPX file {path}: point {n + 1} of track {i + 1} (lat={lat}, lon={lon}) "
+                    "is out of range: fix or remove that point."
+                )
+                raise InputError(msg)
+            pts.append((lon, lat))
         name = next((c.text for c in item if _local(c.tag) == "name" and c.text), None)
         if len(pts) >= 2:
             out.append((name or f"{path.name} #{i + 1}", shapely.LineString(pts)))

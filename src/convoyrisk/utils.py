@@ -1,13 +1,19 @@
-"""Small shared helpers: atomic writes, progress callbacks and logging."""
+"""Small shared helpers: safe atomic writes, progress callbacks and logging."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import signal
+import stat
 import tempfile
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import FrameType
+
+from ._errors import InputError
 
 log = logging.getLogger("convoyrisk")
 
@@ -20,32 +26,148 @@ passes one that draws a progress bar; library calls pass None (nothing shown).
 """
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def check_output(
+    path: str | os.PathLike[str],
+    *,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+    what: str = "`--out`",
+) -> Path:
+    """Refuse an output path that cannot be written safely; return where to write.
+
+    A symbolic link is written through (its target is replaced, the link
+    stays), so the path returned is the link's target.
+
+    Parameters
+    ----------
+    path
+        The output file.
+    inputs
+        Files read by the same run: writing over one of them is refused.
+    what
+        How the path is named in messages (an option or parameter).
+
+    Raises
+    ------
+    InputError
+        If `path` is a directory, a special file (FIFO, device, socket), one of
+        `inputs`, or lies in a folder that cannot be created or written.
+    """
+    given = Path(path)
+    dest = Path(os.path.realpath(given))
+    if dest.is_dir():
+        msg = f"{what} {given} is a directory: give a file name (inside it or elsewhere)."
+        raise InputError(msg)
+    if dest.exists() and not stat.S_ISREG(dest.stat().st_mode):
+        msg = (
+            f"{what} {given} is a special file (FIFO, device or socket): convoyrisk writes "
+            "whole files atomically; give a regular file path."
+        )
+        raise InputError(msg)
+    for item in inputs:
+        if item is not None and _same_file(Path(item), dest):
+            msg = f"{what} {given} is also an input of this run: write to another file."
+            raise InputError(msg)
+    folder = dest.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        msg = (
+            f"{what} {given}: cannot create or write in {folder}: choose a folder you can write to."
+        )
+        raise InputError(msg)
+    return dest
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back (where the platform can) until the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike[str]) -> Iterator[list[Path]]:
+    """Yield temporary paths beside `paths`; rename them all onto `paths` on success.
+
+    Related files (a table and its rejects, segments and their parameters)
+    are written as a unit: nothing is renamed until every body step has
+    succeeded, and SIGINT/SIGTERM are held back during the renames, so a run
+    never leaves a new file beside a stale one. Nothing is left behind if the
+    body raises (or the process is interrupted: see :func:`exit_on_sigterm`).
+    Each path is checked with :func:`check_output` first; symbolic links are
+    written through.
+
+    Raises
+    ------
+    InputError
+        If a path cannot be written (see :func:`check_output`).
+    """
+    dests = [check_output(p, what="output") for p in paths]
+    temps: list[Path] = []
+    try:
+        for dest in dests:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                msg = (
+                    f"Cannot create the folder {dest.parent} for {dest} ({exc.strerror or exc}): "
+                    "choose a folder you can write to."
+                )
+                raise InputError(msg) from exc
+            try:
+                fd, tmp_name = tempfile.mkstemp(
+                    prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent
+                )
+            except OSError as exc:
+                msg = (
+                    f"Cannot write {dest} ({exc.strerror or exc}): choose a folder you can "
+                    "write to."
+                )
+                raise InputError(msg) from exc
+            os.close(fd)
+            tmp = Path(tmp_name)
+            tmp.unlink()  # writers such as GDAL want to create the file themselves
+            temps.append(tmp)
+        yield temps
+        with _signals_held():
+            for tmp, dest in zip(temps, dests, strict=True):
+                tmp.replace(dest)
+    finally:
+        for tmp in temps:
+            if tmp.exists():
+                tmp.unlink()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` on success.
 
     Nothing is left behind if the body raises, so a failed run never leaves a
-    half-written output file.
+    half-written output file. See :func:`atomic_paths` (symbolic links are
+    written through; directories and special files are refused).
 
     Parameters
     ----------
     path
         Final destination. Its folder is created if missing.
     """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()  # writers such as GDAL want to create the file themselves
-    try:
+    with atomic_paths(path) as (tmp,):
         yield tmp
-        tmp.replace(dest)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
@@ -53,3 +175,19 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def _raise_exit(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM unwind like SIGINT does, so temporary files are removed.
+
+    Python's default SIGTERM ends the process at once, skipping the clean-up
+    of :func:`atomic_path`; this turns it into ``SystemExit(143)``. Call it
+    from the main thread of a program (the command line does); elsewhere it
+    does nothing.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_exit)
