@@ -9,6 +9,7 @@ import datetime as dt
 import functools
 import io
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -301,7 +302,23 @@ def _route_options(func: F) -> F:
             "--travel-days",
             type=click.FloatRange(min=0.01),
             default=_field_default(Pace, "travel_days"),
-            help="Days on the road (overrides speed and hours).",
+            help="Days from departure to arrival; time not driven or halted is spread along "
+            "the route (a slower pace).",
+        ),
+        click.option(
+            "--halt",
+            "halts",
+            multiple=True,
+            metavar="PLACE=HOURS",
+            help="Hours stopped at a place on the route, e.g. `--halt Anéfis=24` (repeatable).",
+        ),
+        click.option(
+            "--threat-lead-hours",
+            type=click.FloatRange(min=0.0),
+            default=_field_default(Pace, "threat_lead_hours"),
+            show_default=True,
+            help="An incident on a segment up to this long before the convoy passes still "
+            "threatens it (a device laid in its path); 0 counts only the time spent there.",
         ),
         click.option(
             "--objective",
@@ -405,8 +422,23 @@ def _route_request(opts: dict[str, Any]) -> RouteRequest:
             speed_kph=opts["speed_kph"],
             driving_hours_per_day=opts["hours_per_day"],
             travel_days=opts["travel_days"],
+            halts=tuple(_halt(text) for text in opts["halts"]),
+            threat_lead_hours=opts["threat_lead_hours"],
         ),
     )
+
+
+def _halt(text: str) -> tuple[str, float]:
+    """``PLACE=HOURS`` of `--halt`."""
+    place, sep, hours = str(text).rpartition("=")
+    try:
+        value = float(hours)
+    except ValueError:
+        value = math.nan
+    if not sep or not place.strip() or not (math.isfinite(value) and value >= 0):
+        msg = f"`--halt {text}` must be PLACE=HOURS with hours zero or more, e.g. Anéfis=24."
+        raise InputError(msg)
+    return place.strip(), value
 
 
 def _run(opts: dict[str, Any], *, want_routes: bool = True) -> Briefing:

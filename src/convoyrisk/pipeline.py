@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import settings
 from ._errors import InputError
+from .exposure import Trip
 from .incidents import (
     Filters,
     IncidentTable,
@@ -52,7 +53,6 @@ from .routing import (
     read_tracks,
     roads_in_areas,
     roads_of_segments,
-    route_metrics,
     route_through,
     score_routes,
     snap_track,
@@ -98,6 +98,9 @@ _DEFAULT_ORIGIN = "Kidal"
 _DEFAULT_DESTINATION = "Gao"
 
 
+_TRIP = Trip()
+
+
 @dataclass(frozen=True)
 class Pace:
     """How the convoy moves: passed as keyword arguments to :func:`routing.score_routes`.
@@ -109,12 +112,19 @@ class Pace:
     driving_hours_per_day
         Hours on the road per day.
     travel_days
-        Days on the road (overrides speed and hours); None to derive it.
+        Days from departure to arrival; None to derive it from speed and hours.
+    halts
+        ``(place, hours)`` of each halt on the route (names or ``lat,lon``).
+    threat_lead_hours
+        How long before the convoy passes a segment an incident there still
+        threatens it (see :class:`convoyrisk.exposure.Trip`).
     """
 
-    speed_kph: float = default_of(route_metrics, "speed_kph")
-    driving_hours_per_day: float = default_of(route_metrics, "driving_hours_per_day")
-    travel_days: float | None = default_of(route_metrics, "travel_days")
+    speed_kph: float = _TRIP.speed_kph
+    driving_hours_per_day: float = _TRIP.driving_hours_per_day
+    travel_days: float | None = _TRIP.travel_days
+    halts: tuple[tuple[str, float], ...] = ()
+    threat_lead_hours: float = _TRIP.threat_lead_hours
 
     def __post_init__(self) -> None:
         """Refuse values that are not finite and positive, naming the option."""
@@ -122,6 +132,7 @@ class Pace:
             ("speed_kph", "--speed-kph", self.speed_kph, math.inf),
             ("driving_hours_per_day", "--hours-per-day", self.driving_hours_per_day, 24.0),
             ("travel_days", "--travel-days", self.travel_days, math.inf),
+            ("threat_lead_hours", "--threat-lead-hours", self.threat_lead_hours + 1.0, math.inf),
         )
         for name, option, value, top in checks:
             if value is None:
@@ -135,8 +146,10 @@ class Pace:
                 raise InputError(msg)
 
     def as_kwargs(self) -> dict[str, Any]:
-        """The fields as keyword arguments for :func:`routing.score_routes`."""
-        return dataclasses.asdict(self)
+        """The fields but halts as keyword arguments for :func:`routing.score_routes`."""
+        out = dataclasses.asdict(self)
+        out.pop("halts")
+        return out
 
 
 @dataclass(frozen=True)
@@ -513,6 +526,7 @@ class _Stops:
     tracks: list[tuple[str, Any]]
     areas: gpd.GeoDataFrame | None
     alternatives: bool
+    halts: list[tuple[Place, float]]
 
 
 def _resolve(request: RouteRequest, places: gpd.GeoDataFrame) -> _Stops:
@@ -533,6 +547,7 @@ def _resolve(request: RouteRequest, places: gpd.GeoDataFrame) -> _Stops:
     elif request.avoid is not None:
         areas = read_areas(request.avoid)
     return _Stops(
+        halts=[(geocode(name, places), hours) for name, hours in request.pace.halts],
         ends=ends if alternatives else [],
         via=[geocode(v, places) for v in request.via],
         given=given,
@@ -552,6 +567,7 @@ class _Plan:
     avoid_note: str
     via: list[int]
     given: list[Route]
+    halts: dict[Any, float]
 
 
 def _plan(G: nx.MultiDiGraph, request: RouteRequest, stops: _Stops, params: RiskParams) -> _Plan:
@@ -579,7 +595,11 @@ def _plan(G: nx.MultiDiGraph, request: RouteRequest, stops: _Stops, params: Risk
     ]
     if ends:  # fail now if the ends do not connect
         route_through(G, [ends[0], *via, ends[1]], avoid_roads=avoid, index=index)
-    return _Plan(index, ends, avoid, note, via, given)
+    halts: dict[Any, float] = {}
+    for place, hours in stops.halts:
+        node = node_of(G, place)
+        halts[node] = halts.get(node, 0.0) + hours
+    return _Plan(index, ends, avoid, note, via, given, halts)
 
 
 def plan_routes(
@@ -656,7 +676,12 @@ def _routes(
                     "limits"
                 )
     routes = score_routes(
-        G, found + plan.given, risk, rank_by=RANK_BY[objective], **request.pace.as_kwargs()
+        G,
+        found + plan.given,
+        risk,
+        rank_by=RANK_BY[objective],
+        halts=plan.halts,
+        **request.pace.as_kwargs(),
     )
     info: dict[str, Any] = {
         "objective": objective,
