@@ -20,7 +20,7 @@ from convoyrisk.simulate import (
     with_empty_roads,
 )
 
-from .conftest import lines_graph
+from .helpers.graphs import lines_graph
 
 
 @pytest.fixture(scope="module")
