@@ -56,9 +56,7 @@ class TileSet:
     left_out: list[int] = field(default_factory=list)
 
 
-def tile_range(
-    bounds: tuple[float, float, float, float], zoom: int
-) -> tuple[int, int, int, int]:
+def tile_range(bounds: tuple[float, float, float, float], zoom: int) -> tuple[int, int, int, int]:
     """XYZ tile columns and rows ``(x0, y0, x1, y1)`` (inclusive) covering lon/lat `bounds`.
 
     Examples
@@ -69,7 +67,7 @@ def tile_range(
     (0, 0, 3, 3)
     """
     minx, miny, maxx, maxy = bounds
-    n = 2**zoom
+    n: int = 1 << zoom
 
     def col(lon: float) -> int:
         return min(max(int((lon + 180.0) / 360.0 * n), 0), n - 1)
@@ -88,6 +86,19 @@ def _fail(path: Path, what: str) -> InputError:
         f"`--basemap` {path} {what}: give a raster MBTiles file (PNG or JPEG tiles, as QGIS "
         "'Generate XYZ tiles (MBTiles)' or gdal_translate -of MBTiles write)."
     )
+
+
+def _rows(
+    con: sqlite3.Connection, bounds: tuple[float, float, float, float], z: int
+) -> list[tuple[int, int, bytes]]:
+    """Tiles of zoom `z` covering `bounds`, as XYZ ``(x, y, image)``."""
+    x0, y0, x1, y1 = tile_range(bounds, z)
+    rows = con.execute(
+        "SELECT tile_column, tile_row, tile_data FROM tiles WHERE zoom_level = ? "
+        "AND tile_column BETWEEN ? AND ? AND tile_row BETWEEN ? AND ?",
+        (z, x0, x1, 2**z - 1 - y1, 2**z - 1 - y0),
+    ).fetchall()
+    return [(int(x), 2**z - 1 - int(r), bytes(data)) for x, r, data in rows]
 
 
 def read_mbtiles(
@@ -111,17 +122,11 @@ def read_mbtiles(
     path = Path(path)
     if not path.is_file():
         raise _fail(path, "does not exist")
-    try:
-        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:  # pragma: no cover - sqlite opens lazily
-        raise _fail(path, f"cannot be opened ({exc})") from exc
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         try:
             meta = dict(con.execute("SELECT name, value FROM metadata").fetchall())
-            zooms = [
-                int(z)
-                for (z,) in con.execute("SELECT DISTINCT zoom_level FROM tiles ORDER BY 1")
-            ]
+            zooms = [int(z) for (z,) in con.execute("SELECT DISTINCT zoom_level FROM tiles")]
         except sqlite3.DatabaseError as exc:
             raise _fail(path, f"is not an MBTiles file ({exc})") from exc
         fmt = str(meta.get("format", "")).lower().replace("jpg", "jpeg")
@@ -130,40 +135,30 @@ def read_mbtiles(
         out = TileSet(
             name=str(meta.get("name") or path.stem),
             format=fmt,
-            minzoom=zooms[0] if zooms else 0,
-            maxzoom=zooms[0] if zooms else 0,
+            minzoom=0,
+            maxzoom=0,
             attribution=str(meta.get("attribution", "")),
         )
         used = 0
-        for z in zooms:
-            x0, y0, x1, y1 = tile_range(bounds, z)
-            if out.tiles and len(out.tiles) + (x1 - x0 + 1) * (y1 - y0 + 1) > max_tiles:
-                out.left_out.append(z)
-                continue
-            rows = con.execute(
-                "SELECT tile_column, tile_row, tile_data FROM tiles WHERE zoom_level = ? "
-                "AND tile_column BETWEEN ? AND ? AND tile_row BETWEEN ? AND ?",
-                (z, x0, x1, 2**z - 1 - y1, 2**z - 1 - y0),
-            ).fetchall()
+        for z in sorted(zooms):
+            rows = _rows(con, bounds, z)
             size = sum(len(r[2]) for r in rows)
-            if out.tiles and used + size > max_bytes:
+            if out.tiles and (len(out.tiles) + len(rows) > max_tiles or used + size > max_bytes):
                 out.left_out.append(z)
                 continue
-            used += size
-            if rows and not out.tiles:
+            if not rows:
+                continue
+            if not out.tiles:
                 out.minzoom = z
-            for x, tms_row, data in rows:
-                blob = bytes(data)
-                if not out.format:
-                    out.format = next((f for m, f in _MAGIC.items() if blob.startswith(m)), "")
-                out.tiles[f"{z}/{x}/{2**z - 1 - tms_row}"] = base64.b64encode(blob).decode()
-            if rows:
-                out.maxzoom = z
+            out.maxzoom, used = z, used + size
+            out.tiles.update({f"{z}/{x}/{y}": base64.b64encode(b).decode() for x, y, b in rows})
+            out.format = out.format or next(
+                (f for m, f in _MAGIC.items() if rows[0][2].startswith(m)), ""
+            )
     finally:
         con.close()
     if not out.tiles:
         raise _fail(path, "has no tile inside the map's extent")
     if out.format not in {"png", "jpeg"}:
         raise _fail(path, f"holds tiles of format {out.format!r}")
-    out.left_out = [z for z in out.left_out if z > out.maxzoom]
     return out

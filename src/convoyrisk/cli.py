@@ -541,7 +541,7 @@ def map_cmd(
         sources=job.sources,
         tiles=list(tiles),
         tiles_shown=not offline,
-        title=f"convoyrisk: {job.origin} → {job.destination}" if job.routes else "convoyrisk",
+        title=f"convoyrisk: {job.origin} → {job.destination}" if job.origin else None,
         **look,
     )
     path = save_map(m, out, offline=offline)
@@ -1331,6 +1331,17 @@ _MAP_OPTIONS = [
         show_default=True,
         help="Draw roads as SVG paths or on a canvas (auto: canvas above 20,000 segments).",
     ),
+    click.Option(
+        ["--marking"],
+        help="Handling marking shown on the map and at the top and bottom of the printed "
+        "page, e.g. RESTRICTED.",
+    ),
+    click.Option(
+        ["--basemap"],
+        type=click.Path(path_type=Path),
+        help="MBTiles file of raster tiles (PNG/JPEG) embedded under the risk for the map's "
+        "extent (offline imagery or OSM tiles).",
+    ),
 ]
 map_cmd.params.extend(_MAP_OPTIONS)
 
@@ -1345,6 +1356,8 @@ def _map_look(opts: dict[str, Any]) -> dict[str, Any]:
         "simplify_m": opts.pop("simplify_m"),
         "decimals": opts.pop("decimals"),
         "renderer": opts.pop("renderer"),
+        "marking": opts.pop("marking"),
+        "basemap": opts.pop("basemap"),
     }
 
 

@@ -200,7 +200,8 @@ _CSS = """
   html, body { width: 283mm; height: 196mm; margin: 0; overflow: hidden; }
   .leaflet-control-zoom, .leaflet-control-layers, .leaflet-control-zoom-fullscreen,
   .leaflet-control-fullscreen, .leaflet-control-measure, .leaflet-control-minimap,
-  .cr-slider, .cr-skip, .cr-sheet-toggle, .leaflet-popup, .leaflet-tooltip { display: none !important; }
+  .cr-slider, .cr-skip, .cr-sheet-toggle, .leaflet-popup, .leaflet-tooltip {
+    display: none !important; }
   .leaflet-top.leaflet-left .cr-briefing { position: fixed; right: 0; top: 0; left: auto;
     bottom: auto; width: 88mm; max-width: none; max-height: 196mm; overflow: hidden;
     margin: 0; font-size: 9px; box-shadow: none; border-radius: 0; }
@@ -458,7 +459,9 @@ def _roads_data(
                 lo, hi = spans.get(rank, [a, b])
                 spans[rank] = [min(lo, a), max(hi, b)]
         if spans:
-            km[str(i)] = [[rank, round(a, 1), round(b, 1)] for rank, (a, b) in sorted(spans.items())]
+            km[str(i)] = [
+                [rank, round(a, 1), round(b, 1)] for rank, (a, b) in sorted(spans.items())
+            ]
     data: dict[str, Any] = {
         "canvas": canvas,
         "merged": merge,
@@ -513,8 +516,10 @@ def _precision_text(radius: float, code: Any) -> str:  # noqa: ANN401 - any cell
 def _incidents_data(
     incidents: gpd.GeoDataFrame, decimals: int
 ) -> tuple[list[dict[str, Any]], int, int]:
-    """One record per incident drawn; the numbers left out for lack of a position and off the
-    network (:data:`OFF_NETWORK`)."""
+    """One record per incident drawn, and the numbers left out.
+
+    Left out: incidents without a position, and those off the network (:data:`OFF_NETWORK`).
+    """
     has_pos = ~(incidents.geometry.is_empty | incidents.geometry.isna()).to_numpy()
     off = (
         (incidents["used"].astype(str) == OFF_NETWORK).to_numpy()
@@ -592,7 +597,7 @@ def rate_words(rate: float, *, km: float = 100.0, days: float = 1.0) -> str:
     Examples
     --------
     >>> rate_words(0.02)
-    'about 6.5% chance of an incident per 100 km driven in a day'
+    'about 6.4% chance of an incident per 100 km driven in a day'
     >>> rate_words(0.00001)
     'under 0.1% chance of an incident per 100 km driven in a day'
     """
@@ -744,7 +749,9 @@ def _routes_data(
             for rank, km in sorted(g["ranks"].items())
         ]
         lat, lon = where[w["segment_id"]]
-        worst.append({"lat": lat, "lon": lon, "cls": w["cls"], "text": f"{', '.join(kms)} {w['cls']}"})
+        worst.append(
+            {"lat": lat, "lon": lon, "cls": w["cls"], "text": f"{', '.join(kms)} {w['cls']}"}
+        )
     return out, worst, np.asarray(shown.total_bounds)
 
 
@@ -990,9 +997,9 @@ def _briefing_panel(
     risk: RiskResult,
     routes: list[Route],
     title: str,
+    *,
     legend: str,
     worst_table: str,
-    *,
     profile: bool,
     marking: str | None,
 ) -> str:
@@ -1115,7 +1122,7 @@ def _base_map(
     return m, tile_vars
 
 
-def risk_map(  # noqa: PLR0913 - one keyword per map option
+def risk_map(  # noqa: PLR0915 - one statement per layer and panel of the map
     G: nx.MultiDiGraph,
     risk: RiskResult,
     *,
@@ -1271,7 +1278,14 @@ def risk_map(  # noqa: PLR0913 - one keyword per map option
     panels = [
         [
             _briefing_panel(
-                G, risk, routes, title, legend, worst_table, profile=profile, marking=marking
+                G,
+                risk,
+                routes,
+                title,
+                legend=legend,
+                worst_table=worst_table,
+                profile=profile,
+                marking=marking,
             ),
             "topleft",
             "cr-briefing",
