@@ -125,8 +125,10 @@ def test_panels_legend_and_footer(page: str, default_risk) -> None:
     t = default_risk.params.class_thresholds
     for name, colour in CLASS_COLOURS.items():
         assert f'stroke="{colour}"' in panel  # a line swatch as drawn
-        assert f"{name} (" in panel
+        assert f"<b>{name}</b>" in panel
     assert f"{t[0]:g} – {t[1]:g}" in panel
+    # 0.02 per km per 30 days, 100 km in a day: 1 - exp(-2/30) = 6.4 %
+    assert f"≥ {t[2]:g}: ≈6.4%+" in panel
     assert "Road geometry approximate" in footer
     assert "As of 2023-11-04" in footer
     assert "UN spokesman" in footer

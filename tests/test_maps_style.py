@@ -219,8 +219,8 @@ def test_route_map_is_titled_by_its_places(default_graph, default_risk, tmp_path
     assert "<title>convoyrisk: Gao → Bourem</title>" in page
     data = map_data(page)
     # the view is fitted to the route, not the network
-    (s, w), (n, e) = data["fit"]
-    (ns, nw), (nn, ne) = data["bounds"]
+    (s, _), (n, _) = data["fit"]
+    (ns, _), (nn, _) = data["bounds"]
     assert (n - s) < 0.6 * (nn - ns)
 
 
@@ -286,3 +286,21 @@ def test_read_mbtiles_bad_files_are_input_errors(tmp_path: Path) -> None:
     path = make_mbtiles(tmp_path / "far.mbtiles", (100.0, 10.0, 101.0, 11.0), range(5, 6))
     with pytest.raises(InputError, match="no tile inside"):
         read_mbtiles(path, (0.0, 16.0, 1.5, 18.5))
+
+
+def test_context_layer_borders_and_names_from_natural_earth(default_graph, default_risk) -> None:
+    data = map_data(cr.risk_map(default_graph, default_risk).get_root().render())
+    ctx = data["context"]
+    names = {n for n, *_ in ctx["names"]}
+    assert {"Mali", "Niger"} <= names  # the roads lie in Mali, Niger is 100 km east
+    mali = next(p for p in ctx["names"] if p[0] == "Mali")
+    # Gao (16.27 N, 0.04 W) and Kidal (18.44 N, 1.41 E) are in Mali: its label point is
+    # inside Mali's part of the box, so west of the Niger border (about 3.5-4.2 E there)
+    assert mali[2] < 3.5
+    borders = decode_lines(ctx["borders"], 3)
+    # the Mali-Niger border passes through Labbezanga (14.95 N, 0.69 E), on the Niger
+    # river, within the 1:50m generalisation (~5 km)
+    assert min(b.distance(shapely.Point(0.69, 14.95)) for b in borders) < 0.08
+    assert "Natural Earth" in data["footer"]
+    plain = cr.risk_map(default_graph, default_risk, context=False).get_root().render()
+    assert map_data(plain)["context"] is None

@@ -1,4 +1,10 @@
-"""Offline base layers for the briefing map: raster tiles from a user's MBTiles file.
+"""Offline base layers for the briefing map: Natural Earth borders, and a user's MBTiles tiles.
+
+:func:`context_layer` gives the country borders, coastlines and country names
+around a map's extent from Natural Earth's 1:50m Admin 0 boundaries (public
+domain), shipped in the package as the TopoJSON of the npm package
+``world-atlas`` (ISC; see ``data/context/PROVENANCE.md`` and
+``data/geo/build_context.py``).
 
 An MBTiles file (the SQLite format QGIS, GDAL and humanitarian tile exports
 write) holds map tiles by zoom, column and row. :func:`read_mbtiles` takes the
@@ -11,10 +17,17 @@ show under the risk with no network.
 from __future__ import annotations
 
 import base64
+import functools
+import json
 import math
 import sqlite3
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
 
 from ._errors import InputError
 
@@ -61,7 +74,7 @@ def tile_range(bounds: tuple[float, float, float, float], zoom: int) -> tuple[in
 
     Examples
     --------
-    >>> tile_range((0.0, 0.0, 1.0, 1.0), 1)
+    >>> tile_range((0.5, 0.5, 1.0, 1.0), 1)
     (1, 0, 1, 0)
     >>> tile_range((-180.0, -85.0, 180.0, 85.0), 2)
     (0, 0, 3, 3)
@@ -162,3 +175,73 @@ def read_mbtiles(
     if out.format not in {"png", "jpeg"}:
         raise _fail(path, f"holds tiles of format {out.format!r}")
     return out
+
+
+CONTEXT_SOURCE = "Natural Earth 1:50m country borders (public domain), via world-atlas 2.0.2"
+"""What the context layer is, for the map's footer."""
+
+
+@functools.cache
+def _topology() -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    """The world-atlas countries: each arc's lon/lat coordinates, and the countries."""
+    text = (
+        resources.files("convoyrisk")
+        .joinpath("data/context/countries-50m.json")
+        .read_text(encoding="utf-8")
+    )
+    topo = json.loads(text)
+    scale = np.asarray(topo["transform"]["scale"], dtype=float)
+    shift = np.asarray(topo["transform"]["translate"], dtype=float)
+    arcs = [np.cumsum(np.asarray(a, dtype=float), axis=0) * scale + shift for a in topo["arcs"]]
+    return arcs, list(topo["objects"]["countries"]["geometries"])
+
+
+def _ring(arcs: list[np.ndarray], refs: list[int]) -> np.ndarray:
+    """A ring's coordinates from its arc references (``~i``: arc i reversed; TopoJSON)."""
+    parts = [arcs[i] if i >= 0 else arcs[~i][::-1] for i in refs]
+    return np.concatenate([parts[0], *(p[1:] for p in parts[1:])])
+
+
+def context_layer(
+    bounds: tuple[float, float, float, float], *, margin_deg: float = 2.0
+) -> dict[str, Any]:
+    """Borders, coastlines and country names around lon/lat `bounds` (plus `margin_deg`).
+
+    Returns
+    -------
+    dict
+        ``borders`` (lines shared by two countries) and ``coasts`` (lines of
+        one: coasts and the edge of land), each a list of ``(lon, lat)`` arrays
+        clipped to the box, and ``names``: ``(name, lon, lat)`` of each country
+        that takes a fair part of the box, at a point inside it.
+    """
+    arcs, countries = _topology()
+    minx, miny, maxx, maxy = bounds
+    box = (minx - margin_deg, miny - margin_deg, maxx + margin_deg, maxy + margin_deg)
+    rect = shapely.box(*box)
+    uses = np.zeros(len(arcs), dtype=int)
+    names = []
+    for c in countries:
+        polys = c.get("arcs", [])
+        if c.get("type") == "Polygon":
+            polys = [polys]
+        refs = np.asarray([i for poly in polys for ring in poly for i in ring], dtype=np.int64)
+        np.add.at(uses, np.where(refs >= 0, refs, ~refs), 1)
+        rings = [[_ring(arcs, r) for r in poly] for poly in polys]
+        shape = shapely.make_valid(
+            shapely.MultiPolygon([shapely.Polygon(r[0], r[1:]) for r in rings if len(r[0]) >= 4])
+        )
+        part = shapely.intersection(shape, rect)
+        if not part.is_empty and part.area >= 0.04 * rect.area:
+            pt = part.point_on_surface()
+            names.append((str(c.get("properties", {}).get("name", "")), pt.x, pt.y))
+    borders: list[np.ndarray] = []
+    coasts: list[np.ndarray] = []
+    for i, a in enumerate(arcs):
+        if len(a) < 2:
+            continue
+        clipped = shapely.clip_by_rect(shapely.LineString(a), *box)
+        for g in shapely.get_parts(clipped):
+            if g.geom_type == "LineString" and not g.is_empty:
+                (borders if uses[i] >= 2 else coasts).append(np.asarray(g.coords))
+    return {"borders": borders, "coasts": coasts, "names": names}

@@ -134,7 +134,7 @@ _CSS = """
 .cr-sheet-head .cr-title { flex: 1; font-size: 14px; font-weight: bold; }
 .cr-sheet-toggle { font: 12px sans-serif; border: 1px solid #888; border-radius: 3px;
   background: #fff; cursor: pointer; padding: 1px 6px; }
-.cr-collapsed > :not(.cr-sheet-head) { display: none; }
+.cr-briefing.cr-collapsed > :not(.cr-sheet-head) { display: none; }
 .cr-briefing { width: 440px; max-width: calc(100vw - 90px); max-height: calc(100vh - 120px);
   overflow-y: auto; overflow-x: auto; box-sizing: border-box; }
 .cr-briefing summary { font-weight: bold; cursor: pointer; margin-top: 3px; }
@@ -150,7 +150,8 @@ _CSS = """
   box-sizing: border-box; vertical-align: middle; margin-right: 5px; }
 .cr-ring { display: inline-block; width: 13px; height: 13px; border-radius: 50%%;
   border: 1px dashed %(incident)s; vertical-align: middle; margin-right: 4px; }
-.cr-label-icon, .cr-worst-icon, .cr-rank-icon, .cr-grid-icon { background: none; border: none; }
+.cr-label-icon, .cr-worst-icon, .cr-rank-icon, .cr-grid-icon, .cr-country-icon {
+  background: none; border: none; }
 .cr-label { font: bold 12px sans-serif; color: #222; white-space: nowrap;
   text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
 .cr-worst { font: bold 11px sans-serif; color: #fff; background: %(severe)s;
@@ -162,6 +163,8 @@ _CSS = """
 .cr-rank { font: bold 11px sans-serif; color: #fff; border: 2px solid #fff; border-radius: 50%%;
   width: 18px; height: 18px; line-height: 18px; text-align: center; box-sizing: content-box;
   box-shadow: 0 0 2px #000; }
+.cr-country { font: italic 13px sans-serif; color: #8a7f6a; letter-spacing: 0.3em;
+  text-transform: uppercase; white-space: nowrap; }
 .cr-grid-label { font: 10px sans-serif; color: #555; white-space: nowrap;
   text-shadow: 0 0 2px #fff, 0 0 2px #fff; }
 .cr-popup .cr-row, .cr-tip .cr-row { max-width: 300px; white-space: normal; }
@@ -288,6 +291,8 @@ def encode_lines(geoms: Any, decimals: int) -> list[list[list[int]]]:  # noqa: A
     [[[100000, 200000, 50000, 25000]]]
     """
     arr = np.asarray(geoms, dtype=object)
+    if arr.size == 0:
+        return []
     parts, owner = shapely.get_parts(arr, return_index=True)
     coords, part_of = shapely.get_coordinates(parts, return_index=True)
     q = np.rint(coords * 10.0**decimals).astype(np.int64)
@@ -822,9 +827,13 @@ def _legend(
     cmap = risk_colormap(risk)
     t = risk.params.class_thresholds
     bounds = [f"&lt; {t[0]:g}", f"{t[0]:g} – {t[1]:g}", f"{t[1]:g} – {t[2]:g}", f"≥ {t[2]:g}"]
+
+    def chance(rate: float) -> str:
+        return rate_words(rate).split(" chance")[0].replace("about ", "≈")
+
     rows = "".join(
-        f'<div data-colour="{CLASS_COLOURS[c]}">{_swatch(c)}{c} ({b}; {_esc(rate_words(lo))}'
-        f"{' or more' if lo else ''})</div>"
+        f'<div data-colour="{CLASS_COLOURS[c]}">{_swatch(c)}<b>{c}</b> {b}: '
+        f"{_esc(chance(lo))}{'+' if lo else ''}</div>"
         for c, b, lo in reversed(list(zip(RISK_CLASSES, bounds, [0.0, *t], strict=True)))
     )
     if insufficient:
@@ -849,7 +858,10 @@ def _legend(
             '<span class="cr-dot" style="background:#6baed6;border:1px solid #08519c;'
             'margin-left:8px"></span>well</div>'
         )
-    return f"<div>{_esc(cmap.caption)}, worst first</div>{rows}{extra}"
+    return (
+        f"<div>{_esc(cmap.caption)}: chance of an incident per 100 km driven in a day</div>"
+        f"{rows}{extra}"
+    )
 
 
 def _comparison(routes: list[Route]) -> str:
@@ -1122,7 +1134,39 @@ def _base_map(
     return m, tile_vars
 
 
-def risk_map(  # noqa: PLR0915 - one statement per layer and panel of the map
+def _base_layers(
+    bounds: tuple[float, float, float, float], *, basemap: str | Path | None, context: bool
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+    """The embedded MBTiles tiles, the Natural Earth context, and what the base is, in words."""
+    from .basemap import CONTEXT_SOURCE, context_layer, read_mbtiles  # noqa: PLC0415 - on use
+
+    bases, tiles, ctx = [], None, None
+    if basemap is not None:
+        tileset = read_mbtiles(basemap, bounds)
+        tiles = {
+            "name": tileset.name,
+            "format": tileset.format,
+            "minzoom": tileset.minzoom,
+            "maxzoom": tileset.maxzoom,
+            "tiles": tileset.tiles,
+        }
+        bases.append(
+            f"{tileset.name} (MBTiles, zoom {tileset.minzoom}–{tileset.maxzoom}"
+            + (f", {tileset.attribution}" if tileset.attribution else "")
+            + ")"
+        )
+    if context:
+        layer = context_layer(bounds)
+        ctx = {
+            "borders": encode_lines([shapely.LineString(a) for a in layer["borders"]], 3),
+            "coasts": encode_lines([shapely.LineString(a) for a in layer["coasts"]], 3),
+            "names": [[n, round(y, 3), round(x, 3)] for n, x, y in layer["names"]],
+        }
+        bases.append(CONTEXT_SOURCE)
+    return tiles, ctx, "; ".join(bases) or "none (roads, places and incidents give the context)"
+
+
+def risk_map(
     G: nx.MultiDiGraph,
     risk: RiskResult,
     *,
@@ -1143,6 +1187,7 @@ def risk_map(  # noqa: PLR0915 - one statement per layer and panel of the map
     merge: bool | None = None,
     marking: str | None = None,
     basemap: str | Path | None = None,
+    context: bool = True,
 ) -> folium.Map:
     """Build the briefing map.
 
@@ -1197,6 +1242,9 @@ def risk_map(  # noqa: PLR0915 - one statement per layer and panel of the map
     basemap
         An MBTiles file of raster tiles (PNG or JPEG) to embed under the risk, for
         the map's extent (see :func:`convoyrisk.basemap.read_mbtiles`).
+    context
+        Draw country borders and names around the roads, offline, from Natural
+        Earth (:func:`convoyrisk.basemap.context_layer`).
 
     Returns
     -------
@@ -1233,17 +1281,8 @@ def risk_map(  # noqa: PLR0915 - one statement per layer and panel of the map
     slider = time_slider and bool(incidents)
     route_rows, worst_labels, route_bounds = _routes_data(G, routes, risk, simplify_m, decimals)
     minx, miny, maxx, maxy = bounds
-    tileset = None
-    if basemap is not None:
-        from .basemap import read_mbtiles  # noqa: PLC0415 - only with --basemap
-
-        tileset = read_mbtiles(basemap, (float(minx), float(miny), float(maxx), float(maxy)))
-    base = (
-        f"{tileset.name} (MBTiles, zoom {tileset.minzoom}–{tileset.maxzoom}"
-        + (f", {tileset.attribution}" if tileset.attribution else "")
-        + ")"
-        if tileset
-        else "none (roads, places and incidents give the context)"
+    tiles_data, ctx, base = _base_layers(
+        (float(minx), float(miny), float(maxx), float(maxy)), basemap=basemap, context=context
     )
 
     # Leaflet.markercluster 1.1.0 (the one folium-offline ships) needs whole zoom levels
@@ -1322,17 +1361,8 @@ def risk_map(  # noqa: PLR0915 - one statement per layer and panel of the map
         "places": place_rows,
         "tiles": tile_vars,
         "tilesShown": bool(tile_vars) and tiles_shown,
-        "basemap": (
-            {
-                "name": tileset.name,
-                "format": tileset.format,
-                "minzoom": tileset.minzoom,
-                "maxzoom": tileset.maxzoom,
-                "tiles": tileset.tiles,
-            }
-            if tileset
-            else None
-        ),
+        "basemap": tiles_data,
+        "context": ctx,
         "collapseLayers": False,
         "panels": panels,
         "footer": footer,

@@ -48,11 +48,11 @@ function convoyriskBriefing(map, D) {
   }
 
   var routesAbove = D.roads.canvas;  /* dense networks: route bands over the roads */
-  [["crHeat", 300], ["crUncertainty", 350], ["crRoutes", routesAbove ? 430 : 380],
+  [["crContext", 250], ["crHeat", 300], ["crUncertainty", 350], ["crRoutes", routesAbove ? 430 : 380],
    ["crPlaceDots", 405], ["crCasing", 415], ["crRoads", 420], ["crLabels", 460]].forEach(
     function (p) { map.createPane(p[0]).style.zIndex = p[1]; }
   );
-  ["crHeat", "crUncertainty", "crLabels"].forEach(function (p) {
+  ["crContext", "crHeat", "crUncertainty", "crLabels"].forEach(function (p) {
     map.getPane(p).style.pointerEvents = "none";
   });
   map.getContainer().style.background = D.background;
@@ -85,6 +85,28 @@ function convoyriskBriefing(map, D) {
     bases[B.name + " (embedded)"] = baseLayer;
     bases["No background"] = L.layerGroup();
     baseLayer.addTo(map);
+  }
+
+  /* Context: Natural Earth country borders, coasts and names (offline, under everything). */
+  if (D.context) {
+    var context = L.layerGroup(), k3 = 1000;
+    var ctxRenderer = L.svg({ pane: "crContext" });
+    D.context.coasts.forEach(function (p) {
+      context.addLayer(L.polyline(decode(p, k3), { pane: "crContext", renderer: ctxRenderer,
+        color: "#b8ae9c", weight: 1, interactive: false, className: "cr-coast" }));
+    });
+    D.context.borders.forEach(function (p) {
+      context.addLayer(L.polyline(decode(p, k3), { pane: "crContext", renderer: ctxRenderer,
+        color: "#9a8f7a", weight: 1.5, dashArray: "8 4 2 4", interactive: false,
+        className: "cr-border" }));
+    });
+    D.context.names.forEach(function (n) {
+      context.addLayer(L.marker([n[1], n[2]], { interactive: false, keyboard: false, pane: "crContext",
+        icon: L.divIcon({ className: "cr-country-icon", html: el("div", "cr-country", n[0]),
+                          iconSize: null, iconAnchor: [30, 8] }) }));
+    });
+    context.addTo(map);
+    overlays.push(["Borders (Natural Earth)", context, true]);
   }
 
   /* Routes: wide translucent bands, best route widest, with the rank drawn along. */
@@ -176,6 +198,19 @@ function convoyriskBriefing(map, D) {
       }));
     });
     overlays.push(["Worst segments (labels)", worst, true]);
+    /* a label that would leave the map goes on the other side of its segment */
+    var flip = function () {
+      var right = map.getContainer().getBoundingClientRect().right;
+      worst.eachLayer(function (mk) {
+        var tag = mk.getElement() && mk.getElement().firstChild;
+        if (!tag) { return; }
+        tag.style.transform = "";
+        var r = tag.getBoundingClientRect();
+        if (r.right > right - 4) { tag.style.transform = "translateX(" + (-r.width - 24) + "px)"; }
+      });
+    };
+    map.on("zoomend moveend", flip);
+    worst.on("add", function () { setTimeout(flip, 0); });
   }
 
   /* Incidents: hollow rings (the road colour shows through), with honest uncertainty. */
@@ -322,6 +357,7 @@ function convoyriskBriefing(map, D) {
                                                 position: "topright" }).addTo(map);
   var corner = layers.getContainer().parentNode;
   corner.insertBefore(layers.getContainer(), corner.firstChild);
+  corner.parentNode.insertBefore(corner, corner.parentNode.firstChild);
 
   /* North arrow (shown on paper). */
   var North = L.Control.extend({ onAdd: function () {
