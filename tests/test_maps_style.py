@@ -304,3 +304,27 @@ def test_context_layer_borders_and_names_from_natural_earth(default_graph, defau
     assert "Natural Earth" in data["footer"]
     plain = cr.risk_map(default_graph, default_risk, context=False).get_root().render()
     assert map_data(plain)["context"] is None
+
+
+def test_cli_basemap_and_marking(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from convoyrisk.cli import main
+
+    out = tmp_path / "m.html"
+    res = CliRunner().invoke(
+        main, ["map", "-q", "--no-routes", "--out", str(out), "--basemap", str(tmp_path / "no")]
+    )
+    assert res.exit_code == 2
+    assert res.output.count("\n") == 1 and "--basemap" in res.output
+    assert not out.exists()
+    mb = make_mbtiles(tmp_path / "t.mbtiles", (-2.0, 14.0, 4.0, 21.0), range(4, 6))
+    res = CliRunner().invoke(
+        main,
+        ["map", "-q", "--no-routes", "--out", str(out), "--basemap", str(mb),
+         "--marking", "Restricted"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    data = map_data(out.read_text(encoding="utf-8"))
+    assert data["marking"] == "Restricted"
+    assert data["basemap"]["minzoom"] == 4 and data["basemap"]["maxzoom"] == 5

@@ -202,6 +202,27 @@ def _ring(arcs: list[np.ndarray], refs: list[int]) -> np.ndarray:
     return np.concatenate([parts[0], *(p[1:] for p in parts[1:])])
 
 
+@functools.cache
+def _world() -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[tuple[str, Any]]]:
+    """Arcs, their lon/lat boxes, how many countries use each, and each country's shape."""
+    arcs, countries = _topology()
+    uses = np.zeros(len(arcs), dtype=int)
+    shapes = []
+    for c in countries:
+        polys = c.get("arcs", [])
+        if c.get("type") == "Polygon":
+            polys = [polys]
+        refs = np.asarray([i for poly in polys for ring in poly for i in ring], dtype=np.int64)
+        np.add.at(uses, np.where(refs >= 0, refs, ~refs), 1)
+        rings = [[_ring(arcs, r) for r in poly] for poly in polys]
+        shape = shapely.make_valid(
+            shapely.MultiPolygon([shapely.Polygon(r[0], r[1:]) for r in rings if len(r[0]) >= 4])
+        )
+        shapes.append((str(c.get("properties", {}).get("name", "")), shape))
+    boxes = np.array([[*a.min(axis=0), *a.max(axis=0)] for a in arcs])
+    return arcs, boxes, uses, shapes
+
+
 def context_layer(
     bounds: tuple[float, float, float, float], *, margin_deg: float = 2.0
 ) -> dict[str, Any]:
@@ -215,32 +236,28 @@ def context_layer(
         clipped to the box, and ``names``: ``(name, lon, lat)`` of each country
         that takes a fair part of the box, at a point inside it.
     """
-    arcs, countries = _topology()
+    arcs, boxes, uses, shapes = _world()
     minx, miny, maxx, maxy = bounds
     box = (minx - margin_deg, miny - margin_deg, maxx + margin_deg, maxy + margin_deg)
     rect = shapely.box(*box)
-    uses = np.zeros(len(arcs), dtype=int)
     names = []
-    for c in countries:
-        polys = c.get("arcs", [])
-        if c.get("type") == "Polygon":
-            polys = [polys]
-        refs = np.asarray([i for poly in polys for ring in poly for i in ring], dtype=np.int64)
-        np.add.at(uses, np.where(refs >= 0, refs, ~refs), 1)
-        rings = [[_ring(arcs, r) for r in poly] for poly in polys]
-        shape = shapely.make_valid(
-            shapely.MultiPolygon([shapely.Polygon(r[0], r[1:]) for r in rings if len(r[0]) >= 4])
-        )
+    for name, shape in shapes:
+        if not shapely.intersects(shape, rect):
+            continue
         part = shapely.intersection(shape, rect)
-        if not part.is_empty and part.area >= 0.04 * rect.area:
+        if part.area >= 0.04 * rect.area:
             pt = part.point_on_surface()
-            names.append((str(c.get("properties", {}).get("name", "")), pt.x, pt.y))
+            names.append((name, pt.x, pt.y))
+    near = np.flatnonzero(
+        (boxes[:, 0] <= box[2]) & (boxes[:, 2] >= box[0]) & (boxes[:, 1] <= box[3])
+        & (boxes[:, 3] >= box[1])
+    )  # fmt: skip
     borders: list[np.ndarray] = []
     coasts: list[np.ndarray] = []
-    for i, a in enumerate(arcs):
-        if len(a) < 2:
+    for i in near.tolist():
+        if len(arcs[i]) < 2:
             continue
-        clipped = shapely.clip_by_rect(shapely.LineString(a), *box)
+        clipped = shapely.clip_by_rect(shapely.LineString(arcs[i]), *box)
         for g in shapely.get_parts(clipped):
             if g.geom_type == "LineString" and not g.is_empty:
                 (borders if uses[i] >= 2 else coasts).append(np.asarray(g.coords))
