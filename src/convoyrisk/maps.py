@@ -419,8 +419,10 @@ def _roads_data(
     segs = risk.segments.reset_index(drop=True)
     _class_codes(segs["risk_class"])  # every class known, or one clear error
     rate = segs["rate"].to_numpy(float)
-    if merge:
-        runs = segment_runs(segs)
+    runs = segment_runs(segs) if merge else None
+    if runs is not None and int(runs.max()) + 1 == len(segs):
+        merge, runs = False, None  # nothing to merge: every run is one segment
+    if runs is not None:
         # each run shows its worst segment's numbers
         worst = pd.Series(rate).groupby(runs).idxmax().to_numpy()
         rows = segs.iloc[worst].reset_index(drop=True)
@@ -1311,7 +1313,7 @@ def risk_map(
         no_position=no_position,
         off_network=off_network,
         incidents_drawn=len(incidents),
-        merged=merged,
+        merged=bool(roads["merged"]),
         base=base,
     )
     panels = [
