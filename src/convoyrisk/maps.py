@@ -193,7 +193,7 @@ _CSS = """
   .cr-briefing table { font-size: 11px; }
   .cr-footer, .leaflet-control-minimap, .leaflet-control-measure { display: none; }
   .cr-briefing .cr-footer-copy { display: block; }
-  .leaflet-bottom.leaflet-left { bottom: 44px; }
+  .leaflet-bottom.leaflet-left, .leaflet-bottom.leaflet-right { bottom: 40px; }
   .cr-marking { font-size: 10px; }
 }
 .cr-footer-copy { display: none; font-size: 11px; margin-top: 4px; }

@@ -198,15 +198,16 @@ function convoyriskBriefing(map, D) {
       }));
     });
     overlays.push(["Worst segments (labels)", worst, true]);
-    /* a label that would leave the map goes on the other side of its segment */
+    /* a label that would leave the map is moved back in (it stays above its segment) */
     var flip = function () {
-      var right = map.getContainer().getBoundingClientRect().right;
+      var box = map.getContainer().getBoundingClientRect();
       worst.eachLayer(function (mk) {
         var tag = mk.getElement() && mk.getElement().firstChild;
         if (!tag) { return; }
         tag.style.transform = "";
         var r = tag.getBoundingClientRect();
-        if (r.right > right - 4) { tag.style.transform = "translateX(" + (-r.width - 24) + "px)"; }
+        var over = Math.min(r.right - (box.right - 4), r.left - (box.left + 4));
+        if (over > 0) { tag.style.transform = "translateX(" + (-over) + "px)"; }
       });
     };
     map.on("zoomend moveend", flip);
