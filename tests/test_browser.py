@@ -519,3 +519,24 @@ def test_mbtiles_tiles_rendered_offline(
     # the tiles' blue fills the map where nothing is drawn over it
     assert int((np.abs(img - np.array([40, 90, 200])).sum(axis=2) <= 12).sum()) > 100_000
     assert "test tiles (MBTiles" in browser.eval("document.querySelector('.cr-footer').textContent")
+
+
+def test_dense_network_keeps_routes_above_roads_and_slider_says_colours_stay(
+    browser: Browser, tmp_path: Path, default_graph, default_risk
+) -> None:
+    G = default_graph
+    names = {d.get("name"): n for n, d in G.nodes(data=True)}
+    routes = cr.score_routes(
+        G, cr.alternative_routes(G, names["Kidal"], names["Gao"]), default_risk
+    )
+    m = cr.risk_map(G, default_risk, routes=routes, renderer="canvas", time_slider=True)
+    browser.open(cr.save_map(m, tmp_path / "dense.html"))
+    z = browser.eval(
+        "[getComputedStyle(document.querySelector('.leaflet-crRoutes-pane')).zIndex,"
+        " getComputedStyle(document.querySelector('.leaflet-crRoads-pane')).zIndex]"
+    )
+    assert int(z[0]) > int(z[1])  # canvas (dense) maps: the route bands over the roads
+    note = browser.eval("document.querySelector('.cr-slider .cr-note').textContent")
+    assert "Road colours stay those of the as-of date (2023-11-04)" in note
+    browser.drain()
+    assert browser.errors() == []
