@@ -2,29 +2,31 @@
 
 This is the only module that reprojects to EPSG:4326, and only to draw. The
 map is a :class:`folium.Map` whose layers are drawn by a small script
-(``data/briefing.js``) from one JSON block: road segments coloured by risk
-class, incidents with their uncertainty circles, a heat layer and a time
-slider, the alternatives as layers with a comparison panel and the risk
-profile of the best route, places as labels, a legend, a minimap and a
-footer. Geometry is simplified for display and coordinates are rounded and
-delta-encoded, which keeps a 100k-segment map small.
+(``data/briefing.js``, styled by ``data/briefing.css``) from one JSON block:
+road segments (or merged runs of them) drawn risk first (lowest class first,
+wider and darker with risk, high and severe over a dark casing), the worst
+segments of each route labelled, incidents as hollow rings with their
+uncertainty circles, a heat layer under the roads, a time slider, the
+alternatives as layers with their rank drawn along them, places, Natural Earth
+borders or a user's MBTiles tiles (:mod:`convoyrisk.basemap`), the panels
+(:mod:`convoyrisk.panels`), a minimap, a print layout (one A4 landscape page)
+and a phone layout (a bottom sheet). Geometry is simplified for display and
+coordinates are rounded and delta-encoded, which keeps a 100k-segment map small.
 
 Safety: data never becomes markup. Values from the data reach the page as
 JSON text (with ``<``, ``>`` and ``&`` escaped) and the script puts them into
-the page with ``textContent``; the panels' HTML is built here with every data
+the page with ``textContent``; the panels' HTML is built with every data
 value escaped.
 
 Offline: by default every Leaflet and plugin asset (JavaScript, CSS) is
 embedded in the HTML from the ``folium-offline`` package, the Bootstrap and
 Font Awesome files folium links by default are left out (nothing here uses
-them), CSS references to other files are dropped, and no tile layer is shown:
-the roads, places and incidents themselves give the context.
+them), CSS references to other files are dropped, and no online tile layer is
+shown.
 """
 
 from __future__ import annotations
 
-import html
-import importlib.metadata
 import itertools
 import json
 import math
@@ -33,7 +35,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import branca.colormap
 import folium
 import folium.plugins
 import geopandas as gpd
@@ -47,44 +48,53 @@ from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
-from .risk import RISK_CLASSES, RiskResult, classify
+from .panels import (
+    BACKGROUND,
+    CASED_CLASSES,
+    CASING_COLOUR,
+    CLASS_COLOURS,
+    CLASS_WEIGHTS,
+    INCIDENT_COLOUR,
+    INSUFFICIENT,
+    INSUFFICIENT_COLOUR,
+    MAP_CLASSES,
+    ROUTE_COLOURS,
+    briefing_panel_html,
+    escape_html,
+    footer_html,
+    legend_html,
+    map_title,
+    profile_svg,
+    rate_words,
+    risk_colormap,
+    worst_rows,
+    worst_table_html,
+)
+from .risk import RiskResult
 from .routing import Route, route_segments
 from .utils import log, write_text_atomic
 
-INSUFFICIENT = "insufficient data"
-"""The class of a segment whose data cannot tell it from the prior (drawn grey and dashed)."""
-
-MAP_CLASSES = (INSUFFICIENT, *RISK_CLASSES)
-"""Classes the map draws, in drawing order (each above the ones before it)."""
-
-CLASS_COLOURS = {"low": "#0ab08b", "elevated": "#a76e00", "high": "#b5032f", "severe": "#65032d"}
-"""Colour of each risk class: teal, ochre, crimson, dark wine.
-
-CIELAB lightness falls with risk (L* 64, 51, 38, 20: each class darker, so heavier on
-the light background, than the one below), every pair stays apart under simulated
-protanopia, deuteranopia and tritanopia and in grey, and each has at least 2.4:1
-contrast on the background (elevated and above 3.7:1). Width is the second cue
-(:data:`CLASS_WEIGHTS`); high and severe also get a dark casing."""
-
-INSUFFICIENT_COLOUR = "#8c8c8c"
-"""Colour of "insufficient data" segments (grey, dashed, thin: no claim either way)."""
-
-CLASS_WEIGHTS = {INSUFFICIENT: 2.5, "low": 3.0, "elevated": 4.5, "high": 6.5, "severe": 8.5}
-"""Line width (px) of each class: wider with risk."""
-
-CASED_CLASSES = ("high", "severe")
-"""Classes drawn over a dark casing (a line 3 px wider beneath)."""
-
-CASING_COLOUR = "#1a1a1a"
-
-ROUTE_COLOURS = ("#2166ac", "#4d4d4d", "#3fa0d8", "#8c6d31", "#000000")
-"""Colours of the alternatives' bands, best route first (none purple: purple means incidents)."""
-
-BACKGROUND = "#f3f0e8"
-"""Map background where no tile layer is shown (a light sand colour)."""
-
-INCIDENT_COLOUR = "#7b3294"
-"""Purple: incidents (markers, clusters, their position uncertainty) and nothing else."""
+__all__ = [
+    "BACKGROUND",
+    "CASED_CLASSES",
+    "CASING_COLOUR",
+    "CLASS_COLOURS",
+    "CLASS_WEIGHTS",
+    "INCIDENT_COLOUR",
+    "INSUFFICIENT",
+    "INSUFFICIENT_COLOUR",
+    "MAP_CLASSES",
+    "ROUTE_COLOURS",
+    "embed_assets",
+    "encode_lines",
+    "map_title",
+    "profile_svg",
+    "rate_words",
+    "risk_colormap",
+    "risk_map",
+    "save_map",
+    "segment_runs",
+]
 
 SVG_MAX_SEGMENTS = 20_000
 """Above this many segments the roads are drawn on a canvas instead of as SVG paths."""
@@ -119,134 +129,11 @@ _GEO_PRECISION = {
     3: "a larger region, placed at its centre",
 }
 
-_CSS = """
-.leaflet-container { background: %(background)s; font: 12px/1.35 sans-serif; }
-.convoyrisk-panel { background: rgba(255,255,255,0.96); padding: 6px 9px;
-  border: 1px solid #888; border-radius: 4px; font: 12px/1.35 sans-serif; color: #222;
-  box-shadow: 0 1px 4px rgba(0,0,0,0.25); }
-.convoyrisk-panel table { border-collapse: collapse; margin-top: 2px; }
-.convoyrisk-panel th, .convoyrisk-panel td { padding: 1px 5px; text-align: right;
-  white-space: nowrap; }
-.convoyrisk-panel td.cr-via, .convoyrisk-panel th.cr-via { text-align: left;
-  white-space: normal; max-width: 190px; }
-.convoyrisk-panel caption { text-align: left; font-weight: bold; }
-.cr-sheet-head { display: flex; align-items: baseline; gap: 6px; }
-.cr-sheet-head .cr-title { flex: 1; font-size: 14px; font-weight: bold; }
-.cr-sheet-toggle { font: 12px sans-serif; border: 1px solid #888; border-radius: 3px;
-  background: #fff; cursor: pointer; padding: 1px 6px; }
-.cr-briefing.cr-collapsed > :not(.cr-sheet-head) { display: none; }
-.cr-briefing { width: 440px; max-width: calc(100vw - 90px); max-height: calc(100vh - 120px);
-  overflow-y: auto; overflow-x: auto; box-sizing: border-box; }
-.cr-briefing summary { font-weight: bold; cursor: pointer; margin-top: 3px; }
-.cr-briefing svg.cr-profile { width: 100%%; height: auto; display: block; }
-.cr-footer { max-width: 62vw; font-size: 11px; }
-.cr-swatch { display: inline-block; width: 26px; height: 10px; margin-right: 6px;
-  vertical-align: middle; }
-.cr-band { display: inline-block; width: 14px; height: 8px; opacity: 0.6; }
-.convoyrisk-incident { background: transparent; border: 2.5px solid %(incident)s;
-  border-radius: 50%%; box-sizing: border-box; box-shadow: 0 0 0 1px #fff; }
-.convoyrisk-incident.cr-unused { border: 2px dashed #666; }
-.cr-dot { display: inline-block; width: 12px; height: 12px; border-radius: 50%%;
-  box-sizing: border-box; vertical-align: middle; margin-right: 5px; }
-.cr-ring { display: inline-block; width: 13px; height: 13px; border-radius: 50%%;
-  border: 1px dashed %(incident)s; vertical-align: middle; margin-right: 4px; }
-.cr-label-icon, .cr-worst-icon, .cr-rank-icon, .cr-grid-icon, .cr-country-icon {
-  background: none; border: none; }
-.cr-label { font: bold 12px sans-serif; color: #222; white-space: nowrap;
-  text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
-.cr-worst { font: bold 11px sans-serif; color: #fff; background: %(severe)s;
-  border: 1px solid #000; border-radius: 3px; padding: 1px 4px; white-space: nowrap;
-  box-shadow: 0 1px 3px rgba(0,0,0,0.4); }
-.cr-worst.cr-high { background: %(high)s; }
-.cr-worst.cr-elevated { background: %(elevated)s; }
-.cr-worst.cr-low { background: %(low)s; }
-.cr-rank { font: bold 11px sans-serif; color: #fff; border: 2px solid #fff; border-radius: 50%%;
-  width: 18px; height: 18px; line-height: 18px; text-align: center; box-sizing: content-box;
-  box-shadow: 0 0 2px #000; }
-.cr-country { font: italic 13px sans-serif; color: #8a7f6a; letter-spacing: 0.3em;
-  text-transform: uppercase; white-space: nowrap; }
-.cr-grid-label { font: 10px sans-serif; color: #555; white-space: nowrap;
-  text-shadow: 0 0 2px #fff, 0 0 2px #fff; }
-.cr-popup .cr-row, .cr-tip .cr-row { max-width: 300px; white-space: normal; }
-.cr-slider input { width: 220px; max-width: 60vw; display: block; }
-.cr-slider .cr-note { font-size: 11px; color: #444; max-width: 240px; }
-.marker-cluster-small, .marker-cluster-medium, .marker-cluster-large {
-  background-color: rgba(123, 50, 148, 0.3); }
-.marker-cluster-small div, .marker-cluster-medium div, .marker-cluster-large div {
-  background-color: rgba(123, 50, 148, 0.8); color: #fff; font-weight: bold; }
-.leaflet-control-minimap { border: 1px solid #888; background: %(background)s; }
-.cr-skip { position: absolute; left: -9999px; top: 0; z-index: 3000; background: #fff;
-  padding: 4px 8px; border: 2px solid #000; font: bold 13px sans-serif; }
-.cr-skip:focus { left: 8px; top: 8px; }
-.cr-worst-table button { font: 11px sans-serif; cursor: pointer; }
-.cr-marking { position: absolute; left: 50%%; transform: translateX(-50%%); z-index: 1001;
-  background: #fff; border: 2px solid #000; padding: 1px 10px; font: bold 12px sans-serif;
-  letter-spacing: 0.08em; text-transform: uppercase; pointer-events: none; }
-.cr-marking-top { top: 4px; }
-.cr-marking-bottom { bottom: 4px; display: none; }
-.cr-north { display: none; font: bold 12px sans-serif; text-align: center; }
-.cr-basemap-note { font-style: italic; }
-@media (max-width: 600px) {
-  .leaflet-top.leaflet-left .cr-briefing { position: fixed; left: 0; right: 0; bottom: 0;
-    top: auto; margin: 0; width: auto; max-width: none; max-height: 55vh;
-    border-radius: 10px 10px 0 0; z-index: 1001; }
-  .cr-briefing table { font-size: 11px; }
-  .cr-footer, .leaflet-control-minimap, .leaflet-control-measure { display: none; }
-  .cr-briefing .cr-footer-copy { display: block; }
-  .leaflet-bottom.leaflet-left, .leaflet-bottom.leaflet-right { bottom: 40px; }
-  .cr-marking { font-size: 10px; }
-}
-.cr-footer-copy { display: none; font-size: 11px; margin-top: 4px; }
-@page { size: A4 landscape; margin: 7mm; }
-@media print {
-  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  html, body { width: 283mm; height: 196mm; margin: 0; overflow: hidden; }
-  .leaflet-control-zoom, .leaflet-control-layers, .leaflet-control-zoom-fullscreen,
-  .leaflet-control-fullscreen, .leaflet-control-measure, .leaflet-control-minimap,
-  .cr-slider, .cr-skip, .cr-sheet-toggle, .leaflet-popup, .leaflet-tooltip {
-    display: none !important; }
-  .leaflet-top.leaflet-left .cr-briefing { position: fixed; right: 0; top: 0; left: auto;
-    bottom: auto; width: 88mm; max-width: none; max-height: 196mm; overflow: hidden;
-    margin: 0; font-size: 9px; box-shadow: none; border-radius: 0; }
-  .cr-briefing.cr-collapsed > * { display: revert; }
-  .cr-briefing details > :not(summary) { display: block; }
-  .cr-briefing table { font-size: 9px; }
-  .cr-footer { max-width: 190mm; font-size: 8px; }
-  .cr-north { display: block; }
-  .cr-marking-bottom { display: block; }
-}
-"""
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("convoyrisk")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source tree
-        return "dev"
-
-
-def _esc(value: Any) -> str:  # noqa: ANN401 - any cell value
-    """HTML-escape a value for the panels (data never becomes markup)."""
-    return html.escape(str(value), quote=True)
-
 
 def _json_for_html(obj: Any) -> str:  # noqa: ANN401 - any JSON-able object
     """JSON that is safe inside a ``<script>`` element (no ``<``, ``>`` or ``&`` left)."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-
-
-def risk_colormap(risk: RiskResult) -> branca.colormap.StepColormap:
-    """The risk classes as a branca step colormap over the rate (per km per 30 days)."""
-    t = risk.params.class_thresholds
-    top = max(float(risk.segments["rate"].max()) if len(risk.segments) else 0.0, t[2]) * 1.5
-    return branca.colormap.StepColormap(
-        [CLASS_COLOURS[c] for c in RISK_CLASSES],
-        index=[0.0, *t, top],
-        vmin=0.0,
-        vmax=top,
-        caption="Road risk (incidents per km per 30 days)",
-    )
 
 
 class _Briefing(JSCSSMixin, MacroElement):
@@ -269,7 +156,14 @@ convoyriskBriefing({{ this._parent.get_name() }},
         self.data = data
         self.default_js = js
         self.default_css = css
-        self.css = _CSS % {"background": BACKGROUND, "incident": INCIDENT_COLOUR, **CLASS_COLOURS}
+        colours = {"background": BACKGROUND, "incident": INCIDENT_COLOUR, **CLASS_COLOURS}
+        style = resources.files("convoyrisk").joinpath("data/briefing.css")
+        self.css = (
+            ":root { "
+            + " ".join(f"--cr-{k}: {v};" for k, v in colours.items())
+            + " }\n"
+            + style.read_text(encoding="utf-8")
+        )
         self.script = (
             resources.files("convoyrisk").joinpath("data/briefing.js").read_text(encoding="utf-8")
         )
@@ -596,29 +490,6 @@ def _route_line(G: nx.MultiDiGraph, route: Route) -> shapely.Geometry:
     return shapely.line_merge(shapely.union_all([G.edges[e]["geometry"] for e in route.edges]))
 
 
-def rate_words(rate: float, *, km: float = 100.0, days: float = 1.0) -> str:
-    """A rate (incidents per km per 30 days) in words, as a chance for `km` driven in `days`.
-
-    The chance of at least one incident is ``1 − exp(−rate · km · days / 30)``.
-
-    Examples
-    --------
-    >>> rate_words(0.02)
-    'about 6.4% chance of an incident per 100 km driven in a day'
-    >>> rate_words(0.00001)
-    'under 0.1% chance of an incident per 100 km driven in a day'
-    """
-    p = 1.0 - math.exp(-max(rate, 0.0) * km * days / 30.0)
-    when = "in a day" if days == 1 else f"in {days:g} days"
-    if p < 0.001:
-        share = "under 0.1%"
-    elif p < 0.1:
-        share = f"about {100 * p:.2g}%"
-    else:
-        share = f"about {p:.0%}"
-    return f"{share} chance of an incident per {km:g} km driven {when}"
-
-
 def _route_label(route: Route) -> str:
     mt = route.metrics
     return f"Route {mt['rank']}: {mt['length_km']:.0f} km, P(≥1 incident) {mt['p_incident']:.0%}"
@@ -636,47 +507,6 @@ def _segment_points(risk: RiskResult, ids: list[int]) -> dict[int, tuple[float, 
         crs=segs.crs,
     ).to_crs(settings.display_crs)
     return {int(i): (float(g.y), float(g.x)) for i, g in mid.items()}
-
-
-def _named_chainage(G: nx.MultiDiGraph, route: Route) -> list[tuple[float, str]]:
-    """Named places along `route` with their km from the start."""
-    out, km = [], 0.0
-    for i, n in enumerate(route.nodes):
-        if i > 0:
-            km += float(G.edges[route.edges[i - 1]]["length"]) / 1000.0
-        name = G.nodes[n].get("name")
-        if name:
-            out.append((km, str(name)))
-    return out
-
-
-def _near(places: list[tuple[float, str]], km: float) -> str:
-    """'near NAME' for the named place nearest to `km` along a route ('' if none)."""
-    if not places:
-        return ""
-    d, name = min((abs(k - km), n) for k, n in places)
-    return f"near {name}" if d <= 25 else f"{d:.0f} km from {name}"
-
-
-def _worst_rows(G: nx.MultiDiGraph, routes: list[Route]) -> list[dict[str, Any]]:
-    """The listed worst segments of each route above 'low' (rank, km, class, rate, place)."""
-    rows = []
-    for r in routes:
-        places = _named_chainage(G, r)
-        for w in r.metrics.get("worst_segments", []):
-            if w["risk_class"] in {"low", INSUFFICIENT}:
-                continue
-            rows.append(
-                {
-                    "rank": int(r.metrics["rank"]),
-                    "segment_id": int(w["segment_id"]),
-                    "km": float(w["chainage_km"]),
-                    "cls": str(w["risk_class"]),
-                    "rate": float(w["rate"]),
-                    "near": _near(places, float(w["chainage_km"])),
-                }
-            )
-    return rows
 
 
 def _routes_data(
@@ -736,12 +566,12 @@ def _routes_data(
                 "marks": marks,
             }
         )
-    worst_rows = sorted(_worst_rows(G, routes), key=lambda w: -w["rate"])
-    where = _segment_points(risk, [w["segment_id"] for w in worst_rows])
+    hot = sorted(worst_rows(G, routes), key=lambda w: -w["rate"])
+    where = _segment_points(risk, [w["segment_id"] for w in hot])
     mid = risk.segments.set_index("segment_id").geometry
     # one label per hot spot: worst rows within LABEL_GROUP_M of a label's join it
     groups: list[dict[str, Any]] = []
-    for w in worst_rows:
+    for w in hot:
         at = mid.loc[w["segment_id"]].interpolate(0.5, normalized=True)
         group = next((g for g in groups if g["at"].distance(at) <= LABEL_GROUP_M), None)
         if group is None:
@@ -800,301 +630,6 @@ def _minimap_data(G: nx.MultiDiGraph, decimals: int) -> dict[str, Any]:
     }
 
 
-def _swatch(name: str) -> str:
-    """A legend swatch: the class's line as drawn (colour, width, dash, casing)."""
-    colour = CLASS_COLOURS.get(name, INSUFFICIENT_COLOUR)
-    w = CLASS_WEIGHTS[name]
-    dash = ' stroke-dasharray="3 4"' if name == INSUFFICIENT else ""
-    casing = (
-        f'<line x1="2" x2="24" y1="6" y2="6" stroke="{CASING_COLOUR}" stroke-width="{w + 3:g}"/>'
-        if name in CASED_CLASSES
-        else ""
-    )
-    return (
-        f'<svg class="cr-swatch" width="26" height="12" aria-hidden="true">{casing}'
-        f'<line x1="2" x2="24" y1="6" y2="6" stroke="{colour}" stroke-width="{w:g}"{dash}/>'
-        "</svg>"
-    )
-
-
-def _legend(
-    risk: RiskResult,
-    *,
-    incidents: bool,
-    uncertain: bool,
-    heat: bool,
-    wells: bool,
-    insufficient: bool,
-) -> str:
-    cmap = risk_colormap(risk)
-    t = risk.params.class_thresholds
-    bounds = [f"&lt; {t[0]:g}", f"{t[0]:g} – {t[1]:g}", f"{t[1]:g} – {t[2]:g}", f"≥ {t[2]:g}"]
-
-    def chance(rate: float) -> str:
-        return rate_words(rate).split(" chance")[0].replace("about ", "≈")
-
-    rows = "".join(
-        f'<div data-colour="{CLASS_COLOURS[c]}">{_swatch(c)}<b>{c}</b> {b}: '
-        f"{_esc(chance(lo))}{'+' if lo else ''}</div>"
-        for c, b, lo in reversed(list(zip(RISK_CLASSES, bounds, [0.0, *t], strict=True)))
-    )
-    if insufficient:
-        rows += (
-            f"<div>{_swatch(INSUFFICIENT)}insufficient data (the data cannot tell this road "
-            "from the prior)</div>"
-        )
-    extra = ""
-    if incidents:
-        extra += (
-            '<div><span class="cr-dot convoyrisk-incident"></span>incident (used in the risk)</div>'
-            '<div><span class="cr-dot convoyrisk-incident cr-unused"></span>incident not used '
-            "(too old, too imprecise or after the as-of date)</div>"
-        )
-    if uncertain:
-        extra += '<div><span class="cr-ring"></span>uncertainty of its position</div>'
-    if heat:
-        extra += "<div>grey haze: where incidents are dense (not the risk)</div>"
-    if wells:
-        extra += (
-            '<div><span class="cr-dot" style="background:#333"></span>town or village '
-            '<span class="cr-dot" style="background:#6baed6;border:1px solid #08519c;'
-            'margin-left:8px"></span>well</div>'
-        )
-    return (
-        f"<div>{_esc(cmap.caption)}: chance of an incident per 100 km driven in a day</div>"
-        f"{rows}{extra}"
-    )
-
-
-def _comparison(routes: list[Route]) -> str:
-    head = (
-        '<tr><th></th><th scope="col">#</th><th class="cr-via" scope="col">via</th>'
-        '<th scope="col">km</th><th scope="col">days</th><th scope="col">E[inc.]</th>'
-        '<th scope="col">P(≥1)</th></tr>'
-    )
-    body = "".join(
-        '<tr><td><span class="cr-band" style="background:{colour}"></span></td>'
-        '<td>{rank}</td><td class="cr-via">{via}</td><td>{km:.0f}</td><td>{days:.1f}</td>'
-        "<td>{e:.3f}</td><td>{p:.1%} ({lo:.1%}–{hi:.1%})</td></tr>".format(
-            colour=ROUTE_COLOURS[i % len(ROUTE_COLOURS)],
-            rank=r.metrics["rank"],
-            via=_esc(", ".join(r.metrics["via"]) or "direct"),
-            km=r.metrics["length_km"],
-            days=r.metrics["travel_days"],
-            e=r.metrics["expected_incidents"],
-            p=r.metrics["p_incident"],
-            lo=r.metrics["p_incident_low"],
-            hi=r.metrics["p_incident_high"],
-        )
-        for i, r in enumerate(routes)
-    )
-    return f"<table>{head}{body}</table>"
-
-
-def _worst_table(rows: list[dict[str, Any]], points: dict[int, tuple[float, float]]) -> str:
-    """The worst segments of each route as a table, each with a button that shows it."""
-    if not rows:
-        return "<p>No segment above 'low' on the routes.</p>"
-    body = "".join(
-        f"<tr><td>{w['rank']}</td><td>{w['km']:.0f}</td><td>{_esc(w['near'])}</td>"
-        f"<td>{_esc(w['cls'])}</td><td>{w['rate']:.3g}</td>"
-        f'<td><button type="button" class="cr-goto" data-lat="{points[w["segment_id"]][0]}" '
-        f'data-lon="{points[w["segment_id"]][1]}">show</button></td></tr>'
-        for w in rows
-    )
-    return (
-        '<table class="cr-worst-table" id="cr-worst" tabindex="-1">'
-        "<caption>Worst segments of each route</caption>"
-        '<tr><th scope="col">route</th><th scope="col">km</th><th scope="col">where</th>'
-        '<th scope="col">class</th><th scope="col">rate</th><th></th></tr>'
-        f"{body}</table>"
-    )
-
-
-def profile_svg(
-    G: nx.MultiDiGraph, route: Route, risk: RiskResult, *, width: int = 420, height: int = 150
-) -> str:
-    """The risk profile along `route` as an inline SVG bar chart on a log rate axis.
-
-    One bar per segment, as wide as the segment, coloured by its class, reaching
-    its rate on a logarithmic axis whose range always holds the class thresholds
-    (from a tenth of the first to ten times the last, widened only for rates
-    beyond): the same rate sits at the same height on every map. The classes'
-    bands are named in the right margin; named places along the route mark the
-    x axis (the two ends always); the peak is named by its nearest place, or the
-    profile is said to be even when no segment stands out.
-    """
-    profile = np.asarray(route.metrics["profile"], dtype=float).reshape(-1, 2)
-    total_km = float(route.metrics["length_km"])
-    left, right, top, bottom = 40, 56, 18, 30
-    w, h = width - left - right, height - top - bottom
-    chain, rate = profile[:, 0], profile[:, 1]
-    ends = np.r_[chain[1:], total_km]
-    t = risk.params.class_thresholds
-    lo = t[0] / 10.0
-    hi = max(t[-1] * 10.0, float(rate.max()) * 1.2 if len(rate) else 0.0)
-    span = math.log10(hi) - math.log10(lo)
-
-    def x(km: float) -> float:
-        return left + w * km / total_km if total_km > 0 else left
-
-    def y(r: float) -> float:
-        return top + h * (1.0 - (math.log10(max(r, lo)) - math.log10(lo)) / span)
-
-    edges = [lo, *t, hi]
-    bands = "".join(
-        f'<rect x="{left}" y="{y(b):.1f}" width="{w}" height="{y(a) - y(b):.1f}" '
-        f'fill="{CLASS_COLOURS[c]}" fill-opacity="0.1"/>'
-        f'<text x="{left + w + 4}" y="{(y(a) + y(b)) / 2 + 3:.1f}" fill="#222">{c}</text>'
-        for a, b, c in zip(edges[:-1], edges[1:], RISK_CLASSES, strict=True)
-    )
-    classes = classify(rate, t)
-    bars = "".join(
-        f'<rect x="{x(a):.1f}" y="{y(r):.1f}" width="{max(x(b) - x(a), 0.6):.1f}" '
-        f'height="{max(top + h - y(r), 1.0):.1f}" fill="{CLASS_COLOURS[str(c)]}"/>'
-        for a, b, r, c in zip(chain, ends, rate, classes, strict=True)
-    )
-    lines = "".join(
-        f'<line class="cr-threshold" data-rate="{v:g}" x1="{left}" x2="{left + w}" '
-        f'y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#555" stroke-dasharray="3 3"/>'
-        f'<text x="{left - 3}" y="{y(v) + 3:.1f}" text-anchor="end">{v:g}</text>'
-        for v in t
-    )
-    # named places along the route: both ends always, others where they have room
-    places = _named_chainage(G, route)
-    ticks = ""
-    if places:
-        first, last = places[0], places[-1]
-        keep = [first]
-        for km, name in places[1:-1]:
-            if x(km) - x(keep[-1][0]) >= 60 and x(last[0]) - x(km) >= 60:
-                keep.append((km, name))
-        if last is not first:
-            keep.append(last)
-        for km, name in keep:
-            anchor = "start" if km == first[0] else "end" if km == last[0] else "middle"
-            ticks += (
-                f'<line x1="{x(km):.1f}" x2="{x(km):.1f}" y1="{top + h}" y2="{top + h + 4}" '
-                f'stroke="#333"/><text x="{x(km):.1f}" y="{top + h + 14}" '
-                f'text-anchor="{anchor}">{_esc(name)}</text>'
-            )
-    peak = int(np.argmax(rate)) if len(rate) else 0
-    if len(rate) and rate[peak] > 1.2 * float(np.median(rate)):
-        pkm = float(chain[peak] + ends[peak]) / 2.0
-        text = f"peak: km {chain[peak]:.0f} {_esc(_near(places, pkm))} ({classes[peak]})"
-        anchor = "start" if x(pkm) < left + w / 2 else "end"
-        tx = x(pkm) + (6 if anchor == "start" else -6)
-        mark = (
-            f'<path d="M{x(pkm):.1f} {top - 1} l-4 -6 h8 z" fill="#000"/>'
-            f'<text class="cr-peak" x="{tx:.1f}" y="{top - 6}" text-anchor="{anchor}">{text}</text>'
-        )
-    else:
-        mark = f'<text class="cr-peak" x="{left}" y="{top - 6}">no peak: the risk is even</text>'
-    axes = (
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + h}" stroke="#333"/>'
-        f'<line x1="{left}" x2="{left + w}" y1="{top + h}" y2="{top + h}" stroke="#333"/>'
-        f'<text x="{left + w}" y="{height - 2}" text-anchor="end">{total_km:.0f} km</text>'
-        f'<text x="{left}" y="{height - 2}">0 km</text>'
-        f'<text x="10" y="{top + h / 2:.0f}" transform="rotate(-90 10 {top + h / 2:.0f})" '
-        f'text-anchor="middle">rate (log)</text>'
-    )
-    return (
-        f'<svg class="cr-profile" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} '
-        f'{height}" width="{width}" height="{height}" font-size="10" font-family="sans-serif" '
-        f'role="img" aria-label="Risk along route {route.metrics["rank"]}">'
-        f"{bands}{bars}{lines}{axes}{ticks}{mark}</svg>"
-    )
-
-
-def _briefing_panel(
-    G: nx.MultiDiGraph,
-    risk: RiskResult,
-    routes: list[Route],
-    title: str,
-    *,
-    legend: str,
-    worst_table: str,
-    profile: bool,
-    marking: str | None,
-) -> str:
-    """Title, legend, worst segments, comparison of the alternatives and the profile."""
-    mark = f'<div class="cr-marking-inline"><b>{_esc(marking)}</b></div>' if marking else ""
-    parts = [
-        (
-            f'<div class="cr-sheet-head"><div class="cr-title">{_esc(title)}</div>'
-            '<button type="button" class="cr-sheet-toggle" aria-expanded="true">hide</button>'
-            f"</div>{mark}<div>risk as of {risk.as_of.date().isoformat()}</div>"
-        ),
-    ]
-    if routes:
-        parts.append(f'<details open class="cr-worst-box"><summary>Worst segments</summary>'
-                     f"{worst_table}</details>")  # fmt: skip
-        parts.append(
-            '<details open class="cr-comparison"><summary>Alternatives</summary>'
-            f"{_comparison(routes)}</details>"
-        )
-        if profile:
-            best = routes[0]
-            parts.append(
-                f'<details open class="cr-profile-box"><summary>Risk along route '
-                f"{best.metrics['rank']} (per km per 30 days, by km from the start)</summary>"
-                f"{profile_svg(G, best, risk)}</details>"
-            )
-    parts.append(f'<details open class="cr-legend"><summary>Legend</summary>{legend}</details>')
-    return "".join(parts)
-
-
-def _footer(
-    risk: RiskResult,
-    sources: list[str],
-    *,
-    approximate: bool,
-    uncertain: bool,
-    no_position: int,
-    off_network: int,
-    incidents_drawn: int,
-    merged: bool,
-    base: str,
-) -> str:
-    p = risk.params
-    used = int((risk.incidents["used"] == "used").sum()) if "used" in risk.incidents else 0
-    parts = [
-        f"<b>As of {risk.as_of.date().isoformat()}</b>",
-        (
-            f"segments {p.segment_length_m:g} m, bandwidth {p.bandwidth_m:g} m, "
-            f"half-life {p.half_life_days:g} d, window {p.window_days:g} d, "
-            f"{p.credible_level:.0%} intervals"
-        ),
-        f"{len(risk.segments)} segments; {incidents_drawn} incidents drawn, {used} used",
-        "Sources: " + ("; ".join(_esc(s) for s in sources) or "not given"),
-        f'<span class="cr-basemap-note">Base: {_esc(base)}</span>',
-    ]
-    if merged:
-        parts.append("consecutive segments of a road in one class drawn as one line")
-    if no_position:
-        parts.append(f"{no_position} incident(s) without a position are not drawn")
-    if off_network:
-        parts.append(f"{off_network} incident(s) off the road network are not drawn")
-    if approximate:
-        parts.append(
-            "<b>Road geometry approximate</b> (digitised from place positions, not surveyed)"
-        )
-    if uncertain:
-        parts.append("incident positions uncertain: dashed circles show their radius")
-    parts.append(f"convoyrisk {_esc(_version())}")
-    return " · ".join(parts)
-
-
-def map_title(G: nx.MultiDiGraph, routes: list[Route]) -> str:
-    """'convoyrisk: A → B' from the named ends of the first route ('convoyrisk' if none)."""
-    if not routes or not routes[0].nodes:
-        return "convoyrisk"
-    ends = [G.nodes[routes[0].nodes[i]].get("name") for i in (0, -1)]
-    if not all(ends):
-        return "convoyrisk: " + (routes[0].name if routes[0].name != "alternative" else "routes")
-    return f"convoyrisk: {ends[0]} → {ends[1]}"
-
-
 def _base_map(
     title: str, tile_names: list[str], *, tiles_shown: bool, zoom_snap: float
 ) -> tuple[folium.Map, list[list[str]]]:
@@ -1110,7 +645,7 @@ def _base_map(
     m.default_js = [(n, u) for n, u in folium.Map.default_js if n == "leaflet"]
     m.default_css = [(n, u) for n, u in folium.Map.default_css if n == "leaflet_css"]
     root: Any = m.get_root()
-    root.header.add_child(Element(f"<title>{_esc(title)}</title>"))
+    root.header.add_child(Element(f"<title>{escape_html(title)}</title>"))
     tile_vars = []
     for i, name in enumerate(tile_names):
         try:
@@ -1293,7 +828,7 @@ def risk_map(
     )
 
     place_rows = _places_data(places, decimals)
-    legend = _legend(
+    legend = legend_html(
         risk,
         incidents=bool(incidents),
         uncertain=uncertain,
@@ -1301,11 +836,9 @@ def risk_map(
         wells=any(not p["town"] for p in place_rows),
         insufficient=MAP_CLASSES.index(INSUFFICIENT) in roads["cls"],
     )
-    worst_rows = _worst_rows(G, routes)
-    worst_table = _worst_table(
-        worst_rows, _segment_points(risk, [w["segment_id"] for w in worst_rows])
-    )
-    footer = _footer(
+    listed = worst_rows(G, routes)
+    worst_table = worst_table_html(listed, _segment_points(risk, [w["segment_id"] for w in listed]))
+    footer = footer_html(
         risk,
         sources or [],
         approximate=approximate,
@@ -1318,7 +851,7 @@ def risk_map(
     )
     panels = [
         [
-            _briefing_panel(
+            briefing_panel_html(
                 G,
                 risk,
                 routes,
