@@ -32,6 +32,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.ops
 
 import convoyrisk as cr
 from benchmarks.synthetic import clustered_points, dated, grid_roads
@@ -69,23 +70,46 @@ def measure(func: Callable[[], Any]) -> tuple[float, float, Any]:
     return seconds, (peak[0] - base) / 1e6, out
 
 
-def synthetic_case(n: int) -> tuple[Any, cr.RiskResult]:
-    """A graph of about `n` roads, one segment each, with rates and incidents (fixed seeds)."""
-    roads = grid_roads(n)
+def _split(roads: gpd.GeoDataFrame, per_road: int) -> gpd.GeoDataFrame:
+    """Each road cut into `per_road` segments of equal length (road_id, start_m, end_m)."""
+    rows = []
+    for rid, geom in enumerate(roads.geometry):
+        step = geom.length / per_road
+        for k in range(per_road):
+            part = shapely.ops.substring(geom, k * step, (k + 1) * step)
+            rows.append((rid, k * step, (k + 1) * step, part))
+    rid, start, end, geoms = zip(*rows, strict=True)
+    return gpd.GeoDataFrame(
+        {"road_id": rid, "start_m": start, "end_m": end}, geometry=list(geoms), crs=roads.crs
+    )
+
+
+def synthetic_case(n: int, per_road: int = 1) -> tuple[Any, cr.RiskResult]:
+    """About `n` segments on `n / per_road` roads, with rates and incidents (fixed seeds).
+
+    With `per_road` > 1 the segments of a road share its rate to within 10 %, so most
+    of a road is one class (runs the map merges into one line).
+    """
+    roads = grid_roads(max(n // per_road, 1))
     # the map needs only the edges (for the minimap): build them directly, one road each
     # (convoyrisk.graph_from_gdf is slow at 100k roads: see the report)
     G = nx.MultiDiGraph(crs=roads.crs.to_string())
     lengths = roads.length.to_numpy()
     for i, (geom, length) in enumerate(zip(roads.geometry, lengths, strict=True)):
         G.add_edge(2 * i, 2 * i + 1, geometry=geom, length=float(length), road_id=i, reversed=False)
+    pieces = _split(roads, per_road) if per_road > 1 else None
+    m = len(roads)
+    rid = pieces["road_id"].to_numpy() if pieces is not None else np.arange(m)
+    seg_len = pieces.length.to_numpy() if pieces is not None else lengths
     segs = gpd.GeoDataFrame(
-        {"u": 2 * np.arange(n), "v": 2 * np.arange(n) + 1, "key": 0, "road_id": np.arange(n),
-         "length": lengths},
-        geometry=roads.geometry.to_numpy(),
+        {"u": 2 * rid, "v": 2 * rid + 1, "key": 0, "road_id": rid, "length": seg_len,
+         "start_m": pieces["start_m"] if pieces is not None else 0.0,
+         "end_m": pieces["end_m"] if pieces is not None else lengths},
+        geometry=pieces.geometry.to_numpy() if pieces is not None else roads.geometry.to_numpy(),
         crs=roads.crs,
     )  # fmt: skip
     rng = np.random.default_rng(3)
-    rate = rng.gamma(0.4, 0.004, len(segs))
+    rate = rng.gamma(0.4, 0.004, m)[rid] * np.exp(rng.normal(0.0, 0.05, len(segs)))
     params = RiskParams()
     n_inc = max(n // 20, 10)
     x, y = clustered_points(roads, n_inc)
@@ -104,10 +128,10 @@ def synthetic_case(n: int) -> tuple[Any, cr.RiskResult]:
             "v": segs["v"],
             "key": segs["key"],
             "road_id": segs["road_id"],
-            "start_m": 0.0,
-            "end_m": segs["length"],
+            "start_m": segs["start_m"],
+            "end_m": segs["end_m"],
             "length_m": segs["length"],
-            "edge_length_m": segs["length"],
+            "edge_length_m": lengths[segs["road_id"].to_numpy()],
             "mass": rate,
             "incidents": np.where(top == "", 0, 2),
             "rate": rate,
@@ -170,14 +194,14 @@ def explore(risk: cr.RiskResult, out: Path) -> Path:
     return out
 
 
-def run(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
+def run(sizes: list[int], repeats: int, per_road: int = 1) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         G, risk = synthetic_case(50)  # warm up: imports and first-call costs on both sides
         ours(G, risk, Path(tmp) / "warm.html")
         explore(risk, Path(tmp) / "warm.html")
         for n in sizes:
-            G, risk = synthetic_case(n)
+            G, risk = synthetic_case(n, per_road)
             reps = repeats if n <= 10_000 else 1
             t_ours, m_ours, t_peer, m_peer = [], [], [], []
             for _ in range(reps):
@@ -189,8 +213,14 @@ def run(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
                 m_peer.append(mem)
             size_ours = path.stat().st_size / 1e6
             size_peer = peer.stat().st_size / 1e6
+            merged = len(risk.segments) >= cr.maps.MERGE_MIN_SEGMENTS
             row = {
                 "segments": len(risk.segments),
+                "features": (
+                    int(cr.maps.segment_runs(risk.segments).max()) + 1
+                    if merged
+                    else len(risk.segments)
+                ),
                 "incidents": len(risk.incidents),
                 "ours_s": statistics.median(t_ours),
                 "explore_s": statistics.median(t_peer),
@@ -208,15 +238,16 @@ def run(sizes: list[int], repeats: int) -> list[dict[str, Any]]:
 
 
 HEAD = (
-    "| segments | incidents | ours s | explore() s | time ratio | ours MB | explore() MB "
-    "| size ratio | ours peak MB | explore() peak MB | runs |\n"
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| segments | lines drawn | incidents | ours s | explore() s | time ratio | ours MB "
+    "| explore() MB | size ratio | ours peak MB | explore() peak MB | runs |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 )
 
 
 def _line(r: dict[str, Any]) -> str:
     return (
-        f"| {r['segments']:,} | {r['incidents']:,} | {r['ours_s']:.2f} | {r['explore_s']:.2f} "
+        f"| {r['segments']:,} | {r['features']:,} | {r['incidents']:,} | {r['ours_s']:.2f} "
+        f"| {r['explore_s']:.2f} "
         f"| {r['explore_s'] / r['ours_s']:.1f}× | {r['ours_mb']:.1f} | {r['explore_mb']:.1f} "
         f"| {r['explore_mb'] / r['ours_mb']:.1f}× | {r['ours_mem']:.0f} | {r['explore_mem']:.0f} "
         f"| {r['runs']} |"
@@ -269,11 +300,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k segments only; no doc")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="these segment counts only (printed, no doc)"
+    )
+    parser.add_argument(
+        "--per-road", type=int, default=1, help="segments per road (>1: runs to merge)"
+    )
     args = parser.parse_args(argv)
-    sizes = [1_000] if args.quick else [1_000, 10_000, 100_000]
+    sizes = args.sizes or ([1_000] if args.quick else [1_000, 10_000, 100_000])
     print(HEAD)
-    rows = run(sizes, 1 if args.quick else args.repeats)
-    if not args.quick:
+    rows = run(sizes, 1 if args.quick else args.repeats, args.per_road)
+    if not (args.quick or args.sizes):
         write_doc(rows, "python -m benchmarks.bench_maps")
         print(f"written to {DOC}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -109,7 +110,12 @@ def test_routes_as_layers_with_metrics(page: str, routes, default_graph) -> None
         assert dict(drawn["lines"])["length"] == f"{route.metrics['length_km']:.1f} km"
     # comparison panel: one row per route
     panel = next(p[0] for p in data["panels"] if p[2] == "cr-briefing")
-    assert panel.count("<tr>") == len(routes) + 1
+    comparison = panel.split('class="cr-comparison"')[1].split("</details>")[0]
+    assert comparison.count("<tr>") == len(routes) + 1
+    # the rank goes along each route, twice
+    assert [len(r["marks"]) for r in data["routes"]] == [2] * len(routes)
+    # route 1 is not "shared with route 1"
+    assert "shared with route 1" not in dict(data["routes"][0]["lines"])
 
 
 def test_panels_legend_and_footer(page: str, default_risk) -> None:
@@ -118,9 +124,11 @@ def test_panels_legend_and_footer(page: str, default_risk) -> None:
     footer = next(p[0] for p in data["panels"] if p[2] == "cr-footer")
     t = default_risk.params.class_thresholds
     for name, colour in CLASS_COLOURS.items():
-        assert f"background:{colour}" in panel
-        assert f"{name} (" in panel
+        assert f'stroke="{colour}"' in panel  # a line swatch as drawn
+        assert f"<b>{name}</b>" in panel
     assert f"{t[0]:g} – {t[1]:g}" in panel
+    # 0.02 per km per 30 days, 100 km in a day: 1 - exp(-2/30) = 6.4 %
+    assert f"≥ {t[2]:g}: ≈6.4%+" in panel
     assert "Road geometry approximate" in footer
     assert "As of 2023-11-04" in footer
     assert "UN spokesman" in footer
@@ -128,25 +136,44 @@ def test_panels_legend_and_footer(page: str, default_risk) -> None:
     assert "<svg" in panel  # the profile chart
 
 
-def test_profile_bars_follow_the_rates(default_graph, default_risk, routes) -> None:
+def test_profile_bars_follow_the_rates_on_a_log_axis(default_graph, default_risk, routes) -> None:
     best = routes[0]
     svg = profile_svg(default_graph, best, default_risk)
     bars = [
-        (float(x), float(h), colour)
-        for x, h, colour in re.findall(
-            r'<rect x="([\d.]+)" y="[\d.]+" width="[\d.]+" height="([\d.]+)" fill="(#\w+)"', svg
+        (float(y), colour)
+        for y, colour in re.findall(
+            r'<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="[\d.]+" fill="(#\w+)"/>', svg
         )
     ]
     profile = best.metrics["profile"]
     assert len(bars) == len(profile)
+    # the threshold lines are always drawn; bar tops sit on the log axis they define
+    t = default_risk.params.class_thresholds
+    ys = {
+        float(r): float(y) for r, y in re.findall(r'data-rate="([\d.e-]+)"[^>]*y1="([\d.]+)"', svg)
+    }
+    assert sorted(ys) == sorted(t)
+    per_decade = (ys[t[0]] - ys[t[2]]) / np.log10(t[2] / t[0])
     rates = np.array([r for _, r in profile])
-    heights = np.array([h for _, h, _ in bars])
-    i = int(np.argmax(rates))
-    # heights are proportional to the rates (to the 0.1 px the SVG is written with)
-    np.testing.assert_allclose(heights, rates / rates[i] * heights[i], atol=0.11)
-    classes = cr.bayes.classify(rates, default_risk.params.class_thresholds)
-    assert [c for *_, c in bars] == [CLASS_COLOURS[str(k)] for k in classes]
-    assert "Anéfis" in svg and "Gao" in svg
+    want = ys[t[0]] - per_decade * np.log10(rates / t[0])
+    np.testing.assert_allclose([y for y, _ in bars], want, atol=0.3)
+    classes = cr.bayes.classify(rates, t)
+    assert [c for _, c in bars] == [CLASS_COLOURS[str(k)] for k in classes]
+    # both ends named (never clipped: anchored inwards), the peak named by its place
+    assert 'text-anchor="start">Kidal</text>' in svg
+    assert 'text-anchor="end">Gao</text>' in svg
+    assert "peak: km" in svg and "near Anéfis" in svg
+
+
+def test_profile_of_an_even_route_names_no_peak(default_graph, default_risk, routes) -> None:
+    flat = copy.deepcopy(routes[0])
+    flat.metrics["profile"] = [[km, 0.003] for km, _ in flat.metrics["profile"]]
+    svg = profile_svg(default_graph, flat, default_risk)
+    assert "no peak" in svg and "peak: km" not in svg
+    # the same axis: the thresholds at the same heights as on the real route
+    real = profile_svg(default_graph, routes[0], default_risk)
+    pattern = r'data-rate="[\d.e-]+"[^>]*y1="([\d.]+)"'
+    assert re.findall(pattern, svg) == re.findall(pattern, real)
 
 
 def test_hostile_text_never_becomes_markup(

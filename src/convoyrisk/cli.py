@@ -40,7 +40,7 @@ from .backtest import backtest
 from .bayes import NO_DATA_CLASS, RISK_CLASSES
 from .config import params_from_mapping, parse_overrides, read_config
 from .incidents import Filters, merge_duplicates
-from .maps import risk_map, save_map
+from .maps import map_title, risk_map, save_map
 from .network import (
     DEFAULT_HIGHWAYS,
     graph_info,
@@ -579,10 +579,12 @@ def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes op
         _print_table(job)
 
 
-def _map_title(job: Briefing) -> str:
-    title = f"convoyrisk: {job.origin} → {job.destination}" if job.routes else "convoyrisk"
-    used = job.risk.describe()["incidents_used"]
-    return f"{title} (0 incidents used)" if used == 0 else title
+def _map_title(job: Briefing) -> str | None:
+    """The map's title: the alternatives' ends, else (None) what `maps.map_title` makes."""
+    title = f"convoyrisk: {job.origin} → {job.destination}" if job.origin else None
+    if job.risk.describe()["incidents_used"] == 0:
+        return f"{title or map_title(job.G, job.routes)} (0 incidents used)"
+    return title
 
 
 @main.command("map")
@@ -1293,6 +1295,17 @@ _MAP_OPTIONS = [
         show_default=True,
         help="Draw roads as SVG paths or on a canvas (auto: canvas above 20,000 segments).",
     ),
+    click.Option(
+        ["--marking"],
+        help="Handling marking shown on the map and at the top and bottom of the printed "
+        "page, e.g. RESTRICTED.",
+    ),
+    click.Option(
+        ["--basemap"],
+        type=click.Path(path_type=Path),
+        help="MBTiles file of raster tiles (PNG/JPEG) embedded under the risk for the map's "
+        "extent (offline imagery or OSM tiles).",
+    ),
 ]
 map_cmd.params.extend(_MAP_OPTIONS)
 
@@ -1307,6 +1320,8 @@ def _map_look(opts: dict[str, Any]) -> dict[str, Any]:
         "simplify_m": opts.pop("simplify_m"),
         "decimals": opts.pop("decimals"),
         "renderer": opts.pop("renderer"),
+        "marking": opts.pop("marking"),
+        "basemap": opts.pop("basemap"),
     }
 
 

@@ -2,29 +2,31 @@
 
 This is the only module that reprojects to EPSG:4326, and only to draw. The
 map is a :class:`folium.Map` whose layers are drawn by a small script
-(``data/briefing.js``) from one JSON block: road segments coloured by risk
-class, incidents with their uncertainty circles, a heat layer and a time
-slider, the alternatives as layers with a comparison panel and the risk
-profile of the best route, places as labels, a legend, a minimap and a
-footer. Geometry is simplified for display and coordinates are rounded and
-delta-encoded, which keeps a 100k-segment map small.
+(``data/briefing.js``, styled by ``data/briefing.css``) from one JSON block:
+road segments (or merged runs of them) drawn risk first (lowest class first,
+wider and darker with risk, high and severe over a dark casing), the worst
+segments of each route labelled, incidents as hollow rings with their
+uncertainty circles, a heat layer under the roads, a time slider, the
+alternatives as layers with their rank drawn along them, places, Natural Earth
+borders or a user's MBTiles tiles (:mod:`convoyrisk.basemap`), the panels
+(:mod:`convoyrisk.panels`), a minimap, a print layout (one A4 landscape page)
+and a phone layout (a bottom sheet). Geometry is simplified for display and
+coordinates are rounded and delta-encoded, which keeps a 100k-segment map small.
 
 Safety: data never becomes markup. Values from the data reach the page as
 JSON text (with ``<``, ``>`` and ``&`` escaped) and the script puts them into
-the page with ``textContent``; the panels' HTML is built here with every data
+the page with ``textContent``; the panels' HTML is built with every data
 value escaped.
 
 Offline: by default every Leaflet and plugin asset (JavaScript, CSS) is
 embedded in the HTML from the ``folium-offline`` package, the Bootstrap and
 Font Awesome files folium links by default are left out (nothing here uses
-them), CSS references to other files are dropped, and no tile layer is shown:
-the roads, places and incidents themselves give the context.
+them), CSS references to other files are dropped, and no online tile layer is
+shown.
 """
 
 from __future__ import annotations
 
-import html
-import importlib.metadata
 import itertools
 import json
 import math
@@ -33,7 +35,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import branca.colormap
 import folium
 import folium.plugins
 import geopandas as gpd
@@ -47,37 +48,74 @@ from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
-from .bayes import NO_DATA_CLASS, RISK_CLASSES, classify
+from .panels import (
+    BACKGROUND,
+    CASED_CLASSES,
+    CASING_COLOUR,
+    CLASS_COLOURS,
+    CLASS_WEIGHTS,
+    INCIDENT_COLOUR,
+    INSUFFICIENT,
+    INSUFFICIENT_COLOUR,
+    MAP_CLASSES,
+    ROUTE_COLOURS,
+    briefing_panel_html,
+    escape_html,
+    footer_html,
+    legend_html,
+    map_title,
+    profile_svg,
+    rate_words,
+    risk_colormap,
+    worst_rows,
+    worst_table_html,
+)
 from .risk import RiskResult
-from .routing import Route
-from .utils import write_text_atomic
+from .routing import Route, route_segments
+from .utils import log, write_text_atomic
 
-CLASS_COLOURS = {
-    "low": "#1a9850",
-    "elevated": "#e6b400",
-    "high": "#f46d43",
-    "severe": "#a50026",
-    NO_DATA_CLASS: "#9e9e9e",
-}
-MAP_CLASSES = (*RISK_CLASSES, NO_DATA_CLASS)
-"""Colour of each risk class on the map: green, dark yellow, orange, dark red (lightness
-falls with risk, so the order reads in grey scale and for colour-blind readers too)."""
-
-ROUTE_COLOURS = ("#2166ac", "#762a83", "#35978f", "#e08214", "#4d4d4d")
-"""Colours of the alternatives' bands, best route first."""
-
-BACKGROUND = "#f3f0e8"
-"""Map background where no tile layer is shown (a light sand colour)."""
-
-INCIDENT_COLOUR = "#7b3294"
+__all__ = [
+    "BACKGROUND",
+    "CASED_CLASSES",
+    "CASING_COLOUR",
+    "CLASS_COLOURS",
+    "CLASS_WEIGHTS",
+    "INCIDENT_COLOUR",
+    "INSUFFICIENT",
+    "INSUFFICIENT_COLOUR",
+    "MAP_CLASSES",
+    "ROUTE_COLOURS",
+    "embed_assets",
+    "encode_lines",
+    "map_title",
+    "profile_svg",
+    "rate_words",
+    "risk_colormap",
+    "risk_map",
+    "save_map",
+    "segment_runs",
+]
 
 SVG_MAX_SEGMENTS = 20_000
 """Above this many segments the roads are drawn on a canvas instead of as SVG paths."""
+
+MERGE_MIN_SEGMENTS = 5_000
+"""From this many segments on, runs of a road's segments of one class are drawn as one line
+(``merge=None``)."""
 
 CLUSTER_MIN_INCIDENTS = 200
 """From this many incidents on, markers are clustered (``cluster=None``)."""
 
 MINIMAP_MAX_ROADS = 3_000
+
+LABEL_GROUP_M = 20_000.0
+"""Worst segments closer than this (metres) share one label on the map."""
+
+WARN_BYTES = 50_000_000
+"""A saved map larger than this logs a warning (browsers slow down on such pages)."""
+
+OFF_NETWORK = "not on the network"
+"""The ``used`` reason of incidents off the network: they are left out of the map (counted)."""
 
 _ASSET = re.compile(
     r'<script src="(?P<js>https?://[^"]+)"></script>'
@@ -91,73 +129,11 @@ _GEO_PRECISION = {
     3: "a larger region, placed at its centre",
 }
 
-_CSS = """
-.leaflet-container { background: %(background)s; font: 12px/1.35 sans-serif; }
-.convoyrisk-panel { background: rgba(255,255,255,0.94); padding: 6px 9px;
-  border: 1px solid #888; border-radius: 4px; font: 12px/1.35 sans-serif; color: #222;
-  box-shadow: 0 1px 4px rgba(0,0,0,0.25); }
-.convoyrisk-panel table { border-collapse: collapse; margin-top: 2px; }
-.convoyrisk-panel th, .convoyrisk-panel td { padding: 1px 5px; text-align: right;
-  white-space: nowrap; }
-.convoyrisk-panel td.cr-via, .convoyrisk-panel th.cr-via { text-align: left;
-  white-space: normal; max-width: 190px; }
-.convoyrisk-panel .cr-title { font-size: 14px; font-weight: bold; }
-.cr-briefing { max-width: 440px; max-height: calc(100vh - 120px); overflow-y: auto; }
-.cr-briefing summary { font-weight: bold; cursor: pointer; margin-top: 3px; }
-.cr-footer { max-width: 62vw; font-size: 11px; }
-.cr-swatch { display: inline-block; width: 22px; height: 6px; margin-right: 6px;
-  vertical-align: middle; }
-.cr-band { display: inline-block; width: 14px; height: 8px; opacity: 0.6; }
-.convoyrisk-incident { background: %(incident)s; border: 1.5px solid #111;
-  border-radius: 50%%; box-sizing: border-box; }
-.convoyrisk-incident.cr-unused { background: #fff; border-color: #666; }
-.cr-dot { display: inline-block; width: 11px; height: 11px; border-radius: 50%%;
-  box-sizing: border-box; vertical-align: middle; margin-right: 5px; }
-.cr-ring { display: inline-block; width: 13px; height: 13px; border-radius: 50%%;
-  border: 1px dashed %(incident)s; vertical-align: middle; margin-right: 4px; }
-.cr-label-icon { background: none; border: none; }
-.cr-label { font: bold 12px sans-serif; color: #222; white-space: nowrap;
-  text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
-.cr-popup .cr-row, .cr-tip .cr-row { max-width: 300px; white-space: normal; }
-.cr-slider input { width: 220px; display: block; }
-.leaflet-heatmap-layer { opacity: 0.65; }
-.marker-cluster-small, .marker-cluster-medium, .marker-cluster-large {
-  background-color: rgba(123, 50, 148, 0.3); }
-.marker-cluster-small div, .marker-cluster-medium div, .marker-cluster-large div {
-  background-color: rgba(123, 50, 148, 0.8); color: #fff; font-weight: bold; }
-.leaflet-control-minimap { border: 1px solid #888; background: %(background)s; }
-"""
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("convoyrisk")
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - source tree
-        return "dev"
-
-
-def _esc(value: Any) -> str:  # noqa: ANN401 - any cell value
-    """HTML-escape a value for the panels (data never becomes markup)."""
-    return html.escape(str(value), quote=True)
-
 
 def _json_for_html(obj: Any) -> str:  # noqa: ANN401 - any JSON-able object
     """JSON that is safe inside a ``<script>`` element (no ``<``, ``>`` or ``&`` left)."""
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-
-
-def risk_colormap(risk: RiskResult) -> branca.colormap.StepColormap:
-    """The risk classes as a branca step colormap over the rate (per km per 30 days)."""
-    t = risk.params.class_thresholds
-    top = max(float(risk.segments["rate"].max()) if len(risk.segments) else 0.0, t[2]) * 1.5
-    return branca.colormap.StepColormap(
-        [CLASS_COLOURS[c] for c in RISK_CLASSES],
-        index=[0.0, *t, top],
-        vmin=0.0,
-        vmax=top,
-        caption="Road risk (incidents per km per 30 days)",
-    )
 
 
 class _Briefing(JSCSSMixin, MacroElement):
@@ -180,7 +156,14 @@ convoyriskBriefing({{ this._parent.get_name() }},
         self.data = data
         self.default_js = js
         self.default_css = css
-        self.css = _CSS % {"background": BACKGROUND, "incident": INCIDENT_COLOUR}
+        colours = {"background": BACKGROUND, "incident": INCIDENT_COLOUR, **CLASS_COLOURS}
+        style = resources.files("convoyrisk").joinpath("data/briefing.css")
+        self.css = (
+            ":root { "
+            + " ".join(f"--cr-{k}: {v};" for k, v in colours.items())
+            + " }\n"
+            + style.read_text(encoding="utf-8")
+        )
         self.script = (
             resources.files("convoyrisk").joinpath("data/briefing.js").read_text(encoding="utf-8")
         )
@@ -202,6 +185,8 @@ def encode_lines(geoms: Any, decimals: int) -> list[list[list[int]]]:  # noqa: A
     [[[100000, 200000, 50000, 25000]]]
     """
     arr = np.asarray(geoms, dtype=object)
+    if arr.size == 0:
+        return []
     parts, owner = shapely.get_parts(arr, return_index=True)
     coords, part_of = shapely.get_coordinates(parts, return_index=True)
     q = np.rint(coords * 10.0**decimals).astype(np.int64)
@@ -242,33 +227,161 @@ def _display(gdf: gpd.GeoDataFrame, simplify_m: float) -> gpd.GeoSeries:
     return geo.to_crs(settings.display_crs)
 
 
+def _class_codes(classes: pd.Series) -> np.ndarray:
+    """Index of each segment's class in :data:`MAP_CLASSES` (an unknown class is an error)."""
+    index = {c: i for i, c in enumerate(MAP_CLASSES)}
+    codes = classes.astype(str).map(index)
+    if codes.isna().any():
+        bad = sorted(set(classes.astype(str)[codes.isna()]))
+        msg = (
+            f"Unknown `risk_class` value(s) {', '.join(map(repr, bad[:3]))} in the segments: "
+            f"the map draws {', '.join(MAP_CLASSES)}."
+        )
+        raise InputError(msg)
+    return codes.to_numpy(dtype=np.int64)
+
+
+def segment_runs(segments: pd.DataFrame) -> np.ndarray:
+    """Run number of each segment: consecutive segments of one road and one class share one.
+
+    Segments are taken in order of ``road_id`` and ``start_m``; a run ends where
+    the road, the class or the continuity (``end_m`` of one = ``start_m`` of the
+    next, to 1 mm) changes. Aligned on `segments`.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"road_id": [0, 0, 0, 1], "start_m": [0.0, 10.0, 20.0, 0.0],
+    ...                    "end_m": [10.0, 20.0, 30.0, 5.0],
+    ...                    "risk_class": ["low", "low", "high", "high"]})
+    >>> segment_runs(df).tolist()
+    [0, 0, 1, 2]
+    """
+    order = np.lexsort((segments["start_m"].to_numpy(float), segments["road_id"].to_numpy()))
+    road = segments["road_id"].to_numpy()[order]
+    cls = segments["risk_class"].astype(str).to_numpy()[order]
+    start = segments["start_m"].to_numpy(float)[order]
+    end = segments["end_m"].to_numpy(float)[order] if "end_m" in segments else start
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (road[1:] != road[:-1]) | (cls[1:] != cls[:-1])
+    if "end_m" in segments:
+        new[1:] |= np.abs(start[1:] - end[:-1]) > 1e-3
+    runs = np.empty(len(order), dtype=np.int64)
+    runs[order] = np.cumsum(new) - 1
+    return runs
+
+
+def _road_names(G: nx.MultiDiGraph, road_ids: np.ndarray) -> tuple[list[str], list[int]]:
+    """Distinct road names and each road's index into them (-1: no name)."""
+    name_of: dict[Any, str] = {}
+    for *_, d in G.edges(data=True):
+        rid = d.get("road_id")
+        if rid is not None and rid not in name_of:
+            label = str(d.get("name") or d.get("ref") or "").strip()
+            if label and label.lower() != "nan":
+                name_of[rid] = label
+    names = sorted(set(name_of.values()))
+    pos = {n: i for i, n in enumerate(names)}
+    return names, [pos.get(name_of.get(r, ""), -1) for r in road_ids.tolist()]
+
+
+def _route_chainage(
+    G: nx.MultiDiGraph, routes: list[Route], risk: RiskResult
+) -> dict[int, list[tuple[int, float, float]]]:
+    """Segment id to ``(rank, km at start, km at end)`` along each route passing it."""
+    out: dict[int, list[tuple[int, float, float]]] = {}
+    for r in routes:
+        segs = route_segments(G, r, risk)
+        a = segs["chainage_m"].to_numpy(float) / 1000.0
+        b = a + segs["length_m"].to_numpy(float) / 1000.0
+        rank = int(r.metrics.get("rank", 0))
+        for sid, x, y in zip(segs["segment_id"].astype(int).tolist(), a, b, strict=True):
+            out.setdefault(sid, []).append((rank, float(x), float(y)))
+    return out
+
+
 def _roads_data(
-    risk: RiskResult, simplify_m: float, decimals: int, canvas: bool
+    G: nx.MultiDiGraph,
+    risk: RiskResult,
+    routes: list[Route],
+    *,
+    simplify_m: float,
+    decimals: int,
+    canvas: bool,
+    merge: bool,
 ) -> tuple[dict[str, Any], np.ndarray]:
-    segs = risk.segments
-    geo = _display(segs, simplify_m)
-    class_index = {c: i for i, c in enumerate(MAP_CLASSES)}
-    codes, labels = pd.factorize(segs["top_contributors"].fillna("").astype(str))
+    """The road features (segments, or merged runs of them), drawn lowest class first."""
+    segs = risk.segments.reset_index(drop=True)
+    _class_codes(segs["risk_class"])  # every class known, or one clear error
+    rate = segs["rate"].to_numpy(float)
+    runs = segment_runs(segs) if merge else None
+    if runs is not None and int(runs.max()) + 1 == len(segs):
+        merge, runs = False, None  # nothing to merge: every run is one segment
+    if runs is not None:
+        # each run shows its worst segment's numbers
+        worst = pd.Series(rate).groupby(runs).idxmax().to_numpy()
+        rows = segs.iloc[worst].reset_index(drop=True)
+        count = np.bincount(runs)
+        order_in = np.lexsort((segs["start_m"].to_numpy(float), runs))
+        lines = shapely.multilinestrings(segs.geometry.to_numpy()[order_in], indices=runs[order_in])
+        geom = gpd.GeoSeries(shapely.line_merge(lines), crs=segs.crs)
+        first = pd.Series(segs["segment_id"].to_numpy()[order_in]).groupby(runs[order_in]).first()
+        ids = first.to_numpy()
+        members = pd.Series(segs["segment_id"].astype(int).to_numpy()).groupby(runs)
+    else:
+        rows = segs
+        count = np.ones(len(segs), dtype=np.int64)
+        geom = segs.geometry
+        ids = segs["segment_id"].to_numpy()
+        members = None
+    row_codes = _class_codes(rows["risk_class"])
+    draw = np.argsort(row_codes, kind="stable")  # severe last, so on top
+    rows = rows.iloc[draw].reset_index(drop=True)
+    shown = _display(gpd.GeoDataFrame(geometry=geom.to_numpy()[draw], crs=segs.crs), simplify_m)
+    codes_top, labels = pd.factorize(rows["top_contributors"].fillna("").astype(str))
     empty = np.flatnonzero(np.asarray(labels) == "")
-    top = np.asarray(codes).copy()
+    top = np.asarray(codes_top).copy()
     if len(empty):
         top[top == empty[0]] = -1
         top[top > empty[0]] -= 1
         labels = np.delete(np.asarray(labels), empty[0])
-    data = {
+    names, name_index = _road_names(G, rows["road_id"].to_numpy())
+    chain = _route_chainage(G, routes, risk)
+    km: dict[str, list[list[float]]] = {}
+    group_ids = (
+        [members.get_group(int(r)).tolist() for r in np.arange(len(count))[draw]]
+        if members is not None and chain
+        else None
+    )
+    for i, sid in enumerate(ids[draw].tolist()):
+        seg_ids = group_ids[i] if group_ids is not None else [int(sid)]
+        spans: dict[int, list[float]] = {}
+        for s in seg_ids:
+            for rank, a, b in chain.get(s, []):
+                lo, hi = spans.get(rank, [a, b])
+                spans[rank] = [min(lo, a), max(hi, b)]
+        if spans:
+            km[str(i)] = [
+                [rank, round(a, 1), round(b, 1)] for rank, (a, b) in sorted(spans.items())
+            ]
+    data: dict[str, Any] = {
         "canvas": canvas,
-        "weight": 5,
-        "id": segs["segment_id"].astype(int).tolist(),
-        "cls": [class_index[str(c)] for c in segs["risk_class"]],
-        "rate": _sig(segs["rate"]),
-        "low": _sig(segs["rate_low"]),
-        "high": _sig(segs["rate_high"]),
-        "n": segs["incidents"].astype(int).tolist(),
+        "merged": merge,
+        "id": [int(v) for v in ids[draw]],
+        "cls": row_codes[draw].tolist(),
+        "rate": _sig(rows["rate"]),
+        "low": _sig(rows["rate_low"]),
+        "high": _sig(rows["rate_high"]),
+        "n": rows["incidents"].astype(int).tolist() if "incidents" in rows else None,
         "top": top.tolist(),
-        "labels": [str(s) for s in labels],
-        "parts": encode_lines(geo.to_numpy(), decimals),
+        "labels": [str(v) for v in labels],
+        "road": name_index,
+        "names": names,
+        "km": km,
+        "parts": encode_lines(shown.to_numpy(), decimals),
     }
-    return data, np.asarray(geo.total_bounds)
+    if merge:
+        data["count"] = count[draw].tolist()
+    return data, np.asarray(shown.total_bounds)
 
 
 def _offsets(lat: np.ndarray, lon: np.ndarray, pixels: float = 8.0) -> tuple[list[int], list[int]]:
@@ -301,12 +414,23 @@ def _precision_text(radius: float, code: Any) -> str:  # noqa: ANN401 - any cell
     return text
 
 
-def _incidents_data(incidents: gpd.GeoDataFrame, decimals: int) -> tuple[list[dict[str, Any]], int]:
-    """One record per incident with a position, and the number left out for lack of one."""
-    has_pos = ~(incidents.geometry.is_empty | incidents.geometry.isna())
-    pts = incidents[has_pos.to_numpy()].to_crs(settings.display_crs)
+def _incidents_data(
+    incidents: gpd.GeoDataFrame, decimals: int
+) -> tuple[list[dict[str, Any]], int, int]:
+    """One record per incident drawn, and the numbers left out.
+
+    Left out: incidents without a position, and those off the network (:data:`OFF_NETWORK`).
+    """
+    has_pos = ~(incidents.geometry.is_empty | incidents.geometry.isna()).to_numpy()
+    off = (
+        (incidents["used"].astype(str) == OFF_NETWORK).to_numpy()
+        if "used" in incidents
+        else np.zeros(len(incidents), dtype=bool)
+    )
+    pts = incidents[has_pos & ~off].to_crs(settings.display_crs)
+    n_off = int((has_pos & off).sum())
     if pts.empty:
-        return [], int((~has_pos).sum())
+        return [], int((~has_pos).sum()), n_off
     lat = np.round(pts.geometry.y.to_numpy(), decimals)
     lon = np.round(pts.geometry.x.to_numpy(), decimals)
     dates = pd.to_datetime(pts["date"])
@@ -359,7 +483,7 @@ def _incidents_data(incidents: gpd.GeoDataFrame, decimals: int) -> tuple[list[di
             )
         )
     ]
-    return out, int((~has_pos).sum())
+    return out, int((~has_pos).sum()), n_off
 
 
 def _route_line(G: nx.MultiDiGraph, route: Route) -> shapely.Geometry:
@@ -371,48 +495,101 @@ def _route_label(route: Route) -> str:
     return f"Route {mt['rank']}: {mt['length_km']:.0f} km, P(≥1 incident) {mt['p_incident']:.0%}"
 
 
+def _segment_points(risk: RiskResult, ids: list[int]) -> dict[int, tuple[float, float]]:
+    """Lat/lon of the middle of each segment in `ids`."""
+    if not ids:
+        return {}
+    segs = risk.segments.set_index("segment_id")
+    geom = segs.geometry.loc[sorted(set(ids))]
+    mid = gpd.GeoSeries(
+        shapely.line_interpolate_point(geom.to_numpy(), 0.5, normalized=True),
+        index=geom.index,
+        crs=segs.crs,
+    ).to_crs(settings.display_crs)
+    return {int(i): (float(g.y), float(g.x)) for i, g in mid.items()}
+
+
 def _routes_data(
-    G: nx.MultiDiGraph, routes: list[Route], simplify_m: float, decimals: int
-) -> list[dict[str, Any]]:
+    G: nx.MultiDiGraph,
+    routes: list[Route],
+    risk: RiskResult,
+    simplify_m: float,
+    decimals: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], np.ndarray | None]:
+    """The route layers, the worst-segment labels, and the routes' lon/lat bounds."""
     if not routes:
-        return []
+        return [], [], None
     lines = gpd.GeoDataFrame(geometry=[_route_line(G, r) for r in routes], crs=G.graph["crs"])
-    parts = encode_lines(_display(lines, simplify_m).to_numpy(), decimals)
+    shown = _display(lines, simplify_m)
+    parts = encode_lines(shown.to_numpy(), decimals)
     out = []
-    for i, (r, p) in enumerate(zip(routes, parts, strict=True)):
+    for i, (r, p, line) in enumerate(zip(routes, parts, shown.to_numpy(), strict=True)):
         mt = r.metrics
         worst = mt["worst_segment"]
+        flat = max(float(v) for _, v in mt["profile"]) <= 1.2 * min(
+            float(v) for _, v in mt["profile"]
+        )
+        rows = [
+            ["via", ", ".join(mt["via"]) or "direct"],
+            ["length", f"{mt['length_km']:.1f} km"],
+            ["days on the road", f"{mt['travel_days']:.1f}"],
+            ["expected incidents", f"{mt['expected_incidents']:.3f}"],
+            [
+                "P(≥1 incident)",
+                f"{mt['p_incident']:.1%} ({mt['p_incident_low']:.1%}–{mt['p_incident_high']:.1%})",
+            ],
+            [
+                "worst segment",
+                "none stands out (the risk is even along the route)"
+                if flat
+                else f"km {worst['chainage_km']:g} ({worst['risk_class']}, segment "
+                f"{worst['segment_id']})",
+            ],
+        ]
+        if int(mt["rank"]) != 1 and "shared_fraction" in mt:
+            rows.append(["shared with route 1", f"{mt['shared_fraction']:.0%}"])
+        # the rank, drawn along the route at two places (staggered between routes)
+        marks = []
+        merged = shapely.line_merge(line) if line.geom_type == "MultiLineString" else line
+        for frac in (0.45 + 0.07 * (i % 5), 0.8 + 0.04 * (i % 5)):
+            pt = shapely.line_interpolate_point(merged, frac, normalized=True)
+            marks.append([round(float(pt.y), decimals), round(float(pt.x), decimals)])
         out.append(
             {
                 "label": _route_label(r),
+                "rank": int(mt["rank"]),
                 "colour": ROUTE_COLOURS[i % len(ROUTE_COLOURS)],
                 "weight": max(18 - 5 * i, 6),
                 "show": True,
                 "parts": p,
-                "lines": [
-                    ["via", ", ".join(mt["via"]) or "direct"],
-                    ["length", f"{mt['length_km']:.1f} km"],
-                    ["days on the road", f"{mt['travel_days']:.1f}"],
-                    ["expected incidents", f"{mt['expected_incidents']:.3f}"],
-                    [
-                        "P(≥1 incident)",
-                        (
-                            f"{mt['p_incident']:.1%} ({mt['p_incident_low']:.1%}–"
-                            f"{mt['p_incident_high']:.1%})"
-                        ),
-                    ],
-                    [
-                        "worst segment",
-                        (
-                            f"{worst['segment_id']} at km {worst['chainage_km']} "
-                            f"({worst['risk_class']})"
-                        ),
-                    ],
-                    ["shared with route 1", f"{mt.get('shared_fraction', 0.0):.0%}"],
-                ],
+                "lines": rows,
+                "marks": marks,
             }
         )
-    return out
+    hot = sorted(worst_rows(G, routes), key=lambda w: -w["rate"])
+    where = _segment_points(risk, [w["segment_id"] for w in hot])
+    mid = risk.segments.set_index("segment_id").geometry
+    # one label per hot spot: worst rows within LABEL_GROUP_M of a label's join it
+    groups: list[dict[str, Any]] = []
+    for w in hot:
+        at = mid.loc[w["segment_id"]].interpolate(0.5, normalized=True)
+        group = next((g for g in groups if g["at"].distance(at) <= LABEL_GROUP_M), None)
+        if group is None:
+            group = {"at": at, "row": w, "ranks": {}}
+            groups.append(group)
+        group["ranks"].setdefault(w["rank"], w["km"])
+    worst = []
+    for g in groups:
+        w = g["row"]
+        kms = [
+            f"km {km:.0f}" + (f" (route {rank})" if len(routes) > 1 else "")
+            for rank, km in sorted(g["ranks"].items())
+        ]
+        lat, lon = where[w["segment_id"]]
+        worst.append(
+            {"lat": lat, "lon": lon, "cls": w["cls"], "text": f"{', '.join(kms)} {w['cls']}"}
+        )
+    return out, worst, np.asarray(shown.total_bounds)
 
 
 def _places_data(places: gpd.GeoDataFrame | None, decimals: int) -> list[dict[str, Any]]:
@@ -453,203 +630,6 @@ def _minimap_data(G: nx.MultiDiGraph, decimals: int) -> dict[str, Any]:
     }
 
 
-def _legend(risk: RiskResult, *, incidents: bool, uncertain: bool, heat: bool, wells: bool) -> str:
-    cmap = risk_colormap(risk)
-    t = risk.params.class_thresholds
-    bounds = [f"&lt; {t[0]:g}", f"{t[0]:g} – {t[1]:g}", f"{t[1]:g} – {t[2]:g}", f"≥ {t[2]:g}"]
-    rows = "".join(
-        f'<div><span class="cr-swatch" style="background:{cmap.rgb_hex_str(lo)}"></span>'
-        f"{c} ({b})</div>"
-        for c, b, lo in zip(RISK_CLASSES, bounds, [0.0, *t], strict=True)
-    )
-    rows += (
-        f'<div><span class="cr-swatch" style="background:{CLASS_COLOURS[NO_DATA_CLASS]}"></span>'
-        f"{NO_DATA_CLASS} (the data cannot place it in a class with "
-        f"{risk.params.class_confidence:.0%} confidence)</div>"
-    )
-    extra = ""
-    if incidents:
-        extra += (
-            '<div><span class="cr-dot convoyrisk-incident"></span>incident (used in the risk)</div>'
-            '<div><span class="cr-dot convoyrisk-incident cr-unused"></span>incident not used '
-            "(off the roads, too old or after the as-of date)</div>"
-        )
-    if uncertain:
-        extra += '<div><span class="cr-ring"></span>uncertainty of its position</div>'
-    if heat:
-        extra += "<div>heat: where incidents are dense (not the risk)</div>"
-    if wells:
-        extra += (
-            '<div><span class="cr-dot" style="background:#333"></span>town or village '
-            '<span class="cr-dot" style="background:#6baed6;border:1px solid #08519c;'
-            'margin-left:8px"></span>well</div>'
-        )
-    return f"<div>{_esc(cmap.caption)}</div>{rows}{extra}"
-
-
-def _comparison(routes: list[Route]) -> str:
-    head = (
-        '<tr><th></th><th>#</th><th class="cr-via">via</th><th>km</th><th>days</th>'
-        "<th>E[inc.]</th><th>P(≥1)</th></tr>"
-    )
-    body = "".join(
-        '<tr><td><span class="cr-band" style="background:{colour}"></span></td>'
-        '<td>{rank}</td><td class="cr-via">{via}</td><td>{km:.0f}</td><td>{days:.1f}</td>'
-        "<td>{e:.3f}</td><td>{p:.1%} ({lo:.1%}–{hi:.1%})</td></tr>".format(
-            colour=ROUTE_COLOURS[i % len(ROUTE_COLOURS)],
-            rank=r.metrics["rank"],
-            via=_esc(", ".join(r.metrics["via"]) or "direct"),
-            km=r.metrics["length_km"],
-            days=r.metrics["travel_days"],
-            e=r.metrics["expected_incidents"],
-            p=r.metrics["p_incident"],
-            lo=r.metrics["p_incident_low"],
-            hi=r.metrics["p_incident_high"],
-        )
-        for i, r in enumerate(routes)
-    )
-    return f"<table>{head}{body}</table>"
-
-
-def profile_svg(
-    G: nx.MultiDiGraph, route: Route, risk: RiskResult, *, width: int = 420, height: int = 130
-) -> str:
-    """The risk profile along `route` as an inline SVG bar chart.
-
-    One bar per segment, as wide as the segment and as high as its rate,
-    coloured by its risk class; dashed lines at the class thresholds that fall
-    in range; named places along the route as ticks; the worst segment marked.
-    """
-    profile = np.asarray(route.metrics["profile"], dtype=float).reshape(-1, 2)
-    total_km = float(route.metrics["length_km"])
-    left, right, top, bottom = 44, 8, 16, 30
-    w, h = width - left - right, height - top - bottom
-    chain, rate = profile[:, 0], profile[:, 1]
-    ends = np.r_[chain[1:], total_km]
-    t = risk.params.class_thresholds
-    ymax = max(float(rate.max()) if len(rate) else 0.0, t[0]) * 1.15
-
-    def x(km: float) -> float:
-        return left + w * km / total_km if total_km > 0 else left
-
-    def y(r: float) -> float:
-        return top + h * (1.0 - r / ymax)
-
-    classes = classify(rate, t)
-    bars = "".join(
-        f'<rect x="{x(a):.1f}" y="{y(r):.1f}" width="{max(x(b) - x(a), 0.6):.1f}" '
-        f'height="{top + h - y(r):.1f}" fill="{CLASS_COLOURS[str(c)]}"/>'
-        for a, b, r, c in zip(chain, ends, rate, classes, strict=True)
-    )
-    lines = "".join(
-        f'<line x1="{left}" x2="{left + w}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#888" '
-        f'stroke-dasharray="3 3"/><text x="{left + w}" y="{y(v) - 2:.1f}" text-anchor="end">'
-        f"{name}</text>"
-        for v, name in zip(t, RISK_CLASSES[1:], strict=True)
-        if v < ymax
-    )
-    # named places along the route, at their chainage
-    ticks = ""
-    km, last = 0.0, -math.inf
-    for i, n in enumerate(route.nodes):
-        if i > 0:
-            km += float(G.edges[route.edges[i - 1]]["length"]) / 1000.0
-        name = G.nodes[n].get("name")
-        if name and x(km) - last >= 46:
-            last = x(km)
-            ticks += (
-                f'<line x1="{x(km):.1f}" x2="{x(km):.1f}" y1="{top + h}" y2="{top + h + 4}" '
-                f'stroke="#333"/><text x="{x(km):.1f}" y="{top + h + 14}" text-anchor="middle">'
-                f"{_esc(name)}</text>"
-            )
-    worst = route.metrics["worst_segment"]
-    wkm = float(worst["chainage_km"])
-    mark = (
-        f'<path d="M{x(wkm):.1f} {top - 1} l-4 -6 h8 z" fill="#000"/>'
-        f'<text x="{min(x(wkm) + 6, left + w - 60):.1f}" y="{top - 5}">worst: km {wkm:g}</text>'
-    )
-    axes = (
-        f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + h}" stroke="#333"/>'
-        f'<line x1="{left}" x2="{left + w}" y1="{top + h}" y2="{top + h}" stroke="#333"/>'
-        f'<text x="{left - 3}" y="{top + 4}" text-anchor="end">{ymax:.2g}</text>'
-        f'<text x="{left - 3}" y="{top + h}" text-anchor="end">0</text>'
-        f'<text x="{left + w}" y="{height - 2}" text-anchor="end">{total_km:.0f} km</text>'
-        f'<text x="{left}" y="{height - 2}">0 km</text>'
-        f'<text x="10" y="{top + h / 2:.0f}" transform="rotate(-90 10 {top + h / 2:.0f})" '
-        f'text-anchor="middle">rate</text>'
-    )
-    return (
-        f'<svg class="cr-profile" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" font-size="9" font-family="sans-serif">{bars}{lines}{axes}{ticks}'
-        f"{mark}</svg>"
-    )
-
-
-def _briefing_panel(
-    G: nx.MultiDiGraph,
-    risk: RiskResult,
-    routes: list[Route],
-    title: str,
-    legend: str,
-    *,
-    profile: bool,
-) -> str:
-    """Title, legend, comparison of the alternatives and the profile, in foldable sections."""
-    parts = [
-        (
-            f'<div class="cr-title">{_esc(title)}</div>'
-            f"<div>risk as of {risk.as_of.date().isoformat()}</div>"
-        ),
-        f'<details open class="cr-legend"><summary>Legend</summary>{legend}</details>',
-    ]
-    if routes:
-        parts.append(
-            '<details open class="cr-comparison"><summary>Alternatives</summary>'
-            f"{_comparison(routes)}</details>"
-        )
-        if profile:
-            best = routes[0]
-            parts.append(
-                f'<details open class="cr-profile-box"><summary>Risk along route '
-                f"{best.metrics['rank']} (per km per 30 days, by km from the start)</summary>"
-                f"{profile_svg(G, best, risk)}</details>"
-            )
-    return "".join(parts)
-
-
-def _footer(
-    risk: RiskResult,
-    sources: list[str],
-    *,
-    approximate: bool,
-    uncertain: bool,
-    no_position: int,
-    incidents_drawn: int,
-) -> str:
-    p = risk.params
-    used = int((risk.incidents["used"] == "used").sum()) if "used" in risk.incidents else 0
-    parts = [
-        f"<b>As of {risk.as_of.date().isoformat()}</b>",
-        (
-            f"segments {p.segment_length_m:g} m, bandwidth {p.bandwidth_m:g} m, "
-            f"half-life {p.half_life_days:g} d, window {p.window_days:g} d, "
-            f"{p.credible_level:.0%} intervals"
-        ),
-        f"{len(risk.segments)} segments; {incidents_drawn} incidents drawn, {used} used",
-        "Sources: " + ("; ".join(_esc(s) for s in sources) or "not given"),
-    ]
-    if no_position:
-        parts.append(f"{no_position} incident(s) without a position are not drawn")
-    if approximate:
-        parts.append(
-            "<b>Road geometry approximate</b> (digitised from place positions, not surveyed)"
-        )
-    if uncertain:
-        parts.append("incident positions uncertain: dashed circles show their radius")
-    parts.append(f"convoyrisk {_esc(_version())}")
-    return " · ".join(parts)
-
-
 def _base_map(
     title: str, tile_names: list[str], *, tiles_shown: bool, zoom_snap: float
 ) -> tuple[folium.Map, list[list[str]]]:
@@ -665,7 +645,7 @@ def _base_map(
     m.default_js = [(n, u) for n, u in folium.Map.default_js if n == "leaflet"]
     m.default_css = [(n, u) for n, u in folium.Map.default_css if n == "leaflet_css"]
     root: Any = m.get_root()
-    root.header.add_child(Element(f"<title>{_esc(title)}</title>"))
+    root.header.add_child(Element(f"<title>{escape_html(title)}</title>"))
     tile_vars = []
     for i, name in enumerate(tile_names):
         try:
@@ -691,6 +671,38 @@ def _base_map(
     return m, tile_vars
 
 
+def _base_layers(
+    bounds: tuple[float, float, float, float], *, basemap: str | Path | None, context: bool
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
+    """The embedded MBTiles tiles, the Natural Earth context, and what the base is, in words."""
+    from .basemap import CONTEXT_SOURCE, context_layer, read_mbtiles  # noqa: PLC0415 - on use
+
+    bases, tiles, ctx = [], None, None
+    if basemap is not None:
+        tileset = read_mbtiles(basemap, bounds)
+        tiles = {
+            "name": tileset.name,
+            "format": tileset.format,
+            "minzoom": tileset.minzoom,
+            "maxzoom": tileset.maxzoom,
+            "tiles": tileset.tiles,
+        }
+        bases.append(
+            f"{tileset.name} (MBTiles, zoom {tileset.minzoom}–{tileset.maxzoom}"
+            + (f", {tileset.attribution}" if tileset.attribution else "")
+            + ")"
+        )
+    if context:
+        layer = context_layer(bounds)
+        ctx = {
+            "borders": encode_lines([shapely.LineString(a) for a in layer["borders"]], 3),
+            "coasts": encode_lines([shapely.LineString(a) for a in layer["coasts"]], 3),
+            "names": [[n, round(y, 3), round(x, 3)] for n, x, y in layer["names"]],
+        }
+        bases.append(CONTEXT_SOURCE)
+    return tiles, ctx, "; ".join(bases) or "none (roads, places and incidents give the context)"
+
+
 def risk_map(
     G: nx.MultiDiGraph,
     risk: RiskResult,
@@ -700,7 +712,7 @@ def risk_map(
     sources: list[str] | None = None,
     tiles: str | list[str] | None = None,
     tiles_shown: bool = False,
-    title: str = "convoyrisk",
+    title: str | None = None,
     heat: bool = True,
     time_slider: bool = False,
     cluster: bool | None = None,
@@ -709,6 +721,10 @@ def risk_map(
     simplify_m: float = 10.0,
     decimals: int = 5,
     renderer: str = "auto",
+    merge: bool | None = None,
+    marking: str | None = None,
+    basemap: str | Path | None = None,
+    context: bool = True,
 ) -> folium.Map:
     """Build the briefing map.
 
@@ -719,8 +735,9 @@ def risk_map(
     risk
         Scored segments and the incidents behind them.
     routes
-        Scored alternatives to draw as layers, best first, with a comparison
-        panel and the risk profile of the best.
+        Scored alternatives to draw as layers, best first, with their worst
+        segments labelled on the map and listed in a table, a comparison panel
+        and the risk profile of the best.
     places
         Gazetteer to label (wells as small open dots without labels).
     sources
@@ -732,11 +749,14 @@ def risk_map(
         Show the first tile layer on opening; otherwise the map opens on the
         plain background and loads no tile until the reader picks one.
     title
-        Map title, shown in the briefing panel and the browser tab.
+        Map title, shown in the briefing panel and the browser tab; None: from
+        the named ends of the first route (:func:`map_title`).
     heat
-        Add the incident heat layer (toggleable, shown on opening).
+        Add the incident heat layer (toggleable, shown on opening, drawn under
+        the roads and routes and never taking clicks).
     time_slider
-        Add a slider that shows the incidents up to a date (and the heat of those).
+        Add a slider that shows the incidents up to a date (and the heat of those);
+        road colours stay those of the as-of date.
     cluster
         Cluster incident markers; None clusters from ``CLUSTER_MIN_INCIDENTS`` on.
     minimap
@@ -750,6 +770,18 @@ def risk_map(
     renderer
         ``"svg"`` (a DOM path per segment), ``"canvas"`` (faster for large maps) or
         ``"auto"`` (canvas above ``SVG_MAX_SEGMENTS`` segments).
+    merge
+        Draw each run of consecutive segments of a road in one class as one line
+        (:func:`segment_runs`); None merges from ``MERGE_MIN_SEGMENTS`` segments on.
+    marking
+        A handling marking (e.g. ``"RESTRICTED"``) shown at the top of the map and
+        at the top and bottom of the printed page.
+    basemap
+        An MBTiles file of raster tiles (PNG or JPEG) to embed under the risk, for
+        the map's extent (see :func:`convoyrisk.basemap.read_mbtiles`).
+    context
+        Draw country borders and names around the roads, offline, from Natural
+        Earth (:func:`convoyrisk.basemap.context_layer`).
 
     Returns
     -------
@@ -769,16 +801,26 @@ def risk_map(
         msg = "There are no road segments to draw: check the road layer."
         raise InputError(msg)
     routes = routes or []
+    title = map_title(G, routes) if title is None else title
     tile_names = [tiles] if isinstance(tiles, str) else list(tiles or [])
-    canvas = renderer == "canvas" or (renderer == "auto" and len(risk.segments) > SVG_MAX_SEGMENTS)
+    n_segments = len(risk.segments)
+    canvas = renderer == "canvas" or (renderer == "auto" and n_segments > SVG_MAX_SEGMENTS)
+    merged = n_segments >= MERGE_MIN_SEGMENTS if merge is None else merge
 
-    roads, bounds = _roads_data(risk, simplify_m, decimals, canvas)
-    incidents, no_position = _incidents_data(risk.incidents, decimals)
+    roads, bounds = _roads_data(
+        G, risk, routes, simplify_m=simplify_m, decimals=decimals, canvas=canvas, merge=merged
+    )
+    incidents, no_position, off_network = _incidents_data(risk.incidents, decimals)
     clustered = len(incidents) >= CLUSTER_MIN_INCIDENTS if cluster is None else cluster
     uncertain = any(r["radius"] > 0 for r in incidents)
     approximate = any(d.get("geometry_source") == "approximate" for *_, d in G.edges(data=True))
     heat_on = heat and bool(incidents)
     slider = time_slider and bool(incidents)
+    route_rows, worst_labels, route_bounds = _routes_data(G, routes, risk, simplify_m, decimals)
+    minx, miny, maxx, maxy = bounds
+    tiles_data, ctx, base = _base_layers(
+        (float(minx), float(miny), float(maxx), float(maxy)), basemap=basemap, context=context
+    )
 
     # Leaflet.markercluster 1.1.0 (the one folium-offline ships) needs whole zoom levels
     m, tile_vars = _base_map(
@@ -786,41 +828,66 @@ def risk_map(
     )
 
     place_rows = _places_data(places, decimals)
-    legend = _legend(
+    legend = legend_html(
         risk,
         incidents=bool(incidents),
         uncertain=uncertain,
         heat=heat_on,
         wells=any(not p["town"] for p in place_rows),
+        insufficient=MAP_CLASSES.index(INSUFFICIENT) in roads["cls"],
+    )
+    listed = worst_rows(G, routes)
+    worst_table = worst_table_html(listed, _segment_points(risk, [w["segment_id"] for w in listed]))
+    footer = footer_html(
+        risk,
+        sources or [],
+        approximate=approximate,
+        uncertain=uncertain,
+        no_position=no_position,
+        off_network=off_network,
+        incidents_drawn=len(incidents),
+        merged=bool(roads["merged"]),
+        base=base,
     )
     panels = [
         [
-            _briefing_panel(G, risk, routes, title, legend, profile=profile),
+            briefing_panel_html(
+                G,
+                risk,
+                routes,
+                title,
+                legend=legend,
+                worst_table=worst_table,
+                profile=profile,
+                marking=marking,
+            ),
             "topleft",
             "cr-briefing",
         ],
-        [
-            _footer(
-                risk,
-                sources or [],
-                approximate=approximate,
-                uncertain=uncertain,
-                no_position=no_position,
-                incidents_drawn=len(incidents),
-            ),
-            "bottomleft",
-            "cr-footer",
-        ],
+        [footer, "bottomleft", "cr-footer"],
     ]
-    minx, miny, maxx, maxy = bounds
     dates = [r["date"] for r in incidents]
+    fit = route_bounds if route_bounds is not None else bounds
     data = {
         "decimals": decimals,
         "background": BACKGROUND,
         "level": f"{risk.params.credible_level:.0%}",
-        "classes": [{"name": c, "colour": CLASS_COLOURS[c]} for c in MAP_CLASSES],
+        "asOf": risk.as_of.date().isoformat(),
+        "classes": [
+            {
+                "name": c,
+                "colour": CLASS_COLOURS.get(c, INSUFFICIENT_COLOUR),
+                "weight": CLASS_WEIGHTS[c],
+                "dash": "3 6" if c == INSUFFICIENT else None,
+                "casing": c in CASED_CLASSES,
+            }
+            for c in MAP_CLASSES
+        ],
+        "casing": CASING_COLOUR,
+        "incidentColour": INCIDENT_COLOUR,
         "roads": roads,
-        "routes": _routes_data(G, routes, simplify_m, decimals),
+        "routes": route_rows,
+        "worst": worst_labels,
         "incidents": {"cluster": clustered, "rows": incidents},
         "heat": {"show": True} if heat_on else None,
         "slider": (
@@ -829,10 +896,15 @@ def risk_map(
         "places": place_rows,
         "tiles": tile_vars,
         "tilesShown": bool(tile_vars) and tiles_shown,
+        "basemap": tiles_data,
+        "context": ctx,
         "collapseLayers": False,
         "panels": panels,
+        "footer": footer,
+        "marking": marking or None,
         "minimap": _minimap_data(G, decimals) if minimap else None,
         "bounds": [[float(miny), float(minx)], [float(maxy), float(maxx)]],
+        "fit": [[float(fit[1]), float(fit[0])], [float(fit[3]), float(fit[2])]],
     }
     js: list[tuple[str, str]] = []
     css: list[tuple[str, str]] = []
@@ -875,8 +947,23 @@ def embed_assets(page: str) -> str:
 
 
 def save_map(m: folium.Map, path: str | Path, *, offline: bool = True) -> Path:
-    """Render `m` to HTML at `path` atomically; embed all assets when `offline`."""
+    """Render `m` to HTML at `path` atomically; embed all assets when `offline`.
+
+    A page over :data:`WARN_BYTES` logs a warning on the ``convoyrisk`` logger
+    (browsers slow down on it): draw fewer incidents, merge segments, or raise
+    ``simplify_m``.
+    """
     page = m.get_root().render()
     if offline:
         page = embed_assets(page)
-    return write_text_atomic(path, page)
+    out = write_text_atomic(path, page)
+    size = out.stat().st_size
+    if size > WARN_BYTES:
+        log.warning(
+            "The map %s is %.0f MB (over %.0f MB): browsers may be slow to open it; "
+            "leave out incidents (`--no-heat`, fewer rows), or raise `--simplify`.",
+            out,
+            size / 1e6,
+            WARN_BYTES / 1e6,
+        )
+    return out

@@ -2,10 +2,16 @@
  * convoyrisk.maps writes into the page. Data never becomes markup: every
  * value from the data goes into the page through textContent or an
  * attribute, never through innerHTML. The panels' HTML is built and escaped
- * in Python. */
+ * in Python.
+ *
+ * Drawing order, bottom to top: base tiles, incident heat (never takes the
+ * pointer), uncertainty circles, route bands, place dots, road casings, roads
+ * (lowest class first, so severe is on top and widest), route ranks and
+ * labels, incident rings (hollow: the road colour shows through). */
 function convoyriskBriefing(map, D) {
   "use strict";
   var S = Math.pow(10, D.decimals);
+  var narrow = window.innerWidth <= 600;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -33,66 +39,182 @@ function convoyriskBriefing(map, D) {
     });
   }
   function fmt(v) { return v === null ? "n/a" : String(v); }
+  /* A rate (incidents per km per 30 days) as the chance of one for 100 km driven in a day. */
+  function words(rate) {
+    var p = 1 - Math.exp(-Math.max(rate, 0) * 100 / 30);
+    var share = p < 0.001 ? "under 0.1%" : p < 0.1 ? "about " + Number((100 * p).toPrecision(2)) + "%"
+      : "about " + Math.round(100 * p) + "%";
+    return share + " chance of an incident per 100 km driven in a day";
+  }
 
-  [["crUncertainty", 350], ["crRoutes", 380], ["crRoads", 420], ["crPlaces", 440]].forEach(
+  var routesAbove = D.roads.canvas;  /* dense networks: route bands over the roads */
+  [["crContext", 250], ["crHeat", 300], ["crUncertainty", 350], ["crRoutes", routesAbove ? 430 : 380],
+   ["crPlaceDots", 405], ["crCasing", 415], ["crRoads", 420], ["crLabels", 460]].forEach(
     function (p) { map.createPane(p[0]).style.zIndex = p[1]; }
   );
-  map.getPane("crUncertainty").style.pointerEvents = "none";
+  ["crContext", "crHeat", "crUncertainty", "crLabels"].forEach(function (p) {
+    map.getPane(p).style.pointerEvents = "none";
+  });
   map.getContainer().style.background = D.background;
   /* with no tile layer Leaflet has no zoom limit, and marker clusters need one */
   if (map.options.maxZoom === undefined) { map.setMaxZoom(18); }
-  L.control.scale({ imperial: false, maxWidth: 160 }).addTo(map);
+  L.control.scale({ imperial: false, maxWidth: 160, position: "bottomright" }).addTo(map);
+  /* vector layers out of the Tab order: the keyboard reaches the controls and the
+     worst-segments table instead of 1,600 road segments */
+  map.on("layeradd", function (e) {
+    if (e.layer._path) { e.layer._path.setAttribute("tabindex", "-1"); e.layer._path.setAttribute("focusable", "false"); }
+  });
 
-  var overlays = [], routeLayers = [];
+  var overlays = [], routeLayers = [], bases = {};
 
-  /* Routes: wide translucent bands under the roads, best route widest. */
+  /* Base tiles from the user's MBTiles file, embedded in the page. */
+  if (D.basemap) {
+    var B = D.basemap;
+    var Embedded = L.GridLayer.extend({
+      createTile: function (c) {
+        var img = document.createElement("img");
+        img.alt = "";
+        var data = B.tiles[c.z + "/" + c.x + "/" + c.y];
+        if (data) { img.src = "data:image/" + B.format + ";base64," + data; }
+        img.className = "cr-mbtiles-tile";
+        return img;
+      }
+    });
+    var baseLayer = new Embedded({ minNativeZoom: B.minzoom, maxNativeZoom: B.maxzoom,
+                                   maxZoom: 18, className: "cr-mbtiles" });
+    bases[B.name + " (embedded)"] = baseLayer;
+    bases["No background"] = L.layerGroup();
+    baseLayer.addTo(map);
+  }
+
+  /* Context: Natural Earth country borders, coasts and names (offline, under everything). */
+  if (D.context) {
+    var context = L.layerGroup(), k3 = 1000;
+    var ctxRenderer = L.svg({ pane: "crContext" });
+    D.context.coasts.forEach(function (p) {
+      context.addLayer(L.polyline(decode(p, k3), { pane: "crContext", renderer: ctxRenderer,
+        color: "#b8ae9c", weight: 1, interactive: false, className: "cr-coast" }));
+    });
+    D.context.borders.forEach(function (p) {
+      context.addLayer(L.polyline(decode(p, k3), { pane: "crContext", renderer: ctxRenderer,
+        color: "#9a8f7a", weight: 1.5, dashArray: "8 4 2 4", interactive: false,
+        className: "cr-border" }));
+    });
+    D.context.names.forEach(function (n) {
+      context.addLayer(L.marker([n[1], n[2]], { interactive: false, keyboard: false, pane: "crContext",
+        icon: L.divIcon({ className: "cr-country-icon", html: el("div", "cr-country", n[0]),
+                          iconSize: null, iconAnchor: [30, 8] }) }));
+    });
+    context.addTo(map);
+    overlays.push(["Borders (Natural Earth)", context, true]);
+  }
+
+  /* Routes: wide translucent bands, best route widest, with the rank drawn along. */
   var bands = [];
   D.routes.forEach(function (r) {
     var band = L.polyline(decode(r.parts), {
-      pane: "crRoutes", color: r.colour, weight: r.weight, opacity: 0.5,
-      lineCap: "round", lineJoin: "round", className: "convoyrisk-route"
+      pane: "crRoutes", color: r.colour, weight: routesAbove ? 8 : r.weight,
+      opacity: routesAbove ? 0.6 : 0.5, lineCap: "round", lineJoin: "round",
+      className: "convoyrisk-route"
     });
     band.bindPopup(function () {
       var box = el("div", "cr-popup");
       box.appendChild(el("b", null, r.label));
       r.lines.forEach(function (kv) { line(box, kv[0], kv[1]); });
       return box;
-    }, { minWidth: 240, maxWidth: 340 });
-    routeLayers.push([r.label, band, r.show]);
+    }, { minWidth: 240, maxWidth: 340, autoPanPaddingTopLeft: [narrow ? 10 : 470, 10] });
+    var group = L.featureGroup([band]);
+    r.marks.forEach(function (p) {
+      var badge = el("div", "cr-rank", r.rank);
+      badge.style.background = r.colour;
+      group.addLayer(L.marker(p, {
+        icon: L.divIcon({ className: "cr-rank-icon", html: badge, iconSize: [22, 22], iconAnchor: [11, 11] }),
+        interactive: false, keyboard: false, pane: "crLabels"
+      }));
+    });
+    routeLayers.push([r.label, group, r.show]);
     bands.push(band);
   });
 
-  /* Road segments coloured by risk class. */
+  /* Road segments (or runs of them): colour, width, dash and casing by class. */
   var R = D.roads;
   var renderer = R.canvas ? L.canvas({ pane: "crRoads", tolerance: 3 }) : L.svg({ pane: "crRoads" });
-  var roads = L.featureGroup();
+  var casingRenderer = R.canvas ? L.canvas({ pane: "crCasing" }) : L.svg({ pane: "crCasing" });
+  var roads = L.featureGroup(), casings = L.layerGroup();
   R.parts.forEach(function (parts, i) {
-    var c = R.cls[i];
-    var seg = L.polyline(decode(parts), {
-      pane: "crRoads", renderer: renderer, color: D.classes[c].colour, weight: R.weight,
-      opacity: 0.95, lineCap: "round", lineJoin: "round", className: "convoyrisk-segment cr-" + D.classes[c].name
+    var c = D.classes[R.cls[i]];
+    var latlngs = decode(parts);
+    if (c.casing) {
+      casings.addLayer(L.polyline(latlngs, {
+        pane: "crCasing", renderer: casingRenderer, color: D.casing, weight: c.weight + 3,
+        opacity: 0.9, interactive: false, lineCap: "round", lineJoin: "round",
+        className: "cr-casing"
+      }));
+    }
+    var seg = L.polyline(latlngs, {
+      pane: "crRoads", renderer: renderer, color: c.colour, weight: c.weight, dashArray: c.dash,
+      opacity: 1, lineCap: c.dash ? "butt" : "round", lineJoin: "round",
+      className: "convoyrisk-segment cr-" + c.name.replace(/ /g, "-")
     });
     seg.crIndex = i;
     roads.addLayer(seg);
   });
   roads.bindTooltip(function (layer) {
-    var i = layer.crIndex, c = R.cls[i];
+    var i = layer.crIndex, c = D.classes[R.cls[i]];
     var box = el("div", "cr-tip");
-    var head = el("b", null, "Segment " + R.id[i] + ": " + D.classes[c].name + " risk");
-    box.appendChild(head);
-    line(box, "rate", R.rate[i] + " per km per 30 days");
+    var road = R.road[i] >= 0 ? R.names[R.road[i]] : "Road";
+    box.appendChild(el("b", null, road + ": " + c.name + (c.name === "insufficient data" ? "" : " risk")));
+    var count = R.count ? R.count[i] : 1;
+    line(box, count > 1 ? "segments" : "segment",
+         count > 1 ? count + " in a row, from " + R.id[i] + " (worst shown)" : R.id[i]);
+    (R.km[i] || []).forEach(function (k) {
+      line(box, "route " + k[0], "km " + k[1] + (k[2] - k[1] >= 1.5 ? "–" + k[2] : ""));
+    });
+    line(box, "rate", R.rate[i] + " per km per 30 days: " + words(R.rate[i]));
     line(box, D.level + " interval", R.low[i] + " – " + R.high[i]);
-    line(box, "incidents contributing", R.n[i]);
-    var top = R.top[i] < 0 ? "none" : R.labels[R.top[i]];
-    line(box, "top contributors", top);
+    var top = R.top[i] < 0 ? null : R.labels[R.top[i]];
+    if (R.n && R.n[i] > 0) { line(box, "incidents on the segment", R.n[i]); }
+    line(box, "incidents that weigh most", top || "none within reach");
     return box;
-  }, { sticky: true, direction: "top", offset: [0, -6] });
-  roads.on("mouseover", function (e) { e.layer.setStyle({ weight: R.weight + 4 }); });
-  roads.on("mouseout", function (e) { e.layer.setStyle({ weight: R.weight }); });
-  overlays.push(["Road risk", roads, true]);
+  }, { sticky: true, direction: "top", offset: [0, -8] });
+  roads.on("mouseover", function (e) {
+    e.layer.setStyle({ weight: D.classes[R.cls[e.layer.crIndex]].weight + 3 });
+  });
+  roads.on("mouseout", function (e) {
+    e.layer.setStyle({ weight: D.classes[R.cls[e.layer.crIndex]].weight });
+  });
+  overlays.push(["Road risk", L.layerGroup([casings, roads]), true]);
   overlays = overlays.concat(routeLayers);
 
-  /* Incidents: one marker each, with an honest uncertainty circle. */
+  /* The worst segments of each route, labelled beside them (never over them). */
+  var worst = null;
+  if (D.worst.length) {
+    worst = L.layerGroup();
+    D.worst.forEach(function (w) {
+      var tag = el("div", "cr-worst cr-" + w.cls, w.text);
+      worst.addLayer(L.marker([w.lat, w.lon], {
+        icon: L.divIcon({ className: "cr-worst-icon", html: tag, iconSize: null, iconAnchor: [-12, 30] }),
+        interactive: false, keyboard: false, pane: "crLabels"
+      }));
+    });
+    overlays.push(["Worst segments (labels)", worst, true]);
+    /* a label that would leave the map is moved back in (it stays above its segment) */
+    var flip = function () {
+      var box = map.getContainer().getBoundingClientRect();
+      worst.eachLayer(function (mk) {
+        var tag = mk.getElement() && mk.getElement().firstChild;
+        if (!tag) { return; }
+        tag.style.transform = "";
+        var r = tag.getBoundingClientRect();
+        var over = Math.min(r.right - (box.right - 4), r.left - (box.left + 4));
+        if (over > 0) { tag.style.transform = "translateX(" + (-over) + "px)"; }
+      });
+    };
+    map.on("zoomend moveend", flip);
+    worst.on("add", function () { setTimeout(flip, 0); });
+  }
+
+  /* Incidents: hollow rings (the road colour shows through), with honest uncertainty. */
   var I = D.incidents;
   var circles = L.layerGroup();
   var circleOf = {};
@@ -105,7 +227,8 @@ function convoyriskBriefing(map, D) {
     var cls = "convoyrisk-incident" + (r.used === "used" ? "" : " cr-unused");
     var icon = L.divIcon({ className: cls, iconSize: [14, 14],
                            iconAnchor: [7 - r.dx, 7 - r.dy], popupAnchor: [r.dx, r.dy - 7] });
-    var m = L.marker([r.lat, r.lon], { icon: icon, title: r.type + " " + r.date, riseOnHover: true });
+    var m = L.marker([r.lat, r.lon], { icon: icon, title: r.type + " " + r.date, riseOnHover: true,
+                                       keyboard: false });
     m.bindPopup(function () {
       var box = el("div", "cr-popup");
       box.appendChild(el("b", null, r.type + " – " + r.date));
@@ -117,7 +240,7 @@ function convoyriskBriefing(map, D) {
       line(box, "id", r.id);
       line(box, "used in the risk", r.used);
       return box;
-    }, { minWidth: 260, maxWidth: 340 });
+    }, { minWidth: 260, maxWidth: 340, autoPanPaddingTopLeft: [narrow ? 10 : 470, 10] });
     m.crDay = r.day;
     marks.push(m);
     incidents.addLayer(m);
@@ -125,8 +248,8 @@ function convoyriskBriefing(map, D) {
       var key = r.lat + "," + r.lon + "," + r.radius;
       if (!circleOf[key]) {
         circleOf[key] = { n: 0, layer: L.circle([r.lat, r.lon], {
-          pane: "crUncertainty", radius: r.radius, interactive: false, color: "#7b3294",
-          weight: 1, dashArray: "5 5", fill: true, fillOpacity: 0.06,
+          pane: "crUncertainty", radius: r.radius, interactive: false, color: D.incidentColour,
+          weight: 1, dashArray: "5 5", fill: true, fillOpacity: 0.04,
           className: "convoyrisk-uncertainty" }) };
         circles.addLayer(circleOf[key].layer);
       }
@@ -142,8 +265,8 @@ function convoyriskBriefing(map, D) {
 
   var heat = null;
   if (D.heat) {
-    /* simpleheat reads its canvas back on every draw: ask for a canvas made for that */
     if (!L.HeatLayer.prototype.crPatched) {
+      /* simpleheat reads its canvas back on every draw: ask for a canvas made for that */
       var init = L.HeatLayer.prototype._initCanvas;
       L.HeatLayer.prototype._initCanvas = function () {
         var create = L.DomUtil.create;
@@ -154,24 +277,35 @@ function convoyriskBriefing(map, D) {
         };
         try { init.call(this); } finally { L.DomUtil.create = create; }
       };
+      /* the heat goes under the roads and routes, in a pane that takes no pointer */
+      var onAdd = L.HeatLayer.prototype.onAdd, onRemove = L.HeatLayer.prototype.onRemove;
+      L.HeatLayer.prototype.onAdd = function (m) {
+        onAdd.call(this, m);
+        m.getPane("crHeat").appendChild(this._canvas);
+        this._canvas.style.pointerEvents = "none";
+      };
+      L.HeatLayer.prototype.onRemove = function (m) {
+        m.getPanes().overlayPane.appendChild(this._canvas);
+        onRemove.call(this, m);
+      };
       L.HeatLayer.prototype.crPatched = true;
     }
     heat = L.heatLayer(I.rows.map(function (r) { return [r.lat, r.lon, 1]; }), {
-      radius: 30, blur: 25, minOpacity: 0.15, maxZoom: 9,
-      gradient: { 0.3: "#dadaeb", 0.6: "#9e9ac8", 0.85: "#6a51a3", 1.0: "#3f007d" }
+      radius: 30, blur: 25, minOpacity: 0.12, maxZoom: 9,
+      gradient: { 0.3: "#e4ded2", 0.6: "#c9c0ae", 0.85: "#a59a86", 1.0: "#7d725f" }
     });
     /* in a group: the layer control would read the heat's maxZoom (its intensity scale)
        as a zoom limit and grey the layer out */
-    overlays.push(["Incident heat", L.layerGroup([heat]), D.heat.show]);
+    overlays.push(["Incident heat (grey)", L.layerGroup([heat]), D.heat.show]);
   }
 
-  /* Places as labels. */
+  /* Places: dots under the roads (a road through a town keeps its colour), names above. */
   if (D.places.length) {
     var places = L.layerGroup();
     D.places.forEach(function (p) {
       var dot = L.circleMarker([p.lat, p.lon], {
-        pane: "crPlaces", radius: p.town ? 4 : 3, color: p.town ? "#333" : "#08519c",
-        weight: 1, fillColor: p.town ? "#333" : "#6baed6", fillOpacity: 1,
+        pane: "crPlaceDots", radius: p.town ? 5 : 3, color: p.town ? "#333" : "#08519c",
+        weight: 1.5, fillColor: p.town ? "#fff" : "#6baed6", fillOpacity: 1,
         className: "convoyrisk-place"
       });
       dot.bindTooltip(el("span", null, p.name + (p.kind ? " (" + p.kind + ")" : "")));
@@ -180,25 +314,60 @@ function convoyriskBriefing(map, D) {
         var label = el("div", "cr-label", p.name);
         places.addLayer(L.marker([p.lat, p.lon], {
           icon: L.divIcon({ className: "cr-label-icon", html: label, iconSize: null,
-                            iconAnchor: [-6, 8] }),
-          interactive: false, keyboard: false, pane: "crPlaces"
+                            iconAnchor: [-8, 18] }),
+          interactive: false, keyboard: false, pane: "crLabels"
         }));
       }
     });
     overlays.push(["Places", places, true]);
   }
 
-  /* Layer control: no tiles by default; online tiles as base layers when given. */
-  var bases = {};
+  /* A lat/lon grid for the current view (off on screen, always on paper). */
+  var grid = L.layerGroup();
+  function drawGrid() {
+    grid.clearLayers();
+    var b = map.getBounds(), span = Math.max(b.getEast() - b.getWest(), b.getNorth() - b.getSouth());
+    var step = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10].find(function (s) { return span / s <= 8; }) || 10;
+    function lab(v, pos, neg) { return Math.abs(v).toFixed(step < 0.1 ? 2 : step < 1 ? 2 : 0).replace(/\.?0+$/, "") + "°" + (v >= 0 ? pos : neg); }
+    var style = { color: "#777", weight: 0.6, opacity: 0.8, interactive: false, pane: "crUncertainty" };
+    for (var x = Math.ceil(b.getWest() / step) * step; x <= b.getEast(); x += step) {
+      grid.addLayer(L.polyline([[b.getSouth(), x], [b.getNorth(), x]], style));
+      grid.addLayer(L.marker([b.getSouth(), x], { interactive: false, keyboard: false, pane: "crLabels",
+        icon: L.divIcon({ className: "cr-grid-icon", html: el("div", "cr-grid-label", lab(x, "E", "W")), iconSize: null, iconAnchor: [-2, 14] }) }));
+    }
+    for (var y = Math.ceil(b.getSouth() / step) * step; y <= b.getNorth(); y += step) {
+      grid.addLayer(L.polyline([[y, b.getWest()], [y, b.getEast()]], style));
+      grid.addLayer(L.marker([y, b.getWest()], { interactive: false, keyboard: false, pane: "crLabels",
+        icon: L.divIcon({ className: "cr-grid-icon", html: el("div", "cr-grid-label", lab(y, "N", "S")), iconSize: null, iconAnchor: [-2, 12] }) }));
+    }
+  }
+  map.on("moveend", function () { if (map.hasLayer(grid)) { drawGrid(); } });
+  grid.on("add", drawGrid);
+  overlays.push(["Lat/lon grid", grid, false]);
+
+  /* Layer control: collapsed on small screens; first in its corner (few Tab stops to it). */
   if (D.tiles.length) {
     var none = L.layerGroup();
     bases["No background (offline)"] = none;
     D.tiles.forEach(function (t) { bases[t[0]] = window[t[1]]; });
-    if (!D.tilesShown) { none.addTo(map); }
+    if (!D.tilesShown && !D.basemap) { none.addTo(map); }
   }
   var named = {};
   overlays.forEach(function (o) { named[o[0]] = o[1]; });
-  L.control.layers(bases, named, { collapsed: D.collapseLayers, position: "topright" }).addTo(map);
+  var layers = L.control.layers(bases, named, { collapsed: D.collapseLayers || narrow,
+                                                position: "topright" }).addTo(map);
+  var corner = layers.getContainer().parentNode;
+  corner.insertBefore(layers.getContainer(), corner.firstChild);
+  corner.parentNode.insertBefore(corner, corner.parentNode.firstChild);
+
+  /* North arrow (shown on paper). */
+  var North = L.Control.extend({ onAdd: function () {
+    var div = L.DomUtil.create("div", "leaflet-control cr-north");
+    div.appendChild(el("div", null, "▲"));
+    div.appendChild(el("div", null, "N"));
+    return div;
+  } });
+  new North({ position: "bottomright" }).addTo(map);
 
   /* Panels, built and escaped in Python. */
   function panel(html, position, cls) {
@@ -215,8 +384,52 @@ function convoyriskBriefing(map, D) {
   }
   var made = {};
   D.panels.forEach(function (p) { made[p[2]] = panel(p[0], p[1], p[2]); });
+  var brief = made["cr-briefing"] && made["cr-briefing"].getContainer();
+  var foot = made["cr-footer"] && made["cr-footer"].getContainer();
+  if (brief) {
+    brief.id = "cr-briefing";
+    brief.tabIndex = -1;
+    brief.setAttribute("role", "region");
+    brief.setAttribute("aria-label", "Briefing");
+    var copy = el("div", "cr-footer-copy");
+    copy.innerHTML = D.footer;  /* built and escaped in Python */
+    brief.appendChild(copy);
+    var toggle = brief.querySelector(".cr-sheet-toggle");
+    var setOpen = function (open) {
+      brief.classList.toggle("cr-collapsed", !open);
+      toggle.setAttribute("aria-expanded", String(open));
+      toggle.textContent = open ? "hide" : "show briefing";
+    };
+    toggle.addEventListener("click", function () { setOpen(brief.classList.contains("cr-collapsed")); });
+    if (narrow) { setOpen(false); }
+    Array.prototype.forEach.call(brief.querySelectorAll(".cr-goto"), function (b) {
+      b.addEventListener("click", function () {
+        map.setView([Number(b.dataset.lat), Number(b.dataset.lon)], Math.max(map.getZoom(), 11));
+        if (narrow) { setOpen(false); }
+      });
+    });
+  }
 
-  /* Time slider over incident dates (filters markers, circles and heat). */
+  /* Skip link, first in the page: straight to the briefing (worst segments, routes). */
+  var skip = el("a", "cr-skip", "Skip to the briefing: worst segments and routes");
+  skip.href = "#cr-briefing";
+  skip.addEventListener("click", function (e) {
+    e.preventDefault();
+    if (brief) { brief.classList.remove("cr-collapsed"); brief.focus(); }
+  });
+  document.body.insertBefore(skip, document.body.firstChild);
+  /* controls before the map's panes in the DOM, so Tab reaches them first */
+  var container = map.getContainer();
+  container.insertBefore(map._controlContainer, container.firstChild);
+
+  /* Handling marking, top of the map (and top and bottom of the printed page). */
+  if (D.marking) {
+    ["cr-marking cr-marking-top", "cr-marking cr-marking-bottom"].forEach(function (c) {
+      container.appendChild(el("div", c, D.marking));
+    });
+  }
+
+  /* Time slider over incident dates (filters markers, circles and heat, not the roads). */
   if (D.slider) {
     var Slider = L.Control.extend({
       onAdd: function () {
@@ -225,13 +438,17 @@ function convoyriskBriefing(map, D) {
         var input = el("input");
         input.type = "range"; input.min = 0; input.max = D.slider.days; input.step = 1;
         input.value = D.slider.days;
+        input.setAttribute("aria-label", "Show incidents up to this day");
         var sel = el("select");
+        sel.setAttribute("aria-label", "Window of days shown");
         [["all", "all before"], ["90", "90 days before"], ["30", "30 days before"],
          ["7", "7 days before"], ["1", "that day"]].forEach(function (o) {
           var opt = el("option", null, o[1]); opt.value = o[0]; sel.appendChild(opt);
         });
         var out = el("div", "cr-slider-label");
         div.appendChild(input); div.appendChild(sel); div.appendChild(out);
+        div.appendChild(el("div", "cr-note", "Road colours stay those of the as-of date (" +
+          D.asOf + "); the slider filters the incidents and their heat only."));
         function update() {
           var t = Number(input.value), w = sel.value === "all" ? Infinity : Number(sel.value);
           var shown = 0, pts = [];
@@ -271,31 +488,68 @@ function convoyriskBriefing(map, D) {
       ctx.addLayer(L.polyline(decode(parts, Math.pow(10, D.minimap.decimals)), { color: "#555", weight: 1, interactive: false }));
     });
     mini = new L.Control.MiniMap(ctx, {
-      position: "bottomright", width: 160, height: 160, zoomLevelOffset: -4,
-      toggleDisplay: false, aimingRectOptions: { color: "#a50026", weight: 1, interactive: false },
+      position: "bottomright", width: 140, height: 140, zoomLevelOffset: -4,
+      toggleDisplay: false, aimingRectOptions: { color: "#65032d", weight: 1, interactive: false },
       shadowRectOptions: { color: "#000", weight: 1, opacity: 0, fillOpacity: 0 }
     }).addTo(map);
   }
 
-  /* Fit the roads into the part of the map that the panels leave free. */
+  /* Fit the routes (or the roads), plus a margin, into the part the panels leave free. */
   function rightWidth() {
-    var corners = map.getContainer().querySelectorAll(".leaflet-right");
+    var corners = map.getContainer().querySelectorAll(".leaflet-top.leaflet-right");
     return Math.max.apply(null, Array.prototype.map.call(corners, function (c) {
       return c.offsetWidth; }).concat([0]));
   }
-  var brief = made["cr-briefing"] && made["cr-briefing"].getContainer();
-  var foot = made["cr-footer"] && made["cr-footer"].getContainer();
-  var wide = brief && brief.offsetWidth + 30 < map.getSize().x / 2;
-  map.fitBounds(D.bounds, {
-    paddingTopLeft: [wide ? brief.offsetWidth + 30 : 10, 10],
-    paddingBottomRight: [Math.min(rightWidth() + 70, map.getSize().x / 4),
-                         foot ? foot.offsetHeight + 40 : 10]
-  });
+  function fitView() {
+    var size = map.getSize();
+    var target = L.latLngBounds(D.fit).pad(0.05);
+    if (narrow || !brief) {
+      var sheet = brief ? brief.offsetHeight : 0;
+      map.fitBounds(target, { paddingTopLeft: [12, 50], paddingBottomRight: [12, sheet + 30], animate: false });
+      return;
+    }
+    var wide = brief.offsetWidth + 30 < size.x / 2;
+    map.fitBounds(target, {
+      paddingTopLeft: [wide ? brief.offsetWidth + 30 : 10, 20],
+      paddingBottomRight: [Math.min(rightWidth() + 20, size.x / 4),
+                           foot ? foot.offsetHeight + 30 : 10],
+      animate: false
+    });
+  }
+  fitView();
   /* the minimap was built before its container was on the page: let it measure itself */
   if (mini) { mini._miniMap.invalidateSize(); }
   /* the layers go on the map once its view is set (marker clusters want a settled view) */
   overlays.forEach(function (o) { if (o[2]) { o[1].addTo(map); } });
+
+  /* Print: A4 landscape, the whole network beside the briefing, with a grid. */
+  var saved = null, gridWasOn = false;
+  window.addEventListener("beforeprint", function () {
+    var c = map.getContainer(), mm = 96 / 25.4;
+    saved = { width: c.style.width, height: c.style.height, center: map.getCenter(), zoom: map.getZoom() };
+    c.style.width = Math.floor(283 * mm) + "px";
+    c.style.height = Math.floor(196 * mm) + "px";
+    map.invalidateSize({ animate: false, pan: false });
+    gridWasOn = map.hasLayer(grid);
+    map.fitBounds(D.bounds, { paddingTopLeft: [16, D.marking ? 34 : 16],
+                              paddingBottomRight: [Math.ceil(88 * mm) + 16, (D.marking ? 34 : 16) + 40],
+                              animate: false });
+    if (!gridWasOn) { grid.addTo(map); } else { drawGrid(); }
+    window.convoyriskPrint = { contains: map.getBounds().contains(L.latLngBounds(D.bounds)),
+                               size: [map.getSize().x, map.getSize().y] };
+  });
+  window.addEventListener("afterprint", function () {
+    if (!saved) { return; }
+    var c = map.getContainer();
+    c.style.width = saved.width; c.style.height = saved.height;
+    map.invalidateSize({ animate: false, pan: false });
+    map.setView(saved.center, saved.zoom, { animate: false });
+    if (!gridWasOn) { map.removeLayer(grid); }
+    saved = null;
+  });
+
   window.convoyriskLayers = {
-    roads: roads, incidents: incidents, markers: marks, heat: heat, routes: bands
+    roads: roads, incidents: incidents, markers: marks, heat: heat, routes: bands,
+    worst: worst, grid: grid, layers: layers
   };
 }

@@ -1,0 +1,264 @@
+"""Offline base layers for the briefing map: Natural Earth borders, and a user's MBTiles tiles.
+
+:func:`context_layer` gives the country borders, coastlines and country names
+around a map's extent from Natural Earth's 1:50m Admin 0 boundaries (public
+domain), shipped in the package as the TopoJSON of the npm package
+``world-atlas`` (ISC; see ``data/context/PROVENANCE.md`` and
+``data/geo/build_context.py``).
+
+An MBTiles file (the SQLite format QGIS, GDAL and humanitarian tile exports
+write) holds map tiles by zoom, column and row. :func:`read_mbtiles` takes the
+PNG or JPEG tiles that cover a map's extent, from the file's lowest zoom up to
+the highest that fits a size budget, so that :func:`convoyrisk.maps.risk_map`
+can embed them in the page: a user's own imagery or OpenStreetMap tiles then
+show under the risk with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import math
+import sqlite3
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+
+from ._errors import InputError
+
+MAX_TILES = 3_000
+"""Most tiles embedded from an MBTiles file (the zoom levels that would pass it are left out)."""
+
+MAX_BYTES = 25_000_000
+"""Most bytes of tile images embedded from an MBTiles file."""
+
+_MAGIC = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg"}
+
+
+@dataclass
+class TileSet:
+    """Tiles taken from an MBTiles file for a map's extent.
+
+    Attributes
+    ----------
+    name
+        The file's ``name`` metadata, or its file name.
+    format
+        ``"png"`` or ``"jpeg"``.
+    minzoom, maxzoom
+        Zoom levels embedded (Leaflet stretches the highest beyond it).
+    tiles
+        ``"z/x/y"`` (XYZ scheme, y from the north) to the image, base64.
+    attribution
+        The file's ``attribution`` metadata (may be empty).
+    left_out
+        Zoom levels of the file that were not embedded (over the size budget).
+    """
+
+    name: str
+    format: str
+    minzoom: int
+    maxzoom: int
+    tiles: dict[str, str] = field(default_factory=dict)
+    attribution: str = ""
+    left_out: list[int] = field(default_factory=list)
+
+
+def tile_range(bounds: tuple[float, float, float, float], zoom: int) -> tuple[int, int, int, int]:
+    """XYZ tile columns and rows ``(x0, y0, x1, y1)`` (inclusive) covering lon/lat `bounds`.
+
+    Examples
+    --------
+    >>> tile_range((0.5, 0.5, 1.0, 1.0), 1)
+    (1, 0, 1, 0)
+    >>> tile_range((-180.0, -85.0, 180.0, 85.0), 2)
+    (0, 0, 3, 3)
+    """
+    minx, miny, maxx, maxy = bounds
+    n: int = 1 << zoom
+
+    def col(lon: float) -> int:
+        return min(max(int((lon + 180.0) / 360.0 * n), 0), n - 1)
+
+    def row(lat: float) -> int:
+        lat = min(max(lat, -85.0511), 85.0511)
+        rad = math.radians(lat)
+        y = (1.0 - math.asinh(math.tan(rad)) / math.pi) / 2.0 * n
+        return min(max(int(y), 0), n - 1)
+
+    return col(minx), row(maxy), col(maxx), row(miny)
+
+
+def _fail(path: Path, what: str) -> InputError:
+    return InputError(
+        f"`--basemap` {path} {what}: give a raster MBTiles file (PNG or JPEG tiles, as QGIS "
+        "'Generate XYZ tiles (MBTiles)' or gdal_translate -of MBTiles write)."
+    )
+
+
+def _rows(
+    con: sqlite3.Connection, bounds: tuple[float, float, float, float], z: int
+) -> list[tuple[int, int, bytes]]:
+    """Tiles of zoom `z` covering `bounds`, as XYZ ``(x, y, image)``."""
+    x0, y0, x1, y1 = tile_range(bounds, z)
+    rows = con.execute(
+        "SELECT tile_column, tile_row, tile_data FROM tiles WHERE zoom_level = ? "
+        "AND tile_column BETWEEN ? AND ? AND tile_row BETWEEN ? AND ?",
+        (z, x0, x1, 2**z - 1 - y1, 2**z - 1 - y0),
+    ).fetchall()
+    return [(int(x), 2**z - 1 - int(r), bytes(data)) for x, r, data in rows]
+
+
+def read_mbtiles(
+    path: str | Path,
+    bounds: tuple[float, float, float, float],
+    *,
+    max_tiles: int = MAX_TILES,
+    max_bytes: int = MAX_BYTES,
+) -> TileSet:
+    """The tiles of an MBTiles file that cover `bounds` (lon/lat), lowest zoom first.
+
+    Zoom levels are added from the file's lowest while the tiles taken stay
+    within `max_tiles` and `max_bytes`; the rest are listed in ``left_out``.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, is not an MBTiles file, holds vector tiles, or
+        has no tile in the extent.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "does not exist")
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        try:
+            meta = dict(con.execute("SELECT name, value FROM metadata").fetchall())
+            zooms = [int(z) for (z,) in con.execute("SELECT DISTINCT zoom_level FROM tiles")]
+        except sqlite3.DatabaseError as exc:
+            raise _fail(path, f"is not an MBTiles file ({exc})") from exc
+        fmt = str(meta.get("format", "")).lower().replace("jpg", "jpeg")
+        if fmt in {"pbf", "mvt"}:
+            raise _fail(path, "holds vector tiles (pbf)")
+        out = TileSet(
+            name=str(meta.get("name") or path.stem),
+            format=fmt,
+            minzoom=0,
+            maxzoom=0,
+            attribution=str(meta.get("attribution", "")),
+        )
+        used = 0
+        for z in sorted(zooms):
+            rows = _rows(con, bounds, z)
+            size = sum(len(r[2]) for r in rows)
+            if out.tiles and (len(out.tiles) + len(rows) > max_tiles or used + size > max_bytes):
+                out.left_out.append(z)
+                continue
+            if not rows:
+                continue
+            if not out.tiles:
+                out.minzoom = z
+            out.maxzoom, used = z, used + size
+            out.tiles.update({f"{z}/{x}/{y}": base64.b64encode(b).decode() for x, y, b in rows})
+            out.format = out.format or next(
+                (f for m, f in _MAGIC.items() if rows[0][2].startswith(m)), ""
+            )
+    finally:
+        con.close()
+    if not out.tiles:
+        raise _fail(path, "has no tile inside the map's extent")
+    if out.format not in {"png", "jpeg"}:
+        raise _fail(path, f"holds tiles of format {out.format!r}")
+    return out
+
+
+CONTEXT_SOURCE = "Natural Earth 1:50m country borders (public domain), via world-atlas 2.0.2"
+"""What the context layer is, for the map's footer."""
+
+
+@functools.cache
+def _topology() -> tuple[list[np.ndarray], list[dict[str, Any]]]:
+    """The world-atlas countries: each arc's lon/lat coordinates, and the countries."""
+    text = (
+        resources.files("convoyrisk")
+        .joinpath("data/context/countries-50m.json")
+        .read_text(encoding="utf-8")
+    )
+    topo = json.loads(text)
+    scale = np.asarray(topo["transform"]["scale"], dtype=float)
+    shift = np.asarray(topo["transform"]["translate"], dtype=float)
+    arcs = [np.cumsum(np.asarray(a, dtype=float), axis=0) * scale + shift for a in topo["arcs"]]
+    return arcs, list(topo["objects"]["countries"]["geometries"])
+
+
+def _ring(arcs: list[np.ndarray], refs: list[int]) -> np.ndarray:
+    """A ring's coordinates from its arc references (``~i``: arc i reversed; TopoJSON)."""
+    parts = [arcs[i] if i >= 0 else arcs[~i][::-1] for i in refs]
+    return np.concatenate([parts[0], *(p[1:] for p in parts[1:])])
+
+
+@functools.cache
+def _world() -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[tuple[str, Any]]]:
+    """Arcs, their lon/lat boxes, how many countries use each, and each country's shape."""
+    arcs, countries = _topology()
+    uses = np.zeros(len(arcs), dtype=int)
+    shapes = []
+    for c in countries:
+        polys = c.get("arcs", [])
+        if c.get("type") == "Polygon":
+            polys = [polys]
+        refs = np.asarray([i for poly in polys for ring in poly for i in ring], dtype=np.int64)
+        np.add.at(uses, np.where(refs >= 0, refs, ~refs), 1)
+        rings = [[_ring(arcs, r) for r in poly] for poly in polys]
+        shape = shapely.make_valid(
+            shapely.MultiPolygon([shapely.Polygon(r[0], r[1:]) for r in rings if len(r[0]) >= 4])
+        )
+        shapes.append((str(c.get("properties", {}).get("name", "")), shape))
+    boxes = np.array([[*a.min(axis=0), *a.max(axis=0)] for a in arcs])
+    return arcs, boxes, uses, shapes
+
+
+def context_layer(
+    bounds: tuple[float, float, float, float], *, margin_deg: float = 2.0
+) -> dict[str, Any]:
+    """Borders, coastlines and country names around lon/lat `bounds` (plus `margin_deg`).
+
+    Returns
+    -------
+    dict
+        ``borders`` (lines shared by two countries) and ``coasts`` (lines of
+        one: coasts and the edge of land), each a list of ``(lon, lat)`` arrays
+        clipped to the box, and ``names``: ``(name, lon, lat)`` of each country
+        that takes a fair part of the box, at a point inside it.
+    """
+    arcs, boxes, uses, shapes = _world()
+    minx, miny, maxx, maxy = bounds
+    box = (minx - margin_deg, miny - margin_deg, maxx + margin_deg, maxy + margin_deg)
+    rect = shapely.box(*box)
+    names = []
+    for name, shape in shapes:
+        if not shapely.intersects(shape, rect):
+            continue
+        part = shapely.intersection(shape, rect)
+        if part.area >= 0.04 * rect.area:
+            pt = part.point_on_surface()
+            names.append((name, pt.x, pt.y))
+    near = np.flatnonzero(
+        (boxes[:, 0] <= box[2]) & (boxes[:, 2] >= box[0]) & (boxes[:, 1] <= box[3])
+        & (boxes[:, 3] >= box[1])
+    )  # fmt: skip
+    borders: list[np.ndarray] = []
+    coasts: list[np.ndarray] = []
+    for i in near.tolist():
+        if len(arcs[i]) < 2:
+            continue
+        clipped = shapely.clip_by_rect(shapely.LineString(arcs[i]), *box)
+        for g in shapely.get_parts(clipped):
+            if g.geom_type == "LineString" and not g.is_empty:
+                (borders if uses[i] >= 2 else coasts).append(np.asarray(g.coords))
+    return {"borders": borders, "coasts": coasts, "names": names}
