@@ -21,6 +21,7 @@ def default_graph(places: gpd.GeoDataFrame) -> nx.MultiDiGraph:
 
 @pytest.fixture(scope="session")
 def default_risk(default_graph: nx.MultiDiGraph) -> cr.RiskResult:
+    """The embedded scenario scored as `convoyrisk map` scores it (with its base rates)."""
     table = cr.read_incidents()
     snapped = cr.snap_incidents(default_graph, table.incidents)
-    return cr.score_segments(default_graph, snapped)
+    return cr.score_segments(default_graph, snapped, base_rates=cr.settings.default_base_rates())

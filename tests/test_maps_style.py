@@ -29,8 +29,8 @@ from convoyrisk.maps import (
     segment_runs,
 )
 from convoyrisk.risk import RISK_CLASSES
-from tests.conftest import lines_graph
-from tests.mapdata import decode_lines, map_data
+from .helpers.graphs import lines_graph
+from .helpers.mapdata import decode_lines, map_data
 
 OLD_PALETTE = {"low": "#1a9850", "elevated": "#e6b400", "high": "#f46d43", "severe": "#a50026"}
 CVD = ("protanomaly", "deuteranomaly", "tritanomaly")
@@ -147,7 +147,7 @@ def split_road() -> tuple:
     rates = np.r_[[0.0001] * 4, [0.05] * 3, [0.0001] * 3]
     segs = risk.segments.sort_values("start_m").reset_index(drop=True)
     segs["rate"], segs["rate_low"], segs["rate_high"] = rates, rates / 2, rates * 2
-    segs["risk_class"] = cr.risk.classify(rates, risk.params.class_thresholds)
+    segs["risk_class"] = cr.bayes.classify(rates, risk.params.class_thresholds)
     risk = cr.RiskResult(
         segments=segs,
         incidents=risk.incidents,
