@@ -152,7 +152,7 @@ def free_port() -> int:
 
 def test_no_network_is_one_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    with pytest.raises(FetchError, match="Cannot reach 127.0.0.1"):
+    with pytest.raises(FetchError, match=r"Cannot reach 127\.0\.0\.1"):
         fetch_acled("Mali", "2023-01-01", api_url=url, http=quick())
 
 
