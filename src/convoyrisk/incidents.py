@@ -490,6 +490,11 @@ def parse_geopoints(values: pd.Series) -> pd.DataFrame:
     return out
 
 
+def _as_text(values: pd.Series) -> pd.Series:
+    """Numbers as text, "" where missing (as the CSV reader gives them)."""
+    return values.map(lambda v: "" if pd.isna(v) else str(v)).astype(object)
+
+
 def field_report_columns(frame: pd.DataFrame) -> pd.DataFrame:  # noqa: C901 - format by format
     """Give a KoBo or ODK form export ``latitude``, ``longitude`` and ``precision_m`` columns.
 
@@ -515,8 +520,8 @@ def field_report_columns(frame: pd.DataFrame) -> pd.DataFrame:  # noqa: C901 - f
 
     def from_points(name: str) -> pd.Series:
         points = parse_geopoints(frame[name])
-        frame["latitude"] = points["latitude"].astype(str).replace("nan", "")
-        frame["longitude"] = points["longitude"].astype(str).replace("nan", "")
+        frame["latitude"] = _as_text(points["latitude"])
+        frame["longitude"] = _as_text(points["longitude"])
         frame["_geopoint_bad"] = points["bad"]
         return points["accuracy"]
 
@@ -553,7 +558,7 @@ def field_report_columns(frame: pd.DataFrame) -> pd.DataFrame:  # noqa: C901 - f
                         frame = frame.drop(columns="location")
                     break
     if accuracy is not None and "precision_m" not in cols:
-        frame["precision_m"] = accuracy.astype(str).replace("nan", "")
+        frame["precision_m"] = _as_text(accuracy)
     return frame
 
 
