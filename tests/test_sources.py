@@ -68,11 +68,8 @@ def test_kobo_xlsx_export_with_geopoint_columns_and_zoned_times(tmp_path: Path) 
     assert inc.geometry.y.tolist() == [18.04, 17.9]
     assert inc.geometry.x.tolist() == [0.601, 0.5]
     assert inc["precision_m"].tolist() == [4.5, 25.0]  # GPS accuracy, metres
-    # 23:30 at UTC-5 is 04:30 UTC the next day; 08:00 at UTC+1 is 07:00 UTC
-    assert inc["date"].tolist() == [
-        pd.Timestamp("2023-11-05 04:30"),
-        pd.Timestamp("2023-11-04 07:00"),
-    ]
+    # 23:30 at UTC-5 is 04:30 UTC the next day; 08:00 at UTC+1 is 07:00 UTC: UTC days
+    assert inc["date"].tolist() == [pd.Timestamp("2023-11-05"), pd.Timestamp("2023-11-04")]
     assert inc["injured"].tolist() == [3.0, 0.0]
 
 
@@ -131,11 +128,12 @@ def test_dates_with_zones_each_row_alone(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     t = cr.read_incidents(path)
-    assert t.incidents["date"].dt.strftime("%Y-%m-%d %H:%M").tolist() == [
-        "2023-11-05 04:30",
-        "2023-11-03 23:30",
-        "2023-11-04 00:00",
-        "2023-11-04 10:00",
+    # UTC days: 04:30 the next day, 23:30 the day before, the plain day, 10:00
+    assert t.incidents["date"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2023-11-05",
+        "2023-11-03",
+        "2023-11-04",
+        "2023-11-04",
     ]
     assert t.rejects["row"].tolist() == [3]
 

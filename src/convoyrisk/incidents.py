@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -592,14 +593,15 @@ def parse_dates(values: pd.Series) -> pd.Series:
     Also ``DD-Mon-YYYY`` and ``Month DD, YYYY``; NaT where none fits (a bare
     year or month is not a day: NaT). A time with a zone or offset (as KoBo
     and ODK write ``start`` and ``end``) is converted to UTC; values without
-    one are taken as UTC.
+    one are taken as UTC. The result is the UTC day (the time is dropped), so
+    that reports of one event compare day with day.
 
     Examples
     --------
     >>> parse_dates(pd.Series(["2023-11-04", "04 November 2023", "soon"])).dt.day.tolist()
     [4.0, 4.0, nan]
     >>> parse_dates(pd.Series(["2023-11-04T23:30:00-05:00"])).dt.strftime("%Y-%m-%d %H:%M")[0]
-    '2023-11-05 04:30'
+    '2023-11-05 00:00'
     """
     text = values.astype(str).str.strip()
     iso_like = text.str.match(_ISO_DAY)
@@ -613,7 +615,7 @@ def parse_dates(values: pd.Series) -> pd.Series:
         if not todo.any():
             break
         out = out.fillna(pd.to_datetime(text.where(todo), format=fmt, errors="coerce"))
-    return out.astype("datetime64[ns]")
+    return out.astype("datetime64[ns]").dt.floor("D")
 
 
 def detect_dataset(columns: Iterable[str]) -> str:
@@ -955,29 +957,32 @@ def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' c
     into = gone_rows["head"].to_numpy()
     out = inc.copy()
     out["merged_rows"] = ""
-    row_name = (
-        pd.Series(label_names[label_code], dtype=str) + ":" + pd.Series(rows).astype(str)
+    row_name = np.asarray(
+        [f"{lab}:{r}" for lab, r in zip(label_names[label_code], rows, strict=True)]
         if several
-        else pd.Series(rows).astype(str)
+        else [str(r) for r in rows],
+        dtype=object,
     )
-    by_head = grp.groupby("head", sort=False)["member"]
-    heads = np.asarray(list(by_head.groups.keys()), dtype=np.int64)
-    texts = inc["source"].astype(str).str.strip().to_numpy()
-    out.loc[heads, "source"] = by_head.agg(
-        lambda m: "; ".join(dict.fromkeys(t for t in texts[m.to_numpy()] if t))
-    ).to_numpy()
-    out.loc[heads, "merged_rows"] = (
-        grp[grp["member"] != grp["head"]]
-        .groupby("head", sort=False)["member"]
-        .agg(lambda m: ";".join(row_name.to_numpy()[m.to_numpy()]))
-        .reindex(heads)
-        .to_numpy()
+    # each group's head comes first, then its members in order (a stable sort keeps it)
+    grp = grp.sort_values("head", kind="stable")
+    h = grp["head"].to_numpy()
+    m = grp["member"].to_numpy()
+    cuts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
+    heads = h[cuts]
+    texts = np.asarray(inc["source"].astype(str).str.strip(), dtype=object)
+    entries = (
+        np.asarray(inc["sources"].astype(str), dtype=object) if "sources" in inc.columns else None
     )
-    if "sources" in inc.columns:
-        entries = inc["sources"].astype(str).to_numpy()
-        out.loc[heads, "sources"] = by_head.agg(
-            lambda m: "; ".join(entries[m.to_numpy()])
-        ).to_numpy()
+    joined: dict[str, list[str]] = {"source": [], "merged_rows": [], "sources": []}
+    for a, b in itertools.pairwise(np.r_[cuts, len(h)]):
+        members = m[a:b]
+        joined["source"].append("; ".join(dict.fromkeys(t for t in texts[members] if t)))
+        joined["merged_rows"].append(";".join(row_name[members[1:]]))
+        if entries is not None:
+            joined["sources"].append("; ".join(entries[members]))
+    for col, values in joined.items():
+        if values:
+            out.loc[heads, col] = values
     for col in ("killed", "injured"):
         if col in inc.columns:
             values = inc[col].to_numpy(float)
