@@ -2,7 +2,9 @@
 
 The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 :mod:`~convoyrisk.network` (roads to a graph), :mod:`~convoyrisk.incidents`
-(reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
+(reading and checking incident tables), :mod:`~convoyrisk.sources` (several
+sources merged), :mod:`~convoyrisk.fetch` (ACLED and UCDP API clients),
+:mod:`~convoyrisk.snapping` (incidents
 onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 :mod:`~convoyrisk.routing` (alternatives and route risk) and
 :mod:`~convoyrisk.maps` (offline Folium maps).
@@ -10,6 +12,7 @@ onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import fetch, sources
 from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
@@ -41,6 +44,7 @@ from .routing import (
 )
 from .simulate import simulate_incidents
 from .snapping import snap_incidents
+from .sources import MergeRules, read_sources
 
 try:
     __version__ = version("convoyrisk")
@@ -51,6 +55,7 @@ __all__ = [
     "ConvoyRiskError",
     "IncidentTable",
     "InputError",
+    "MergeRules",
     "NoRouteError",
     "PlaceNotFoundError",
     "RiskParams",
@@ -60,6 +65,7 @@ __all__ = [
     "backtest",
     "chokepoints",
     "edges_gdf",
+    "fetch",
     "geocode",
     "graph_from_gdf",
     "graph_from_osm",
@@ -74,6 +80,7 @@ __all__ = [
     "read_incidents",
     "read_osm",
     "read_roads",
+    "read_sources",
     "read_tracks",
     "risk_map",
     "route_metrics",
@@ -85,5 +92,6 @@ __all__ = [
     "simulate_incidents",
     "snap_incidents",
     "snap_track",
+    "sources",
     "write_segments",
 ]

@@ -935,6 +935,7 @@ def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' c
             j[live],
             n,
             sort_keys=(rows, label_code, precision),
+            gaps=lambda a, b: (np.abs(when[a] - when[b]), np.hypot(*(xy[a] - xy[b]).T)),
             near=lambda a, b: (
                 (np.hypot(*(xy[a] - xy[b]).T) <= distance_m)
                 & (np.abs(when[a] - when[b]) <= days)
@@ -1068,9 +1069,15 @@ def _merge_pass(
     *,
     sort_keys: tuple[np.ndarray, ...],
     near: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    gaps: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     reporter: np.ndarray,
 ) -> pd.DataFrame:
-    """Groups of one pass: ``head`` and ``member`` rows (head first), at least two per group."""
+    """Groups of one pass: ``head`` and ``member`` rows (head first), at least two per group.
+
+    The head of a component is its first row by `sort_keys` (the most precise);
+    each other reporter joins with its report closest to the head (fewest days
+    apart, then fewest metres) among those `near` it.
+    """
     if not len(i):
         return pd.DataFrame({"head": [], "member": []}, dtype=np.int64)
     graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
@@ -1084,9 +1091,14 @@ def _merge_pass(
     starts = np.r_[True, comp_sorted[1:] != comp_sorted[:-1]]
     head = order[np.maximum.accumulate(np.where(starts, np.arange(m), 0))]
     close = near(order, head)
-    # one report per reporter (the first in order: the most precise)
-    first = ~pd.DataFrame({"c": comp_sorted, "r": reporter[order]}).duplicated().to_numpy()
-    picked = close & first
+    days_off, metres_off = gaps(order, head)
+    # one report per reporter: among those close to the head, the closest (the head itself first)
+    cand = np.flatnonzero(close)
+    rank = cand[np.lexsort((metres_off[cand], days_off[cand], order[cand] != head[cand]))]
+    rank = rank[np.lexsort((np.arange(len(rank)), comp_sorted[rank]))]  # by component, stable
+    first = ~pd.DataFrame({"c": comp_sorted[rank], "r": reporter[order[rank]]}).duplicated()
+    picked = np.zeros(m, dtype=bool)
+    picked[rank[first.to_numpy()]] = True
     size = np.bincount(comp_sorted[picked], minlength=n)
     keep = picked & (size[comp_sorted] >= 2)
     return pd.DataFrame({"head": head[keep], "member": order[keep]})
