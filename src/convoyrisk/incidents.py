@@ -46,7 +46,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -454,13 +453,6 @@ def header_names(path: str | Path) -> list[str]:
     return [n.strip().lower().lstrip("\ufeff") for n in names]
 
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_GEOPOINT = re.compile(
-    rf"^\s*({_NUMBER})[\s,;]+({_NUMBER})(?:\s+({_NUMBER}))?(?:\s+({_NUMBER}))?\s*$"
-)
-_GEOLOCATION = re.compile(rf"^\s*\[?\s*({_NUMBER})\s*[,\s]\s*({_NUMBER})\s*\]?\s*$")
-
-
 def parse_geopoints(values: pd.Series) -> pd.DataFrame:
     """Split ODK/KoBo geopoints ``"lat lon altitude accuracy"`` into numbers.
 
@@ -477,17 +469,19 @@ def parse_geopoints(values: pd.Series) -> pd.DataFrame:
      'bad': [False, False, True, False]}
     """
     text = values.astype(str).str.strip()
-    parts = text.str.extract(_GEOPOINT)
-    square = text.str.extract(_GEOLOCATION)
-    parts[0] = parts[0].fillna(square[0])
-    parts[1] = parts[1].fillna(square[1])
+    # "[lat, lon]" and "lat,lon" become "lat lon"; then at most four numbers split by blanks
+    plain = text.str.replace(r"^\[|\]$", "", regex=True).str.replace(r"\s*[,;]\s*", " ", regex=True)
+    parts = plain.str.split(n=4, expand=True).reindex(columns=range(5))
+    names = ("latitude", "longitude", "altitude", "accuracy")
     out = pd.DataFrame(
-        {
-            name: pd.to_numeric(parts[i], errors="coerce")
-            for i, name in enumerate(("latitude", "longitude", "altitude", "accuracy"))
-        }
+        {name: pd.to_numeric(parts[i], errors="coerce") for i, name in enumerate(names)}
     )
-    out["bad"] = (text != "") & (out["latitude"].isna() | out["longitude"].isna())
+    given = parts[[0, 1, 2, 3]].notna() & (parts[[0, 1, 2, 3]] != "")
+    unread = (given.to_numpy() & out[list(names)].isna().to_numpy()).any(axis=1)
+    out["bad"] = (text != "") & (
+        out["latitude"].isna() | out["longitude"].isna() | unread | parts[4].notna()
+    )
+    out.loc[out["bad"], list(names)] = np.nan
     return out
 
 
