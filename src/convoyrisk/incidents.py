@@ -510,7 +510,7 @@ def field_report_columns(frame: pd.DataFrame) -> pd.DataFrame:  # noqa: C901 - f
     cols = list(frame.columns)
     if "latitude" in cols and "longitude" in cols:
         return frame
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # copy-on-write: only new columns are made
     accuracy: pd.Series | None = None
 
     def from_points(name: str) -> pd.Series:
@@ -884,7 +884,7 @@ def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' c
     n = len(inc)
     several = "input" in inc.columns
     if n < 2 or (not several and table.dataset in {"acled", "ged"}):
-        out = inc.copy()
+        out = inc.copy(deep=False)
         out["merged_rows"] = ""
         return replace(table, incidents=out, merges=_merges_frame([]))
     groups = TYPE_GROUPS if type_groups is None else type_groups
@@ -942,7 +942,7 @@ def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' c
         parts.append(found)
         active[found["member"].to_numpy()] = False
     if not parts:
-        out = inc.copy()
+        out = inc.copy(deep=False)
         out["merged_rows"] = ""
         return replace(table, incidents=out, merges=_merges_frame([]))
 
@@ -950,7 +950,7 @@ def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' c
     gone_rows = grp[grp["member"] != grp["head"]]
     gone_idx = gone_rows["member"].to_numpy()
     into = gone_rows["head"].to_numpy()
-    out = inc.copy()
+    out = inc.copy(deep=False)  # copy-on-write: the columns written are copied
     out["merged_rows"] = ""
     row_name = np.asarray(
         [f"{lab}:{r}" for lab, r in zip(label_names[label_code], rows, strict=True)]

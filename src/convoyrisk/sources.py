@@ -210,14 +210,14 @@ def _combine(tables: list[IncidentTable], labels: list[str]) -> IncidentTable:
     incidents = []
     rejects = []
     for table, label in zip(tables, labels, strict=True):
-        inc = table.incidents.copy()
+        inc = table.incidents.copy(deep=False)  # copy-on-write: the input is not changed
         inc["input"] = label
         ids = inc["event_id"].astype(str).str.strip() if "event_id" in inc.columns else None
         row_id = "#" + inc["row"].astype(str)
         if "sources" not in inc.columns:
             inc["sources"] = label + ":" + (row_id if ids is None else ids.where(ids != "", row_id))
         incidents.append(inc)
-        rej = table.rejects.copy()
+        rej = table.rejects.copy(deep=False)
         rej.insert(0, "input", label)
         if "merged_into_input" not in rej.columns:
             rej["merged_into_input"] = pd.Series(
