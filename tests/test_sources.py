@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyproj import Geod
 
 import convoyrisk as cr
@@ -337,3 +339,38 @@ def test_filters_and_rejects_are_counted_per_input(tmp_path: Path) -> None:
         "merged": 0,
     }
     assert t.dataset == "mixed"
+
+
+CELLS = [
+    ["18.04", "18.041", "", "x", "95"],
+    ["0.6", "0.601", ""],
+    ["2023-11-04", "2023-11-05T23:30:00-05:00", "2023-11-04T10:00+99:00", ""],
+    ["IED", "ambush", ""],
+    ["A", "B", ""],
+]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    a=st.lists(st.tuples(*[st.sampled_from(v) for v in CELLS]), max_size=8),
+    b=st.lists(st.tuples(*[st.sampled_from(v) for v in CELLS]), max_size=8),
+)
+def test_every_row_of_every_input_is_accounted_for(
+    tmp_path_factory: pytest.TempPathFactory, a, b
+) -> None:
+    folder = tmp_path_factory.mktemp("s")
+    paths = []
+    for name, rows in (("one", a), ("two", b)):
+        path = folder / f"{name}.csv"
+        path.write_text(
+            "latitude,longitude,date,type,source\n" + "".join(",".join(r) + "\n" for r in rows),
+            encoding="utf-8",
+        )
+        paths.append(path)
+    t = read_sources(paths)
+    accounted(t)
+    per = counts_by_input(t)
+    assert per["rows"].tolist() == [len(a), len(b)]
+    merged = t.rejects[t.rejects["kind"] == "merged"]
+    kept = set(zip(t.incidents["input"], t.incidents["row"], strict=True))
+    assert set(zip(merged["merged_into_input"], merged["merged_into"], strict=True)) <= kept
