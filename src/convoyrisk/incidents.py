@@ -55,6 +55,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+from pyproj import Transformer
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -487,7 +488,7 @@ def parse_geopoints(values: pd.Series) -> pd.DataFrame:
 
 def _as_text(values: pd.Series) -> pd.Series:
     """Numbers as text, "" where missing (as the CSV reader gives them)."""
-    return values.map(lambda v: "" if pd.isna(v) else str(v)).astype(object)
+    return values.astype(str).astype(object).where(values.notna(), "")
 
 
 def field_report_columns(frame: pd.DataFrame) -> pd.DataFrame:  # noqa: C901 - format by format
@@ -890,28 +891,41 @@ def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' c
     groups = TYPE_GROUPS if type_groups is None else type_groups
     wild_types = {t.strip().lower() for t in any_type}
 
-    metric = inc.geometry.to_crs(inc.estimate_utm_crs())
-    xy = np.c_[metric.x.to_numpy(), metric.y.to_numpy()]
+    lon, lat = inc.geometry.x.to_numpy(), inc.geometry.y.to_numpy()
+    to_metres = Transformer.from_crs(inc.crs, inc.estimate_utm_crs(), always_xy=True)
+    xy = np.c_[to_metres.transform(lon, lat)]
     when = inc["date"].to_numpy("datetime64[ns]").astype("int64") / 86_400e9
-    kind = inc["type"].astype(str).str.strip().str.lower()
-    kind_code = pd.factorize(kind.map(lambda t: groups.get(t, t)))[0]
-    wild = kind.isin(wild_types).to_numpy()
+    # types, labels and sources: the work on their few distinct values, then integer codes
+    kind_ids, kind_names = pd.factorize(inc["type"].astype(str).str.strip().str.lower())
+    kind_code = pd.factorize(np.array([groups.get(k, k) for k in kind_names], dtype=object))[0]
+    kind_code = np.append(kind_code, -1)[kind_ids]
+    wild = np.append(np.isin(np.asarray(kind_names, dtype=object), list(wild_types)), False)[
+        kind_ids
+    ]
     label = inc["input"].astype(str).to_numpy() if several else np.full(n, "", dtype=object)
     label_code, label_names = pd.factorize(label)
     plain = (inc["dataset"].astype(str) == "plain").to_numpy()
-    src = inc["source"].astype(str).str.strip().str.lower().to_numpy()
-    reporter = pd.factorize(pd.Series(label) + "\x1f" + np.where(plain, src, ""))[0]
-    unknown = plain & (src == "")
+    src_ids, src_names = pd.factorize(inc["source"].astype(str).str.strip().str.lower())
+    src_code = np.where(plain, src_ids, -1)
+    reporter = label_code.astype(np.int64) * (len(src_names) + 2) + src_code + 1
+    unknown = plain & np.append(np.asarray(src_names, dtype=object) == "", False)[src_ids]
 
     def compatible(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         ok: np.ndarray = wild[a] | wild[b] | (kind_code[a] == kind_code[b])
         return ok
 
-    pairs = cKDTree(xy).query_pairs(distance_m, output_type="ndarray")
+    # candidates: a box of ±distance_m and ±days (time scaled to metres, Chebyshev distance),
+    # so the pairs found are already close in time; then the disc, types and reporters
+    scale = distance_m / days if days > 0 else distance_m * 1e3
+    pairs = cKDTree(np.c_[xy, when * scale]).query_pairs(
+        distance_m, p=np.inf, output_type="ndarray"
+    )
     i, j = pairs[:, 0], pairs[:, 1]
+    del pairs
+    disc = np.hypot(*(xy[i] - xy[j]).T) <= distance_m
+    i, j = i[disc], j[disc]
     same = (
         compatible(i, j)
-        & (np.abs(when[i] - when[j]) <= days)
         & (reporter[i] != reporter[j])
         & ~((label_code[i] == label_code[j]) & (unknown[i] | unknown[j]))
     )
@@ -952,12 +966,14 @@ def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' c
     into = gone_rows["head"].to_numpy()
     out = inc.copy(deep=False)  # copy-on-write: the columns written are copied
     out["merged_rows"] = ""
-    row_name = np.asarray(
-        [f"{lab}:{r}" for lab, r in zip(label_names[label_code], rows, strict=True)]
-        if several
-        else [str(r) for r in rows],
-        dtype=object,
-    )
+
+    def row_name(idx: np.ndarray) -> list[str]:
+        if several:
+            return [
+                f"{label_names[c]}:{r}" for c, r in zip(label_code[idx], rows[idx], strict=True)
+            ]
+        return [str(r) for r in rows[idx]]
+
     # each group's head comes first, then its members in order (a stable sort keeps it)
     grp = grp.sort_values("head", kind="stable")
     h = grp["head"].to_numpy()
@@ -972,7 +988,7 @@ def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' c
     for a, b in itertools.pairwise(np.r_[cuts, len(h)]):
         members = m[a:b]
         joined["source"].append("; ".join(dict.fromkeys(t for t in texts[members] if t)))
-        joined["merged_rows"].append(";".join(row_name[members[1:]]))
+        joined["merged_rows"].append(";".join(row_name(members[1:])))
         if entries is not None:
             joined["sources"].append("; ".join(entries[members]))
     for col, values in joined.items():
