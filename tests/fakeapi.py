@@ -77,6 +77,7 @@ class FakeApi:
     refuse_refresh: bool = False
     throttle: dict[int, str | None] = field(default_factory=dict)  # read number -> Retry-After
     fail_5xx: set[int] = field(default_factory=set)  # read numbers answered with 503
+    drop: set[int] = field(default_factory=set)  # read numbers whose connection is dropped
     forbid_read: bool = False
     requests: list[tuple[str, str, dict[str, str], str]] = field(default_factory=list)
     grants: list[str] = field(default_factory=list)
@@ -163,6 +164,10 @@ class _Handler(BaseHTTPRequestHandler):
             if api.reads in api.throttle:
                 wait = api.throttle.pop(api.reads)
                 self._send(429, {"error": "slow down"}, {"Retry-After": wait} if wait else {})
+                return
+            if api.reads in api.drop:
+                api.drop.discard(api.reads)
+                self.close_connection = True  # no answer at all: the client sees a reset
                 return
             if api.reads in api.fail_5xx:
                 api.fail_5xx.discard(api.reads)

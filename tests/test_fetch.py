@@ -108,6 +108,18 @@ def test_429_waits_as_told_and_5xx_backs_off() -> None:
     assert waits == [2.0, 0.01]  # Retry-After: 2, then the first backoff step
 
 
+def test_a_dropped_connection_is_retried() -> None:
+    api = twelve()
+    api.drop = {2}
+    waits = Waits()
+    with serve(api) as url:
+        got = fetch_acled(
+            "Mali", "2023-01-01", "2023-12-31", api_url=url, page_size=5, http=quick(waits)
+        )
+    assert len(got.rows) == 12
+    assert waits == [0.01]
+
+
 def test_retry_after_is_bounded_and_retries_end() -> None:
     api = twelve()
     api.throttle = {1: "3600", 2: None, 3: None, 4: None}

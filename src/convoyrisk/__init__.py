@@ -13,7 +13,7 @@ onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 from importlib.metadata import PackageNotFoundError, version
 
 from . import fetch, sources
-from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
+from ._errors import ConvoyRiskError, FetchError, InputError, NoRouteError, PlaceNotFoundError
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
 from .network import (
@@ -53,6 +53,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ConvoyRiskError",
+    "FetchError",
     "IncidentTable",
     "InputError",
     "MergeRules",

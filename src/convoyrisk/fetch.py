@@ -36,6 +36,7 @@ import csv
 import datetime as dt
 import email.utils
 import hashlib
+import http.client
 import json
 import os
 import time
@@ -216,7 +217,7 @@ class Http:
                     raise FetchError(msg) from exc
                 self.sleep(self._wait(exc.headers.get("Retry-After"), attempt))
                 continue
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 reason = getattr(exc, "reason", exc)
                 if attempt == self.retries or not _transient(reason):
                     msg = (
@@ -247,7 +248,10 @@ class Http:
 
 def _transient(reason: object) -> bool:
     """A dropped or reset connection is worth retrying; refused, unknown host, no route are not."""
-    return isinstance(reason, (TimeoutError, ConnectionResetError, ConnectionAbortedError))
+    return isinstance(
+        reason,
+        (TimeoutError, ConnectionResetError, ConnectionAbortedError, http.client.HTTPException),
+    )
 
 
 def _day(value: str | dt.date | None, name: str) -> str:
