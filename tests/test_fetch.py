@@ -321,3 +321,23 @@ def test_cli_fetch_no_network_is_one_line_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Cannot reach 127.0.0.1" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ucdp_update_asks_from_the_newest_date_and_replaces_by_id(tmp_path: Path) -> None:
+    api = FakeApi(ged=[ged_event(k, date=f"2023-0{k}-15") for k in range(1, 5)])
+    out = tmp_path / "ged.csv"
+    with serve(api) as url:
+        fetch_to_file("ucdp", country="Mali", since="2023-01-01", out=out, api_url=url)
+        revised = ged_event(4, date="2023-04-15")
+        revised["best"] = 9
+        api.ged[3] = revised
+        api.ged.append(ged_event(5, date="2023-05-02"))
+        n = len(api.requests)
+        s = fetch_to_file(
+            "ucdp", country="Mali", since="2023-01-01", out=out, api_url=url, update=True
+        )
+    assert all("StartDate=2023-04-15" in p for _, p, _, _ in api.requests[n:])
+    rows = {r["id"]: r for r in read_rows(out)}
+    assert sorted(rows) == [str(900_000 + k) for k in range(1, 6)]
+    assert rows["900004"]["best"] == "9"
+    assert (s.added, s.changed, s.deleted) == (1, 1, 0)

@@ -374,3 +374,14 @@ def test_every_row_of_every_input_is_accounted_for(
     merged = t.rejects[t.rejects["kind"] == "merged"]
     kept = set(zip(t.incidents["input"], t.incidents["row"], strict=True))
     assert set(zip(merged["merged_into_input"], merged["merged_into"], strict=True)) <= kept
+
+
+def test_tables_and_checked_tables_are_inputs_too(tmp_path: Path) -> None:
+    raw = pd.DataFrame(
+        {"lat": ["18.04"], "lon": ["0.601"], "date": ["2023-11-04"], "type": ["IED"]}
+    )
+    checked = cr.read_incidents(write_csv(tmp_path / "a.csv", ACLED_HEADER, [acled_row()]))
+    t = read_sources([raw, checked], columns={"latitude": "lat", "longitude": "lon"})
+    assert list(t.inputs) == ["table1", "acled"]
+    assert t.incidents["sources"].tolist() == ["table1:#1; acled:MLI1"]
+    assert "input" not in checked.incidents.columns  # the caller's table is left as it was
