@@ -151,6 +151,7 @@ def read_sources(
         )
         raise InputError(msg)
     combined = _combine(tables, labels)
+    del tables  # the inputs' own tables are copied into `combined`: free them before merging
     if not rules.merge:
         return combined
     return merge_duplicates(
