@@ -675,10 +675,11 @@ def apply_update(
     >>> [r["v"] for r in rows], n
     (['B', 'c'], [1, 1, 1])
     """
-    by_id = {r.get(key, ""): r for r in old}
-    added = sum(1 for r in new if r.get(key, "") not in by_id)
-    changed = len(new) - added
-    by_id.update({r.get(key, ""): r for r in new})
+    by_id = {r.get(key) or f"\0old{k}": r for k, r in enumerate(old)}  # a row without id stays
+    fresh = {r.get(key) or f"\0new{k}": r for k, r in enumerate(new)}
+    added = sum(1 for k in fresh if k not in by_id)
+    changed = len(fresh) - added
+    by_id.update(fresh)
     gone = {d for d in deleted if d in by_id}
     rows = [r for k, r in by_id.items() if k not in gone]
     return rows, added, changed, len(gone)
@@ -761,7 +762,14 @@ def fetch_to_file(
         header, old = read_csv_rows(out)
     common: dict[str, Any] = {"cache": cache, "http": http, "progress": progress}
     if source == "acled":
-        stamps = [int(float(r["timestamp"])) for r in old if r.get("timestamp", "").strip()]
+        try:
+            stamps = [int(float(r["timestamp"])) for r in old if r.get("timestamp", "").strip()]
+        except ValueError as exc:
+            msg = (
+                f"{out} has a `timestamp` that is not a number ({exc}): fetch it again "
+                "without `--update`."
+            )
+            raise InputError(msg) from exc
         fetched = fetch_acled(
             country,
             since,
