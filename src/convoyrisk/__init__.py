@@ -2,11 +2,11 @@
 
 The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 :mod:`~convoyrisk.network` (roads to a graph), :mod:`~convoyrisk.incidents`
-(reading and checking incident tables), :mod:`~convoyrisk.fieldreports` (KoBo/ODK
-geopoints), :mod:`~convoyrisk.sources` (several sources merged), :mod:`~convoyrisk.fetch` (ACLED and UCDP API clients),
-:mod:`~convoyrisk.snapping` (incidents
-onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
-:mod:`~convoyrisk.routing` (alternatives and route risk) and
+(reading and checking incident tables), :mod:`~convoyrisk.fieldreports`
+(KoBo/ODK geopoints), :mod:`~convoyrisk.sources` (several sources merged),
+:mod:`~convoyrisk.fetch` (ACLED and UCDP API clients),
+:mod:`~convoyrisk.snapping` (incidents onto roads), :mod:`~convoyrisk.risk`
+(per-segment risk), :mod:`~convoyrisk.routing` (alternatives and route risk) and
 :mod:`~convoyrisk.maps` (offline Folium maps).
 """
 
