@@ -175,11 +175,16 @@ def test_snap_incidents_a_directory_as_a_process(tmp_path: Path) -> None:
     assert_one_line_error(proc, "is a directory", "--incidents")
 
 
-def test_snap_incidents_a_spreadsheet(tmp_path: Path) -> None:
+def test_snap_incidents_a_broken_spreadsheet(tmp_path: Path) -> None:
     book = tmp_path / "acled.xlsx"
     book.write_bytes(b"PK\x03\x04 not really")
     assert_one_line_error(
-        cli("snap", "--incidents", str(book), "--out", str(tmp_path / "p.csv")), "CSV"
+        cli("snap", "--incidents", str(book), "--out", str(tmp_path / "p.csv")), "acled.xlsx"
+    )
+    old = tmp_path / "acled.ods"
+    old.write_bytes(b"not really")
+    assert_one_line_error(
+        cli("snap", "--incidents", str(old), "--out", str(tmp_path / "p.csv")), ".xlsx or CSV"
     )
 
 

@@ -2,9 +2,11 @@
 
 The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 :mod:`~convoyrisk.network` (roads to a graph), :mod:`~convoyrisk.incidents`
-(reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
-onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
-:mod:`~convoyrisk.routing` (alternatives and route risk) and
+(reading and checking incident tables), :mod:`~convoyrisk.fieldreports`
+(KoBo/ODK geopoints), :mod:`~convoyrisk.sources` (several sources merged),
+:mod:`~convoyrisk.fetch` (ACLED and UCDP API clients),
+:mod:`~convoyrisk.snapping` (incidents onto roads), :mod:`~convoyrisk.risk`
+(per-segment risk), :mod:`~convoyrisk.routing` (alternatives and route risk) and
 :mod:`~convoyrisk.maps` (offline Folium maps); :mod:`~convoyrisk.pipeline` does them all in
 one call (:func:`run`); :mod:`~convoyrisk.backtest` (hit rate, PAI and calibration) and
 :mod:`~convoyrisk.simulate` (worlds with a known truth) judge the risk model.
@@ -12,7 +14,8 @@ one call (:func:`run`); :mod:`~convoyrisk.backtest` (hit rate, PAI and calibrati
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
+from . import fetch, sources
+from ._errors import ConvoyRiskError, FetchError, InputError, NoRouteError, PlaceNotFoundError
 from .backtest import backtest
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
@@ -45,6 +48,7 @@ from .routing import (
 )
 from .simulate import desert_network, simulate_world
 from .snapping import snap_incidents
+from .sources import MergeRules, read_sources
 
 try:
     __version__ = version("convoyrisk")
@@ -54,8 +58,10 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "Briefing",
     "ConvoyRiskError",
+    "FetchError",
     "IncidentTable",
     "InputError",
+    "MergeRules",
     "NoRouteError",
     "Pace",
     "PlaceNotFoundError",
@@ -68,6 +74,7 @@ __all__ = [
     "chokepoints",
     "desert_network",
     "edges_gdf",
+    "fetch",
     "geocode",
     "graph_from_gdf",
     "graph_from_osm",
@@ -82,6 +89,7 @@ __all__ = [
     "read_incidents",
     "read_osm",
     "read_roads",
+    "read_sources",
     "read_tracks",
     "risk_map",
     "route_metrics",
@@ -94,5 +102,6 @@ __all__ = [
     "simulate_world",
     "snap_incidents",
     "snap_track",
+    "sources",
     "write_segments",
 ]

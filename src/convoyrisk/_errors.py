@@ -26,3 +26,7 @@ class PlaceNotFoundError(ConvoyRiskError, LookupError):
 
 class NoRouteError(ConvoyRiskError):
     """No route joins the two places on the network."""
+
+
+class FetchError(ConvoyRiskError):
+    """Downloading from a data source failed: a credential, the network or the server."""

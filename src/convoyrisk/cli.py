@@ -1366,3 +1366,93 @@ for _cmd in (routes_cmd, map_cmd, score_cmd):
             help="Go on when no incident is usable (the risk is then the prior alone).",
         )
     )
+
+
+# --- fetch: ACLED and UCDP APIs to CSV files that read like their exports -------------------
+
+
+@main.group("fetch")
+def fetch_group() -> None:
+    """Download incidents from ACLED or UCDP GED into a CSV that reads like an export.
+
+    Credentials come from the environment only: ACLED_USERNAME and ACLED_PASSWORD
+    (ACLED), UCDP_TOKEN (UCDP). ACLED's terms forbid redistributing its rows: the
+    file is yours, not to be shared.
+    """
+
+
+def _fetch_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("--country", required=True, help="Country name, e.g. Mali."),
+            click.option("--since", required=True, help="First event date, YYYY-MM-DD."),
+            click.option("--until", default=None, help="Last event date, YYYY-MM-DD (today)."),
+            click.option(
+                "--out",
+                required=True,
+                type=click.Path(dir_okay=False, path_type=Path),
+                help="CSV to write (atomically, once every page is in).",
+            ),
+            click.option("--api-url", default=None, help="Another API root (a mirror)."),
+            click.option(
+                "--update",
+                is_flag=True,
+                help="Fetch only what changed since --out was written, and apply deletions.",
+            ),
+            click.option(
+                "--no-cache", is_flag=True, help="Download even if this query is in the cache."
+            ),
+            click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _fetch(source: str, opts: dict[str, Any], **extra: Any) -> None:  # noqa: ANN401
+    from .fetch import fetch_to_file  # noqa: PLC0415 - only this command needs it
+
+    quiet = bool(opts.get("quiet"))
+
+    def page_done(page: int, events: int, total: int | None) -> None:
+        of = f"/{total}" if total else ""
+        click.echo(f"{source}: page {page}{of}, {events} events so far", err=True)
+
+    summary = fetch_to_file(
+        source,
+        country=opts["country"],
+        since=opts["since"],
+        until=opts["until"],
+        out=opts["out"],
+        update=opts["update"],
+        api_url=opts["api_url"],
+        cache=not opts["no_cache"],
+        progress=None if quiet else page_done,
+        **extra,
+    )
+    if quiet:
+        return
+    how = "from the cache" if summary.from_cache else f"{summary.pages} page(s) downloaded"
+    change = (
+        f"; {summary.added} added, {summary.changed} changed, {summary.deleted} deleted"
+        if opts["update"]
+        else ""
+    )
+    click.echo(f"{summary.events} {source} events ({how}{change}) written to {summary.path}")
+
+
+@fetch_group.command("acled")
+@_fetch_options
+@_handle_errors
+def fetch_acled_cmd(**opts: Any) -> None:  # noqa: ANN401 - click passes options
+    """ACLED events (OAuth login with ACLED_USERNAME / ACLED_PASSWORD)."""
+    _fetch("acled", opts)
+
+
+@fetch_group.command("ucdp")
+@_fetch_options
+@click.option("--ged-version", default=None, help="GED release (default: the library's, 25.1).")
+@_handle_errors
+def fetch_ucdp_cmd(ged_version: str | None, **opts: Any) -> None:  # noqa: ANN401 - click options
+    """UCDP GED events (token in UCDP_TOKEN); --country takes a name or a Gleditsch–Ward code."""
+    _fetch("ucdp", opts, **({"version": ged_version} if ged_version else {}))

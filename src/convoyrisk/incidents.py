@@ -25,6 +25,17 @@ plain table
     ``source``, ``notes``, ``location`` and ``event_id``; other names through
     `columns`. GeoJSON and GeoPackage point layers carry the same properties.
 
+field report (KoBoToolbox, ODK Central)
+    A plain table from a form export (``.csv`` or ``.xlsx``) whose position is a
+    geopoint: the columns KoBo writes (``_<question>_latitude``,
+    ``_<question>_longitude``, ``_<question>_precision``), the ones ODK Central
+    writes (``<question>-Latitude``, ``-Longitude``, ``-Accuracy``), a
+    ``_geolocation`` column (``[lat, lon]``), or the geopoint itself, ``"lat lon
+    altitude accuracy"`` (a column named ``geopoint``, ``gps`` or ``location``,
+    or any column mapped with ``columns={"geopoint": ...}``). The GPS accuracy
+    (metres) becomes ``precision_m``. See
+    :func:`convoyrisk.fieldreports.field_report_columns`.
+
 Every input row ends up either in the incidents or in the rejects with its
 1-based ``row`` number, a ``kind`` ("rejected": unusable; "excluded": left out
 by a filter or as too coarse; "merged": a duplicate report, see
@@ -35,21 +46,28 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+from pyproj import Transformer
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError, MissingInputError
+from .fieldreports import field_report_columns
 from .utils import Progress
+
+if TYPE_CHECKING:
+    from .sources import MergeRules
 
 PRECISION_RADIUS_M: dict[int, float] = {1: 2_000.0, 2: 15_000.0, 3: 50_000.0}
 """Default uncertainty radius for ACLED ``geo_precision`` codes when a row gives
@@ -94,6 +112,39 @@ KNOWN_COLUMNS = (
 CHUNK_ROWS = 100_000
 """Rows read at a time from a CSV file."""
 
+EXCEL_SUFFIXES = frozenset({".xlsx", ".xlsm"})
+"""Spreadsheets read with openpyxl (the first sheet: KoBo and ODK put the main table there)."""
+
+TYPE_GROUPS: dict[str, str] = {
+    "remote explosive/landmine/ied": "explosive device",
+    "ied": "explosive device",
+    "landmine": "explosive device",
+    "mine": "explosive device",
+    "explosive device": "explosive device",
+    "remote explosive": "explosive device",
+    "armed clash": "armed clash",
+    "clash": "armed clash",
+    "ambush": "armed clash",
+    "attack": "attack",
+    "shelling/artillery/missile attack": "shelling",
+    "shelling": "shelling",
+    "artillery": "shelling",
+    "mortar": "shelling",
+    "air/drone strike": "air or drone strike",
+    "airstrike": "air or drone strike",
+    "drone strike": "air or drone strike",
+    "suicide bomb": "suicide bomb",
+    "abduction/forced disappearance": "abduction",
+    "abduction": "abduction",
+    "kidnapping": "abduction",
+}
+"""Event types (case aside) that name the same kind of event, for :func:`merge_duplicates`:
+ACLED's sub-event types and the words field logs use. A type not listed is its own kind."""
+
+ANY_TYPE = frozenset({"", "state-based", "non-state", "one-sided"})
+"""Types compatible with any other in :func:`merge_duplicates`: no type, and UCDP GED's
+types of violence (GED codes who fought, not how, so any event type may be one of them)."""
+
 _ACLED_RENAME = {
     "event_id_cnty": "event_id",
     "event_date": "date",
@@ -132,13 +183,22 @@ class IncidentTable:
     n_input
         Number of data rows read; ``len(incidents) + len(rejects) == n_input``.
     dataset
-        "acled", "ged" or "plain": the kind of table, from its header.
+        "acled", "ged" or "plain": the kind of table, from its header ("mixed"
+        for several inputs of different kinds).
+    merges
+        One row per report merged into another (see :func:`merge_duplicates`),
+        or None if no merging was done.
+    inputs
+        Rows read per input (its label to the count), for tables read from
+        several inputs (:func:`convoyrisk.sources.read_sources`); empty otherwise.
     """
 
     incidents: gpd.GeoDataFrame
     rejects: pd.DataFrame
     n_input: int
     dataset: str = "plain"
+    merges: pd.DataFrame | None = None
+    inputs: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Rows per outcome: "incidents" and each rejects ``kind`` (they add up to n_input)."""
@@ -197,21 +257,29 @@ class Filters:
         )
 
 
-def read_incidents(
-    path: str | Path | None = None,
+IncidentSource = str | Path | pd.DataFrame | IncidentTable
+"""One input of incidents: a file, a table as read (raw columns), or a checked table."""
+
+
+def read_incidents(  # noqa: C901 - one branch per kind of input
+    path: IncidentSource | Sequence[IncidentSource] | None = None,
     *,
     columns: Mapping[str, str] | None = None,
     filters: Filters | None = None,
     chunk_rows: int = CHUNK_ROWS,
     require_dates: bool = True,
     progress: Progress | None = None,
+    rules: MergeRules | None = None,
 ) -> IncidentTable:
-    """Read incidents from an ACLED or UCDP GED export, a plain CSV, GeoJSON or GeoPackage.
+    """Read incidents from an ACLED or UCDP GED export, a plain CSV, spreadsheet or GIS layer.
 
     Parameters
     ----------
     path
-        The file; the embedded November 2023 incidents if None.
+        The file (CSV, ``.xlsx``, GeoJSON, GeoPackage); the embedded November
+        2023 incidents if None. A list of files or tables reads them all as
+        one run and merges the reports of one event across them: see
+        :func:`convoyrisk.sources.read_sources`, which this then calls.
     columns
         Our column name to the file's, for names that differ, e.g.
         ``{"latitude": "lat", "longitude": "lon", "date": "day"}``.
@@ -224,6 +292,9 @@ def read_incidents(
     progress
         Called as ``progress("reading incidents", bytes_read, file_bytes)`` after
         each CSV chunk.
+    rules
+        How reports of one event are merged, for a list of inputs (the
+        defaults of :class:`convoyrisk.sources.MergeRules` if None).
 
     Raises
     ------
@@ -232,6 +303,21 @@ def read_incidents(
     InputError
         If it cannot be parsed or lacks the required columns.
     """
+    if isinstance(path, Sequence) and not isinstance(path, str):
+        from .sources import read_sources  # noqa: PLC0415 - sources builds on this module
+
+        return read_sources(
+            path,
+            columns=columns,
+            filters=filters,
+            rules=rules,
+            chunk_rows=chunk_rows,
+            progress=progress,
+        )
+    if isinstance(path, IncidentTable):
+        return path
+    if isinstance(path, pd.DataFrame):
+        return validate_incidents(path, columns=columns, filters=filters)
     path = Path(path) if path is not None else settings.default_incidents()
     if not path.exists():
         msg = f"Incident file {path} does not exist: pass an existing file with `--incidents`."
@@ -242,14 +328,16 @@ def read_incidents(
             "with `--incidents`, once per file."
         )
         raise InputError(msg)
-    if path.suffix.lower() in {".xlsx", ".xls", ".ods"}:
+    if path.suffix.lower() in {".xls", ".ods"}:
         msg = (
-            f"Incident file {path} is a spreadsheet, which is not supported: save the sheet "
-            "as CSV (UTF-8) and pass that."
+            f"Incident file {path} is an old or OpenDocument spreadsheet, which is not "
+            "supported: save the sheet as .xlsx or CSV (UTF-8) and pass that."
         )
         raise InputError(msg)
     if path.suffix.lower() in {".csv", ".txt", ".tsv"}:
         chunks = _read_csv_chunks(path, chunk_rows, progress)
+    elif path.suffix.lower() in EXCEL_SUFFIXES:
+        chunks = iter([_read_excel(path)])
     else:
         chunks = iter([_read_points(path)])
     parts: list[IncidentTable] = []
@@ -346,6 +434,63 @@ def _read_csv_chunks(
         raise InputError(msg) from exc
 
 
+def _read_excel(path: Path, *, rows: int | None = None) -> pd.DataFrame:
+    """The first sheet of a spreadsheet, every cell as text ("" when empty)."""
+    try:
+        frame = pd.read_excel(
+            path, sheet_name=0, dtype=str, keep_default_na=False, nrows=rows, engine="openpyxl"
+        )
+    except ImportError as exc:  # pragma: no cover - openpyxl is a dependency
+        msg = f"Reading {path} needs openpyxl: `pip install openpyxl`."
+        raise InputError(msg) from exc
+    except Exception as exc:  # openpyxl raises many kinds (zipfile, KeyError, ValueError...)
+        msg = (
+            f"Cannot read incident spreadsheet {path} ({type(exc).__name__}): save it as .xlsx "
+            "from Excel or LibreOffice, or export the form as CSV."
+        )
+        raise InputError(msg) from exc
+    return frame.fillna("")
+
+
+def header_names(path: str | Path) -> list[str]:
+    """Column names of an incident file as the readers see them (stripped, lower case).
+
+    Parameters
+    ----------
+    path
+        A CSV, spreadsheet, GeoJSON or GeoPackage file.
+
+    Raises
+    ------
+    MissingInputError
+        If the file does not exist.
+    InputError
+        If it cannot be read.
+    """
+    path = Path(path)
+    if not path.exists():
+        msg = f"Incident file {path} does not exist: pass an existing file with `--incidents`."
+        raise MissingInputError(msg)
+    suffix = path.suffix.lower()
+    if suffix in {".csv", ".txt", ".tsv"}:
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                header = f.readline()
+        except UnicodeDecodeError as exc:
+            msg = f"Incident file {path} is not UTF-8 text: save it as UTF-8 CSV."
+            raise InputError(msg) from exc
+        names = next(csv.reader(io.StringIO(header), delimiter=_delimiter(header)), [])
+    elif suffix in EXCEL_SUFFIXES:
+        names = [str(c) for c in _read_excel(path, rows=0).columns]
+    else:
+        try:
+            names = [str(c) for c in pyogrio.read_info(path)["fields"]] + ["latitude", "longitude"]
+        except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            msg = f"Cannot read incident file {path}: pass a CSV, GeoJSON or GeoPackage of points."
+            raise InputError(msg) from exc
+    return [n.strip().lower().lstrip("\ufeff") for n in names]
+
+
 def _read_points(path: Path) -> pd.DataFrame:
     try:
         gdf = gpd.read_file(path, engine="pyogrio")
@@ -386,24 +531,31 @@ def parse_dates(values: pd.Series) -> pd.Series:
     """Parse ISO 8601 (``YYYY-MM-DD``, with a time or not) or ``DD Month YYYY`` dates.
 
     Also ``DD-Mon-YYYY`` and ``Month DD, YYYY``; NaT where none fits (a bare
-    year or month is not a day: NaT).
+    year or month is not a day: NaT). A time with a zone or offset (as KoBo
+    and ODK write ``start`` and ``end``) is converted to UTC; values without
+    one are taken as UTC. The result is the UTC day (the time is dropped), so
+    that reports of one event compare day with day.
 
     Examples
     --------
     >>> parse_dates(pd.Series(["2023-11-04", "04 November 2023", "soon"])).dt.day.tolist()
     [4.0, 4.0, nan]
+    >>> parse_dates(pd.Series(["2023-11-04T23:30:00-05:00"])).dt.strftime("%Y-%m-%d %H:%M")[0]
+    '2023-11-05 00:00'
     """
     text = values.astype(str).str.strip()
     iso_like = text.str.match(_ISO_DAY)
-    out = pd.to_datetime(text.where(iso_like), format="ISO8601", errors="coerce")
-    if getattr(out.dt, "tz", None) is not None:
-        out = out.dt.tz_convert(None)
+    # utc=True: offsets (a form's "2023-11-04T23:30:00-05:00") become UTC, several offsets in
+    # one column are fine, naive values are taken as UTC; a bad one is NaT, not an error
+    out = pd.to_datetime(
+        text.where(iso_like), format="ISO8601", errors="coerce", utc=True
+    ).dt.tz_convert(None)
     for fmt in _DAY_FORMATS:
         todo = out.isna() & ~iso_like
         if not todo.any():
             break
         out = out.fillna(pd.to_datetime(text.where(todo), format=fmt, errors="coerce"))
-    return out.astype("datetime64[ns]")
+    return out.astype("datetime64[ns]").dt.floor("D")
 
 
 def detect_dataset(columns: Iterable[str]) -> str:
@@ -494,13 +646,15 @@ def validate_incidents(  # noqa: C901, PLR0912, PLR0915 - one check after anothe
         )
     dataset = detect_dataset(frame.columns)
     frame = _canonical(frame, dataset)
+    if dataset == "plain":
+        frame = field_report_columns(frame)
     required = ("latitude", "longitude", "date") if require_dates else ("latitude", "longitude")
     missing = [c for c in required if c not in frame.columns]
     if missing:
         msg = (
             f"Incident file {source} lacks column(s) {', '.join(missing)}: a plain table needs "
-            "latitude, longitude and date (YYYY-MM-DD); map other names with `columns` "
-            "(`--column latitude=lat`)."
+            "latitude, longitude (or a geopoint) and date (YYYY-MM-DD); map other names with "
+            "`columns` (`--column latitude=lat`, `--column geopoint=gps`, `--column date=today`)."
         )
         raise InputError(msg)
     frame = frame.reset_index(drop=True)
@@ -518,6 +672,8 @@ def validate_incidents(  # noqa: C901, PLR0912, PLR0915 - one check after anothe
             return frame[name].astype(str).str.strip()
         return pd.Series("", index=frame.index, dtype=object)
 
+    if "_geopoint_bad" in frame.columns:
+        flag(frame["_geopoint_bad"].astype(bool), "geopoint is not 'lat lon altitude accuracy'")
     lat = pd.to_numeric(text_col("latitude"), errors="coerce")
     lon = pd.to_numeric(text_col("longitude"), errors="coerce")
     flag(lat.isna() | lon.isna(), "latitude or longitude missing or not a number")
@@ -634,107 +790,321 @@ def _precision(
     return radius, code, code_name
 
 
-def merge_duplicates(  # noqa: PLR0915 - grouping, then one group at a time
+def merge_duplicates(  # noqa: C901, PLR0915 - pairs, passes, then the groups' columns
     table: IncidentTable,
     *,
     distance_m: float = 2_000.0,
     days: float = 1.0,
+    type_groups: Mapping[str, str] | None = None,
+    any_type: Iterable[str] = ANY_TYPE,
 ) -> IncidentTable:
     """Merge reports of one event from several sources into one incident.
 
-    Two incidents are reports of the same event when they have the same
-    ``type`` (case aside), lie within `distance_m` of each other, are dated
-    within `days`, and come from different, known sources (two rows of the
-    same source are two events it reported; so are two rows of an ACLED or
-    GED export, which those datasets already de-duplicate). Reports join
-    through chains of such pairs, but each must be within the window of the
-    report kept, and a group takes at most one report per source.
+    Two incidents are reports of the same event when their types are
+    compatible, they lie within `distance_m` of each other, are dated within
+    `days`, and come from different reporters. Types are compatible when they
+    are the same (case aside), belong to one group of `type_groups`
+    (:data:`TYPE_GROUPS`: ACLED's "Remote explosive/landmine/IED" and a field
+    log's "IED"), or one of them is in `any_type` (no type, or a UCDP GED
+    type of violence). The reporter of a row is its input (the ``input``
+    column that :func:`convoyrisk.sources.read_sources` sets) and, in a plain
+    table, its ``source``: two rows of one reporter are two events it
+    reported, so two rows of one ACLED or GED export (those datasets already
+    de-duplicate) never merge, nor do two rows of one plain table when either
+    has no ``source``. Reports join through chains of such pairs, but each must
+    be within the window of the report kept and compatible with it, and a
+    group takes at most one report per reporter.
 
-    The report kept is the most precise (smallest ``precision_m``, then the
-    first row); it gets every report's source in ``source`` (joined with "; "),
-    the others' rows in ``merged_rows``, and the largest ``killed`` and
-    ``injured``. The others move to the rejects as kind "merged" with
-    ``merged_into`` set to the kept row.
+    The report kept has the most precise location (smallest ``precision_m``,
+    then the earlier input, then the first row). It takes the date of the
+    report with the most precise date (smallest ``date_precision``, ACLED's
+    ``time_precision`` or GED's ``date_prec``; a row without one counts as an
+    exact day), every report's source in ``source`` ("; "-joined), every
+    report's ``sources`` entry (if the column exists), the others' rows in
+    ``merged_rows`` (``input:row`` for several inputs) and the largest
+    ``killed`` and ``injured``. The others move to the rejects as kind
+    "merged" with ``merged_into`` (and ``merged_into_input``) naming the row
+    kept; :attr:`IncidentTable.merges` lists each with its distance and days
+    from the row kept.
+
+    Parameters
+    ----------
+    table
+        Checked incidents (one input, or several with an ``input`` column).
+    distance_m
+        Largest distance between two reports of one event, metres.
+    days
+        Largest difference between their dates, days.
+    type_groups
+        Type (lower case) to the name of its group; :data:`TYPE_GROUPS` if None.
+    any_type
+        Types (lower case) compatible with every type.
     """
     inc = table.incidents.reset_index(drop=True)
-    if len(inc) < 2 or table.dataset in {"acled", "ged"}:
-        out = inc.copy()
+    n = len(inc)
+    several = "input" in inc.columns
+    if n < 2 or (not several and table.dataset in {"acled", "ged"}):
+        out = inc.copy(deep=False)
         out["merged_rows"] = ""
-        return IncidentTable(out, table.rejects, table.n_input, table.dataset)
-    metric = inc.geometry.to_crs(inc.estimate_utm_crs())
-    xy = np.c_[metric.x.to_numpy(), metric.y.to_numpy()]
-    pairs = cKDTree(xy).query_pairs(distance_m, output_type="ndarray")
-    kinds = inc["type"].astype(str).str.strip().str.lower().to_numpy()
-    sources = inc["source"].astype(str).str.strip().to_numpy()
+        return replace(table, incidents=out, merges=_merges_frame([]))
+    groups = TYPE_GROUPS if type_groups is None else type_groups
+    wild_types = {t.strip().lower() for t in any_type}
+
+    lon, lat = inc.geometry.x.to_numpy(), inc.geometry.y.to_numpy()
+    to_metres = Transformer.from_crs(inc.crs, inc.estimate_utm_crs(), always_xy=True)
+    xy = np.c_[to_metres.transform(lon, lat)]
     dated = inc["date"].notna().to_numpy()
     when = inc["date"].to_numpy("datetime64[ns]").astype("int64") / 86_400e9
+    # types, labels and sources: the work on their few distinct values, then integer codes
+    kind_ids, kind_names = pd.factorize(inc["type"].astype(str).str.strip().str.lower())
+    kind_code = pd.factorize(np.array([groups.get(k, k) for k in kind_names], dtype=object))[0]
+    kind_code = np.append(kind_code, -1)[kind_ids]
+    wild = np.append(np.isin(np.asarray(kind_names, dtype=object), list(wild_types)), False)[
+        kind_ids
+    ]
+    label = inc["input"].astype(str).to_numpy() if several else np.full(n, "", dtype=object)
+    label_code, label_names = pd.factorize(label)
+    plain = (inc["dataset"].astype(str) == "plain").to_numpy()
+    src_ids, src_names = pd.factorize(inc["source"].astype(str).str.strip().str.lower())
+    src_code = np.where(plain, src_ids, -1)
+    reporter = label_code.astype(np.int64) * (len(src_names) + 2) + src_code + 1
+    unknown = plain & np.append(np.asarray(src_names, dtype=object) == "", False)[src_ids]
+
+    def compatible(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ok: np.ndarray = wild[a] | wild[b] | (kind_code[a] == kind_code[b])
+        return ok
+
+    # candidates: a box of ±distance_m and ±days (time scaled to metres, Chebyshev distance),
+    # so the pairs found are already close in time; then the disc, types and reporters
+    scale = distance_m / days if days > 0 else distance_m * 1e3
+    pairs = cKDTree(np.c_[xy, when * scale]).query_pairs(
+        distance_m, p=np.inf, output_type="ndarray"
+    )
     i, j = pairs[:, 0], pairs[:, 1]
+    del pairs
+    disc = np.hypot(*(xy[i] - xy[j]).T) <= distance_m
+    i, j = i[disc], j[disc]
     same = (
-        (kinds[i] == kinds[j])
+        compatible(i, j)
         & dated[i]
         & dated[j]
-        & (np.abs(when[i] - when[j]) <= days)
-        & (sources[i] != "")
-        & (sources[j] != "")
-        & (np.char.lower(sources[i].astype(str)) != np.char.lower(sources[j].astype(str)))
+        & (reporter[i] != reporter[j])
+        & ~((label_code[i] == label_code[j]) & (unknown[i] | unknown[j]))
     )
     i, j = i[same], j[same]
-    n = len(inc)
-    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
     precision = inc["precision_m"].to_numpy(float)
     rows = inc["row"].to_numpy()
-    order = np.lexsort((rows, precision, label))
-    keep = np.ones(n, dtype=bool)
-    merged_into = np.full(n, -1)
-    out = inc.copy()
-    out["merged_rows"] = ""
-    start = 0
-    labels_sorted = label[order]
-    while start < n:
-        stop = start
-        while stop < n and labels_sorted[stop] == labels_sorted[start]:
-            stop += 1
-        members = order[start:stop]
-        start = stop
-        if len(members) < 2:
-            continue
-        head = members[0]
-        near = (np.hypot(*(xy[members] - xy[head]).T) <= distance_m) & (
-            np.abs(when[members] - when[head]) <= days
+    parts: list[pd.DataFrame] = []
+    active = np.ones(n, dtype=bool)
+    for _ in range(_MERGE_PASSES):
+        # each pass groups every component around its most precise report; reports a group
+        # could not take (a second report of one reporter) try again among themselves
+        live = active[i] & active[j]
+        found = _merge_pass(
+            i[live],
+            j[live],
+            n,
+            sort_keys=(rows, label_code, precision),
+            gaps=lambda a, b: (np.abs(when[a] - when[b]), np.hypot(*(xy[a] - xy[b]).T)),
+            near=lambda a, b: (
+                (np.hypot(*(xy[a] - xy[b]).T) <= distance_m)
+                & (np.abs(when[a] - when[b]) <= days)
+                & compatible(a, b)
+            ),
+            reporter=reporter,
         )
-        # one report per source: two rows of one source are two events
-        seen: set[str] = set()
-        picked = []
-        for m in members[near]:
-            name = str(sources[m]).lower()
-            if name not in seen:
-                seen.add(name)
-                picked.append(m)
-        group = np.array(picked, dtype=np.int64)
-        if len(group) < 2:
-            continue
-        others = group[1:]
-        keep[others] = False
-        merged_into[others] = int(rows[head])
-        names = list(dict.fromkeys(s for s in sources[group] if s))
-        out.loc[head, "source"] = "; ".join(names)
-        out.loc[head, "merged_rows"] = ";".join(str(int(r)) for r in rows[others])
-        for col in ("killed", "injured"):
-            out.loc[head, col] = float(inc.loc[group, col].max())
-    gone = inc.loc[~keep]
+        if not len(found):
+            break
+        parts.append(found)
+        active[found["member"].to_numpy()] = False
+    if not parts:
+        out = inc.copy(deep=False)
+        out["merged_rows"] = ""
+        return replace(table, incidents=out, merges=_merges_frame([]))
+
+    grp = pd.concat(parts, ignore_index=True)
+    gone_rows = grp[grp["member"] != grp["head"]]
+    gone_idx = gone_rows["member"].to_numpy()
+    into = gone_rows["head"].to_numpy()
+    out = inc.copy(deep=False)  # copy-on-write: the columns written are copied
+    out["merged_rows"] = ""
+
+    def row_name(idx: np.ndarray) -> list[str]:
+        if several:
+            return [
+                f"{label_names[c]}:{r}" for c, r in zip(label_code[idx], rows[idx], strict=True)
+            ]
+        return [str(r) for r in rows[idx]]
+
+    # each group's head comes first, then its members in order (a stable sort keeps it)
+    grp = grp.sort_values("head", kind="stable")
+    h = grp["head"].to_numpy()
+    m = grp["member"].to_numpy()
+    cuts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]])
+    heads = h[cuts]
+    texts = np.asarray(inc["source"].astype(str).str.strip(), dtype=object)
+    entries = (
+        np.asarray(inc["sources"].astype(str), dtype=object) if "sources" in inc.columns else None
+    )
+    joined: dict[str, list[str]] = {"source": [], "merged_rows": [], "sources": []}
+    for a, b in itertools.pairwise(np.r_[cuts, len(h)]):
+        members = m[a:b]
+        joined["source"].append("; ".join(dict.fromkeys(t for t in texts[members] if t)))
+        joined["merged_rows"].append(";".join(row_name(members[1:])))
+        if entries is not None:
+            joined["sources"].append("; ".join(entries[members]))
+    for col, values in joined.items():
+        if values:
+            out.loc[heads, col] = values
+    for col in ("killed", "injured"):
+        if col in inc.columns:
+            values = inc[col].to_numpy(float)
+            out.loc[heads, col] = (
+                (pd.Series(values[grp["member"]]).groupby(grp["head"].to_numpy()).max())
+                .reindex(heads)
+                .to_numpy()
+            )
+    date_prec = (
+        pd.to_numeric(inc["date_precision"], errors="coerce").fillna(1).to_numpy(float)
+        if "date_precision" in inc.columns
+        else np.ones(n)
+    )
+    best_date = (
+        grp.assign(p=date_prec[grp["member"]])
+        .sort_values("p", kind="stable")
+        .drop_duplicates("head")
+        .set_index("head")["member"]
+        .reindex(heads)
+        .to_numpy()
+    )
+    out.loc[heads, "date"] = inc["date"].to_numpy()[best_date]
+    if "date_precision" in inc.columns:
+        out.loc[heads, "date_precision"] = inc["date_precision"].to_numpy()[best_date]
+
+    far = np.hypot(*(xy[gone_idx] - xy[into]).T)
+    apart = np.abs(when[gone_idx] - when[into])
+    into_label = label_names[label_code[into]]
+    gone_label = label_names[label_code[gone_idx]]
+    reasons = [
+        (
+            f"duplicate report of {lab + ' ' if several else ''}row {r} ({far_m:.0f} m, "
+            f"{d:g} days apart, compatible type; source {s!r})"
+        )
+        for lab, r, far_m, d, s in zip(
+            into_label, rows[into], far, apart, texts[gone_idx], strict=True
+        )
+    ]
     extra = pd.DataFrame(
         {
-            "row": gone["row"].to_numpy(),
+            "row": rows[gone_idx],
             "kind": "merged",
-            "reason": [
-                f"duplicate report of row {m} (same type within {distance_m:g} m and "
-                f"{days:g} days, source {s!r})"
-                for m, s in zip(merged_into[~keep], sources[~keep], strict=True)
-            ],
-            "merged_into": pd.array(merged_into[~keep], dtype="Int64"),
+            "reason": reasons,
+            "merged_into": pd.array(rows[into], dtype="Int64"),
         }
     )
-    rejects = pd.concat([table.rejects, extra], ignore_index=True) if len(extra) else table.rejects
+    if several:
+        extra.insert(0, "input", gone_label)
+        extra["merged_into_input"] = into_label
+    rejects = pd.concat([table.rejects, extra], ignore_index=True)
+    merges = _merges_frame(
+        [
+            {
+                "input": gone_label,
+                "row": rows[gone_idx],
+                "id": _entry(inc, gone_idx),
+                "type": inc["type"].astype(str).to_numpy()[gone_idx],
+                "date": inc["date"].to_numpy()[gone_idx],
+                "precision_m": precision[gone_idx],
+                "merged_into_input": into_label,
+                "merged_into_row": rows[into],
+                "merged_into_id": _entry(inc, into),
+                "merged_into_type": inc["type"].astype(str).to_numpy()[into],
+                "distance_m": far.round(1),
+                "days_apart": apart,
+            }
+        ]
+    )
+    keep = np.ones(n, dtype=bool)
+    keep[gone_idx] = False
     kept = gpd.GeoDataFrame(out.loc[keep].reset_index(drop=True), geometry="geometry", crs=inc.crs)
-    return IncidentTable(kept, rejects, table.n_input, table.dataset)
+    return replace(table, incidents=kept, rejects=rejects, merges=merges)
+
+
+_MERGE_PASSES = 20
+"""Most grouping passes in :func:`merge_duplicates` (each takes reports left over by the last)."""
+
+
+def _merge_pass(
+    i: np.ndarray,
+    j: np.ndarray,
+    n: int,
+    *,
+    sort_keys: tuple[np.ndarray, ...],
+    near: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    gaps: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+    reporter: np.ndarray,
+) -> pd.DataFrame:
+    """Groups of one pass: ``head`` and ``member`` rows (head first), at least two per group.
+
+    The head of a component is its first row by `sort_keys` (the most precise);
+    each other reporter joins with its report closest to the head (fewest days
+    apart, then fewest metres) among those `near` it.
+    """
+    if not len(i):
+        return pd.DataFrame({"head": [], "member": []}, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    involved = np.zeros(n, dtype=bool)
+    involved[i] = involved[j] = True
+    idx = np.flatnonzero(involved)
+    order = idx[np.lexsort((*(k[idx] for k in sort_keys), comp[idx]))]
+    comp_sorted = comp[order]
+    m = len(order)
+    starts = np.r_[True, comp_sorted[1:] != comp_sorted[:-1]]
+    head = order[np.maximum.accumulate(np.where(starts, np.arange(m), 0))]
+    close = near(order, head)
+    days_off, metres_off = gaps(order, head)
+    # one report per reporter: among those close to the head, the closest (the head itself first)
+    cand = np.flatnonzero(close)
+    rank = cand[np.lexsort((metres_off[cand], days_off[cand], order[cand] != head[cand]))]
+    rank = rank[np.lexsort((np.arange(len(rank)), comp_sorted[rank]))]  # by component, stable
+    first = ~pd.DataFrame({"c": comp_sorted[rank], "r": reporter[order[rank]]}).duplicated()
+    picked = np.zeros(m, dtype=bool)
+    picked[rank[first.to_numpy()]] = True
+    size = np.bincount(comp_sorted[picked], minlength=n)
+    keep = picked & (size[comp_sorted] >= 2)
+    return pd.DataFrame({"head": head[keep], "member": order[keep]})
+
+
+MERGE_REPORT_COLUMNS = (
+    "input",
+    "row",
+    "id",
+    "type",
+    "date",
+    "precision_m",
+    "merged_into_input",
+    "merged_into_row",
+    "merged_into_id",
+    "merged_into_type",
+    "distance_m",
+    "days_apart",
+)
+"""Columns of :attr:`IncidentTable.merges`, the dedup report: each merged report (its input,
+row, ``sources`` entry or event id, type, date, radius) and the one it went into, with the
+distance (m) and days between the two."""
+
+
+def _entry(inc: pd.DataFrame, idx: np.ndarray) -> np.ndarray:
+    """The ``sources`` entry of rows (else the event id, else "")."""
+    for col in ("sources", "event_id"):
+        if col in inc.columns:
+            found: np.ndarray = inc[col].astype(str).to_numpy()[idx]
+            return found
+    return np.full(len(idx), "", dtype=object)
+
+
+def _merges_frame(parts: list[dict[str, object]]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame({c: [] for c in MERGE_REPORT_COLUMNS})
+    return pd.DataFrame(parts[0], columns=list(MERGE_REPORT_COLUMNS))

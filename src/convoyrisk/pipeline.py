@@ -58,6 +58,7 @@ from .routing import (
     snap_track,
 )
 from .snapping import EXACT_M, snap_incidents
+from .sources import MergeRules, read_sources
 from .utils import Progress
 
 Log = Callable[[str], None]
@@ -327,6 +328,15 @@ def read_incident_sources(
         items = list(incidents)
     if not items:
         items = [None]
+    if len(items) > 1 and require_dates:
+        # several sources: one incident per event across them, each listing its reports
+        return read_sources(
+            [_frame_points(i) if isinstance(i, pd.DataFrame) else i for i in items],
+            columns=columns,
+            filters=filters,
+            rules=MergeRules(distance_m=merge_distance_m, days=merge_days, merge=merge),
+            progress=progress,
+        )
     parts: list[IncidentTable] = []
     offset = 0
     for i, item in enumerate(items):
