@@ -101,11 +101,16 @@ def test_incident_lists_are_concatenated_and_merged_like_snap() -> None:
     table = read_incident_sources([a, b])
     assert table.n_input == 3
     assert len(table.incidents) == 2
-    # rows run on across the inputs: b's rows are 2 and 3
-    assert sorted(table.incidents["row"]) == [1, 3]
+    # rows are numbered within each input, which is named
+    kept = table.incidents.set_index(["input", "row"])
+    assert sorted(kept.index) == [("table1", 1), ("table2", 2)]
     merged = table.rejects[table.rejects["kind"] == "merged"]
-    assert list(merged["row"]) == [2] and list(merged["merged_into"]) == [1]
-    assert table.incidents.loc[table.incidents["row"] == 1, "source"].item() == "UN; press"
+    assert list(zip(merged["input"], merged["row"], strict=True)) == [("table2", 1)]
+    assert list(zip(merged["merged_into_input"], merged["merged_into"], strict=True)) == [
+        ("table1", 1)
+    ]
+    assert kept.loc[("table1", 1), "source"] == "UN; press"
+    assert kept.loc[("table1", 1), "sources"] == "table1:#1; table2:#1"
 
 
 def test_run_refuses_zero_usable_incidents_unless_allowed() -> None:

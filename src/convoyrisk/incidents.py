@@ -106,8 +106,10 @@ KNOWN_COLUMNS = (
     "geo_precision",
     "where_prec",
     "date_precision",
+    "geopoint",
 )
-"""Our column names: the keys that `columns` (``--column OURS=THEIRS``) may map."""
+"""Our column names: the keys that `columns` (``--column OURS=THEIRS``) may map
+(``geopoint``: a KoBo/ODK "lat lon altitude accuracy" column)."""
 
 CHUNK_ROWS = 100_000
 """Rows read at a time from a CSV file."""

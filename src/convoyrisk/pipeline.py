@@ -317,9 +317,10 @@ def read_incident_sources(
     Returns
     -------
     IncidentTable
-        With more than one input, ``row`` numbers run on across them (the
-        second input's first row follows the first input's last) and a
-        ``file`` column says which input each row came from.
+        With more than one input (read by :func:`convoyrisk.sources.read_sources`),
+        ``row`` numbers count within each input, named in ``input``; each
+        incident lists every report of it in ``sources``, and merged reports
+        name the input and row they were merged into.
     """
     items: list[Any]
     if incidents is None or isinstance(incidents, str | Path | pd.DataFrame):
