@@ -246,7 +246,7 @@ def _draw_north(ax: Axes, crs: Any) -> None:  # noqa: ANN401 - any pyproj CRS in
     lon, lat = to_ll.transform(cx, cy)
     nx_, ny_ = to_xy.transform(lon, lat + 0.05)
     angle = math.atan2(nx_ - cx, ny_ - cy)  # radians clockwise from grid up
-    bx, by, length = 0.93, 0.84, 0.09
+    bx, by, length = 0.95, 0.12, 0.07
     tip = (bx + length * math.sin(angle) * 0.6, by + length * math.cos(angle))
     ax.annotate(
         "",
@@ -275,7 +275,7 @@ def _draw_north(ax: Axes, crs: Any) -> None:  # noqa: ANN401 - any pyproj CRS in
 
 def _draw_scale(ax: Axes) -> None:
     x0, x1 = ax.get_xlim()
-    length = _nice((x1 - x0) / 5)
+    length = _nice((x1 - x0) / 4)
     label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
     bar = AnchoredSizeBar(
         ax.transData,
@@ -358,7 +358,7 @@ def _profile(ax: Axes, route: Route | None, risk: RiskResult) -> None:
         if v < top:
             ax.axhline(v, color="#444444", lw=0.5, ls="--")
             ax.text(km[-1] + width[-1], v, f" {name}", fontsize=6.5, va="center", ha="left")
-    for w in route.metrics["worst_segments"][:3]:
+    for w in route.metrics["worst_segments"][:1]:
         ax.annotate(
             f"km {w['chainage_km']:.0f}",
             (w["chainage_km"], w["rate"]),
