@@ -36,6 +36,7 @@ from rich.table import Table
 from . import __version__, settings
 from ._errors import ConvoyRiskError, InputError
 from .config import params_from_mapping, parse_overrides, read_config
+from .export import OUTPUT_FORMATS, output_format, write_output
 from .incidents import Filters, merge_duplicates, read_incidents
 from .maps import risk_map, save_map
 from .network import (
@@ -335,6 +336,7 @@ class _Job:
     destination: str
     sources: list[str]
     info: dict[str, Any] = field(default_factory=dict)
+    rejects: pd.DataFrame | None = None
 
 
 def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
@@ -383,7 +385,7 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
         if not plan.alternatives:
             origin = destination = ""
     sources = sorted({str(s) for s in risk.incidents.get("source", []) if str(s)})
-    return _Job(G, places, risk, routes, origin, destination, sources, info)
+    return _Job(G, places, risk, routes, origin, destination, sources, info, table.rejects)
 
 
 def _route_record(r: Route, *, profile: bool) -> dict[str, Any]:
@@ -472,14 +474,31 @@ def main() -> None:
     show_default=True,
     help="table for people; json, csv (one row per route) or geojson (EPSG:4326) for machines.",
 )
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    help="Also write a file, in the format its extension names: "
+    + ", ".join([".html (map)", *(f"{k} ({v})" for k, v in OUTPUT_FORMATS.items())])
+    + ".",
+)
+@click.option(
+    "--marking",
+    default="",
+    help='Handling marking printed on the PDF, e.g. "UNCLASSIFIED // FOR OFFICIAL USE".',
+)
 @_handle_errors
-def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes options
+def routes_cmd(fmt: str, out: Path | None, marking: str, **opts: Any) -> None:  # noqa: ANN401 - click passes options
     """Find genuinely different routes, or score given ones, and report their risk.
 
     Alternatives share at most --max-share of their length with a better route
     and are at most --max-stretch times as long as the best (penalty method).
     """
+    if out is not None:
+        output_format(out)
     job = _run(opts)
+    if out is not None:
+        _write_out(job, out, marking=marking)
     if fmt == "json":
         doc = {
             "from": job.origin,
@@ -506,7 +525,14 @@ def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes op
     type=click.Path(path_type=Path),
     default=Path("out/kidal_gao_risk.html"),
     show_default=True,
-    help="HTML file to write.",
+    help="File to write: .html for the interactive map, or "
+    + ", ".join(f"{k} ({v})" for k, v in OUTPUT_FORMATS.items())
+    + ".",
+)
+@click.option(
+    "--marking",
+    default="",
+    help='Handling marking printed on the PDF, e.g. "UNCLASSIFIED // FOR OFFICIAL USE".',
 )
 @click.option(
     "--offline/--online",
@@ -525,14 +551,24 @@ def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes op
 @_handle_errors
 def map_cmd(
     out: Path,
+    marking: str,
     offline: bool,
     tiles: tuple[str, ...],
     no_routes: bool,
     **opts: Any,  # noqa: ANN401 - click passes options
 ) -> None:
-    """Write the risk map (HTML) and print the scored alternatives."""
+    """Write the risk map (HTML, or a PDF, GPX, KML... by extension); print the alternatives."""
     look = _map_look(opts)
+    if output_format(out) == ".gpx" and no_routes:
+        msg = f"Cannot write {out}: GPX holds routes and there are none (drop --no-routes)."
+        raise InputError(msg)
     job = _run(opts, want_routes=not no_routes)
+    if out.suffix.lower() != ".html":
+        path = _write_out(job, out, marking=marking)
+        if job.routes:
+            _print_table(job)
+        click.echo(f"{OUTPUT_FORMATS[path.suffix.lower()]} written to {path} ({_size(path)})")
+        return
     m = risk_map(
         job.G,
         job.risk,
@@ -548,6 +584,38 @@ def map_cmd(
     if job.routes:
         _print_table(job)
     click.echo(f"map written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
+
+
+def _write_out(job: _Job, out: Path, *, marking: str) -> Path:
+    """Write `out` in the format its extension names (.html: the map with default looks)."""
+    title = f"{job.origin} → {job.destination}" if job.routes and job.origin else "convoyrisk"
+    if out.suffix.lower() == ".html":
+        m = risk_map(
+            job.G,
+            job.risk,
+            routes=job.routes,
+            places=job.places,
+            sources=job.sources,
+            title=f"convoyrisk: {title}",
+        )
+        return save_map(m, out)
+    return write_output(
+        out,
+        G=job.G,
+        risk=job.risk,
+        routes=job.routes,
+        places=job.places,
+        rejects=job.rejects,
+        info=job.info,
+        sources=job.sources,
+        marking=marking,
+        title=title,
+    )
 
 
 # --------------------------------------------------------------------------------------

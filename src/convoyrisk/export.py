@@ -795,6 +795,29 @@ def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame) -> Path:
 # --------------------------------------------------------------------------------------
 
 
+def output_format(path: str | Path) -> str:
+    """The extension of `path` in lower case, if convoyrisk can write it (``.html`` too).
+
+    Raises
+    ------
+    InputError
+        For any other extension, naming the ones that work.
+
+    Examples
+    --------
+    >>> output_format("out/Briefing.PDF")
+    '.pdf'
+    """
+    ext = Path(path).suffix.lower()
+    if ext != ".html" and ext not in OUTPUT_FORMATS:
+        msg = (
+            f"Cannot write {path}: the extension must be one of "
+            f"{', '.join(['.html', *OUTPUT_FORMATS])}."
+        )
+        raise InputError(msg)
+    return ext
+
+
 def write_output(
     path: str | Path,
     *,
@@ -839,12 +862,9 @@ def write_output(
         or a `layer` that the run did not produce.
     """
     path = Path(path)
-    ext = path.suffix.lower()
-    if ext not in OUTPUT_FORMATS:
-        msg = (
-            f"Cannot write {path}: the extension must be one of "
-            f"{', '.join(['.html', *OUTPUT_FORMATS])}."
-        )
+    ext = output_format(path)
+    if ext == ".html":
+        msg = f"Cannot write {path} here: save the HTML map with `convoyrisk.maps.save_map`."
         raise InputError(msg)
     info = info or {}
     chokes = info.get("chokepoints")
