@@ -238,3 +238,15 @@ def test_nice_steps() -> None:
         50_000.0,
         0.01,
     ]
+
+
+@needs_poppler
+def test_an_unknown_class_is_drawn_and_named(run: Run, tmp_path: Path) -> None:
+    segs = run.risk.segments.copy()
+    segs.loc[segs.index[:50], "risk_class"] = "insufficient data"
+    risk = type(run.risk)(**{**run.risk.__dict__, "segments": segs})
+    path = briefing.write_briefing(tmp_path / "x.pdf", run.G, risk, run.routes)
+    text = subprocess.run(
+        ["pdftotext", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "risk: insufficient data" in text

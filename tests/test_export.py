@@ -280,3 +280,44 @@ def test_geoparquet_holds_one_layer(run: Run, tmp_path: Path) -> None:
     assert len(segs) == len(run.risk.segments)
     with pytest.raises(cr.InputError, match="choose one of segments, routes"):
         write(run, tmp_path / "x.parquet", layer="parameters")
+
+
+def test_gpx_route_points_thinned_keep_the_bends(run: Run) -> None:
+    r = run.routes[0]
+    line = route_geometry(run.G, r)
+    assert len(line.coords) > 30
+    pts = export.route_points(run.G, r, max_points=30)
+    assert 2 <= len(pts) <= 30
+    xy = gpd.GeoSeries(shapely.points(pts), crs="EPSG:4326").to_crs(run.G.graph["crs"])
+    # every point is a vertex of the route, the ends are kept, the order is the route's
+    assert float(xy.distance(line).max()) < 0.5
+    along = np.array([line.project(p) for p in xy])
+    assert along[0] == pytest.approx(0.0, abs=0.5)
+    assert along[-1] == pytest.approx(line.length, abs=0.5)
+    assert (np.diff(along) > 0).all()
+    # the thinned line stays near the road (Douglas–Peucker: within the last tolerance)
+    thin = shapely.LineString(shapely.get_coordinates(xy.to_numpy()))
+    assert line.hausdorff_distance(thin) < 10_000
+
+
+def test_kml_and_gpkg_take_an_unknown_class(run: Run, tmp_path: Path) -> None:
+    """The risk model may call a segment "insufficient data": it gets its own grey folder."""
+    segs = run.risk.segments.copy()
+    segs.loc[segs.index[:10], "risk_class"] = "insufficient data"
+    risk = type(run.risk)(**{**run.risk.__dict__, "segments": segs})
+    path = export.write_kml(tmp_path / "x.kml", run.G, risk, run.routes)
+    got = pyogrio.read_dataframe(path, layer="Risk: insufficient data")
+    assert projected(got, run).length.sum() == pytest.approx(segs.geometry.iloc[:10].length.sum())
+    doc = lxml.etree.parse(path)
+    colour = doc.findtext(f".//{KML}Style[@id='class_insufficient_data']/{KML}LineStyle/{KML}color")
+    assert colour == export.kml_colour(export.NO_CLASS_COLOUR)
+
+
+def test_outputs_without_routes_places_or_incidents(run: Run, tmp_path: Path) -> None:
+    incidents = run.risk.incidents.iloc[:0]
+    risk = type(run.risk)(**{**run.risk.__dict__, "incidents": incidents})
+    kml = export.write_output(tmp_path / "x.kml", G=run.G, risk=risk)
+    layers = [str(n) for n, _ in pyogrio.list_layers(kml)]
+    assert layers == ["Risk: severe", "Risk: high", "Risk: elevated"]
+    gpkg = export.write_output(tmp_path / "x.gpkg", G=run.G, risk=risk)
+    assert {str(n) for n, _ in pyogrio.list_layers(gpkg)} == {"segments", "incidents", "parameters"}

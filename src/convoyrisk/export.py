@@ -535,8 +535,9 @@ def kml_document(
     classes = _class_order(list(runs["risk_class"].unique()))
     _kml_styles(doc, q, len(routes), classes)
 
-    folder = ET.SubElement(doc, q + "Folder")
-    _sub(folder, q + "name", "Routes")
+    folder = ET.SubElement(doc, q + "Folder") if routes else doc
+    if routes:
+        _sub(folder, q + "name", "Routes")
     for i, (r, xy) in enumerate(zip(routes, _route_lines(G, routes), strict=True)):
         m = r.metrics
         pm = _placemark(
