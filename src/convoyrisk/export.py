@@ -471,10 +471,10 @@ def segment_runs(risk: RiskResult) -> gpd.GeoDataFrame:
     new = np.ones(len(segs), dtype=bool)
     new[1:] = (cls[1:] != cls[:-1]) | (road[1:] != road[:-1])
     run = np.cumsum(new) - 1
-    geoms = segs.geometry.to_numpy()
+    groups = np.split(segs.geometry.to_numpy(), np.flatnonzero(new)[1:]) if len(segs) else []
     merged = [
-        shapely.line_merge(shapely.multilinestrings(list(geoms[run == i])))
-        for i in range(int(run.max()) + 1 if len(run) else 0)
+        g[0] if len(g) == 1 else shapely.line_merge(shapely.multilinestrings(list(g)))
+        for g in groups
     ]
     frame = pd.DataFrame(
         {
