@@ -4,13 +4,15 @@ The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 :mod:`~convoyrisk.network` (roads to a graph), :mod:`~convoyrisk.incidents`
 (reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
 onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
-:mod:`~convoyrisk.routing` (alternatives and route risk) and
-:mod:`~convoyrisk.maps` (offline Folium maps).
+:mod:`~convoyrisk.routing` (alternatives and route risk),
+:mod:`~convoyrisk.maps` (offline Folium maps), :mod:`~convoyrisk.briefing` (the
+one-page PDF) and :mod:`~convoyrisk.export` (GPX, KML/KMZ, GeoPackage, GeoParquet).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
 from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
+from .export import write_output
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
 from .network import (
@@ -85,5 +87,6 @@ __all__ = [
     "simulate_incidents",
     "snap_incidents",
     "snap_track",
+    "write_output",
     "write_segments",
 ]

@@ -498,7 +498,10 @@ def routes_cmd(fmt: str, out: Path | None, marking: str, **opts: Any) -> None:  
         output_format(out)
     job = _run(opts)
     if out is not None:
-        _write_out(job, out, marking=marking)
+        path = _write_out(job, out, marking=marking)
+        if not opts["quiet"]:  # stdout keeps the --format output alone
+            what = OUTPUT_FORMATS.get(path.suffix.lower(), "map")
+            err.print(escape(f"{what} written to {path} ({_size(path)})"))
     if fmt == "json":
         doc = {
             "from": job.origin,
