@@ -77,7 +77,7 @@ from .routing import (
     snap_track,
 )
 from .snapping import snap_incidents, status_counts
-from .utils import Progress, atomic_paths
+from .utils import Progress, atomic_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
@@ -814,16 +814,17 @@ def _rejects_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}_rejects{out.suffix}")
 
 
-def _write_table(frame: pd.DataFrame, path: Path, tmp: Path) -> None:
-    """CSV or GeoPackage as `path`'s extension says, into `tmp` (GeoPackage: points if any)."""
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV or GeoPackage by extension, atomically (GeoPackage: points if there is geometry)."""
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        plain = frame.drop(columns="geometry", errors="ignore")
-        plain.to_csv(tmp, index=False, date_format="%Y-%m-%d")
-    elif isinstance(frame, gpd.GeoDataFrame):
-        frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio")
-    else:
-        pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=path.stem)
+    with atomic_path(path) as tmp:
+        if suffix == ".csv":
+            plain = frame.drop(columns="geometry", errors="ignore")
+            plain.to_csv(tmp, index=False, date_format="%Y-%m-%d")
+        elif isinstance(frame, gpd.GeoDataFrame):
+            frame.to_file(tmp, driver="GPKG", layer=path.stem, engine="pyogrio")
+        else:
+            pyogrio.write_dataframe(frame, tmp, driver="GPKG", layer=path.stem)
 
 
 @main.command("snap")
@@ -959,9 +960,8 @@ def snap_cmd(
     frame = gpd.GeoDataFrame(placed[cols], geometry=wgs.to_numpy(), crs=wgs.crs)
     frame["snap_crs"] = G.graph["crs"]
     rejects = table.rejects.sort_values("row", kind="stable")
-    with atomic_paths([out, _rejects_path(out)]) as (tmp_out, tmp_rejects):  # all or none
-        _write_table(frame, out, tmp_out)
-        _write_table(rejects, _rejects_path(out), tmp_rejects)
+    _write_table(frame, out)
+    _write_table(rejects, _rejects_path(out))
     status = status_counts(placed)
     kinds = table.counts()
     total = sum(status.values()) + kinds["rejected"] + kinds["excluded"] + kinds["merged"]

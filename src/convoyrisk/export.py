@@ -675,8 +675,9 @@ def write_kml(
 def _flat(frame: pd.DataFrame) -> pd.DataFrame:
     """Columns GDAL can store: categories as text, lists and dicts as JSON text."""
     out = frame.copy()
+    geometry = out.geometry.name if isinstance(out, gpd.GeoDataFrame) else None
     for col in out.columns:
-        if col == getattr(out, "_geometry_column_name", None):
+        if col == geometry:
             continue
         s = out[col]
         if isinstance(s.dtype, pd.CategoricalDtype):
@@ -766,16 +767,8 @@ def write_geopackage(
         G, risk, routes, places=places, rejects=rejects, info=info, sources=sources
     )
     with atomic_path(path) as tmp:
-        for name, frame in layers.items():
-            if isinstance(frame, gpd.GeoDataFrame):
-                pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG")
-            else:
-                pyogrio.write_dataframe(
-                    frame if len(frame.columns) else frame.assign(note=[]),
-                    tmp,
-                    layer=name,
-                    driver="GPKG",
-                )
+        for name, frame in layers.items():  # tables without geometry go in as attribute tables
+            pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG")
     return path
 
 

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger("convoyrisk")
@@ -46,21 +46,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-@contextlib.contextmanager
-def atomic_paths(paths: Sequence[str | os.PathLike[str]]) -> Iterator[list[Path]]:
-    """Temporary paths beside each of `paths`, renamed onto them together: all or none.
-
-    The body writes every temporary file; only when it returns are they renamed,
-    one after the other (each rename is atomic). If the body raises, no
-    destination is touched and the temporary files are removed, so related
-    outputs (placed incidents and their rejects) never disagree.
-    """
-    with contextlib.ExitStack() as stack:
-        tmps = [stack.enter_context(atomic_path(p)) for p in paths]
-        yield tmps
-        # the stack renames in reverse order on the way out; none ran if the body raised
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
