@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import geopandas as gpd
 import lxml.etree
@@ -321,3 +322,23 @@ def test_outputs_without_routes_places_or_incidents(run: Run, tmp_path: Path) ->
     assert layers == ["Risk: severe", "Risk: high", "Risk: elevated"]
     gpkg = export.write_output(tmp_path / "x.gpkg", G=run.G, risk=risk)
     assert {str(n) for n, _ in pyogrio.list_layers(gpkg)} == {"segments", "incidents", "parameters"}
+
+
+def test_write_run_reads_a_run_record(run: Run, tmp_path: Path) -> None:
+    record = SimpleNamespace(
+        G=run.G,
+        places=run.places,
+        table=run.table,
+        risk=run.risk,
+        routes=run.routes,
+        origin="Kidal",
+        destination="Gao",
+        sources=["UN statements"],
+        info=run.info,
+    )
+    kml = export.write_run(tmp_path / "x.kml", record)
+    assert lxml.etree.parse(kml).findtext(f"{KML}Document/{KML}name") == "Kidal → Gao"
+    gpkg = export.write_run(tmp_path / "x.gpkg", record)
+    assert len(pyogrio.read_dataframe(gpkg, layer="rejects")) == len(run.table.rejects) == 1
+    html = export.write_run(tmp_path / "x.html", record)
+    assert "Kidal → Gao" in html.read_text(encoding="utf-8")

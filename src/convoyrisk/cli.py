@@ -36,8 +36,8 @@ from rich.table import Table
 from . import __version__, settings
 from ._errors import ConvoyRiskError, InputError
 from .config import params_from_mapping, parse_overrides, read_config
-from .export import OUTPUT_FORMATS, output_format, write_output
-from .incidents import Filters, merge_duplicates, read_incidents
+from .export import OUTPUT_FORMATS, output_format, write_run
+from .incidents import Filters, IncidentTable, merge_duplicates, read_incidents
 from .maps import risk_map, save_map
 from .network import (
     DEFAULT_HIGHWAYS,
@@ -335,8 +335,8 @@ class _Job:
     origin: str
     destination: str
     sources: list[str]
+    table: IncidentTable
     info: dict[str, Any] = field(default_factory=dict)
-    rejects: pd.DataFrame | None = None
 
 
 def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
@@ -385,7 +385,7 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> _Job:
         if not plan.alternatives:
             origin = destination = ""
     sources = sorted({str(s) for s in risk.incidents.get("source", []) if str(s)})
-    return _Job(G, places, risk, routes, origin, destination, sources, info, table.rejects)
+    return _Job(G, places, risk, routes, origin, destination, sources, table, info)
 
 
 def _route_record(r: Route, *, profile: bool) -> dict[str, Any]:
@@ -498,7 +498,7 @@ def routes_cmd(fmt: str, out: Path | None, marking: str, **opts: Any) -> None:  
         output_format(out)
     job = _run(opts)
     if out is not None:
-        path = _write_out(job, out, marking=marking)
+        path = write_run(out, job, marking=marking)
         if not opts["quiet"]:  # stdout keeps the --format output alone
             what = OUTPUT_FORMATS.get(path.suffix.lower(), "map")
             err.print(escape(f"{what} written to {path} ({_size(path)})"))
@@ -567,7 +567,7 @@ def map_cmd(
         raise InputError(msg)
     job = _run(opts, want_routes=not no_routes)
     if out.suffix.lower() != ".html":
-        path = _write_out(job, out, marking=marking)
+        path = write_run(out, job, marking=marking)
         if job.routes:
             _print_table(job)
         click.echo(f"{OUTPUT_FORMATS[path.suffix.lower()]} written to {path} ({_size(path)})")
@@ -592,33 +592,6 @@ def map_cmd(
 def _size(path: Path) -> str:
     size = path.stat().st_size
     return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
-
-
-def _write_out(job: _Job, out: Path, *, marking: str) -> Path:
-    """Write `out` in the format its extension names (.html: the map with default looks)."""
-    title = f"{job.origin} → {job.destination}" if job.routes and job.origin else "convoyrisk"
-    if out.suffix.lower() == ".html":
-        m = risk_map(
-            job.G,
-            job.risk,
-            routes=job.routes,
-            places=job.places,
-            sources=job.sources,
-            title=f"convoyrisk: {title}",
-        )
-        return save_map(m, out)
-    return write_output(
-        out,
-        G=job.G,
-        risk=job.risk,
-        routes=job.routes,
-        places=job.places,
-        rejects=job.rejects,
-        info=job.info,
-        sources=job.sources,
-        marking=marking,
-        title=title,
-    )
 
 
 # --------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
 import geopandas as gpd
@@ -32,6 +32,7 @@ import shapely
 
 from . import settings
 from ._errors import InputError
+from .incidents import IncidentTable
 from .risk import RiskResult
 from .routing import Route, route_geometry, routes_gdf
 from .utils import atomic_path
@@ -905,3 +906,64 @@ def _version() -> str:
     from . import __version__  # noqa: PLC0415 - the package imports this module
 
     return __version__
+
+
+class RunResult(Protocol):
+    """What one run produced, as :func:`write_run` reads it.
+
+    ``convoyrisk.pipeline.Briefing`` has these attributes (so has the command
+    line's own record of a run).
+    """
+
+    G: nx.MultiDiGraph
+    places: gpd.GeoDataFrame
+    table: IncidentTable
+    risk: RiskResult
+    routes: list[Route]
+    origin: str
+    destination: str
+    sources: list[str]
+    info: dict[str, Any]
+
+
+def run_title(run: RunResult) -> str:
+    """``"Kidal → Gao"`` for alternatives between two places, else ``"convoyrisk"``."""
+    return f"{run.origin} → {run.destination}" if run.routes and run.origin else "convoyrisk"
+
+
+def write_run(
+    path: str | Path, run: RunResult, *, marking: str = "", layer: str | None = None
+) -> Path:
+    """Write what a run produced, in the format `path`'s extension names.
+
+    ``.html`` is the interactive map with its default look
+    (:func:`convoyrisk.maps.risk_map`); every other extension goes to
+    :func:`write_output`.
+    """
+    path = Path(path)
+    title = run_title(run)
+    if output_format(path) == ".html":
+        from .maps import risk_map, save_map  # noqa: PLC0415 - folium loads only for maps
+
+        m = risk_map(
+            run.G,
+            run.risk,
+            routes=run.routes,
+            places=run.places,
+            sources=run.sources,
+            title=f"convoyrisk: {title}" if run.routes else "convoyrisk",
+        )
+        return save_map(m, path)
+    return write_output(
+        path,
+        G=run.G,
+        risk=run.risk,
+        routes=run.routes,
+        places=run.places,
+        rejects=run.table.rejects,
+        info=run.info,
+        sources=run.sources,
+        layer=layer,
+        marking=marking,
+        title=title,
+    )
