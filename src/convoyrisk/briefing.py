@@ -51,6 +51,9 @@ MAP_RECT = (0.045, 0.075, 0.5, 0.84)
 CLASS_WIDTHS = {"low": 0.8, "elevated": 1.3, "high": 2.2, "severe": 3.2}
 """Line width (points) of each risk class on the map: wider as risk rises."""
 
+CASING_COLOUR = "#3a3a3a"
+"""Thin dark outline drawn under every road line."""
+
 OTHER_CLASS_COLOUR = "#9a9a9a"
 """Colour of a segment in none of the four classes (e.g. "insufficient data")."""
 
@@ -102,6 +105,12 @@ def _draw_roads(ax: Axes, risk: RiskResult) -> list[Line2D]:
         part = segs[segs["risk_class"] == cls]
         colour, width = _class_style(str(cls))
         lines = [np.asarray(g.coords)[:, :2] for g in part.geometry if g is not None]
+        # a dark casing keeps every road distinct from the route bands, in colour and in grey
+        ax.add_collection(
+            LineCollection(
+                lines, colors=CASING_COLOUR, linewidths=width + 1.0, zorder=2.5, capstyle="round"
+            )
+        )
         ax.add_collection(
             LineCollection(
                 lines,
@@ -113,7 +122,10 @@ def _draw_roads(ax: Axes, risk: RiskResult) -> list[Line2D]:
                 gid=f"roads-{cls}",
             )
         )
-        handles.append(Line2D([], [], color=colour, lw=width, label=f"risk: {cls}"))
+        casing = [patheffects.withStroke(linewidth=width + 1.0, foreground=CASING_COLOUR)]
+        handles.append(
+            Line2D([], [], color=colour, lw=width, label=f"risk: {cls}", path_effects=casing)
+        )
     return handles
 
 
@@ -491,11 +503,11 @@ def briefing_figure(
     tab_ax.set_title("Alternatives, least risk first", fontsize=9, loc="left", fontweight="bold")
     _table(tab_ax, routes, level)
     _profile(
-        fig.add_axes((0.6, 0.36, 0.34, 0.19), gid="profile"), routes[0] if routes else None, risk
+        fig.add_axes((0.6, 0.42, 0.34, 0.19), gid="profile"), routes[0] if routes else None, risk
     )
     fig.text(
         0.565,
-        0.3,
+        0.345,
         _notes(risk, G, rejects=rejects, info=info, sources=sources),
         fontsize=6.8,
         va="top",
