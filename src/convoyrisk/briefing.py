@@ -412,7 +412,8 @@ def _notes(
         (
             "Rates are expected incidents per km per 30 days; classes low / elevated / high / "
             f"severe start at 0 / {t[0]:g} / {t[1]:g} / {t[2]:g}. A route's P(≥1 incident) = "
-            "1 − exp(−Σ rate·km·days/30); the bracket is the 90% interval."
+            "1 − exp(−Σ rate·km·days/30); the bracket is the "
+            f"{risk.params.credible_level:.0%} interval."
         ),
     ]
     choke = info.get("chokepoints") or {}

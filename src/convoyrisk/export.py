@@ -92,13 +92,16 @@ def route_label(route: Route) -> str:
     return f"Route {m.get('rank', '?')}{named} " + (f"via {via}" if via else "direct")
 
 
-def route_summary(route: Route) -> str:
-    """One line of a route's metrics for a driver: length, days, P(≥1 incident) and interval."""
+def route_summary(route: Route, level: float = 0.9) -> str:
+    """One line of a route's metrics for a driver: length, days, P(≥1 incident) and interval.
+
+    `level` is the credible level of the interval (``RiskParams.credible_level``).
+    """
     m = route.metrics
     return (
         f"{m['length_km']:.0f} km, {m['travel_days']:.1f} days; "
         f"P(≥1 incident) {m['p_incident']:.1%} "
-        f"(90% interval {m['p_incident_low']:.1%}–{m['p_incident_high']:.1%}); "
+        f"({level:.0%} interval {m['p_incident_low']:.1%}–{m['p_incident_high']:.1%}); "
         f"expected incidents {m['expected_incidents']:.3f}"
     )
 
@@ -325,14 +328,14 @@ def gpx_document(
     for r in routes:
         rte = ET.SubElement(root, q + "rte")
         _sub(rte, q + "name", route_label(r))
-        _sub(rte, q + "desc", route_summary(r))
+        _sub(rte, q + "desc", route_summary(r, risk.params.credible_level))
         _sub(rte, q + "number", str(r.metrics["rank"]))
         for lon, lat in route_points(G, r, max_route_points):
             _gpx_point(rte, q + "rtept", lon, lat)
     for r, xy in zip(routes, lines, strict=True):
         trk = ET.SubElement(root, q + "trk")
         _sub(trk, q + "name", route_label(r))
-        _sub(trk, q + "desc", route_summary(r))
+        _sub(trk, q + "desc", route_summary(r, risk.params.credible_level))
         _sub(trk, q + "number", str(r.metrics["rank"]))
         seg = ET.SubElement(trk, q + "trkseg")
         for lon, lat in xy:
@@ -546,7 +549,7 @@ def kml_document(
             q,
             route_label(r),
             f"route_{i + 1}",
-            description=html.escape(route_summary(r)),
+            description=html.escape(route_summary(r, risk.params.credible_level)),
             data={
                 "rank": m["rank"],
                 "length_km": m["length_km"],
