@@ -39,7 +39,7 @@ from . import settings
 from .export import route_label
 from .maps import CLASS_COLOURS, ROUTE_COLOURS
 from .risk import RISK_CLASSES, RiskResult
-from .routing import Route, route_geometry
+from .routing import Route, route_geometry, route_segments
 from .utils import atomic_path
 
 A4_LANDSCAPE_IN = (297 / 25.4, 210 / 25.4)
@@ -354,19 +354,20 @@ def _table(ax: Axes, routes: Sequence[Route], level: str) -> None:
             cell.set_alpha(0.35)
 
 
-def _profile(ax: Axes, route: Route | None, risk: RiskResult) -> None:
-    if route is None or not route.metrics.get("profile"):
+def _profile(ax: Axes, G: nx.MultiDiGraph, route: Route | None, risk: RiskResult) -> None:
+    """Rate of each segment along the route, coloured by the segment's own class."""
+    if route is None or not route.edges:
         ax.set_axis_off()
         return
-    prof = np.asarray(route.metrics["profile"], dtype=float)
-    km, rate = prof[:, 0], prof[:, 1]
-    width = np.diff(np.append(km, route.metrics["length_km"]))
-    t = risk.params.class_thresholds
-    idx = np.searchsorted(np.asarray(t), rate, side="right")
-    colours = [CLASS_COLOURS[RISK_CLASSES[i]] for i in idx]
+    segs = route_segments(G, route, risk)
+    km = segs["chainage_m"].to_numpy(dtype=float) / 1000.0
+    width = segs["length_m"].to_numpy(dtype=float) / 1000.0
+    rate = segs["rate"].to_numpy(dtype=float)
+    colours = [_class_style(str(c))[0] for c in segs["risk_class"]]
     ax.bar(km, rate, width=width, align="edge", color=colours, linewidth=0)
-    top = max(float(rate.max()) * 1.15, t[1] * 1.2)
-    for v, name in zip(t, RISK_CLASSES[1:], strict=True):
+    t = tuple(getattr(risk.params, "class_thresholds", ()))
+    top = max(float(rate.max()) * 1.15, t[1] * 1.2 if len(t) > 1 else 0.0, 1e-9)
+    for v, name in zip(t, RISK_CLASSES[1:], strict=False):
         if v < top:
             ax.axhline(v, color="#444444", lw=0.5, ls="--")
             ax.text(km[-1] + width[-1], v, f" {name}", fontsize=6.5, va="center", ha="left")
@@ -504,7 +505,10 @@ def briefing_figure(
     tab_ax.set_title("Alternatives, least risk first", fontsize=9, loc="left", fontweight="bold")
     _table(tab_ax, routes, level)
     _profile(
-        fig.add_axes((0.6, 0.42, 0.34, 0.19), gid="profile"), routes[0] if routes else None, risk
+        fig.add_axes((0.6, 0.42, 0.34, 0.19), gid="profile"),
+        G,
+        routes[0] if routes else None,
+        risk,
     )
     fig.text(
         0.565,

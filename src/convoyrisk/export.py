@@ -33,6 +33,7 @@ import shapely
 from . import settings
 from ._errors import InputError
 from .incidents import IncidentTable
+from .maps import CLASS_COLOURS, ROUTE_COLOURS, risk_map, save_map
 from .risk import RiskResult
 from .routing import Route, route_geometry, routes_gdf
 from .utils import atomic_path
@@ -53,19 +54,8 @@ OUTPUT_FORMATS = {
 LAYERS = ("segments", "routes", "incidents", "rejects", "places", "parameters")
 """Layers (and the one attribute table, ``parameters``) of the GeoPackage."""
 
-CLASS_KML_COLOURS = {
-    "low": "#1a9850",
-    "elevated": "#e6b400",
-    "high": "#f46d43",
-    "severe": "#a50026",
-}
-"""Line colour of each risk class in KML (the HTML map's colours)."""
-
 NO_CLASS_COLOUR = "#8c8c8c"
 """Colour of a segment whose class is none of the four (e.g. "insufficient data")."""
-
-ROUTE_KML_COLOURS = ("#2166ac", "#762a83", "#35978f", "#e08214", "#4d4d4d")
-"""Colours of the routes, best first (the HTML map's)."""
 
 MAX_ROUTE_POINTS = 250
 """Most route points in a GPX ``<rte>`` (older Garmin units keep no more)."""
@@ -390,11 +380,11 @@ def _kml_styles(doc: ET.Element, q: str, n_routes: int, classes: Sequence[str]) 
 
     for i, cls in enumerate(classes):
         ls = ET.SubElement(style("class_" + _style_id(cls)), q + "LineStyle")
-        _sub(ls, q + "color", kml_colour(CLASS_KML_COLOURS.get(cls, NO_CLASS_COLOUR)))
+        _sub(ls, q + "color", kml_colour(CLASS_COLOURS.get(cls, NO_CLASS_COLOUR)))
         _sub(ls, q + "width", f"{2 + i}")
     for i in range(n_routes):
         ls = ET.SubElement(style(f"route_{i + 1}"), q + "LineStyle")
-        _sub(ls, q + "color", kml_colour(ROUTE_KML_COLOURS[i % len(ROUTE_KML_COLOURS)], 0.7))
+        _sub(ls, q + "color", kml_colour(ROUTE_COLOURS[i % len(ROUTE_COLOURS)], 0.7))
         _sub(ls, q + "width", f"{max(10 - 2 * i, 4)}")
     for sid, colour, scale in (
         ("incident", "#7b3294", 1.0),
@@ -502,8 +492,8 @@ def segment_runs(risk: RiskResult) -> gpd.GeoDataFrame:
 
 
 def _class_order(classes: Sequence[str]) -> list[str]:
-    known = [c for c in CLASS_KML_COLOURS if c in classes]
-    return [c for c in dict.fromkeys(classes) if c not in CLASS_KML_COLOURS] + known
+    known = [c for c in CLASS_COLOURS if c in classes]
+    return [c for c in dict.fromkeys(classes) if c not in CLASS_COLOURS] + known
 
 
 def kml_document(
@@ -946,8 +936,6 @@ def write_run(
     path = Path(path)
     title = run_title(run)
     if output_format(path) == ".html":
-        from .maps import risk_map, save_map  # noqa: PLC0415 - folium loads only for maps
-
         m = risk_map(
             run.G,
             run.risk,
