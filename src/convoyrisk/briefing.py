@@ -502,7 +502,10 @@ def briefing_figure(
 
     level = f"{risk.params.credible_level:.0%}"
     tab_ax = fig.add_axes((0.565, 0.6, 0.42, 0.33), gid="table")
-    tab_ax.set_title("Alternatives, least risk first", fontsize=9, loc="left", fontweight="bold")
+    shown = f" (first 6 of {len(routes)})" if len(routes) > 6 else ""
+    tab_ax.set_title(
+        f"Alternatives, best ranked first{shown}", fontsize=9, loc="left", fontweight="bold"
+    )
     _table(tab_ax, routes, level)
     _profile(
         fig.add_axes((0.6, 0.42, 0.34, 0.19), gid="profile"),
