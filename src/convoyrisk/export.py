@@ -40,6 +40,7 @@ from .utils import atomic_path
 
 GPX_NS = "http://www.topografix.com/GPX/1/1"
 KML_NS = "http://www.opengis.net/kml/2.2"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 OUTPUT_FORMATS = {
     ".gpx": "GPX 1.1",
@@ -287,7 +288,15 @@ def gpx_document(
     """
     _check_routes(routes, "GPX")
     ET.register_namespace("", GPX_NS)
-    root = ET.Element(f"{{{GPX_NS}}}gpx", version="1.1", creator=f"convoyrisk {_version()}")
+    ET.register_namespace("xsi", XSI_NS)
+    root = ET.Element(
+        f"{{{GPX_NS}}}gpx",
+        {
+            "version": "1.1",
+            "creator": f"convoyrisk {_version()}",
+            f"{{{XSI_NS}}}schemaLocation": f"{GPX_NS} {GPX_NS}/gpx.xsd",
+        },
+    )
     q = f"{{{GPX_NS}}}"
     meta = ET.SubElement(root, q + "metadata")
     _sub(meta, q + "name", title)
