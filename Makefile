@@ -27,15 +27,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests data/geo benchmarks docs/make_cli_md.py
 	$(BIN)/mypy
 
-# Headless Chromium for the browser tests (tests/test_browser.py): Debian's package,
-# installed when missing and we are root (CI); otherwise say how to get it.
+# Headless Chromium for the browser tests (tests/test_browser.py) and poppler-utils
+# (pdfinfo, pdftoppm, pdftotext) for the PDF briefing tests: Debian's packages,
+# installed when missing and we are root (CI); otherwise say how to get them.
 CHROMIUM ?= /usr/bin/chromium
+PDFTOPPM ?= /usr/bin/pdftoppm
 browser:
-	@if [ -x $(CHROMIUM) ]; then :; \
+	@if [ -x $(CHROMIUM) ] && [ -x $(PDFTOPPM) ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium poppler-utils; \
 	else \
-		echo "Chromium is missing: 'sudo apt-get install chromium' (browser tests skip without it)"; \
+		echo "Chromium or poppler-utils is missing: 'sudo apt-get install chromium poppler-utils'" \
+			"(browser and PDF tests skip without them)"; \
 	fi
 
 test: $(STAMP) lint browser

@@ -6,9 +6,10 @@ The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 (KoBo/ODK geopoints), :mod:`~convoyrisk.sources` (several sources merged),
 :mod:`~convoyrisk.fetch` (ACLED and UCDP API clients),
 :mod:`~convoyrisk.snapping` (incidents onto roads), :mod:`~convoyrisk.risk`
-(per-segment risk), :mod:`~convoyrisk.routing` (alternatives and route risk) and
-:mod:`~convoyrisk.maps` (offline Folium maps); :mod:`~convoyrisk.pipeline` does them all in
-one call (:func:`run`); :mod:`~convoyrisk.backtest` (hit rate, PAI and calibration) and
+(per-segment risk), :mod:`~convoyrisk.routing` (alternatives and route risk),
+:mod:`~convoyrisk.maps` (offline Folium maps), :mod:`~convoyrisk.briefing` (the one-page
+PDF) and :mod:`~convoyrisk.export` (GPX, KML/KMZ, GeoPackage, GeoParquet);
+:mod:`~convoyrisk.pipeline` does them all in one call (:func:`run`); :mod:`~convoyrisk.backtest` (hit rate, PAI and calibration) and
 :mod:`~convoyrisk.simulate` (worlds with a known truth) judge the risk model.
 """
 
@@ -17,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import fetch, sources
 from ._errors import ConvoyRiskError, FetchError, InputError, NoRouteError, PlaceNotFoundError
 from .backtest import backtest
+from .export import write_output
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
 from .network import (
@@ -103,5 +105,6 @@ __all__ = [
     "snap_incidents",
     "snap_track",
     "sources",
+    "write_output",
     "write_segments",
 ]

@@ -39,6 +39,7 @@ from ._errors import ConvoyRiskError, InputError
 from .backtest import backtest
 from .bayes import NO_DATA_CLASS, RISK_CLASSES
 from .config import params_from_mapping, parse_overrides, read_config
+from .export import OUTPUT_FORMATS, output_format, write_run
 from .incidents import Filters, merge_duplicates
 from .maps import map_title, risk_map, save_map
 from .network import (
@@ -554,14 +555,34 @@ def main() -> None:
     show_default=True,
     help="table for people; json, csv (one row per route) or geojson (EPSG:4326) for machines.",
 )
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    help="Also write a file, in the format its extension names: "
+    + ", ".join([".html (map)", *(f"{k} ({v})" for k, v in OUTPUT_FORMATS.items())])
+    + ".",
+)
+@click.option(
+    "--marking",
+    default="",
+    help='Handling marking printed on the PDF, e.g. "UNCLASSIFIED // FOR OFFICIAL USE".',
+)
 @_handle_errors
-def routes_cmd(fmt: str, **opts: Any) -> None:  # noqa: ANN401 - click passes options
+def routes_cmd(fmt: str, out: Path | None, marking: str, **opts: Any) -> None:  # noqa: ANN401 - click passes options
     """Find genuinely different routes, or score given ones, and report their risk.
 
     Alternatives share at most --max-share of their length with a better route
     and are at most --max-stretch times as long as the best (penalty method).
     """
+    if out is not None:
+        output_format(out)
     job = _run(opts)
+    if out is not None:
+        path = write_run(out, job, marking=marking)
+        if not opts["quiet"]:  # stdout keeps the --format output alone
+            what = OUTPUT_FORMATS.get(path.suffix.lower(), "map")
+            err.print(escape(f"{what} written to {path} ({_size(path)})"))
     if fmt == "json":
         doc = {
             "from": job.origin,
@@ -596,7 +617,9 @@ def _map_title(job: Briefing) -> str | None:
     type=click.Path(path_type=Path),
     default=Path("out/kidal_gao_risk.html"),
     show_default=True,
-    help="HTML file to write.",
+    help="File to write: .html for the interactive map, or "
+    + ", ".join(f"{k} ({v})" for k, v in OUTPUT_FORMATS.items())
+    + ".",
 )
 @click.option(
     "--offline/--online",
@@ -620,10 +643,19 @@ def map_cmd(
     no_routes: bool,
     **opts: Any,  # noqa: ANN401 - click passes options
 ) -> None:
-    """Write the risk map (HTML) and print the scored alternatives."""
+    """Write the risk map (HTML, or a PDF, GPX, KML... by extension); print the alternatives."""
     check_output(out, inputs=_inputs(opts))
     look = _map_look(opts)
+    if output_format(out) == ".gpx" and no_routes:
+        msg = f"Cannot write {out}: GPX holds routes and there are none (drop --no-routes)."
+        raise InputError(msg)
     job = _run(opts, want_routes=not no_routes)
+    if out.suffix.lower() != ".html":
+        path = write_run(out, job, marking=look["marking"] or "")
+        if job.routes:
+            _print_table(job)
+        click.echo(f"{OUTPUT_FORMATS[path.suffix.lower()]} written to {path} ({_size(path)})")
+        return
     m = risk_map(
         job.G,
         job.risk,
@@ -639,6 +671,11 @@ def map_cmd(
     if job.routes:
         _print_table(job)
     click.echo(f"map written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.0f} kB"
 
 
 # --------------------------------------------------------------------------------------
@@ -1297,8 +1334,8 @@ _MAP_OPTIONS = [
     ),
     click.Option(
         ["--marking"],
-        help="Handling marking shown on the map and at the top and bottom of the printed "
-        "page, e.g. RESTRICTED.",
+        help="Handling marking shown on the map, at the top and bottom of its printed page "
+        "and on a PDF briefing, e.g. RESTRICTED.",
     ),
     click.Option(
         ["--basemap"],
