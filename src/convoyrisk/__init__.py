@@ -9,8 +9,9 @@ The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
 (per-segment risk), :mod:`~convoyrisk.routing` (alternatives and route risk),
 :mod:`~convoyrisk.maps` (offline Folium maps), :mod:`~convoyrisk.briefing` (the one-page
 PDF) and :mod:`~convoyrisk.export` (GPX, KML/KMZ, GeoPackage, GeoParquet);
-:mod:`~convoyrisk.pipeline` does them all in one call (:func:`run`); :mod:`~convoyrisk.backtest` (hit rate, PAI and calibration) and
-:mod:`~convoyrisk.simulate` (worlds with a known truth) judge the risk model.
+:mod:`~convoyrisk.pipeline` does them all in one call (:func:`run`);
+:mod:`~convoyrisk.backtest` (hit rate, PAI and calibration) and :mod:`~convoyrisk.simulate`
+(worlds with a known truth) judge the risk model.
 """
 
 from importlib.metadata import PackageNotFoundError, version
