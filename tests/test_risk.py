@@ -136,26 +136,26 @@ def _route_segments(n: int, rate: float, shape: float, weight: float) -> pd.Data
 
 
 def test_route_exposure_by_hand() -> None:
-    """E = Σ λ·L·(dwell + lead)/(24·30); P = 1 − exp(−E)."""
+    """E = Σ λ·(L·lead + convoy length·dwell)/(24·30); P = 1 − exp(−E)."""
     segs = _route_segments(100, 0.01, 4.0, 1.0)
-    trip = Trip(speed_kph=25.0, threat_lead_hours=24.0)  # 4 h driving, 0.04 h per km
-    out = route_exposure(segs, trip)
-    expected = 100 * 0.01 * 1.0 * (0.04 + 24.0) / 720.0
+    trip = Trip(speed_kph=25.0, threat_lead_hours=24.0, convoy_length_m=2_000.0)
+    out = route_exposure(segs, trip)  # 4 h of driving: 0.04 h on each km
+    expected = 100 * 0.01 * (1.0 * 24.0 + 2.0 * 0.04) / 720.0
     assert out["expected_incidents"] == pytest.approx(expected)
     assert out["p_incident"] == pytest.approx(1 - math.exp(-expected))
-    # a week's halt at one place adds exposure only where the convoy sits
+    # a six-day halt at one place adds exposure only where the convoy sits, over its length
     halted = route_exposure(
         segs, Trip(speed_kph=25.0, halts={0: 144.0}), halt_chainage_km=[("A", 50.0, 144.0)]
     )
     extra = halted["expected_incidents"] - out["expected_incidents"]
-    assert extra == pytest.approx(0.01 * 144.0 / 720.0, rel=1e-6)
+    assert extra == pytest.approx(0.01 * 2.0 * 144.0 / 720.0, rel=1e-6)
 
 
 def test_route_interval_from_one_segment_is_the_gamma_interval() -> None:
     segs = _route_segments(1, 0.02, 3.0, 1.0)
     trip = Trip(speed_kph=30.0, draws=20_000, threat_lead_hours=24.0)
     out = route_exposure(segs, trip)
-    factor = 1.0 * (1 / 30 + 24.0) / 720.0
+    factor = (1.0 * 24.0 + 2.0 * (1 / 30)) / 720.0  # 1 km at 30 km/h, a 2 km convoy
     lo, hi = stats.gamma.ppf([0.05, 0.95], 3.0, scale=0.02 / 3.0) * factor
     assert out["expected_incidents_low"] == pytest.approx(lo, rel=0.03)
     assert out["expected_incidents_high"] == pytest.approx(hi, rel=0.03)
@@ -165,7 +165,7 @@ def test_route_interval_is_narrower_than_summed_quantiles_when_segments_are_inde
     """Joint draws of a long route of weakly linked segments: far narrower than adding quantiles."""
     segs = _route_segments(300, 0.01, 2.0, 1.0)
     out = route_exposure(segs, Trip(draws=4_000), local_km=1.0, regional_km=1.0)
-    factor = 1.0 * (1 / 30 + 24.0) / 720.0
+    factor = (1.0 * 24.0 + 2.0 * (1 / 30)) / 720.0
     summed_hi = 300 * stats.gamma.ppf(0.95, 2.0, scale=0.005) * factor
     summed_lo = 300 * stats.gamma.ppf(0.05, 2.0, scale=0.005) * factor
     assert out["expected_incidents_low"] <= out["expected_incidents"]

@@ -46,12 +46,16 @@ def test_route_metrics_by_hand(default_graph, default_risk) -> None:
     for (u, v, k), p in zip(route.edges, parts, strict=True):
         assert p["length_m"].sum() == pytest.approx(default_graph.edges[u, v, k]["length"])
     days = 7.0
-    # the week's hours spread along the route by length; plus the 24 h threat lead everywhere
+    # the week's hours spread along the route by length
     km = [p["length_m"].to_numpy() / 1000.0 for p in parts]
     total_km = sum(float(k.sum()) for k in km)
-    by_hand = sum(
-        float((p["rate"].to_numpy() * k * (days * 24.0 * k / total_km + 24.0) / 720.0).sum())
-        for p, k in zip(parts, km, strict=True)
+    # threat lead: each km within 24 h of passage; presence: the 2 km convoy for its hours
+    by_hand = (
+        sum(
+            float((p["rate"].to_numpy() * (k * 24.0 + 2.0 * days * 24.0 * k / total_km)).sum())
+            for p, k in zip(parts, km, strict=True)
+        )
+        / 720.0
     )
     m = cr.route_metrics(default_graph, route, default_risk, travel_days=days)
     assert m["expected_incidents"] == pytest.approx(by_hand, rel=1e-12)

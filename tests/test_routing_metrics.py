@@ -29,11 +29,11 @@ def direct(G: nx.MultiDiGraph) -> Route:
 def test_p_incident_by_hand(line10) -> None:
     risk = fake_risk(line10, lambda _r, _s: 0.01, spread=0.5)
     m = route_metrics(line10, direct(line10), risk, travel_days=3.0)
-    # Σλ·L = 0.01·10 = 0.1 per 30 days. Exposure of each km: its share of the 72 h
-    # (7.2 h) plus the 24 h threat lead: E = 0.1·31.2/720
+    # Σλ·L = 0.01·10 = 0.1 per 30 days. Exposure: the 10 km within the 24 h threat lead,
+    # plus the 2 km convoy for its 72 h on the road: E = 0.01·(10·24 + 2·72)/720
     assert m["risk_integral"] == pytest.approx(0.1)
-    assert m["expected_incidents"] == pytest.approx(0.1 * 31.2 / 720)
-    assert m["p_incident"] == pytest.approx(1 - math.exp(-0.1 * 31.2 / 720))
+    assert m["expected_incidents"] == pytest.approx(0.01 * (240 + 144) / 720)
+    assert m["p_incident"] == pytest.approx(1 - math.exp(-0.01 * (240 + 144) / 720))
     # rates given without a posterior carry no uncertainty into the draws
     assert m["p_incident_low"] == pytest.approx(m["p_incident"])
     assert m["p_incident_high"] == pytest.approx(m["p_incident"])
@@ -41,15 +41,17 @@ def test_p_incident_by_hand(line10) -> None:
     paced = route_metrics(line10, direct(line10), risk, speed_kph=20.0, driving_hours_per_day=10.0)
     assert paced["travel_days"] == pytest.approx(0.5 / 24, abs=1e-3)
     assert paced["driving_hours"] == pytest.approx(0.5)
-    assert paced["expected_incidents"] == pytest.approx(0.1 * (0.05 + 24.0) / 720)
+    assert paced["expected_incidents"] == pytest.approx(0.01 * (240 + 2 * 0.5) / 720)
     # a week exposes more than a day, but not seven times: the threat lead counts once
     week = route_metrics(line10, direct(line10), risk, travel_days=7.0)
     day = route_metrics(line10, direct(line10), risk, travel_days=1.0)
-    assert week["expected_incidents"] == pytest.approx(0.1 * (16.8 + 24.0) / 720)
-    assert day["expected_incidents"] == pytest.approx(0.1 * (2.4 + 24.0) / 720)
-    # and the lead can be set to 0: only the time actually spent there
+    assert week["expected_incidents"] == pytest.approx(0.01 * (240 + 2 * 168) / 720)
+    assert day["expected_incidents"] == pytest.approx(0.01 * (240 + 2 * 24) / 720)
+    # the lead can be set to 0 (only where the convoy is), and the convoy's length too
     bare = route_metrics(line10, direct(line10), risk, travel_days=7.0, threat_lead_hours=0.0)
-    assert bare["expected_incidents"] == pytest.approx(0.1 * 16.8 / 720)
+    assert bare["expected_incidents"] == pytest.approx(0.01 * 2 * 168 / 720)
+    long = route_metrics(line10, direct(line10), risk, travel_days=7.0, convoy_length_m=7_500.0)
+    assert long["expected_incidents"] == pytest.approx(0.01 * (240 + 7.5 * 168) / 720)
 
 
 def test_worst_segments_and_profile(line10) -> None:

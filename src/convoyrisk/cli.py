@@ -322,6 +322,14 @@ def _route_options(func: F) -> F:
             "threatens it (a device laid in its path); 0 counts only the time spent there.",
         ),
         click.option(
+            "--convoy-length-m",
+            type=click.FloatRange(min=0.0),
+            default=_field_default(Pace, "convoy_length_m"),
+            show_default=True,
+            help="Road the convoy occupies, metres (about 50 m per vehicle): while it drives "
+            "or halts, an incident anywhere along it counts.",
+        ),
+        click.option(
             "--objective",
             type=click.Choice(OBJECTIVES),
             default=_field_default(RouteRequest, "objective"),
@@ -425,6 +433,7 @@ def _route_request(opts: dict[str, Any]) -> RouteRequest:
             travel_days=opts["travel_days"],
             halts=tuple(_halt(text) for text in opts["halts"]),
             threat_lead_hours=opts["threat_lead_hours"],
+            convoy_length_m=opts["convoy_length_m"],
         ),
     )
 

@@ -1,12 +1,17 @@
 """Route exposure: the time a convoy spends near each segment, and what it risks there.
 
-A segment's rate ``λ`` counts incident episodes per km per 30 days. A convoy
-is exposed on segment ``i`` (``Lᵢ`` km) for the hours it spends there
-(driving, halts, nights) plus a *threat lead* ``τ``: an incident on that road
-up to ``τ`` hours before the convoy passes (a device laid in its path) still
-threatens it. So::
+A segment's rate ``λ`` counts incident episodes per km per 30 days. Two ways
+an episode on segment ``i`` (``Lᵢ`` km) meets the convoy:
 
-    Eᵢ = λᵢ · Lᵢ · (dwellᵢ + τ) / (24 · 30)      expected incidents on its path
+- it happens on the road ahead up to ``τ`` hours (the *threat lead*) before
+  the convoy passes (a device laid in its path): exposure ``Lᵢ · τ``;
+- it happens where the convoy is while it is there: the convoy, ``ℓ`` km long,
+  spends ``dwellᵢ`` hours on segment ``i`` (driving, halts, nights), an
+  exposure ``ℓ · dwellᵢ``.
+
+So::
+
+    Eᵢ = λᵢ · (Lᵢ · τ + ℓ · dwellᵢ) / (24 · 30)      expected episodes on its path
     P(≥1) = 1 − exp(−Σ Eᵢ)
 
 Intervals come from joint posterior draws: each segment's rate is drawn from
@@ -57,6 +62,9 @@ class Trip:
         An incident on a segment up to this long before the convoy passes
         still threatens it (a device laid in its path). 0 counts only what
         happens while the convoy is there.
+    convoy_length_m
+        Length of road the convoy occupies, metres (about 50 m per vehicle):
+        while it drives or halts, an episode anywhere along it counts.
     draws
         Joint posterior draws for the route's interval.
     seed
@@ -69,6 +77,7 @@ class Trip:
     halts: Mapping[Any, float] = field(default_factory=dict)
     halt_radius_m: float = 2_000.0
     threat_lead_hours: float = 24.0
+    convoy_length_m: float = 2_000.0
     draws: int = 2_000
     seed: int = 0
 
@@ -87,7 +96,7 @@ class Trip:
         ):
             msg = f"`travel_days` must be a positive finite number, got {self.travel_days}."
             raise InputError(msg)
-        for name in ("halt_radius_m", "threat_lead_hours"):
+        for name in ("halt_radius_m", "threat_lead_hours", "convoy_length_m"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 msg = f"`{name}` must be zero or more and finite, got {value}."
@@ -257,8 +266,8 @@ def route_exposure(
     length_km = segs["length_m"].to_numpy(float) / 1000.0
     chain_km = segs["chainage_m"].to_numpy(float) / 1000.0
     hours, totals = dwell_hours(length_km, chain_km, trip, halt_chainage_km)
-    days = (hours + trip.threat_lead_hours) / 24.0
-    factor = length_km * days / 30.0
+    convoy_km = trip.convoy_length_m / 1000.0
+    factor = (length_km * trip.threat_lead_hours + convoy_km * hours) / (24.0 * 30.0)
     rate = segs["rate"].to_numpy(float)
     per_segment = rate * factor
     expected = float(per_segment.sum())
@@ -286,5 +295,6 @@ def route_exposure(
         "p_incident_now": 1.0 - math.exp(-expected_now),
         "exposure_hours": {k: round(v, 2) for k, v in totals.items()},
         "threat_lead_hours": trip.threat_lead_hours,
+        "convoy_length_m": trip.convoy_length_m,
         "segment_expected": per_segment,
     }

@@ -119,6 +119,8 @@ class Pace:
     threat_lead_hours
         How long before the convoy passes a segment an incident there still
         threatens it (see :class:`convoyrisk.exposure.Trip`).
+    convoy_length_m
+        Road the convoy occupies, metres (about 50 m per vehicle).
     """
 
     speed_kph: float = _TRIP.speed_kph
@@ -126,6 +128,7 @@ class Pace:
     travel_days: float | None = _TRIP.travel_days
     halts: tuple[tuple[str, float], ...] = ()
     threat_lead_hours: float = _TRIP.threat_lead_hours
+    convoy_length_m: float = _TRIP.convoy_length_m
 
     def __post_init__(self) -> None:
         """Refuse values that are not finite and positive, naming the option."""
@@ -134,6 +137,7 @@ class Pace:
             ("driving_hours_per_day", "--hours-per-day", self.driving_hours_per_day, 24.0),
             ("travel_days", "--travel-days", self.travel_days, math.inf),
             ("threat_lead_hours", "--threat-lead-hours", self.threat_lead_hours + 1.0, math.inf),
+            ("convoy_length_m", "--convoy-length-m", self.convoy_length_m + 1.0, math.inf),
         )
         for name, option, value, top in checks:
             if value is None:
