@@ -37,6 +37,7 @@ may tighten as evidence accumulates.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -1587,6 +1588,12 @@ TUNE_BANDWIDTHS_M = (1_000.0, 2_000.0, 5_000.0, 10_000.0)
 TUNE_HALF_LIVES_DAYS = (90.0, 180.0, 365.0)
 """Candidate half-lives of :func:`tune_params`, days."""
 
+TUNE_PRIOR_SCALES_M = (10_000.0, 25_000.0)
+"""Candidate prior scales of :func:`tune_params`, metres."""
+
+TUNE_K_FACTORS = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Multiples of the likelihood estimate of ``k`` that :func:`tune_params` tries."""
+
 
 def tune_params(
     G: nx.MultiDiGraph,
@@ -1624,23 +1631,40 @@ def tune_params(
     test = snapped[on_net]
     if len(train) == 0 or len(test) == 0:
         return base
+    test_day = _day(test["date"])
+    xy = test[["snap_x", "snap_y"]].to_numpy(float)
+    episode = group_episodes(
+        xy[:, 0], xy[:, 1], test_day, episode_m=base.episode_m, episode_hours=base.episode_hours
+    )
+    test = test[~pd.Series(episode).duplicated().to_numpy()]  # held-out episodes, not rows
     best: tuple[float, RiskParams] | None = None
-    for h in TUNE_BANDWIDTHS_M:
-        for hl in TUNE_HALF_LIVES_DAYS:
-            cand = base.replace(bandwidth_m=h, half_life_days=hl, top_contributors=0)
-            fit = score_segments(
-                G, train, params=cand, as_of=split - pd.Timedelta(days=1), base_rates=base_rates
-            )
-            segs = fit.segments
-            lixel = _lixel_of_points(segs, test)
-            y = np.bincount(lixel[lixel >= 0], minlength=len(segs)).astype(float)
-            exposure = segs["length_m"].to_numpy(float) / 1000.0 * holdout_days / 30.0
-            a = segs["post_shape"].to_numpy(float)
-            b = segs["post_rate"].to_numpy(float)
-            p = b / (b + exposure)
-            ll = float(stats.nbinom.logpmf(y, a, p).sum())
+    for h, hl, scale in itertools.product(
+        TUNE_BANDWIDTHS_M, TUNE_HALF_LIVES_DAYS, TUNE_PRIOR_SCALES_M
+    ):
+        cand = base.replace(bandwidth_m=h, half_life_days=hl, prior_scale_m=scale)
+        fit = score_segments(
+            G,
+            train,
+            params=cand.replace(top_contributors=0),
+            as_of=split - pd.Timedelta(days=1),
+            base_rates=base_rates,
+        )
+        segs = fit.segments
+        lixel = _lixel_of_points(segs, test)
+        y = np.bincount(lixel[lixel >= 0], minlength=len(segs)).astype(float)
+        exposure = segs["length_m"].to_numpy(float) / 1000.0 * holdout_days / 30.0
+        m = segs["prior_rate"].to_numpy(float)
+        k0 = fit.overdispersion
+        # the evidence behind each posterior, to try other prior spreads without refitting
+        n = segs["post_shape"].to_numpy(float) - 1.0 / k0
+        e = segs["post_rate"].to_numpy(float) - 1.0 / (k0 * m)
+        for factor in TUNE_K_FACTORS if base.overdispersion_k == 0 else (1.0,):
+            k = k0 * factor
+            a = 1.0 / k + n
+            b = 1.0 / (k * m) + e
+            ll = float(stats.nbinom.logpmf(y, a, b / (b + exposure)).sum())
             if best is None or ll > best[0]:
-                best = (ll, base.replace(bandwidth_m=h, half_life_days=hl))
+                best = (ll, cand.replace(overdispersion_k=k if factor != 1.0 else k0))
     return best[1] if best is not None else base
 
 
