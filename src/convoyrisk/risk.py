@@ -1654,6 +1654,9 @@ def tune_params(
         y = np.bincount(lixel[lixel >= 0], minlength=len(segs)).astype(float)
         exposure = segs["length_m"].to_numpy(float) / 1000.0 * holdout_days / 30.0
         m = segs["prior_rate"].to_numpy(float)
+        # judged where the data speak (roads with episodes around them, or held-out ones):
+        # empty, disconnected road must not sway the choice
+        near = (segs["regional_episodes"].to_numpy(float) > 1e-9) | (y > 0)
         k0 = fit.overdispersion
         # the evidence behind each posterior, to try other prior spreads without refitting
         n = segs["post_shape"].to_numpy(float) - 1.0 / k0
@@ -1662,7 +1665,7 @@ def tune_params(
             k = k0 * factor
             a = 1.0 / k + n
             b = 1.0 / (k * m) + e
-            ll = float(stats.nbinom.logpmf(y, a, b / (b + exposure)).sum())
+            ll = float(stats.nbinom.logpmf(y[near], a[near], (b / (b + exposure))[near]).sum())
             if best is None or ll > best[0]:
                 best = (ll, cand.replace(overdispersion_k=k if factor != 1.0 else k0))
     return best[1] if best is not None else base
@@ -1981,9 +1984,11 @@ def finish_scoring(
         axis=0,
         return_inverse=True,
     )[1].ravel()
+    # only roads connected to some episode: empty, disconnected road says nothing about k
+    live = np.bincount(component, weights=raw)[component] > 0
     k = params.overdispersion_k or fit_overdispersion(
-        np.bincount(bins, c_t * raw).astype(float),
-        np.bincount(bins, m * length_km * t_eff / 30.0).astype(float),
+        np.bincount(bins[live], (c_t * raw)[live]).astype(float),
+        np.bincount(bins[live], (m * length_km * t_eff / 30.0)[live]).astype(float),
     )
     n_eff = c_t * mass / np.maximum(length_km, 1e-12) * window_km
     e_eff = np.full(n_lix, window_km * t_eff / 30.0)
