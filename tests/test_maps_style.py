@@ -29,6 +29,7 @@ from convoyrisk.maps import (
     segment_runs,
 )
 from convoyrisk.risk import RISK_CLASSES
+
 from .helpers.graphs import lines_graph
 from .helpers.mapdata import decode_lines, map_data
 
