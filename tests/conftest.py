@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import networkx as nx
 import pytest
 
 import convoyrisk as cr
+
+from .helpers.hotspot import write_hotspot_csv
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +29,25 @@ def default_risk(default_graph: nx.MultiDiGraph) -> cr.RiskResult:
     table = cr.read_incidents()
     snapped = cr.snap_incidents(default_graph, table.incidents)
     return cr.score_segments(default_graph, snapped, base_rates=cr.settings.default_base_rates())
+
+
+@pytest.fixture(scope="session")
+def hotspot_csv(tmp_path_factory: pytest.TempPathFactory, default_graph, places) -> Path:
+    """The embedded incidents plus 40 precise IEDs at Anéfis over the year before."""
+    return write_hotspot_csv(default_graph, places, tmp_path_factory.mktemp("hot") / "hot.csv")
+
+
+@pytest.fixture(scope="session")
+def hotspot(hotspot_csv: Path) -> cr.Briefing:
+    """What `convoyrisk map --incidents hot.csv` scores, for checking its map against."""
+    b = cr.run(incidents=hotspot_csv, request=cr.RouteRequest("Kidal", "Gao"))
+    segs = b.risk.segments
+    # the data really make Anéfis a hot spot: severe segments, all within 10 km of it
+    severe = segs[segs["risk_class"] == "severe"]
+    assert len(severe) >= 3
+    anefis = b.places[b.places["name"] == "Anéfis"].to_crs(segs.crs).geometry.iloc[0]
+    assert float(severe.geometry.distance(anefis).min()) <= 2_000
+    assert segs.loc[segs["rate"].idxmax(), "risk_class"] == "severe"
+    # and every route's worst segment is severe
+    assert all(r.metrics["worst_segments"][0]["risk_class"] == "severe" for r in b.routes)
+    return b

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from PIL import Image
 
 import convoyrisk as cr
 from convoyrisk.cli import main
-from convoyrisk.maps import CLASS_COLOURS
+from convoyrisk.maps import CLASS_COLOURS, INSUFFICIENT, INSUFFICIENT_COLOUR
+from convoyrisk.panels import named_chainage
+from convoyrisk.routing import route_segments
 
 from .helpers.cdp import Browser, chromium_path
 from .helpers.mapdata import map_data
@@ -48,6 +51,21 @@ def default_map(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def hotspot_map(tmp_path_factory: pytest.TempPathFactory, hotspot_csv: Path) -> Path:
+    """The hot-spot map, written by the real command line."""
+    out = tmp_path_factory.mktemp("cli-hot") / "hot.html"
+    res = CliRunner().invoke(
+        main, ["map", "-q", "--incidents", str(hotspot_csv), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _colour(name: str) -> str:
+    return CLASS_COLOURS.get(name, INSUFFICIENT_COLOUR)
+
+
 def _only_local(urls: list[str]) -> list[str]:
     return [u for u in urls if not u.startswith(("file:", "data:", "about:"))]
 
@@ -69,7 +87,8 @@ def test_default_map_renders_offline_without_errors(
     # each risk class drawn as often as the data has it
     counts = default_risk.segments["risk_class"].value_counts()
     for name in counts.index:
-        assert browser.eval(f"document.querySelectorAll('path.cr-{name}').length") == counts[name]
+        css = "cr-" + name.replace(" ", "-")  # "insufficient data": cr-insufficient-data
+        assert browser.eval(f"document.querySelectorAll('path.{css}').length") == counts[name]
     # the uncertainty circles: one per distinct (position, radius)
     inc = default_risk.incidents
     distinct = len(
@@ -107,7 +126,7 @@ def test_default_map_renders_offline_without_errors(
     # (a class with few segments may sit under the incident markers and heat: at least 10 px)
     for name in counts.index:
         least = 50 if counts[name] >= 100 else 10
-        assert pixels(CLASS_COLOURS[name], (panel_right + 1, 0, img.shape[1], img.shape[0])) > least
+        assert pixels(_colour(name), (panel_right + 1, 0, img.shape[1], img.shape[0])) > least
     # the legend is visible and shows every class's colour
     assert legend_box[2] <= img.shape[1] and legend_box[3] <= img.shape[0]
     for colour in CLASS_COLOURS.values():
@@ -129,7 +148,9 @@ def test_tooltips_and_popups_show_the_data(
         seg.fire('mouseover', {{latlng: seg.getCenter()}}, true);
         return document.querySelector('.leaflet-tooltip').textContent; }})()"""
     )
-    assert f"Kidal–Gao road: {worst.risk_class} risk" in text  # the road's name
+    # the road's name and the class ("insufficient data" is not a level of risk)
+    heading = worst.risk_class if worst.risk_class == INSUFFICIENT else f"{worst.risk_class} risk"
+    assert f"Kidal–Gao road: {heading}segment" in text
     assert f"segment {int(worst.segment_id)}" in text
     assert "chance of an incident per 100 km driven in a day" in text  # the rate in words
     assert f"{float(f'{worst.rate:.3g}')}" in text
@@ -321,32 +342,93 @@ def _near_colour(img: np.ndarray, colour: str, x: float, y: float, r: int) -> in
 
 
 def test_worst_segment_colour_visible_at_its_place_on_opening(
-    browser: Browser, default_map: Path, default_risk: cr.RiskResult, tmp_path: Path
+    browser: Browser, hotspot_map: Path, hotspot: cr.Briefing, tmp_path: Path
 ) -> None:
-    browser.open(default_map)
-    segs = default_risk.segments
+    browser.open(hotspot_map)
+    segs = hotspot.risk.segments
     worst = segs.loc[segs["rate"].idxmax()]
-    mid = (
-        cr.maps.gpd.GeoSeries([worst.geometry.interpolate(0.5, normalized=True)], crs=segs.crs)
-        .to_crs("EPSG:4326")
-        .iloc[0]
-    )
-    x, y = browser.eval(
-        f"(() => {{ const m = window.convoyriskLayers.roads._map;"
-        f" const p = m.latLngToContainerPoint([{mid.y}, {mid.x}]); return [p.x, p.y]; }})()"
+    assert worst.risk_class == "severe"
+    # the severe stretch around the worst segment (its severe neighbours within 5 km)
+    severe = segs[(segs["risk_class"] == "severe") & (segs.distance(worst.geometry) <= 5_000)]
+    mids = cr.maps.gpd.GeoSeries(
+        severe.geometry.interpolate(0.5, normalized=True), crs=segs.crs
+    ).to_crs("EPSG:4326")
+    points = browser.eval(
+        "(() => { const m = window.convoyriskLayers.roads._map; return "
+        + json.dumps([[p.y, p.x] for p in mids])
+        + ".map(ll => { const p = m.latLngToContainerPoint(ll); return [p.x, p.y]; }); })()"
     )
     shot = browser.screenshot(tmp_path / "laptop.png")
     _keep(shot, "map_laptop.png")
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    assert 0 < x < img.shape[1] and 0 < y < img.shape[0]
-    # the severe colour shows within 12 px of the worst segment's middle (no dot, heat or
-    # label over it), at the zoom the map opens with
-    assert _near_colour(img, CLASS_COLOURS[str(worst.risk_class)], x, y, 12) >= 15
-    # and the worst segments are labelled on the map
+    assert all(0 < x < img.shape[1] and 0 < y < img.shape[0] for x, y in points)
+    # the severe colour shows within 12 px of the middle of a segment of that stretch (no
+    # dot, heat or label over all of it), at the zoom the map opens with. (Not always of
+    # the worst segment itself: 40 incident rings within 6 km cover its middle.)
+    assert max(_near_colour(img, CLASS_COLOURS["severe"], x, y, 12) for x, y in points) >= 15
+    # and the hot spot is labelled on the map: severe, at Anéfis's km along each route
     labels = browser.eval(
         "Array.from(document.querySelectorAll('.cr-worst')).map(e => e.textContent)"
     )
-    assert any("km 112" in t and "severe" in t for t in labels), labels
+    G = hotspot.G
+    for route in hotspot.routes:
+        at = {n: km for km, n in named_chainage(G, route)}["Anéfis"]
+        tag = f"(route {route.metrics['rank']})"
+        assert any(
+            "severe" in t
+            and any(abs(float(k) - at) <= 3 for k in re.findall(rf"km (\d+) {re.escape(tag)}", t))
+            for t in labels
+        ), (at, labels)
+
+
+def test_worst_table_lists_the_hot_spot_with_buttons(
+    browser: Browser, hotspot_map: Path, hotspot: cr.Briefing
+) -> None:
+    browser.open(hotspot_map)
+    rows = browser.eval(
+        "Array.from(document.querySelectorAll('#cr-worst tr')).slice(1)"
+        ".map(r => Array.from(r.cells).map(c => c.textContent))"
+    )
+    listed = [w for r in hotspot.routes for w in r.metrics["worst_segments"]]
+    assert len(rows) == len(listed)
+    assert [(int(r[0]), r[3]) for r in rows] == [
+        (int(r.metrics["rank"]), w["risk_class"]) for r in hotspot.routes
+        for w in r.metrics["worst_segments"]
+    ]  # fmt: skip
+    assert any(r[3] == "severe" and "Anéfis" in r[2] for r in rows)
+    assert browser.eval("document.querySelectorAll('#cr-worst button.cr-goto').length") == len(rows)
+    # every route has an elevated or worse segment: no "none elevated" note
+    assert browser.eval("document.querySelectorAll('.cr-calm').length") == 0
+
+
+def test_worst_table_says_when_no_segment_is_elevated(
+    browser: Browser, default_map: Path, default_graph, default_risk: cr.RiskResult
+) -> None:
+    G = default_graph
+    names = {d.get("name"): n for n, d in G.nodes(data=True)}
+    routes = cr.score_routes(
+        G, cr.alternative_routes(G, names["Kidal"], names["Gao"]), default_risk
+    )
+    calm = [
+        int(r.metrics["rank"])
+        for r in routes
+        if not route_segments(G, r, default_risk)["risk_class"]
+        .isin(["elevated", "high", "severe"])
+        .any()
+    ]
+    browser.open(default_map)
+    note = browser.eval(
+        "(() => { const p = document.querySelector('.cr-calm');"
+        " return p ? p.textContent : null; })()"
+    )
+    if not calm:
+        assert note is None
+    else:
+        assert note is not None
+        assert f"{', '.join(map(str, calm))} is elevated or worse" in note
+    # the routes' worst segments are listed all the same, each with a button
+    listed = sum(len(r.metrics["worst_segments"]) for r in routes)
+    assert browser.eval("document.querySelectorAll('#cr-worst button.cr-goto').length") == listed
 
 
 def test_route_clickable_with_heat_on(browser: Browser, default_map: Path) -> None:
@@ -370,7 +452,7 @@ def test_route_clickable_with_heat_on(browser: Browser, default_map: Path) -> No
 
 
 def test_print_is_one_a4_landscape_page_with_the_whole_network(
-    browser: Browser, tmp_path: Path, default_graph, default_risk, places
+    browser: Browser, tmp_path: Path, hotspot: cr.Briefing
 ) -> None:
     import base64
     import shutil
@@ -378,12 +460,9 @@ def test_print_is_one_a4_landscape_page_with_the_whole_network(
 
     if shutil.which("pdfinfo") is None:
         pytest.skip("poppler-utils (pdfinfo) is not installed")
-    G = default_graph
-    names = {d.get("name"): n for n, d in G.nodes(data=True)}
-    routes = cr.score_routes(
-        G, cr.alternative_routes(G, names["Kidal"], names["Gao"]), default_risk
+    m = cr.risk_map(
+        hotspot.G, hotspot.risk, routes=hotspot.routes, places=hotspot.places, marking="Restricted"
     )
-    m = cr.risk_map(G, default_risk, routes=routes, places=places, marking="Restricted")
     browser.open(cr.save_map(m, tmp_path / "print.html"))
     pdf = browser.send("Page.printToPDF", preferCSSPageSize=True, printBackground=True)
     path = tmp_path / "print.pdf"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convoyrisk as cr
-from convoyrisk.maps import CLASS_COLOURS, encode_lines, profile_svg
+from convoyrisk.maps import CLASS_COLOURS, INSUFFICIENT_COLOUR, encode_lines, profile_svg
 
 from .helpers.mapdata import decode_lines, decode_parts, map_data
 
@@ -48,9 +48,11 @@ def test_every_segment_once_with_its_class_and_colour(page: str, default_risk) -
     by_id = segs.set_index("segment_id")
     names = [data["classes"][c]["name"] for c in roads["cls"]]
     assert names == by_id.loc[roads["id"], "risk_class"].tolist()
-    # the colour drawn is its class's (classes come from posterior probabilities)
-    for sid, c in zip(roads["id"][:200], roads["cls"][:200], strict=True):
-        assert data["classes"][c]["colour"] == CLASS_COLOURS[by_id.loc[sid, "risk_class"]]
+    # the colour drawn is its class's (classes come from posterior probabilities); an
+    # "insufficient data" segment is grey
+    colours = {**CLASS_COLOURS, "insufficient data": INSUFFICIENT_COLOUR}
+    for sid, c in zip(roads["id"], roads["cls"], strict=True):
+        assert data["classes"][c]["colour"] == colours[by_id.loc[sid, "risk_class"]]
     # rates to 3 significant digits, intervals around them
     np.testing.assert_allclose(roads["rate"], by_id.loc[roads["id"], "rate"], rtol=5e-3)
     assert all(
@@ -136,6 +138,19 @@ def test_panels_legend_and_footer(page: str, default_risk) -> None:
     assert "<svg" in panel  # the profile chart
 
 
+def _route_segment_ids(G, route, risk) -> list[int]:
+    """The route's segments in travel order, from its edges and the segments' start_m."""
+    segs = risk.segments
+    out: list[int] = []
+    for e in route.edges:
+        d = G.edges[e]
+        part = segs[segs["road_id"] == d["road_id"]].sort_values(
+            "start_m", ascending=not d["reversed"]
+        )
+        out += part["segment_id"].astype(int).tolist()
+    return out
+
+
 def test_profile_bars_follow_the_rates_on_a_log_axis(default_graph, default_risk, routes) -> None:
     best = routes[0]
     svg = profile_svg(default_graph, best, default_risk)
@@ -155,14 +170,31 @@ def test_profile_bars_follow_the_rates_on_a_log_axis(default_graph, default_risk
     assert sorted(ys) == sorted(t)
     per_decade = (ys[t[0]] - ys[t[2]]) / np.log10(t[2] / t[0])
     rates = np.array([r for _, r in profile])
-    want = ys[t[0]] - per_decade * np.log10(rates / t[0])
+    # the axis starts a tenth of the first threshold (the docstring's fixed floor): a
+    # lower rate stands on the floor, as a 1 px bar at the axis
+    floor = t[0] / 10
+    want = ys[t[0]] - per_decade * np.log10(np.maximum(rates, floor) / t[0])
     np.testing.assert_allclose([y for y, _ in bars], want, atol=0.3)
-    classes = cr.bayes.classify(rates, t)
-    assert [c for _, c in bars] == [CLASS_COLOURS[str(k)] for k in classes]
+    axis = float(re.search(r'<line x1="40" x2="40" y1="[\d.]+" y2="([\d.]+)"', svg)[1])
+    assert ys[t[0]] + per_decade == pytest.approx(axis, abs=0.3)  # the floor is the axis
+    # each bar in its segment's class as the map draws it (grey: insufficient data)
+    segs = default_risk.segments.set_index("segment_id")
+    on_route = [segs.loc[sid] for sid in _route_segment_ids(default_graph, best, default_risk)]
+    np.testing.assert_allclose([s["rate"] for s in on_route], rates)  # the same segments
+    colours = {**CLASS_COLOURS, "insufficient data": INSUFFICIENT_COLOUR}
+    assert [c for _, c in bars] == [colours[str(s["risk_class"])] for s in on_route]
     # both ends named (never clipped: anchored inwards), the peak named by its place
     assert 'text-anchor="start">Kidal</text>' in svg
     assert 'text-anchor="end">Gao</text>' in svg
-    assert "peak: km" in svg and "near Anéfis" in svg
+    assert "peak: km" in svg
+
+
+def test_profile_names_the_peak_by_its_place(hotspot: cr.Briefing) -> None:
+    # 40 precise IEDs at Anéfis over a year: the peak is there, severe
+    best = hotspot.routes[0]
+    svg = profile_svg(hotspot.G, best, hotspot.risk)
+    peak = re.search(r'class="cr-peak"[^>]*>([^<]*)<', svg)[1]
+    assert "near Anéfis" in peak and "(severe)" in peak, peak
 
 
 def test_profile_of_an_even_route_names_no_peak(default_graph, default_risk, routes) -> None:

@@ -50,6 +50,7 @@ from . import settings
 from ._errors import InputError
 from .panels import (
     BACKGROUND,
+    CALM_CLASSES,
     CASED_CLASSES,
     CASING_COLOUR,
     CLASS_COLOURS,
@@ -592,6 +593,15 @@ def _routes_data(
     return out, worst, np.asarray(shown.total_bounds)
 
 
+def _calm_ranks(G: nx.MultiDiGraph, routes: list[Route], risk: RiskResult) -> list[int]:
+    """Ranks of the routes none of whose segments is elevated or worse."""
+    return [
+        int(r.metrics["rank"])
+        for r in routes
+        if route_segments(G, r, risk)["risk_class"].astype(str).isin(CALM_CLASSES).all()
+    ]
+
+
 def _places_data(places: gpd.GeoDataFrame | None, decimals: int) -> list[dict[str, Any]]:
     if places is None or places.empty:
         return []
@@ -836,8 +846,12 @@ def risk_map(
         wells=any(not p["town"] for p in place_rows),
         insufficient=MAP_CLASSES.index(INSUFFICIENT) in roads["cls"],
     )
-    listed = worst_rows(G, routes)
-    worst_table = worst_table_html(listed, _segment_points(risk, [w["segment_id"] for w in listed]))
+    listed = worst_rows(G, routes, above_low=False)
+    worst_table = worst_table_html(
+        listed,
+        _segment_points(risk, [w["segment_id"] for w in listed]),
+        calm=_calm_ranks(G, routes, risk),
+    )
     footer = footer_html(
         risk,
         sources or [],

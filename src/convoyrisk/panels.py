@@ -19,7 +19,7 @@ import numpy as np
 
 from .bayes import NO_DATA_CLASS, RISK_CLASSES, classify
 from .risk import RiskResult
-from .routing import Route
+from .routing import Route, route_segments
 
 INSUFFICIENT = NO_DATA_CLASS
 """The class of a segment whose data cannot tell it from the prior (drawn grey and dashed)."""
@@ -135,13 +135,24 @@ def near_place(places: list[tuple[float, str]], km: float) -> str:
     return f"near {name}" if d <= 25 else f"{d:.0f} km from {name}"
 
 
-def worst_rows(G: nx.MultiDiGraph, routes: list[Route]) -> list[dict[str, Any]]:
-    """The listed worst segments of each route above 'low' (rank, km, class, rate, place)."""
+CALM_CLASSES = ("low", INSUFFICIENT)
+"""Classes that are not a hot spot: not labelled on the map."""
+
+
+def worst_rows(
+    G: nx.MultiDiGraph, routes: list[Route], *, above_low: bool = True
+) -> list[dict[str, Any]]:
+    """The listed worst segments of each route (rank, km, class, rate, place).
+
+    With `above_low` (the map's labels) only those elevated or worse; without it
+    (the briefing's table) every listed one, so that a route whose worst is low
+    or insufficient data still shows where that is.
+    """
     rows = []
     for r in routes:
         places = named_chainage(G, r)
         for w in r.metrics.get("worst_segments", []):
-            if w["risk_class"] in {"low", INSUFFICIENT}:
+            if above_low and w["risk_class"] in CALM_CLASSES:
                 continue
             rows.append(
                 {
@@ -249,10 +260,29 @@ def comparison_html(routes: list[Route]) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def worst_table_html(rows: list[dict[str, Any]], points: dict[int, tuple[float, float]]) -> str:
-    """The worst segments of each route as a table, each with a button that shows it."""
+def worst_table_html(
+    rows: list[dict[str, Any]],
+    points: dict[int, tuple[float, float]],
+    *,
+    calm: list[int] | None = None,
+) -> str:
+    """The worst segments of each route as a table, each with a button that shows it.
+
+    `rows` as :func:`worst_rows` gives them with ``above_low=False``; `calm`: the
+    ranks of the routes with no segment elevated or worse, said so in words above
+    the table (their low or insufficient-data worst segments are still listed).
+    """
+    calm = calm or []
     if not rows:
-        return "<p>No segment above 'low' on the routes.</p>"
+        return "<p>No worst segments listed for the routes.</p>"
+    note = ""
+    if calm:
+        many = len(calm) > 1
+        note = (
+            f'<p class="cr-calm">No segment of {"routes" if many else "route"} '
+            f"{', '.join(map(str, calm))} is elevated or worse: "
+            f"{'their' if many else 'its'} worst segments below are low or insufficient data.</p>"
+        )
     body = "".join(
         f"<tr><td>{w['rank']}</td><td>{w['km']:.0f}</td><td>{escape_html(w['near'])}</td>"
         f"<td>{escape_html(w['cls'])}</td><td>{w['rate']:.3g}</td>"
@@ -261,6 +291,7 @@ def worst_table_html(rows: list[dict[str, Any]], points: dict[int, tuple[float, 
         for w in rows
     )
     return (
+        f"{note}"
         '<table class="cr-worst-table" id="cr-worst" tabindex="-1">'
         "<caption>Worst segments of each route</caption>"
         '<tr><th scope="col">route</th><th scope="col">km</th><th scope="col">where</th>'
@@ -269,12 +300,24 @@ def worst_table_html(rows: list[dict[str, Any]], points: dict[int, tuple[float, 
     )
 
 
+def _profile_classes(
+    G: nx.MultiDiGraph, route: Route, risk: RiskResult, rate: np.ndarray
+) -> np.ndarray:
+    """The class of each profile bar: the segment's ``risk_class``, as the map draws it."""
+    segs = route_segments(G, route, risk)
+    if len(segs) == len(rate):
+        return segs["risk_class"].astype(str).to_numpy()
+    return np.asarray(classify(rate, risk.params.class_thresholds))
+
+
 def profile_svg(
     G: nx.MultiDiGraph, route: Route, risk: RiskResult, *, width: int = 420, height: int = 150
 ) -> str:
     """The risk profile along `route` as an inline SVG bar chart on a log rate axis.
 
-    One bar per segment, as wide as the segment, coloured by its class, reaching
+    One bar per segment, as wide as the segment, coloured by its class on the map
+    (its ``risk_class``: grey for insufficient data; by its rate alone if the
+    profile does not match the route's segments in `risk`), reaching
     its rate on a logarithmic axis whose range always holds the class thresholds
     (from a tenth of the first to ten times the last, widened only for rates
     beyond): the same rate sits at the same height on every map. The classes'
@@ -306,10 +349,11 @@ def profile_svg(
         f'<text x="{left + w + 4}" y="{(y(a) + y(b)) / 2 + 3:.1f}" fill="#222">{c}</text>'
         for a, b, c in zip(edges[:-1], edges[1:], RISK_CLASSES, strict=True)
     )
-    classes = classify(rate, t)
+    classes = _profile_classes(G, route, risk, rate)
     bars = "".join(
         f'<rect x="{x(a):.1f}" y="{y(r):.1f}" width="{max(x(b) - x(a), 0.6):.1f}" '
-        f'height="{max(top + h - y(r), 1.0):.1f}" fill="{CLASS_COLOURS[str(c)]}"/>'
+        f'height="{max(top + h - y(r), 1.0):.1f}" '
+        f'fill="{CLASS_COLOURS.get(str(c), INSUFFICIENT_COLOUR)}"/>'
         for a, b, r, c in zip(chain, ends, rate, classes, strict=True)
     )
     lines = "".join(

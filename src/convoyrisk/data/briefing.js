@@ -191,7 +191,7 @@ function convoyriskBriefing(map, D) {
   if (D.worst.length) {
     worst = L.layerGroup();
     D.worst.forEach(function (w) {
-      var tag = el("div", "cr-worst cr-" + w.cls, w.text);
+      var tag = el("div", "cr-worst cr-" + w.cls.replace(/ /g, "-"), w.text);
       worst.addLayer(L.marker([w.lat, w.lon], {
         icon: L.divIcon({ className: "cr-worst-icon", html: tag, iconSize: null, iconAnchor: [-12, 30] }),
         interactive: false, keyboard: false, pane: "crLabels"
