@@ -82,7 +82,9 @@ class Smoother:
         """Lay the grid over the points."""
         self.cell = self.sigma_m / 3.0
         lo = self.xy.min(axis=0) if len(self.xy) else np.zeros(2)
-        self.origin = lo - 4.0 * self.sigma_m
+        # cells on a fixed lattice (multiples of the cell size): roads added far away
+        # extend the grid without moving the cells that hold the others
+        self.origin = np.floor((lo - 4.0 * self.sigma_m) / self.cell) * self.cell
         ij = np.floor((self.xy - self.origin) / self.cell).astype(np.int64)
         hi = self.xy.max(axis=0) if len(self.xy) else np.zeros(2)
         self.shape = (
