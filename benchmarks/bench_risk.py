@@ -123,7 +123,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
         engines.append(("score_segments, numpy engine", t_np, c_np, mem_np))
     segs = risk.segments
     used = risk.incidents[risk.incidents["used"] == "used"]
-    mass_ok = abs(segs["mass"].sum() - (used["weight"] + used["near_repeat_weight"]).sum())
+    mass_ok = abs(segs["mass"].sum() - used["weight"].sum())  # episodes: leads carry weight
 
     # the distances alone: scipy (as the model batches them) vs networkx on a sample
     net = _network(G)
