@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from convoyrisk import briefing, export
-from convoyrisk.maps import CLASS_COLOURS
-from tests.outputs_data import AS_OF, Run, default_run
+from convoyrisk.maps import CLASS_COLOURS, INSUFFICIENT_COLOUR
+from tests.outputs_data import AS_OF, Run, expected_via, hot_spot_run, worst_on_route
 
 MARKING = "UNCLASSIFIED // FOR OFFICIAL USE"
 DPI = 100
@@ -29,7 +30,12 @@ needs_poppler = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def run() -> Run:
-    return default_run()
+    """A run whose data make a hot spot at Anéfis, so every class is on the page."""
+    run = hot_spot_run()
+    assert {"severe", "high", "elevated", "insufficient data"} <= set(
+        run.risk.segments["risk_class"]
+    )
+    return run
 
 
 def kwargs(run: Run) -> dict[str, object]:
@@ -60,15 +66,26 @@ def pdf(run: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-@pytest.fixture(scope="module")
-def page(pdf: Path, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+def render(pdf: Path, out: Path) -> np.ndarray:
+    """The PDF's page as poppler rasterises it (RGB, `DPI`)."""
     if shutil.which("pdftoppm") is None:
         pytest.skip("poppler-utils missing")
-    out = tmp_path_factory.mktemp("png") / "page"
     subprocess.run(
         ["pdftoppm", "-r", str(DPI), "-png", "-singlefile", str(pdf), str(out)], check=True
     )
     return np.asarray(Image.open(out.with_suffix(".png")).convert("RGB"), dtype=float)
+
+
+@pytest.fixture(scope="module")
+def page(pdf: Path, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    return render(pdf, tmp_path_factory.mktemp("png") / "page")
+
+
+@pytest.fixture(scope="module")
+def roads_only(run: Run) -> Run:
+    """The run with no incident markers: the hot spot's markers cover its roads on the page."""
+    risk = type(run.risk)(**{**run.risk.__dict__, "incidents": run.risk.incidents.iloc[:0]})
+    return replace(run, risk=risk)
 
 
 def rgb(hex_colour: str) -> np.ndarray:
@@ -78,6 +95,10 @@ def rgb(hex_colour: str) -> np.ndarray:
 @pytest.fixture(scope="module")
 def frame(run: Run) -> tuple[Figure, Axes]:
     """The page as matplotlib lays it out, to know where map coordinates land on it."""
+    return layout(run)
+
+
+def layout(run: Run) -> tuple[Figure, Axes]:
     fig = briefing.briefing_figure(run.G, run.risk, run.routes, **kwargs(run))  # type: ignore[arg-type]
     (ax,) = [a for a in fig.axes if a.get_gid() == "map"]
     ax.apply_aspect()
@@ -131,7 +152,7 @@ def test_one_a4_landscape_page(pdf: Path) -> None:
 
 
 @needs_poppler
-def test_page_text_has_marking_date_table_and_limits(pdf: Path) -> None:
+def test_page_text_has_marking_date_table_and_limits(run: Run, pdf: Path) -> None:
     text = subprocess.run(
         ["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True
     ).stdout
@@ -140,8 +161,18 @@ def test_page_text_has_marking_date_table_and_limits(pdf: Path) -> None:
     assert "UN statements of 1 and 6 Nov 2023" in text
     assert "Limits:" in text
     assert "1 input row(s) rejected" in text
-    assert "Anéfis, Tabankort" in text  # route 1 in the table
-    assert "km 112 severe" in text
+    # route 1 in the table: the places it passes and its worst segment, found independently
+    # (the cell wraps, so other cells' words may come between its lines)
+    via = expected_via(run, run.routes[0])
+    assert len(via) >= 2
+    assert re.search("via " + ".*?".join(map(re.escape, via)), text, re.DOTALL), via
+    worst = worst_on_route(run, run.routes[0])
+    assert worst["risk_class"] == "severe"
+    kms = [int(k) for k in re.findall(r"km (\d+) severe", text)]
+    assert any(abs(k - worst["start_km"]) <= 0.55 for k in kms), kms
+    # the legend names every class drawn, the grey "insufficient data" too
+    for cls in set(run.risk.segments["risk_class"]):
+        assert f"risk: {cls}" in text
     assert "Chokepoints" in text
     assert re.search(r"\b(10|20|50|100|200) km\b", text)  # the scale bar
     assert re.search(r"\b1°E\b", text)  # the grid's labels
@@ -152,13 +183,15 @@ def test_roads_are_drawn_where_the_roads_are(
     run: Run, page: np.ndarray, frame: tuple[Figure, Axes]
 ) -> None:
     hits = total = 0
-    for cls in ("elevated", "high", "severe"):
+    # every class the model gave, "insufficient data" (grey, dashed) included
+    for cls in set(run.risk.segments["risk_class"]):
         mids = class_midpoints(run, cls)
         # roads beyond the map frame (the network reaches past the routes) are clipped
         keep = inside(frame, mids)
         rc = to_pixels(frame, mids[keep], page.shape)
         # at a segment's middle, within 2 px, a pixel of that class's colour
-        found = colour_distances(page, rc, rgb(CLASS_COLOURS[cls]), 2) < 45
+        colour = CLASS_COLOURS.get(cls, INSUFFICIENT_COLOUR)
+        found = colour_distances(page, rc, rgb(colour), 2) < 45
         assert found.sum() >= 1, cls
         hits += int(found.sum())
         total += len(found)
@@ -183,7 +216,7 @@ def test_no_road_colour_far_from_the_roads(
     clear = far & (fx > 0.3) & (fx < 0.85) & (fy > 0.12)
     assert clear.sum() > 50
     rc = to_pixels(frame, pts[clear], page.shape)
-    for cls in ("elevated", "high", "severe"):
+    for cls in ("low", "elevated", "high", "severe"):
         colour = rgb(CLASS_COLOURS[cls])
         dists = [
             float(
@@ -197,17 +230,28 @@ def test_no_road_colour_far_from_the_roads(
 
 
 @needs_poppler
-def test_risk_reads_in_grey_darker_as_it_rises(
-    run: Run, page: np.ndarray, frame: tuple[Figure, Axes]
-) -> None:
-    """Printed in grey, severe roads are darker than high, high than elevated."""
+def test_risk_reads_in_grey_darker_as_it_rises(roads_only: Run, tmp_path: Path) -> None:
+    """Printed in grey, severe roads are darker than high, high than elevated, than low.
+
+    Read on a page without incident markers: the markers that make a hot spot are
+    drawn over its roads, and are darker than any road.
+    """
+    run = roads_only
+    pdf = export.write_output(
+        tmp_path / "roads.pdf", G=run.G, risk=run.risk, routes=run.routes, **kwargs(run)
+    )
+    page = render(pdf, tmp_path / "roads")
+    frame = layout(run)
     grey = page @ np.array([0.299, 0.587, 0.114])
-    darkest = {}
-    for cls in ("elevated", "high", "severe"):
+    tone = {}
+    for cls in ("low", "elevated", "high", "severe"):
         mids = class_midpoints(run, cls)
         rc = to_pixels(frame, mids[inside(frame, mids)], page.shape)
-        darkest[cls] = float(np.median([grey[r - 1 : r + 2, c - 1 : c + 2].min() for r, c in rc]))
-    assert darkest["severe"] < darkest["high"] < darkest["elevated"]
+        assert len(rc) >= 5, cls
+        # the pixel at each segment's middle (a window's darkest would reach a darker neighbour:
+        # the hot spot's short high stretches lie between severe ones)
+        tone[cls] = float(np.median(grey[rc[:, 0], rc[:, 1]]))
+    assert tone["severe"] < tone["high"] < tone["elevated"] < tone["low"]
 
 
 def test_no_routes_still_makes_a_page(run: Run, tmp_path: Path) -> None:
@@ -242,11 +286,12 @@ def test_nice_steps() -> None:
 
 @needs_poppler
 def test_an_unknown_class_is_drawn_and_named(run: Run, tmp_path: Path) -> None:
+    """A class the page does not know (none of the four, nor the model's own) is named too."""
     segs = run.risk.segments.copy()
-    segs.loc[segs.index[:50], "risk_class"] = "insufficient data"
+    segs.loc[segs.index[:50], "risk_class"] = "not assessed"
     risk = type(run.risk)(**{**run.risk.__dict__, "segments": segs})
     path = briefing.write_briefing(tmp_path / "x.pdf", run.G, risk, run.routes)
     text = subprocess.run(
         ["pdftotext", str(path), "-"], check=True, capture_output=True, text=True
     ).stdout
-    assert "risk: insufficient data" in text
+    assert "risk: not assessed" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +19,15 @@ import shapely
 import convoyrisk as cr
 from convoyrisk import export
 from convoyrisk.routing import route_geometry
-from tests.outputs_data import AS_OF, Run, default_run
+from tests.outputs_data import (
+    AS_OF,
+    Run,
+    classes_worst_first,
+    default_run,
+    expected_via,
+    hot_spot_run,
+    worst_on_route,
+)
 
 GPX_XSD = Path(__file__).parent / "data" / "gpx-1.1.xsd"
 GPX = "{http://www.topografix.com/GPX/1/1}"
@@ -28,6 +37,14 @@ KML = "{http://www.opengis.net/kml/2.2}"
 @pytest.fixture(scope="module")
 def run() -> Run:
     return default_run()
+
+
+@pytest.fixture(scope="module")
+def hot() -> Run:
+    """A run whose data make a hot spot at Anéfis: severe, high and elevated roads."""
+    run = hot_spot_run()
+    assert {"severe", "high", "elevated"} <= set(run.risk.segments["risk_class"])
+    return run
 
 
 def write(run: Run, path: Path, **kw: object) -> Path:
@@ -58,6 +75,11 @@ def gpx_path(run: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write(run, tmp_path_factory.mktemp("gpx") / "routes.gpx", title="Kidal → Gao")
 
 
+@pytest.fixture(scope="module")
+def hot_gpx_path(hot: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write(hot, tmp_path_factory.mktemp("gpx") / "hot.gpx", title="Kidal → Gao")
+
+
 def test_gpx_is_valid_against_the_gpx_1_1_schema(gpx_path: Path) -> None:
     schema = lxml.etree.XMLSchema(lxml.etree.parse(GPX_XSD))
     doc = lxml.etree.parse(gpx_path)
@@ -83,17 +105,32 @@ def test_gpx_routes_and_tracks_follow_the_route_geometry(run: Run, gpx_path: Pat
         ends = shapely.get_coordinates(pts.iloc[[0, -1]].to_numpy())
         np.testing.assert_allclose(ends, np.asarray(truth.coords)[[0, -1]], atol=0.5)
         name = str(rtes["name"].iloc[i])
-        assert name.startswith(f"Route {i + 1} via ")
-        assert all(p in name for p in r.metrics["via"])
-    assert "Anéfis, Tabankort, Tarkint, Almoustarat" in str(rtes["name"].iloc[0])
+        # the places passed, found from the gazetteer and the route's nodes, in travel order
+        via = expected_via(run, r)
+        assert len(via) >= 2
+        assert r.metrics["via"] == via
+        assert name == f"Route {i + 1} via {', '.join(via)}"
 
 
-def test_gpx_waypoints_mark_the_worst_segments_where_they_are(run: Run, gpx_path: Path) -> None:
-    wpts = pyogrio.read_dataframe(gpx_path, layer="waypoints")
+def test_gpx_waypoints_mark_the_worst_segments_where_they_are(hot: Run, hot_gpx_path: Path) -> None:
+    run = hot
+    wpts = pyogrio.read_dataframe(hot_gpx_path, layer="waypoints")
     names = list(wpts["name"])
-    assert "R1 km 112 SEVERE" in names  # the Anéfis hot spot on the main road
-    segs = run.risk.segments.set_index("segment_id")
     pts = projected(wpts, run)
+    # route 1's segment of highest rate, found along its geometry: the Anéfis hot spot
+    worst = worst_on_route(run, run.routes[0])
+    assert worst["risk_class"] == "severe"
+    marks = [
+        (int(m[1]), i)
+        for i, n in enumerate(names)
+        if (m := re.fullmatch(r"R1 km (\d+) SEVERE", n)) is not None
+    ]
+    km, at = min(marks, key=lambda m: abs(m[0] - worst["start_km"]))
+    assert abs(km - worst["start_km"]) <= 0.55
+    assert pts.iloc[at].distance(worst.geometry) < 0.5
+    anefis = run.places.set_index("name").loc[["Anéfis"]].to_crs(run.G.graph["crs"]).geometry
+    assert pts.iloc[at].distance(anefis.iloc[0]) < 15_000
+    segs = run.risk.segments.set_index("segment_id")
     for r in run.routes:
         line = route_geometry(run.G, r)
         for w in r.metrics["worst_segments"]:
@@ -140,10 +177,17 @@ def kml_path(run: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write(run, tmp_path_factory.mktemp("kml") / "briefing.kml")
 
 
-def test_kml_folders_are_the_layers(kml_path: Path) -> None:
-    layers = [str(n) for n, _ in pyogrio.list_layers(kml_path)]
-    assert layers[:2] == ["Routes", "Warnings"]
-    assert {"Risk: severe", "Risk: high", "Risk: elevated", "Incidents", "Places"} <= set(layers)
+def test_kml_folders_are_the_layers(run: Run, hot: Run, kml_path: Path, tmp_path: Path) -> None:
+    hot_kml = write(hot, tmp_path / "hot.kml")
+    for r, path in ((run, kml_path), (hot, hot_kml)):
+        layers = [str(n) for n, _ in pyogrio.list_layers(path)]
+        assert layers[:2] == ["Routes", "Warnings"]
+        # one folder per class the segments hold, worst first, then incidents and places
+        risk = [f"Risk: {c}" for c in classes_worst_first(r)]
+        assert layers[2:] == [*risk, "Incidents", "Places"]
+    assert {"Risk: severe", "Risk: high", "Risk: elevated", "Risk: insufficient data"} <= set(
+        layers
+    )
 
 
 def test_kml_routes_within_metres_of_the_route_geometry(run: Run, kml_path: Path) -> None:
@@ -304,11 +348,19 @@ def test_gpx_route_points_thinned_keep_the_bends(run: Run) -> None:
 def test_kml_and_gpkg_take_an_unknown_class(run: Run, tmp_path: Path) -> None:
     """The risk model may call a segment "insufficient data": it gets its own grey folder."""
     segs = run.risk.segments.copy()
-    segs.loc[segs.index[:10], "risk_class"] = "insufficient data"
+    model_unknown = segs.loc[segs["risk_class"] == "insufficient data"].geometry
+    ten = segs.index[segs["risk_class"] != "insufficient data"][:10]
+    assert len(ten) == 10
+    segs.loc[ten, "risk_class"] = "insufficient data"
     risk = type(run.risk)(**{**run.risk.__dict__, "segments": segs})
     path = export.write_kml(tmp_path / "x.kml", run.G, risk, run.routes)
     got = pyogrio.read_dataframe(path, layer="Risk: insufficient data")
-    assert projected(got, run).length.sum() == pytest.approx(segs.geometry.iloc[:10].length.sum())
+    # the model's own "insufficient data" roads and the ten relabelled segments
+    want = model_unknown.length.sum() + segs.loc[ten].geometry.length.sum()
+    assert projected(got, run).length.sum() == pytest.approx(want, rel=1e-6)
+    lines = shapely.union_all(projected(got, run).to_numpy())
+    mids = segs.loc[ten].geometry.interpolate(0.5, normalized=True)
+    assert float(mids.distance(lines).max()) < 0.5
     doc = lxml.etree.parse(path)
     colour = doc.findtext(f".//{KML}Style[@id='class_insufficient_data']/{KML}LineStyle/{KML}color")
     assert colour == export.kml_colour(export.NO_CLASS_COLOUR)
@@ -319,7 +371,7 @@ def test_outputs_without_routes_places_or_incidents(run: Run, tmp_path: Path) ->
     risk = type(run.risk)(**{**run.risk.__dict__, "incidents": incidents})
     kml = export.write_output(tmp_path / "x.kml", G=run.G, risk=risk)
     layers = [str(n) for n, _ in pyogrio.list_layers(kml)]
-    assert layers == ["Risk: severe", "Risk: high", "Risk: elevated"]
+    assert layers == [f"Risk: {c}" for c in classes_worst_first(run)]
     gpkg = export.write_output(tmp_path / "x.gpkg", G=run.G, risk=risk)
     assert {str(n) for n, _ in pyogrio.list_layers(gpkg)} == {"segments", "incidents", "parameters"}
 

@@ -38,7 +38,7 @@ from pyproj import Transformer
 from . import settings
 from .bayes import RISK_CLASSES
 from .export import route_label
-from .maps import CLASS_COLOURS, ROUTE_COLOURS
+from .maps import CLASS_COLOURS, INSUFFICIENT_COLOUR, ROUTE_COLOURS
 from .risk import RiskResult
 from .routing import Route, route_geometry, route_segments
 from .utils import atomic_path
@@ -55,8 +55,8 @@ CLASS_WIDTHS = {"low": 0.8, "elevated": 1.3, "high": 2.2, "severe": 3.2}
 CASING_COLOUR = "#3a3a3a"
 """Thin dark outline drawn under every road line."""
 
-OTHER_CLASS_COLOUR = "#9a9a9a"
-"""Colour of a segment in none of the four classes (e.g. "insufficient data")."""
+OTHER_CLASS_COLOUR = INSUFFICIENT_COLOUR
+"""Colour of a segment in none of the four classes (e.g. "insufficient data"): the maps' grey."""
 
 LIMITS_TEXT = (
     "Limits: rates describe past reported incidents only (not what went unreported, "

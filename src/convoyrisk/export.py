@@ -33,7 +33,7 @@ import shapely
 from . import settings
 from ._errors import InputError
 from .incidents import IncidentTable
-from .maps import CLASS_COLOURS, ROUTE_COLOURS, risk_map, save_map
+from .maps import CLASS_COLOURS, INSUFFICIENT_COLOUR, ROUTE_COLOURS, risk_map, save_map
 from .risk import RiskResult
 from .routing import Route, route_geometry, routes_gdf
 from .utils import atomic_path
@@ -55,8 +55,8 @@ OUTPUT_FORMATS = {
 LAYERS = ("segments", "routes", "incidents", "rejects", "places", "parameters")
 """Layers (and the one attribute table, ``parameters``) of the GeoPackage."""
 
-NO_CLASS_COLOUR = "#8c8c8c"
-"""Colour of a segment whose class is none of the four (e.g. "insufficient data")."""
+NO_CLASS_COLOUR = INSUFFICIENT_COLOUR
+"""Colour of a segment in none of the four classes (e.g. "insufficient data"): the maps' grey."""
 
 MAX_ROUTE_POINTS = 250
 """Most route points in a GPX ``<rte>`` (older Garmin units keep no more)."""
