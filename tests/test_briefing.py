@@ -17,7 +17,8 @@ from PIL import Image
 
 from convoyrisk import briefing, export
 from convoyrisk.maps import CLASS_COLOURS, INSUFFICIENT_COLOUR
-from tests.outputs_data import AS_OF, Run, expected_via, hot_spot_run, worst_on_route
+
+from .helpers.outputs import AS_OF, Run, expected_via, hot_spot_run, worst_on_route
 
 MARKING = "UNCLASSIFIED // FOR OFFICIAL USE"
 DPI = 100

@@ -580,7 +580,7 @@ def test_tab_reaches_the_layer_control_within_a_few_stops(
 def test_mbtiles_tiles_rendered_offline(
     browser: Browser, tmp_path: Path, default_graph, default_risk
 ) -> None:
-    from tests.test_maps_style import make_mbtiles
+    from .helpers.mapdata import make_mbtiles
 
     mb = make_mbtiles(tmp_path / "base.mbtiles", (-2.0, 14.0, 4.0, 21.0), range(4, 8))
     m = cr.risk_map(default_graph, default_risk, basemap=mb, heat=False)

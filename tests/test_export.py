@@ -19,8 +19,10 @@ import shapely
 import convoyrisk as cr
 from convoyrisk import export
 from convoyrisk.routing import route_geometry
-from tests.outputs_data import (
+
+from .helpers.outputs import (
     AS_OF,
+    GPX_XSD,
     Run,
     classes_worst_first,
     default_run,
@@ -29,7 +31,6 @@ from tests.outputs_data import (
     worst_on_route,
 )
 
-GPX_XSD = Path(__file__).parent / "data" / "gpx-1.1.xsd"
 GPX = "{http://www.topografix.com/GPX/1/1}"
 KML = "{http://www.opengis.net/kml/2.2}"
 

@@ -11,8 +11,8 @@ import lxml.etree
 import pyogrio
 import pytest
 
-from tests.test_cli import assert_one_line_error, run
-from tests.test_export import GPX_XSD
+from .helpers.cli import assert_one_line_error, run
+from .helpers.outputs import GPX_XSD
 
 MARKING = "UNCLASSIFIED // FOR OFFICIAL USE"
 

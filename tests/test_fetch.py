@@ -14,7 +14,8 @@ import pytest
 import convoyrisk as cr
 from convoyrisk._errors import FetchError
 from convoyrisk.fetch import Http, fetch_acled, fetch_to_file, fetch_ucdp
-from tests.fakeapi import PASSWORD, UCDP_TOKEN, USER, FakeApi, acled_event, ged_event, serve
+
+from .helpers.fakeapi import PASSWORD, UCDP_TOKEN, USER, FakeApi, acled_event, ged_event, serve
 
 
 @pytest.fixture(autouse=True)

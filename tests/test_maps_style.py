@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
-import sqlite3
 from pathlib import Path
 
 import geopandas as gpd
@@ -13,7 +11,6 @@ import numpy as np
 import pytest
 import shapely
 from colorspacious import cspace_convert
-from PIL import Image
 
 import convoyrisk as cr
 from convoyrisk import maps
@@ -31,7 +28,7 @@ from convoyrisk.maps import (
 from convoyrisk.risk import RISK_CLASSES
 
 from .helpers.graphs import lines_graph
-from .helpers.mapdata import decode_lines, map_data
+from .helpers.mapdata import decode_lines, make_mbtiles, map_data
 
 OLD_PALETTE = {"low": "#1a9850", "elevated": "#e6b400", "high": "#f46d43", "severe": "#a50026"}
 CVD = ("protanomaly", "deuteranomaly", "tritanomaly")
@@ -233,32 +230,6 @@ def test_a_large_page_logs_a_warning(
     with caplog.at_level(logging.WARNING, logger="convoyrisk"):
         maps.save_map(maps.risk_map(G, risk), tmp_path / "m.html")
     assert any("MB" in r.getMessage() and "browsers" in r.getMessage() for r in caplog.records)
-
-
-def make_mbtiles(path: Path, bounds: tuple[float, float, float, float], zooms: range) -> Path:
-    """An MBTiles file of solid teal-blue PNG tiles covering `bounds` (TMS rows, as the spec)."""
-    buf = io.BytesIO()
-    Image.new("RGB", (256, 256), (40, 90, 200)).save(buf, format="PNG")
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE metadata (name text, value text)")
-    con.execute(
-        "CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, "
-        "tile_data blob)"
-    )
-    con.executemany(
-        "INSERT INTO metadata VALUES (?, ?)",
-        [("name", "test tiles"), ("format", "png"), ("attribution", "made in the test")],
-    )
-    for z in zooms:
-        x0, y0, x1, y1 = tile_range(bounds, z)
-        for x in range(x0, x1 + 1):
-            for y in range(y0, y1 + 1):
-                con.execute(
-                    "INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, 2**z - 1 - y, buf.getvalue())
-                )
-    con.commit()
-    con.close()
-    return path
 
 
 def test_read_mbtiles_takes_the_extent_and_flips_rows(tmp_path: Path) -> None:

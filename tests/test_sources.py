@@ -25,7 +25,8 @@ from convoyrisk.sources import (
     read_sources,
     write_merge_report,
 )
-from tests.test_incidents_readers import ACLED_HEADER, GED_HEADER, acled_row, ged_row
+
+from .helpers.exports import ACLED_HEADER, GED_HEADER, acled_row, ged_row
 
 GEOD = Geod(ellps="WGS84")
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import shapely
+from PIL import Image
+
+from convoyrisk.basemap import tile_range
 
 _BLOCK = re.compile(r'<script type="application/json" id="[^"]+">(.*?)</script>', re.DOTALL)
 
@@ -34,3 +40,29 @@ def decode_lines(items: list[list[list[int]]], decimals: int) -> list[shapely.Ge
         lines = [shapely.LineString(a) for a in decode_parts(parts, decimals)]
         out.append(lines[0] if len(lines) == 1 else shapely.MultiLineString(lines))
     return out
+
+
+def make_mbtiles(path: Path, bounds: tuple[float, float, float, float], zooms: range) -> Path:
+    """An MBTiles file of solid teal-blue PNG tiles covering `bounds` (TMS rows, as the spec)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (256, 256), (40, 90, 200)).save(buf, format="PNG")
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE metadata (name text, value text)")
+    con.execute(
+        "CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, "
+        "tile_data blob)"
+    )
+    con.executemany(
+        "INSERT INTO metadata VALUES (?, ?)",
+        [("name", "test tiles"), ("format", "png"), ("attribution", "made in the test")],
+    )
+    for z in zooms:
+        x0, y0, x1, y1 = tile_range(bounds, z)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                con.execute(
+                    "INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, 2**z - 1 - y, buf.getvalue())
+                )
+    con.commit()
+    con.close()
+    return path

@@ -20,6 +20,9 @@ from convoyrisk.routing import Route, route_geometry
 DATA = Path(__file__).resolve().parents[1] / "data" / "geo"
 AS_OF = "2023-11-04"
 
+GPX_XSD = Path(__file__).resolve().parents[1] / "data" / "gpx-1.1.xsd"
+"""The GPX 1.1 schema shipped with the tests (tests/data/README.md says where from)."""
+
 
 @dataclass
 class Run:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.test_incidents_readers import ACLED_HEADER, GED_HEADER
+from .exports import ACLED_HEADER, GED_HEADER
 
 USER = "analyst@example.org"
 PASSWORD = "correct horse battery staple"
