@@ -14,7 +14,12 @@ import convoyrisk as cr
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 REALDATA = SHARED / "realdata"
-UTM31 = "EPSG:32631"
+PLANE = "+proj=tmerc +lat_0=0 +lon_0=0 +k_0=1 +x_0=0 +y_0=0 +ellps=WGS84 +units=m +no_defs"
+"""CRS of the hand-built networks: a transverse Mercator with scale 1 at (0, 0).
+
+Graph lengths are geodesic (measured on the WGS84 ellipsoid); within a few km
+of the origin this projection's distortion is below 1e-7, so a hand
+calculation in the plane is the geodesic length to that precision."""
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +39,7 @@ def default_risk(default_graph: nx.MultiDiGraph) -> cr.RiskResult:
     return cr.score_segments(default_graph, snapped)
 
 
-def lines_graph(lines: list[list[tuple[float, float]]], crs: str = UTM31) -> nx.MultiDiGraph:
+def lines_graph(lines: list[list[tuple[float, float]]], crs: str = PLANE) -> nx.MultiDiGraph:
     """A graph from projected line coordinates (metres)."""
     gdf = gpd.GeoDataFrame(geometry=[LineString(c) for c in lines], crs=crs)
     return cr.graph_from_gdf(gdf, crs=crs)

@@ -10,7 +10,7 @@ import pytest
 import convoyrisk as cr
 from convoyrisk.risk import RiskParams, classify, empirical_bayes, exposure_days, quartic_kernel
 
-from .conftest import UTM31, lines_graph
+from .conftest import PLANE, lines_graph
 
 
 def _incidents(
@@ -27,7 +27,7 @@ def _incidents(
             **cols,
         }
     )
-    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(xs, [y] * len(xs)), crs=UTM31)
+    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(xs, [y] * len(xs)), crs=PLANE)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from shapely.ops import substring
 import convoyrisk as cr
 from convoyrisk.risk import RiskParams, kernel_cdf, kernel_density, split_segments
 
-from .conftest import UTM31, lines_graph
+from .conftest import PLANE, lines_graph
 
 X0, Y0 = 500_000.0, 2_000_000.0
 
@@ -36,7 +36,7 @@ def incidents_at(
         }
     )
     pts = gpd.points_from_xy([p[0] for p in xy], [p[1] for p in xy])
-    return gpd.GeoDataFrame(df, geometry=pts, crs=UTM31)
+    return gpd.GeoDataFrame(df, geometry=pts, crs=PLANE)
 
 
 def score(G, xy, *, as_of="2023-01-01", **params) -> cr.RiskResult:

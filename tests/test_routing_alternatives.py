@@ -25,7 +25,7 @@ from convoyrisk.routing import (
     shared_fraction,
 )
 
-from .conftest import UTM31, lines_graph, node_at
+from .conftest import PLANE, lines_graph, node_at
 from .routing_helpers import X0, Y0, fake_risk, hand_risk_integral, shift
 
 A, B = (X0, Y0), (X0 + 10_000, Y0)
@@ -137,7 +137,7 @@ def test_via_and_avoid(ladder) -> None:
     via = alternative_routes(G, a, b, k=1, via=[south])[0]
     assert south in via.nodes and km(G, [via]) == [round(KM_SOUTH, 3)]
     # a polygon over the middle of the direct road removes it (and only it)
-    area = gpd.GeoDataFrame(geometry=[Point(X0 + 5_000, Y0).buffer(500)], crs=UTM31)
+    area = gpd.GeoDataFrame(geometry=[Point(X0 + 5_000, Y0).buffer(500)], crs=PLANE)
     avoid = roads_in_areas(G, area.to_crs("EPSG:4326"))
     assert avoid == {0}
     routes = alternative_routes(G, a, b, k=3, avoid_roads=avoid)
@@ -150,7 +150,7 @@ def test_via_and_avoid(ladder) -> None:
     with pytest.raises(cr.InputError, match="Unknown segment"):
         roads_of_segments(risk, [10**6])
     # avoiding everything around A leaves no route, and says why
-    around_a = gpd.GeoDataFrame(geometry=[Point(*A).buffer(100)], crs=UTM31)
+    around_a = gpd.GeoDataFrame(geometry=[Point(*A).buffer(100)], crs=PLANE)
     with pytest.raises(cr.NoRouteError, match="avoided"):
         alternative_routes(G, a, b, avoid_roads=roads_in_areas(G, around_a))
 

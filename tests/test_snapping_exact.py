@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import convoyrisk as cr
 from convoyrisk.snapping import LineIndex, road_chainage, status_counts
 
-from .conftest import UTM31, lines_graph
+from .conftest import PLANE, lines_graph
 
 # the numba engine is optional (the `fast` extra)
 ENGINES = ["numpy"] + (["numba"] if importlib.util.find_spec("numba") else [])
@@ -132,7 +132,7 @@ def test_statuses_add_up_and_follow_the_rules(points, max_distance) -> None:
     gdf = gpd.GeoDataFrame(
         {"precision_m": [p for *_, p in points]},
         geometry=gpd.points_from_xy([p[0] for p in xy], [p[1] for p in xy]),
-        crs=UTM31,
+        crs=PLANE,
     )
     out = cr.snap_incidents(G, gdf, max_distance_m=max_distance, exact_m=2000.0)
     assert sum(status_counts(out).values()) == len(gdf)
@@ -187,7 +187,7 @@ def test_road_length_within_the_radius() -> None:
     # the disc of 5 km around a point 3 km off a straight road holds 2*sqrt(5^2-3^2) = 8 km of it
     G = lines_graph([[(500_000, 2_000_000), (520_000, 2_000_000)]])
     gdf = gpd.GeoDataFrame(
-        {"precision_m": [5_000.0]}, geometry=[shapely.Point(510_000, 2_003_000)], crs=UTM31
+        {"precision_m": [5_000.0]}, geometry=[shapely.Point(510_000, 2_003_000)], crs=PLANE
     )
     out = cr.snap_incidents(G, gdf, max_distance_m=1_000.0).iloc[0]
     assert out["status"] == "spread"
@@ -209,9 +209,9 @@ def test_chainage_along_a_named_road() -> None:
             shapely.LineString([(507_000, 2_000_000), (503_000, 2_000_000)]),
             shapely.LineString([(503_000, 2_000_000), (503_000, 2_002_000)]),
         ],
-        crs=UTM31,
+        crs=PLANE,
     )
-    G = cr.graph_from_gdf(roads, crs=UTM31)
+    G = cr.graph_from_gdf(roads, crs=PLANE)
     assert isinstance(G, nx.MultiDiGraph)
     pts = gpd.GeoDataFrame(
         geometry=[
@@ -219,7 +219,7 @@ def test_chainage_along_a_named_road() -> None:
             shapely.Point(506_000, 1_999_990),
             shapely.Point(503_010, 2_001_500),
         ],
-        crs=UTM31,
+        crs=PLANE,
     )
     out = cr.snap_incidents(G, pts)
     assert out["road"].tolist() == ["N1", "N1", "side"]

@@ -26,3 +26,7 @@ class PlaceNotFoundError(ConvoyRiskError, LookupError):
 
 class NoRouteError(ConvoyRiskError):
     """No route joins the two places on the network."""
+
+
+class ConvoyRiskWarning(UserWarning):
+    """Something in the input was left out or changed; the run goes on (one line, said once)."""

@@ -8,6 +8,7 @@ import functools
 import io
 import json
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from . import __version__, settings
-from ._errors import ConvoyRiskError, InputError
+from ._errors import ConvoyRiskError, ConvoyRiskWarning, InputError
 from .config import params_from_mapping, parse_overrides, read_config
 from .incidents import Filters, merge_duplicates, read_incidents
 from .maps import risk_map, save_map
@@ -95,10 +96,22 @@ def _handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
-        try:
-            return func(*args, **kwargs)
-        except ConvoyRiskError as exc:
-            _fail(" ".join(str(exc).split()))
+        with warnings.catch_warnings():
+            # what the library left out or changed: one line each, as errors are
+            warnings.simplefilter("always", ConvoyRiskWarning)
+            shown = warnings.showwarning
+
+            def show(message: Warning | str, category: type[Warning], *rest: Any) -> None:  # noqa: ANN401
+                if issubclass(category, ConvoyRiskWarning):
+                    click.echo(f"convoyrisk: warning: {' '.join(str(message).split())}", err=True)
+                else:
+                    shown(message, category, *rest)
+
+            warnings.showwarning = show
+            try:
+                return func(*args, **kwargs)
+            except ConvoyRiskError as exc:
+                _fail(" ".join(str(exc).split()))
         return None
 
     return wrapper  # type: ignore[return-value]
