@@ -76,6 +76,9 @@ def synthetic_case(n: int) -> tuple[Any, cr.RiskResult]:
     G = nx.MultiDiGraph(crs=roads.crs.to_string())
     lengths = roads.length.to_numpy()
     for i, (geom, length) in enumerate(zip(roads.geometry, lengths, strict=True)):
+        (x0, y0), (x1, y1) = geom.coords[0], geom.coords[-1]
+        G.add_node(2 * i, x=x0, y=y0)
+        G.add_node(2 * i + 1, x=x1, y=y1)
         G.add_edge(2 * i, 2 * i + 1, geometry=geom, length=float(length), road_id=i, reversed=False)
     segs = gpd.GeoDataFrame(
         {"u": 2 * np.arange(n), "v": 2 * np.arange(n) + 1, "key": 0, "road_id": np.arange(n),

@@ -107,7 +107,8 @@ def test_safest_and_minimax_differ(ladder) -> None:
     safest = alternative_routes(G, a, b, k=1, objective="safest", risk=risk)[0]
     assert mid_node(G, safest) == NORTH
     assert hand_risk_integral(G, risk, safest.edges) == pytest.approx(
-        0.05 * (KM_NORTH / 12) + 1e-4 * (KM_NORTH - KM_NORTH / 12), rel=1e-9
+        0.05 * (KM_NORTH / 12) + 1e-4 * (KM_NORTH - KM_NORTH / 12),
+        rel=1e-7,  # lengths are geodesic: PLANE is true to 1e-7 this close to its equator
     )
     worst = alternative_routes(G, a, b, k=1, objective="minimax", risk=risk)[0]
     assert mid_node(G, worst) == SOUTH  # its worst segment 0.0045 < 0.02 < 0.05

@@ -1,16 +1,25 @@
 """convoyrisk: road-segment risk and route alternatives for convoys crossing contested ground.
 
 The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
-:mod:`~convoyrisk.network` (roads to a graph), :mod:`~convoyrisk.incidents`
-(reading and checking incident tables), :mod:`~convoyrisk.snapping` (incidents
-onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
+:mod:`~convoyrisk.network` (roads to a graph; :mod:`~convoyrisk.osm` and
+:mod:`~convoyrisk.graphio` read and write files, :mod:`~convoyrisk.convert` holds
+the graph contract, :mod:`~convoyrisk.projection` true metres and lengths),
+:mod:`~convoyrisk.incidents` (reading and checking incident tables),
+:mod:`~convoyrisk.snapping` (incidents onto roads), :mod:`~convoyrisk.risk` (per-segment risk),
 :mod:`~convoyrisk.routing` (alternatives and route risk) and
 :mod:`~convoyrisk.maps` (offline Folium maps).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._errors import ConvoyRiskError, InputError, NoRouteError, PlaceNotFoundError
+from ._errors import (
+    ConvoyRiskError,
+    ConvoyRiskWarning,
+    InputError,
+    NoRouteError,
+    PlaceNotFoundError,
+)
+from .convert import validate_graph
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
 from .network import (
@@ -49,6 +58,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ConvoyRiskError",
+    "ConvoyRiskWarning",
     "IncidentTable",
     "InputError",
     "NoRouteError",
@@ -85,5 +95,6 @@ __all__ = [
     "simulate_incidents",
     "snap_incidents",
     "snap_track",
+    "validate_graph",
     "write_segments",
 ]

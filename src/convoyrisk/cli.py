@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 import geopandas as gpd
@@ -101,11 +101,18 @@ def _handle_errors(func: F) -> F:
             warnings.simplefilter("always", ConvoyRiskWarning)
             shown = warnings.showwarning
 
-            def show(message: Warning | str, category: type[Warning], *rest: Any) -> None:  # noqa: ANN401
+            def show(  # noqa: PLR0917 - the signature of warnings.showwarning
+                message: Warning | str,
+                category: type[Warning],
+                filename: str,
+                lineno: int,
+                file: TextIO | None = None,
+                line: str | None = None,
+            ) -> None:
                 if issubclass(category, ConvoyRiskWarning):
                     click.echo(f"convoyrisk: warning: {' '.join(str(message).split())}", err=True)
                 else:
-                    shown(message, category, *rest)
+                    shown(message, category, filename, lineno, file, line)
 
             warnings.showwarning = show
             try:

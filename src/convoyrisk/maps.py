@@ -47,6 +47,7 @@ from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
+from .convert import validate_graph
 from .risk import RISK_CLASSES, RiskResult, classify
 from .routing import Route
 from .utils import write_text_atomic
@@ -743,6 +744,7 @@ def risk_map(
     folium.Map
         Save it with :func:`save_map`.
     """
+    validate_graph(G)
     if renderer not in {"auto", "svg", "canvas"}:
         msg = f"`renderer` must be 'auto', 'svg' or 'canvas', got {renderer!r}."
         raise InputError(msg)

@@ -61,6 +61,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from . import settings
 from ._errors import InputError, MissingInputError, NoRouteError
+from .convert import validate_graph
 from .risk import RiskResult
 
 Edge = tuple[int, int, int]
@@ -126,6 +127,7 @@ class RoutingIndex:
     """
 
     def __init__(self, G: nx.MultiDiGraph) -> None:
+        validate_graph(G)
         self.G = G
         self.nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
         m = G.number_of_edges()
@@ -618,6 +620,7 @@ def roads_in_areas(G: nx.MultiDiGraph, areas: gpd.GeoDataFrame | gpd.GeoSeries) 
     if areas.crs is None:
         msg = "The areas to avoid have no CRS: set one (GeoJSON is EPSG:4326)."
         raise InputError(msg)
+    validate_graph(G)
     geoms = areas.geometry if isinstance(areas, gpd.GeoDataFrame) else areas
     polys = geoms[geoms.geom_type.isin(["Polygon", "MultiPolygon"])]
     if len(polys) == 0:
@@ -1147,6 +1150,7 @@ def chokepoints(
         length_km}``), ``cut_nodes`` (``{node, name}``).
     """
     U, multiplicity, road_of = _undirected_roads(G, set(avoid_roads))
+    validate_graph(G)
     records = _road_records(G)
     out: dict[str, Any] = {"cut_roads": [], "cut_nodes": [], "common_roads": []}
     for kind, item in _block_cut_path(U, origin, destination):
