@@ -107,9 +107,9 @@ def test_junction_splits_mass_equally(degree) -> None:
     # `length`, which differs from the drawn length by PLANE's scale off its equator (~1e-5)
     edge = G.edges[int(road["u"].iloc[0]), int(road["v"].iloc[0]), int(road["key"].iloc[0])]
     to_net = edge["length"] / edge["geometry"].length
-    exact = (
-        cdf(d + road["end_m"] * to_net, h) - cdf(d + road["start_m"] * to_net, h)
-    ) / (degree - 1)
+    exact = (cdf(d + road["end_m"] * to_net, h) - cdf(d + road["start_m"] * to_net, h)) / (
+        degree - 1
+    )
     np.testing.assert_allclose(road["mass"].to_numpy(), exact, atol=1e-12)
     # nothing is lost away from network ends
     assert segs["mass"].sum() == pytest.approx(1.0, abs=1e-12)

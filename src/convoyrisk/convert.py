@@ -28,7 +28,14 @@ import shapely
 from pyproj.exceptions import CRSError
 
 from ._errors import InputError
-from .projection import MAX_SCALE_ERROR, is_metre_crs, parse_crs, scale_error, to_lonlat
+from .projection import (
+    MAX_SCALE_ERROR,
+    crs_name,
+    is_metre_crs,
+    parse_crs,
+    scale_error,
+    to_lonlat,
+)
 from .utils import without_gc
 
 CREATED_WITH = "convoyrisk"
@@ -175,9 +182,9 @@ def _is_int(value: Any) -> bool:  # noqa: ANN401 - node ids may be anything hash
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _examples(values: list[Any]) -> str:
-    shown = ", ".join(repr(v) for v in values[:_SHOWN])
-    return shown + (", ..." if len(values) > _SHOWN else "")
+def _examples(values: list[Any], shown: int = _SHOWN) -> str:
+    text = ", ".join(repr(v) for v in values[:shown])
+    return text + (", ..." if len(values) > shown else "")
 
 
 def _numbers(values: list[Any]) -> np.ndarray:
@@ -198,7 +205,7 @@ def _crs_problems(  # noqa: PLR0911 - one return per kind of problem
         crs = parse_crs(G.graph["crs"])
     except (InputError, CRSError):
         return [f"its `crs` {G.graph['crs']!r} is not a CRS PROJ knows"]
-    name = str(G.graph["crs"])
+    name = crs_name(crs)
     if not crs.is_projected:
         return [f"its `crs` {name} is geographic: x and y are degrees, not metres"]
     if not is_metre_crs(crs):
@@ -225,17 +232,19 @@ def _edge_problems(
     is_line = np.array([isinstance(g, shapely.LineString) and not g.is_empty for g in geoms])
     if not is_line.all():
         bad = [r[:3] for r, ok in zip(rows, is_line, strict=True) if not ok]
-        problems.append(f"{len(bad)} edge(s) have no LineString `geometry` (e.g. {_examples(bad)})")
+        problems.append(
+            f"{len(bad)} edge(s) have no LineString `geometry` (e.g. {_examples(bad, 1)})"
+        )
     length = _numbers([d.get("length") for *_, d in rows])
     bad_len = ~(np.isfinite(length) & (length >= 0))
     if bad_len.any():
         bad = [r[:3] for r, b in zip(rows, bad_len, strict=True) if b]
-        problems.append(f"{len(bad)} edge(s) have no `length` in metres (e.g. {_examples(bad)})")
+        problems.append(f"{len(bad)} edge(s) have no `length` in metres (e.g. {_examples(bad, 1)})")
     road = [d.get("road_id") for *_, d in rows]
     bad_road = [r[:3] for r, x in zip(rows, road, strict=True) if not _is_int(x)]
     if bad_road:
         problems.append(
-            f"{len(bad_road)} edge(s) have no integer `road_id` (e.g. {_examples(bad_road)})"
+            f"{len(bad_road)} edge(s) have no integer `road_id` (e.g. {_examples(bad_road, 1)})"
         )
     good = np.flatnonzero(is_line & ~bad_len)
     if len(good) == 0:
@@ -267,7 +276,7 @@ def _edge_problems(
             bad = [rows[i][:3] for i in g[far].tolist()]
             problems.append(
                 f"{len(bad)} edge geometries do not run from node u to node v "
-                f"(e.g. {_examples(bad)})"
+                f"(e.g. {_examples(bad, 1)})"
             )
     return problems
 

@@ -128,7 +128,7 @@ def _centred(lon: np.ndarray, lat: np.ndarray) -> list[CRS]:
     west, east = float(lon.min()), float(lon.max())
     south, north = float(lat.min()), float(lat.max())
     lon0, lat0 = round((west + east) / 2.0, 4), round((south + north) / 2.0, 4)
-    tail = "+x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs"
+    tail = "+x_0=0 +y_0=0 +datum=WGS84 +units=m"
     out: list[CRS] = []
     # transverse Mercator: scale 1 on the central meridian, growing east and west;
     # k_0 below 1 shares the error between the middle and the edges
@@ -196,7 +196,7 @@ def crs_name(crs: CRS) -> str:
     code = crs.to_epsg()
     if code is not None:
         return f"EPSG:{code}"
-    return str(crs.srs)
+    return str(crs.srs).replace(" +type=crs", "")
 
 
 def to_lonlat(x: npt.ArrayLike, y: npt.ArrayLike, crs: str | CRS) -> tuple[np.ndarray, np.ndarray]:
