@@ -632,7 +632,11 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="Keep all connected components or only the largest.",
 )
-@click.option("--crs", help="Metric CRS to build in (default: UTM zone of the data).")
+@click.option(
+    "--crs",
+    help="CRS in true metres to draw the graph in (default: the data's UTM zone, or a "
+    "projection centred on the data when it spans several zones). Lengths are geodesic.",
+)
 @click.option("--drop-invalid", is_flag=True, help="Drop invalid lines instead of failing.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_handle_errors
