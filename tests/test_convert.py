@@ -15,6 +15,7 @@ from pyproj import Geod, Transformer
 
 import convoyrisk as cr
 from convoyrisk.cli import main
+from convoyrisk.convert import graph_problems
 
 GEOD = Geod(ellps="WGS84")
 
@@ -43,9 +44,24 @@ def _problems(G: object) -> str:
     return message
 
 
-def test_built_graphs_pass(default_graph) -> None:
-    cr.validate_graph(default_graph)
+def test_built_graphs_pass(default_graph, tmp_path: Path) -> None:
+    """Builders record their graphs as checked: the full check must find nothing."""
+    assert graph_problems(default_graph) == []
+    assert graph_problems(cr.load_graph(_osmnx_style([(0.0, 16.0), (0.4, 16.1)]))) == []
     cr.validate_graph(cr.load_graph(default_graph))
+    for suffix in (".gpkg", ".graphml"):
+        path = cr.save_graph(default_graph, tmp_path / f"g{suffix}")
+        assert graph_problems(cr.load_graph(path)) == []
+
+
+def test_a_saved_graph_edited_by_hand_is_checked(default_graph, tmp_path: Path) -> None:
+    """A .gpkg is read back as is, then checked: lengths turned into feet are caught."""
+    path = cr.save_graph(default_graph, tmp_path / "g.gpkg")
+    edges = gpd.read_file(path, layer="edges")
+    edges["length"] = edges["length"] / 0.3048
+    edges.to_file(path, layer="edges")
+    with pytest.raises(cr.InputError, match="is not the length of their geometry in metres"):
+        cr.load_graph(path)
 
 
 def test_every_problem_is_listed_at_once() -> None:

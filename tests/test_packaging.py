@@ -81,3 +81,19 @@ def test_wheel_runs_outside_the_checkout(tmp_path: Path) -> None:
     assert (doc["from"], doc["to"]) == ("Kidal", "Gao")
     # the main road: 350 km on the ellipsoid, as data/geo/digitise.py drew it
     assert doc["routes"][0]["length_km"] == pytest.approx(350.0, abs=0.05)
+
+
+def test_data_dir_from_the_environment(tmp_path: Path) -> None:
+    """CONVOYRISK_DATA_DIR points the embedded-data readers at another folder."""
+    (tmp_path / "places.csv").write_text(
+        "name,aliases,latitude,longitude,kind,note,source\nTestville,,10.5,-3.25,town,,test\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "CONVOYRISK_DATA_DIR": str(tmp_path)}
+    probe = (
+        "import convoyrisk as cr; p = cr.load_places(); "
+        "print(cr.settings.data_dir, list(p['name']), float(p.geometry.x.iloc[0]))"
+    )
+    out = _run([sys.executable, "-c", probe], tmp_path, env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(tmp_path), "['Testville']", "-3.25"]

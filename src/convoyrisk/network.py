@@ -44,6 +44,7 @@ from .convert import (
     as_text,
     edges_gdf,
     graph_from_tables,
+    mark_checked,
     nodes_gdf,
     validate_graph,
 )
@@ -748,7 +749,7 @@ def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another
         )
         for i in range(len(rows))
     )
-    return G2
+    return mark_checked(G2)  # follows the contract by construction
 
 
 def _edge_value(name: str, value: Any) -> Any:  # noqa: ANN401 - attribute values vary
@@ -1149,7 +1150,7 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
         graph_attrs={"source_crs": source_crs, "build": report},
     )
     _tell(progress, _BUILD_STEPS)
-    return G
+    return mark_checked(G)  # follows the contract by construction
 
 
 _BUILD_STEPS = 5  # read, node, clean, merge chains, assemble the graph
