@@ -1,27 +1,30 @@
 """Road data to a clean, routable networkx graph, with OSMnx's conventions.
 
-The graph is a :class:`networkx.MultiDiGraph` in a metric CRS: nodes carry
-``x``, ``y`` (projected metres) and ``lon``, ``lat``; edges carry ``geometry``
-(a projected LineString from ``u`` to ``v``), ``length`` (metres), ``road_id``
-(shared by the two directions of one road), ``reversed`` and the road's
-attributes (``name``, ``ref``, ``highway``, ``surface``, ``tracktype``,
-``smoothness``, ``oneway``...); ``G.graph["crs"]`` names the CRS. A two-way road
-is a pair of edges ``u→v`` and ``v→u``; the one that follows the source line's
-direction has ``reversed=False``.
+The graph follows the contract of :mod:`convoyrisk.convert` (checked by
+:func:`~convoyrisk.convert.validate_graph`): a :class:`networkx.MultiDiGraph`
+drawn in a CRS whose metres are true over the data (:mod:`convoyrisk.projection`);
+nodes carry ``x``, ``y`` (projected metres) and ``lon``, ``lat``; edges carry
+``geometry`` (a projected LineString from ``u`` to ``v``), ``length`` (metres on
+the WGS84 ellipsoid), ``road_id`` (shared by the two directions of one road),
+``reversed`` and the road's attributes (``name``, ``ref``, ``highway``,
+``surface``, ``tracktype``, ``smoothness``, ``oneway``...); ``G.graph["crs"]``
+names the CRS. A two-way road is a pair of edges ``u→v`` and ``v→u``; the one
+that follows the source line's direction has ``reversed=False``.
 
-Inputs: GIS line layers (:func:`graph_from_gdf`), OpenStreetMap files
-(:func:`graph_from_osm`: ``.osm.pbf`` through pyrosm, ``.osm``/``.osm.bz2``
-through pyosmium), OSMnx graphs (:func:`graph_from_osmnx`) and the files
-:func:`save_graph` writes; :func:`load_graph` picks the reader from the file.
-Every builder runs the same clean-up (:func:`clean` steps in ``docs/network.md``):
+This module builds and cleans: from GIS line layers (:func:`graph_from_gdf`;
+layers are read by :mod:`convoyrisk.roads` and noded by :mod:`convoyrisk.noding`),
+OpenStreetMap files (:func:`graph_from_osm`, read by :mod:`convoyrisk.osm`),
+OSMnx and momepy graphs (:func:`graph_from_osmnx`) and the files
+:func:`~convoyrisk.graphio.save_graph` writes; :func:`load_graph` picks the
+reader from the file. Every builder runs the same clean-up (``docs/network.md``):
 node crossings and near misses (GIS layers), drop zero-length and duplicate
-edges, merge chains of degree-2 nodes, and report connected components.
+edges, merge chains of degree-2 nodes, and report connected components. The
+public names of the modules it uses are re-exported here.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,7 +33,6 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 from scipy.sparse import coo_matrix
@@ -38,7 +40,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from . import settings
-from ._errors import ConvoyRiskWarning, InputError, MissingInputError
+from ._errors import InputError, MissingInputError
 from .convert import (
     CREATED_WITH,
     as_text,
@@ -49,6 +51,7 @@ from .convert import (
     validate_graph,
 )
 from .graphio import GRAPH_LAYERS, is_built_gpkg, read_built_gpkg, read_graphml, save_graph
+from .noding import EPS_M, node_lines
 from .osm import DEFAULT_HIGHWAYS, NOT_ROADS, OSM_TAGS, is_osm_file, read_osm
 from .projection import (
     MAX_SCALE_ERROR,
@@ -61,7 +64,18 @@ from .projection import (
     suitable_crs,
     to_lonlat,
 )
-from .utils import Progress, first_line, without_gc
+from .roads import (
+    SKIPPED,
+    clip_roads,
+    count_skipped,
+    describe_skipped,
+    read_roads,
+    region_around,
+    region_from_bbox,
+    skipped_rows,
+    validate_roads,
+)
+from .utils import Progress, without_gc
 
 __all__ = [
     "CREATED_WITH",
@@ -70,6 +84,7 @@ __all__ = [
     "NOT_ROADS",
     "OSM_TAGS",
     "ROAD_ATTRIBUTES",
+    "SKIPPED",
     "Keep",
     "clip_roads",
     "edges_gdf",
@@ -103,267 +118,11 @@ ROAD_ATTRIBUTES = (
 )
 """Road attributes copied onto edges when the source has them."""
 
-_EPS = 1e-6  # metres: two points closer than this along a line are the same point
+_EPS = EPS_M  # metres: two points closer than this along a line are the same point
 _TRUE = frozenset({"yes", "true", "1"})
 _REVERSE = frozenset({"-1", "reverse"})
 
 Keep = Literal["all", "largest"]
-
-
-# --------------------------------------------------------------------------------------
-# reading GIS layers
-# --------------------------------------------------------------------------------------
-
-
-def read_roads(
-    path: str | Path | None = None,
-    *,
-    region: shapely.Geometry | None = None,
-    layer: str | None = None,
-    drop_invalid: bool = False,
-) -> gpd.GeoDataFrame:
-    """Read a GIS line layer (GeoPackage, GeoJSON, Shapefile, GeoParquet...).
-
-    Parameters
-    ----------
-    path
-        The layer; the embedded Kidal–Gao roads if None.
-    region
-        Polygon in EPSG:4326 (see :func:`region_from_bbox` and
-        :func:`region_around`); lines are clipped to it.
-    layer
-        Layer name in a multi-layer file (GeoPackage); the first one if None.
-    drop_invalid
-        Drop invalid line geometries instead of raising.
-
-    Raises
-    ------
-    MissingInputError
-        If the file does not exist.
-    InputError
-        If it cannot be read, is empty, has no CRS or holds no lines.
-    """
-    path = Path(path) if path is not None else settings.default_roads()
-    if not path.exists():
-        msg = f"Road layer {path} does not exist: pass an existing file with `--roads`."
-        raise MissingInputError(msg)
-    if path.is_file() and path.stat().st_size == 0:
-        msg = f"Road layer {path} is an empty file: pass a layer of LineStrings."
-        raise InputError(msg)
-    try:
-        if path.suffix.lower() in {".parquet", ".geoparquet"}:
-            roads = gpd.read_parquet(path)
-        else:
-            roads = gpd.read_file(path, engine="pyogrio", layer=layer)
-    except (
-        pyogrio.errors.DataSourceError,
-        pyogrio.errors.DataLayerError,
-        ValueError,
-        OSError,
-    ) as exc:
-        msg = (
-            f"Cannot read road layer {path}: {first_line(exc)}. Pass a GeoPackage, GeoJSON, "
-            "Shapefile or GeoParquet line layer, or an OSM file (.osm.pbf, .osm, .osm.bz2)."
-        )
-        raise InputError(msg) from exc
-    roads = validate_roads(roads, source=str(path), drop_invalid=drop_invalid)
-    if region is not None:
-        roads = clip_roads(roads, region)
-    return roads
-
-
-SKIPPED = "skipped_rows"
-"""Key of ``GeoDataFrame.attrs`` where :func:`validate_roads` lists the rows it left out."""
-
-
-def skipped_rows(roads: gpd.GeoDataFrame) -> dict[str, list[int]]:
-    """Rows of a road layer that hold no line, by reason: input row numbers (from 0).
-
-    Reasons: ``"missing geometry"`` (null), ``"empty geometry"`` and
-    ``"not a line (Point)"`` (or Polygon...). Rows left out by an earlier
-    :func:`validate_roads` (kept in ``roads.attrs``) are included.
-
-    Examples
-    --------
-    >>> roads = gpd.GeoDataFrame(
-    ...     geometry=[shapely.LineString([(0, 0), (1, 0)]), None, shapely.Point(0, 0)],
-    ...     crs="EPSG:32631",
-    ... )
-    >>> skipped_rows(roads)
-    {'missing geometry': [1], 'not a line (Point)': [2]}
-    """
-    out: dict[str, list[int]] = {
-        str(k): list(v) for k, v in dict(roads.attrs.get(SKIPPED, {})).items()
-    }
-    geoms = roads.geometry.to_numpy()
-    rows = (
-        roads["source_row"].to_numpy() if "source_row" in roads.columns else np.arange(len(roads))
-    )
-    missing = shapely.is_missing(geoms)
-    empty = ~missing & shapely.is_empty(geoms)
-    types = roads.geom_type.to_numpy()
-    other = ~missing & ~empty & ~np.isin(types, ["LineString", "MultiLineString"])
-    for reason, mask in (("missing geometry", missing), ("empty geometry", empty)):
-        if mask.any():
-            out.setdefault(reason, []).extend(int(r) for r in rows[mask])
-    for kind in sorted({str(t) for t in types[other]}):
-        out.setdefault(f"not a line ({kind})", []).extend(
-            int(r) for r in rows[other & (types == kind)]
-        )
-    return out
-
-
-def _count(skipped: dict[str, list[int]]) -> int:
-    return sum(len(v) for v in skipped.values())
-
-
-def _describe(skipped: dict[str, list[int]]) -> str:
-    parts = []
-    for reason, rows in skipped.items():
-        shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
-        parts.append(f"{len(rows)} {reason} (rows {shown})")
-    return "; ".join(parts)
-
-
-def validate_roads(
-    roads: gpd.GeoDataFrame, *, source: str = "`roads`", drop_invalid: bool = False
-) -> gpd.GeoDataFrame:
-    """Check a road layer and keep its line geometries, exploded to single lines.
-
-    The result has a ``source_row`` column (the row of the input each line
-    came from). Rows that are not lines (points, polygons, empty or missing
-    geometries) and, with `drop_invalid`, invalid lines are left out, never
-    silently: a :class:`~convoyrisk.ConvoyRiskWarning` says how many and which,
-    and ``result.attrs["skipped_rows"]`` lists them by reason (see
-    :func:`skipped_rows`); the graph builders copy the counts into
-    ``G.graph["build"]``. Invalid lines (fewer than two distinct points, NaN
-    coordinates) raise unless `drop_invalid`.
-
-    Raises
-    ------
-    InputError
-        If the layer is empty, has no CRS, has no (Multi)LineString geometry or
-        has invalid lines.
-    """
-    if len(roads) == 0:
-        msg = f"Road layer {source} is empty: it needs at least one LineString."
-        raise InputError(msg)
-    if roads.crs is None:
-        msg = (
-            f"Road layer {source} has no CRS: set one (e.g. `gdf.set_crs('EPSG:4326')`, or "
-            "`ogr2ogr -a_srs EPSG:4326 out.gpkg in.shp`) and try again."
-        )
-        raise InputError(msg)
-    before = dict(roads.attrs.get(SKIPPED, {}))
-    skipped = skipped_rows(roads)
-    types = roads.geom_type
-    is_line = types.isin(["LineString", "MultiLineString"]).to_numpy()
-    is_line = is_line & ~roads.geometry.is_empty.to_numpy()
-    lines = roads[is_line]
-    if len(lines) == 0:
-        found = ", ".join(sorted({str(t) for t in types.unique()}))
-        msg = f"Road layer {source} holds no lines (found {found}): pass a layer of LineStrings."
-        raise InputError(msg)
-    if "source_row" not in lines.columns:
-        lines = lines.assign(source_row=np.flatnonzero(is_line))
-    lines = lines.explode(index_parts=False, ignore_index=True)
-    lines = lines[~lines.geometry.is_empty.to_numpy()]
-    geoms = lines.geometry.to_numpy()
-    bad = ~shapely.is_valid(geoms) | (shapely.get_num_coordinates(geoms) < 2)
-    if bad.any():
-        rows = lines["source_row"].to_numpy()[bad]
-        if not drop_invalid:
-            reason = shapely.is_valid_reason(geoms[bad][0])
-            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
-            msg = (
-                f"Road layer {source} has {int(bad.sum())} invalid line(s) (rows {shown}; "
-                f"first: {reason}): fix them (e.g. QGIS 'Fix geometries') or drop them with "
-                "`drop_invalid=True` / `--drop-invalid`."
-            )
-            raise InputError(msg)
-        skipped.setdefault("invalid line", []).extend(int(r) for r in rows)
-        lines = lines[~bad]
-    if len(lines) == 0:
-        msg = f"Road layer {source} has no valid line left: pass a layer of LineStrings."
-        raise InputError(msg)
-    new = {k: v[len(before.get(k, [])) :] for k, v in skipped.items()}
-    new = {k: v for k, v in new.items() if v}
-    if new:
-        msg = (
-            f"Road layer {source}: {_count(new)} row(s) left out, no road in them: "
-            f"{_describe(new)}."
-        )
-        warnings.warn(msg, ConvoyRiskWarning, stacklevel=2)
-    lines = lines.reset_index(drop=True)
-    lines.attrs[SKIPPED] = skipped
-    return lines
-
-
-def clip_roads(roads: gpd.GeoDataFrame, region: shapely.Geometry) -> gpd.GeoDataFrame:
-    """Clip a line layer to a polygon given in EPSG:4326 (lines are cut at its edge)."""
-    shape = gpd.GeoSeries([region], crs=settings.default_crs).to_crs(roads.crs).iloc[0]
-    clipped = roads.clip(shape)
-    clipped = clipped[clipped.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()]
-    if len(clipped) == 0:
-        msg = "No road is left inside the region: widen `--bbox` / `--buffer-km` or check it."
-        raise InputError(msg)
-    out = clipped.explode(index_parts=False, ignore_index=True)
-    out.attrs = dict(roads.attrs)
-    return out
-
-
-def region_from_bbox(bbox: Sequence[float]) -> shapely.Polygon:
-    """A polygon from ``(min_lon, min_lat, max_lon, max_lat)`` in degrees.
-
-    Examples
-    --------
-    >>> region_from_bbox((0.0, 16.0, 1.5, 18.5)).bounds
-    (0.0, 16.0, 1.5, 18.5)
-    """
-    if len(bbox) != 4:
-        msg = f"`bbox` needs four numbers min_lon,min_lat,max_lon,max_lat; got {list(bbox)}."
-        raise InputError(msg)
-    west, south, east, north = (float(b) for b in bbox)
-    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-        msg = (
-            f"`bbox` {list(bbox)} is not min_lon,min_lat,max_lon,max_lat in degrees "
-            "(west < east, south < north)."
-        )
-        raise InputError(msg)
-    return shapely.box(west, south, east, north)
-
-
-def region_around(
-    names: Iterable[str], *, buffer_m: float, places: gpd.GeoDataFrame | None = None
-) -> shapely.Polygon:
-    """The convex hull of `buffer_m` circles around named places, in EPSG:4326.
-
-    With two places or more this is a corridor that holds every road between
-    them that does not stray more than `buffer_m` outside their hull.
-
-    Parameters
-    ----------
-    names
-        Place names from the gazetteer (or ``"lat,lon"``).
-    buffer_m
-        Radius around each place, metres.
-    places
-        Gazetteer (:func:`convoyrisk.places.load_places`); the embedded one if None.
-    """
-    from .places import geocode  # noqa: PLC0415 - places imports nothing from here
-
-    found = [geocode(n, places) for n in names]
-    if not found:
-        msg = "`around` needs at least one place name."
-        raise InputError(msg)
-    pts = gpd.GeoSeries(
-        gpd.points_from_xy([p.lon for p in found], [p.lat for p in found]),
-        crs=settings.default_crs,
-    )
-    metric = pts.estimate_utm_crs()
-    hull = shapely.convex_hull(shapely.union_all(pts.to_crs(metric).buffer(buffer_m).to_numpy()))
-    out = gpd.GeoSeries([hull], crs=metric).to_crs(settings.default_crs).iloc[0]
-    return shapely.Polygon(out.exterior)
 
 
 # --------------------------------------------------------------------------------------
@@ -446,7 +205,7 @@ def graph_from_gdf(
         geoms = geoms.copy()
         geoms[flip] = shapely.reverse(geoms[flip])
     _tell(progress, 1)
-    pieces = _node_lines(geoms, max(float(node_tolerance_m), 0.0), crossings=node_crossings)
+    pieces = node_lines(geoms, max(float(node_tolerance_m), 0.0), crossings=node_crossings)
     _tell(progress, 2)
     src = pieces.pop("line")
     attrs = pd.DataFrame(
@@ -467,8 +226,8 @@ def graph_from_gdf(
         report={
             "source": "gis",
             "input_lines": len(roads),
-            "skipped_rows": _count(skipped),
-            **({"skipped": _describe(skipped)} if skipped else {}),
+            "skipped_rows": count_skipped(skipped),
+            **({"skipped": describe_skipped(skipped)} if skipped else {}),
             "pieces_after_noding": len(src),
             "node_tolerance_m": float(node_tolerance_m),
             "max_scale_error": scale,
@@ -817,216 +576,6 @@ def _clean_column(values: np.ndarray) -> list[Any]:
 
 def _lonlat(xy: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.ndarray]:
     return to_lonlat(xy[:, 0], xy[:, 1], crs)
-
-
-# --------------------------------------------------------------------------------------
-# topology
-# --------------------------------------------------------------------------------------
-
-
-def _node_lines(geoms: np.ndarray, tol: float, *, crossings: bool) -> dict[str, np.ndarray]:
-    """Split lines where they cross, touch or nearly touch; label their ends as nodes.
-
-    Returns the pieces (``geoms``), the source line of each (``line``), node
-    labels ``u``, ``v`` and node coordinates ``node_xy``.
-    """
-    n = len(geoms)
-    coords, line = shapely.get_coordinates(geoms, return_index=True)
-    step = np.r_[0.0, np.hypot(*np.diff(coords, axis=0).T)]
-    first = np.r_[True, line[1:] != line[:-1]]
-    step[first] = 0.0
-    cum = np.cumsum(step)
-    starts = np.flatnonzero(first)
-    m = cum - np.repeat(cum[starts], np.diff(np.r_[starts, len(line)]))
-    last = np.r_[line[1:] != line[:-1], True]
-    lengths = m[last]
-
-    s_line, s_m, s_xy = _split_points(coords, line, m, first, last, tol, crossings=crossings)
-    inner = (s_m > _EPS) & (s_m < lengths[s_line] - _EPS)
-    s_line, s_xy, s_m = s_line[inner], s_xy[inner], s_m[inner]
-
-    # every vertex and split point along each line, in order
-    kind = np.r_[np.zeros(len(line), np.int8), np.ones(len(s_line), np.int8)]
-    is_end = np.r_[first | last, np.zeros(len(s_line), bool)]
-    rec_line = np.r_[line, s_line]
-    rec_m = np.r_[m, s_m]
-    rec_xy = np.r_[coords, s_xy]
-    order = np.lexsort((-kind, rec_m, rec_line))
-    rec_line, rec_m, rec_xy, kind, is_end = (
-        rec_line[order],
-        rec_m[order],
-        rec_xy[order],
-        kind[order],
-        is_end[order],
-    )
-    # records of one line closer than _EPS along it are one point (a split wins)
-    new = np.r_[True, (rec_line[1:] != rec_line[:-1]) | (np.diff(rec_m) > _EPS)]
-    g_start = np.flatnonzero(new)
-    g_line = rec_line[g_start]
-    g_split = np.maximum.reduceat(kind, g_start).astype(bool)
-    g_end = np.maximum.reduceat(is_end.astype(np.int8), g_start).astype(bool)
-    g_split &= ~g_end
-    g_xy = rec_xy[g_start]  # sorted with splits first among equals
-    # a split point closes one piece and opens the next
-    rep = 1 + g_split.astype(np.int64)
-    exp_g = np.repeat(np.arange(len(g_start)), rep)
-    pos_last = np.cumsum(rep) - 1
-    opens = np.zeros(len(exp_g), dtype=bool)
-    opens[pos_last[g_split]] = True
-    line_first = np.r_[True, g_line[1:] != g_line[:-1]]
-    opens[(np.cumsum(rep) - rep)[line_first]] = True
-    piece = np.cumsum(opens) - 1
-    xy = g_xy[exp_g]
-    p_start = np.flatnonzero(opens)
-    p_end = np.r_[p_start[1:] - 1, len(exp_g) - 1]
-    p_line = g_line[exp_g[p_start]]
-
-    ends_xy = np.r_[xy[p_start], xy[p_end]]
-    label = _cluster_points(ends_xy, max(tol, _EPS))
-    n_nodes = int(label.max()) + 1
-    counts = np.bincount(label, minlength=n_nodes)
-    node_xy = np.c_[
-        np.bincount(label, weights=ends_xy[:, 0], minlength=n_nodes) / counts,
-        np.bincount(label, weights=ends_xy[:, 1], minlength=n_nodes) / counts,
-    ]
-    n_pieces = len(p_start)
-    u, v = label[:n_pieces], label[n_pieces:]
-    xy[p_start] = node_xy[u]
-    xy[p_end] = node_xy[v]
-    del n
-    return {
-        "geoms": shapely.linestrings(xy, indices=piece),
-        "line": p_line,
-        "u": u,
-        "v": v,
-        "node_xy": node_xy,
-    }
-
-
-def _split_points(  # noqa: C901, PLR0915, PLR0917 - one vectorised case per kind of split
-    coords: np.ndarray,
-    line: np.ndarray,
-    m: np.ndarray,
-    first: np.ndarray,
-    last: np.ndarray,
-    tol: float,
-    *,
-    crossings: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where lines must be split: (line, distance along it, x/y) of each split point.
-
-    Works on the straight segments of all lines at once: an STRtree on their
-    envelopes (grown by `tol`) gives candidate pairs, and numpy finds where two
-    segments cross or overlap (`crossings`) and where a line end lies within
-    `tol` of another line's segment.
-    """
-    seg = np.flatnonzero(~last)  # segment k runs from vertex k to k + 1
-    p, q = coords[seg], coords[seg + 1]
-    r = q - p
-    seg_len = np.hypot(r[:, 0], r[:, 1])
-    seg_line = line[seg]
-    # envelopes grown by tol/2 overlap when the segments may be within tol; a diagonal
-    # line has the envelope of its box and is cheaper to make than the box
-    grow = max(tol, _EPS) / 2.0
-    diagonals = np.asarray(
-        shapely.linestrings(np.stack([np.minimum(p, q) - grow, np.maximum(p, q) + grow], axis=1)),
-        dtype=object,
-    )
-    a, b = shapely.STRtree(diagonals).query(diagonals)
-    keep = a < b
-    a, b = a[keep], b[keep]
-    # consecutive segments of one line meet at their shared vertex: not a crossing,
-    # unless the line turns straight back on itself there (a spike)
-    same = seg_line[a] == seg_line[b]
-    nxt = same & (b - a == 1)
-    ra, rb = r[a[nxt]], r[b[nxt]]
-    cross = ra[:, 0] * rb[:, 1] - ra[:, 1] * rb[:, 0]
-    dot = (ra * rb).sum(axis=1)
-    spike = np.zeros(len(a), dtype=bool)
-    spike[nxt] = (np.abs(cross) <= 1e-12 * seg_len[a[nxt]] * seg_len[b[nxt]]) & (dot < 0)
-    keep = ~same | (b - a > 1) | spike
-    spike = spike[keep]
-    a, b = a[keep], b[keep]
-    out_line: list[np.ndarray] = []
-    out_m: list[np.ndarray] = []
-    out_xy: list[np.ndarray] = []
-
-    def emit(sg: np.ndarray, t: np.ndarray, xy: np.ndarray) -> None:
-        out_line.append(seg_line[sg])
-        out_m.append(m[seg[sg]] + t * seg_len[sg])
-        out_xy.append(xy)
-
-    if crossings and spike.any():
-        turn = b[spike]
-        out_line.append(seg_line[turn])
-        out_m.append(m[seg[turn]])
-        out_xy.append(p[turn])
-    if crossings and len(a):
-        ra, rb = r[a], r[b]
-        d = p[b] - p[a]
-        denom = ra[:, 0] * rb[:, 1] - ra[:, 1] * rb[:, 0]
-        scale = seg_len[a] * seg_len[b]
-        proper = np.abs(denom) > 1e-12 * np.maximum(scale, 1e-300)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (d[:, 0] * rb[:, 1] - d[:, 1] * rb[:, 0]) / denom
-            u = (d[:, 0] * ra[:, 1] - d[:, 1] * ra[:, 0]) / denom
-            ta = _EPS / np.maximum(seg_len[a], _EPS)
-            tb = _EPS / np.maximum(seg_len[b], _EPS)
-        hit = proper & (t >= -ta) & (t <= 1 + ta) & (u >= -tb) & (u <= 1 + tb)
-        t, u = np.clip(t[hit], 0, 1), np.clip(u[hit], 0, 1)
-        ah, bh = a[hit], b[hit]
-        xy = p[ah] + t[:, None] * r[ah]
-        emit(ah, t, xy)
-        emit(bh, u, xy)
-        # collinear overlaps: each segment's ends that lie on the other segment
-        par = ~proper
-        for one, two in ((a[par], b[par]), (b[par], a[par])):
-            for end in (p[two], q[two]):
-                t1, dist = _project(end, p[one], r[one], seg_len[one])
-                on = dist <= _EPS
-                emit(one[on], t1[on], end[on])
-            # and a shared stretch ends at a vertex of `one` lying on `two`
-            for t_own, own in ((0.0, p[one]), (1.0, q[one])):
-                _, dist = _project(own, p[two], r[two], seg_len[two])
-                on = dist <= _EPS
-                emit(one[on], np.full(int(on.sum()), t_own), own[on])
-    if tol > 0 and len(a):
-        # a line end within `tol` of another line's segment splits it at the nearest point
-        starts_seg = first[seg]
-        ends_seg = last[seg + 1]
-        for one, two in ((a, b), (b, a)):
-            for is_end, pt in ((starts_seg[one], p[one]), (ends_seg[one], q[one])):
-                cand = is_end & (seg_line[one] != seg_line[two])
-                w = two[cand]
-                t1, dist = _project(pt[cand], p[w], r[w], seg_len[w])
-                near = dist <= tol
-                emit(w[near], t1[near], p[w[near]] + t1[near, None] * r[w[near]])
-    if not out_line:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2))
-    return np.concatenate(out_line), np.concatenate(out_m), np.concatenate(out_xy)
-
-
-def _project(
-    pt: np.ndarray, start: np.ndarray, vec: np.ndarray, length: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest position (0..1) of points on segments, and the distance to it."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = ((pt - start) * vec).sum(axis=1) / (length * length)
-    t = np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
-    near = start + t[:, None] * vec
-    return t, np.hypot(*(pt - near).T)
-
-
-def _cluster_points(points: np.ndarray, tolerance: float) -> np.ndarray:
-    """Label points so that points within `tolerance` (transitively) share a label."""
-    tree = cKDTree(points)
-    pairs = tree.query_pairs(tolerance, output_type="ndarray")
-    n = len(points)
-    adjacency = coo_matrix(
-        (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1]) if len(pairs) else ([], [])), shape=(n, n)
-    )
-    _, labels = connected_components(adjacency, directed=False)
-    return np.asarray(labels, dtype=np.int64)
 
 
 def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best here
