@@ -114,6 +114,20 @@ def test_undirected_and_not_a_graph() -> None:
     assert "it is a dict, not a networkx graph" in _problems({})
 
 
+def test_scoring_entries_check_the_graph(default_graph, default_risk) -> None:
+    """score_segments, route_metrics and score_routes refuse a graph off the contract."""
+    raw = _osmnx_style([(0.0, 16.0), (0.5, 16.2), (1.0, 16.5)])  # x, y in degrees
+    empty = gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    with pytest.raises(cr.InputError, match="EPSG:4326 is geographic"):
+        cr.score_segments(raw, empty)
+    u, v = next(iter(default_graph.edges()))  # two nodes a road joins
+    route = cr.alternative_routes(default_graph, u, v, k=1)[0]
+    with pytest.raises(cr.InputError, match="EPSG:4326 is geographic"):
+        cr.route_metrics(raw, route, default_risk)
+    with pytest.raises(cr.InputError, match="EPSG:4326 is geographic"):
+        cr.score_routes(raw, [route], default_risk)
+
+
 def test_osmnx_graph_in_degrees_is_refused_then_converted() -> None:
     """The issue's case: an OSMnx graph in EPSG:4326 must not be snapped in degrees."""
     road = [(0.0, 16.0), (0.5, 16.2), (1.0, 16.5)]
