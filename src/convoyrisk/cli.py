@@ -795,7 +795,7 @@ def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
         except pyproj.exceptions.CRSError as exc:
             msg = (
                 f"`--crs` {crs!r} is not a coordinate reference system: give an EPSG code of "
-                "a metric CRS, e.g. EPSG:32631, or leave it out for the data's UTM zone."
+                "a metric CRS, e.g. EPSG:32631, or leave it out to have one chosen for the data."
             )
             raise InputError(msg) from exc
     if bbox and around:
