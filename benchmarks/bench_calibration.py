@@ -18,7 +18,7 @@ the first year and judged
 - against the **second year's episodes**: PAI at 5 % of the model, raw counts
   and a planar KDE, and expected against observed counts by decile;
 - for **extent invariance**: the same incidents scored after adding 1,600 km of
-  empty road (a square of 400 km tracks, 1,500 km east, disconnected), and the
+  empty road (a square of 400 km tracks, 1,500 km north, disconnected), and the
   change in rate on the original segments.
 
 Writes docs/benchmarks/calibration.md (not with ``--quick``).
@@ -329,7 +329,7 @@ count against the Poisson 90 % interval of its expected count.
 ## Extent invariance
 
 The first year's incidents scored again after adding a square of four 400 km empty tracks
-1,500 km east, connected to nothing; the change of rate on the original segments
+1,500 km north, connected to nothing; the change of rate on the original segments
 (rate with the empty road / rate without − 1).
 
 {nl.join(ext)}

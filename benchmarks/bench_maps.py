@@ -96,6 +96,9 @@ def synthetic_case(n: int, per_road: int = 1) -> tuple[Any, cr.RiskResult]:
     G = nx.MultiDiGraph(crs=roads.crs.to_string())
     lengths = roads.length.to_numpy()
     for i, (geom, length) in enumerate(zip(roads.geometry, lengths, strict=True)):
+        (x0, y0), (x1, y1) = geom.coords[0], geom.coords[-1]
+        G.add_node(2 * i, x=x0, y=y0)
+        G.add_node(2 * i + 1, x=x1, y=y1)
         G.add_edge(2 * i, 2 * i + 1, geometry=geom, length=float(length), road_id=i, reversed=False)
     pieces = _split(roads, per_road) if per_road > 1 else None
     m = len(roads)

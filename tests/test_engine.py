@@ -19,7 +19,7 @@ from convoyrisk import engine, risk
 from convoyrisk.risk import RiskParams
 from convoyrisk.simulate import simulate_world
 
-from .helpers.graphs import UTM31, lines_graph
+from .helpers.graphs import PLANE, lines_graph
 
 distributed = pytest.importorskip("distributed")
 
@@ -107,7 +107,7 @@ def test_mass_adds_up_by_hand(client) -> None:
     pts = gpd.GeoDataFrame(
         {"row": range(1, 5), "date": dates, "killed": 0.0, "injured": 0.0, "precision_m": 0.0},
         geometry=gpd.points_from_xy(xs, [2_000_000.0] * 4),
-        crs=UTM31,
+        crs=PLANE,
     )
     snapped = engine.snap_incidents_dask(G, pts, max_distance_m=100.0, scheduler=client)
     assert snapped["offset_m"].tolist() == pytest.approx([4_000.0, 5_000.0, 6_000.0, 5_500.0])

@@ -15,6 +15,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from pyproj import Geod
 
 import convoyrisk as cr
 from convoyrisk import export
@@ -276,9 +277,10 @@ def test_geopackage_layers_read_back(run: Run, tmp_path: Path) -> None:
 
     routes = pyogrio.read_dataframe(path, layer="routes")
     assert list(routes["rank"]) == [1, 2]
-    np.testing.assert_allclose(
-        routes.length / 1000, [r.metrics["length_km"] for r in run.routes], atol=1e-3
-    )
+    # length_km is geodesic: measure the lines read back on the ellipsoid (pyproj)
+    geod = Geod(ellps="WGS84")
+    true_km = [geod.geometry_length(g) / 1000 for g in routes.to_crs("EPSG:4326").geometry]
+    np.testing.assert_allclose(true_km, [r.metrics["length_km"] for r in run.routes], atol=1e-3)
     np.testing.assert_allclose(routes["p_incident"], [r.metrics["p_incident"] for r in run.routes])
 
     incidents = pyogrio.read_dataframe(path, layer="incidents")

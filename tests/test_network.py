@@ -5,8 +5,9 @@ from pathlib import Path
 
 import geopandas as gpd
 import networkx as nx
+import numpy as np
 import pytest
-from pyproj import Geod
+from pyproj import CRS, Geod, Proj
 from shapely.geometry import Point
 
 import convoyrisk as cr
@@ -23,7 +24,7 @@ def _geodesic_km(coords: list[list[float]]) -> float:
 
 
 def test_main_road_about_350_km(default_graph) -> None:
-    """Graph lengths (UTM) match geodesic lengths of the source lines; the main road is ~350 km."""
+    """Graph lengths are the geodesic lengths of the source lines; the main road is ~350 km."""
     doc = json.loads(settings.default_roads().read_text(encoding="utf-8"))
     geodesic = sum(
         _geodesic_km(f["geometry"]["coordinates"])
@@ -39,7 +40,7 @@ def test_main_road_about_350_km(default_graph) -> None:
         / 1000.0
     )
     assert geodesic == pytest.approx(350.0, abs=5.0)
-    assert graph == pytest.approx(geodesic, rel=2e-3)  # UTM scale error < 0.2 % here
+    assert graph == pytest.approx(geodesic, rel=1e-9)
 
 
 def test_every_source_line_is_an_edge_pair(default_graph) -> None:
@@ -56,7 +57,15 @@ def test_junction_degrees(default_graph) -> None:
     assert default_graph.out_degree(names["Anéfis"]) == 3
     assert default_graph.out_degree(names["Gao"]) == 3
     assert default_graph.out_degree(names["Tessalit"]) == 1
-    assert default_graph.graph["crs"].startswith("EPSG:326")
+    # the scenario spans UTM zones 30 and 31: its CRS is built for it, true to 0.1 %
+    crs = CRS.from_user_input(default_graph.graph["crs"])
+    assert crs.is_projected
+    assert crs.axis_info[0].unit_name == "metre"
+    lon = [d["lon"] for _, d in default_graph.nodes(data=True)]
+    lat = [d["lat"] for _, d in default_graph.nodes(data=True)]
+    factors = Proj(crs).get_factors(lon, lat)
+    assert np.all(np.abs(np.asarray(factors.tissot_semimajor) - 1) < 1e-3)
+    assert np.all(np.abs(np.asarray(factors.tissot_semiminor) - 1) < 1e-3)
 
 
 def test_two_routes_kidal_gao(default_graph) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import shapely
 from benchmarks.bench_network import helsinki_xml
-from pyproj import CRS, Geod
+from pyproj import CRS, Geod, Transformer
 
 import convoyrisk.network as net
 
@@ -22,6 +22,7 @@ pytest.importorskip("osmium")
 ox = pytest.importorskip("osmnx")
 
 GEOD = Geod(ellps="WGS84")
+TO_LONLAT = Transformer.from_crs("EPSG:32635", "EPSG:4326", always_xy=True)  # Helsinki
 PLANET = "osm/planet_10.068_48.135_10.071_48.137.osm"
 OAKLAND = "osm/West-Oakland.osm.bz2"
 # OSMnx warns that graph_from_xml will lose its `retain_all` default etc.; not ours to fix
@@ -114,7 +115,9 @@ def test_graph_contract(helsinki: nx.MultiDiGraph) -> None:
         start, end = shapely.get_coordinates(d["geometry"])[[0, -1]]
         assert start == pytest.approx([G.nodes[u]["x"], G.nodes[u]["y"]], abs=1e-6)
         assert end == pytest.approx([G.nodes[v]["x"], G.nodes[v]["y"]], abs=1e-6)
-        assert d["length"] == pytest.approx(d["geometry"].length)
+        # length is geodesic: the ellipsoidal distance along the geometry's lon/lat
+        lon, lat = TO_LONLAT.transform(*shapely.get_coordinates(d["geometry"]).T)
+        assert d["length"] == pytest.approx(GEOD.line_length(lon, lat), rel=1e-9)
         assert by_road[d["road_id"]] == (1 if d["oneway"] else 2)
     n = next(iter(G.nodes))
     assert 24.9 < G.nodes[n]["lon"] < 25.0

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import convoyrisk as cr
 from convoyrisk.risk import RiskParams
 
-from .helpers.graphs import UTM31, lines_graph
+from .helpers.graphs import PLANE, lines_graph
 
 X0, Y0 = 500_000.0, 2_000_000.0
 AS_OF = pd.Timestamp("2023-06-01")
@@ -47,7 +47,7 @@ def _frame(G, rows: list[tuple[int, float, int, float, float]]) -> gpd.GeoDataFr
             "event_id": [f"E{i}" for i in range(len(rows))],
         },
         geometry=pts,
-        crs=UTM31,
+        crs=PLANE,
     )
 
 

@@ -14,10 +14,10 @@ from pyproj import Transformer
 import convoyrisk as cr
 from convoyrisk.routing import read_tracks, route_length_m, snap_track
 
-from .helpers.graphs import UTM31, lines_graph, node_at
+from .helpers.graphs import PLANE, lines_graph, node_at
 from .helpers.routing import X0, Y0, shift
 
-TO_LONLAT = Transformer.from_crs(UTM31, "EPSG:4326", always_xy=True)
+TO_LONLAT = Transformer.from_crs(PLANE, "EPSG:4326", always_xy=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from pyproj import Geod, Transformer
 from scipy import stats
 
 import convoyrisk as cr
@@ -51,7 +52,9 @@ def test_truth_integrates_to_the_expected_count(desert, world) -> None:
     for seg_m in (1_000.0, 333.0, 5_000.0):
         segs = split_segments(desert, seg_m)
         rate = world.true_rate(segs)
-        total = float(np.sum(rate * segs["length_m"] / 1000) * 730 / 30)
+        # the world's rate is per km along the drawing (start_m..end_m); length_m is geodesic
+        along_km = (segs["end_m"] - segs["start_m"]) / 1000
+        total = float(np.sum(rate * along_km) * 730 / 30)
         assert total == pytest.approx(4_000, rel=1e-9)
     assert world.expected_episodes() == pytest.approx(4_000, rel=1e-12)
 
@@ -119,7 +122,7 @@ def test_episodes_fall_where_the_truth_says(desert, world) -> None:
     assert abs(n - 4_000) < 4 * np.sqrt(4_000)  # Poisson count around its mean
     segs = split_segments(desert, 1_000.0)
     rate = world.true_rate(segs)
-    expected = rate * segs["length_m"].to_numpy() / 1000 * 730 / 30
+    expected = rate * (segs["end_m"] - segs["start_m"]).to_numpy() / 1000 * 730 / 30
     seg = locate_segments(segs, eps)
     assert (seg >= 0).all()
     # chi-square over 20 groups of segments by true rate
@@ -202,10 +205,18 @@ def test_empty_roads_are_added_apart_and_leave_the_graph_as_it_was(desert) -> No
     added = sum(d["length"] for *_, d in big.edges(data=True) if not d["reversed"]) - sum(
         d["length"] for *_, d in desert.edges(data=True) if not d["reversed"]
     )
-    assert added == pytest.approx(1_600_000.0, rel=1e-9)  # four sides of 400 km
+    # four sides of 400 km drawn in the UTM zone; their true lengths from pyproj's
+    # geodesic between the corners (vertex to vertex, as the graph measures them)
+    north = max(d["y"] for _, d in desert.nodes(data=True))
+    x0, y0 = min(d["x"] for _, d in desert.nodes(data=True)), north + 1_500_000.0
+    xs = [x0, x0 + 400_000.0, x0 + 400_000.0, x0, x0]
+    ys = [y0, y0, y0 + 400_000.0, y0 + 400_000.0, y0]
+    lon, lat = Transformer.from_crs(SIM_CRS, "EPSG:4326", always_xy=True).transform(xs, ys)
+    _, _, sides = Geod(ellps="WGS84").inv(lon[:-1], lat[:-1], lon[1:], lat[1:])
+    assert added == pytest.approx(float(np.sum(sides)), rel=1e-9)
+    assert added == pytest.approx(1_600_000.0, rel=5e-3)  # UTM is near true scale there
     for u, v, k, d in desert.edges(keys=True, data=True):
         assert big.edges[u, v, k] == d
     assert big.graph["crs"] == desert.graph["crs"]
-    east = max(d["x"] for _, d in desert.nodes(data=True))
-    new = [d["x"] for n, d in big.nodes(data=True) if n not in desert]
-    assert min(new) == pytest.approx(east + 1_500_000.0)
+    new = [d["y"] for n, d in big.nodes(data=True) if n not in desert]
+    assert min(new) == pytest.approx(north + 1_500_000.0)

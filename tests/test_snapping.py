@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 import convoyrisk as cr
 
-from .helpers.graphs import UTM31, lines_graph
+from .helpers.graphs import PLANE, lines_graph
 
 
-def _points(xy: list[tuple[float, float]], crs: str = UTM31) -> gpd.GeoDataFrame:
+def _points(xy: list[tuple[float, float]], crs: str = PLANE) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(geometry=gpd.points_from_xy(*zip(*xy, strict=True)), crs=crs)
 
 

@@ -1,7 +1,10 @@
 """convoyrisk: road-segment risk and route alternatives for convoys crossing contested ground.
 
 The pipeline, one module per step: :mod:`~convoyrisk.places` (gazetteer),
-:mod:`~convoyrisk.network` (roads to a graph), :mod:`~convoyrisk.incidents`
+:mod:`~convoyrisk.network` (roads to a graph; :mod:`~convoyrisk.osm` and
+:mod:`~convoyrisk.graphio` read and write files, :mod:`~convoyrisk.convert` holds
+the graph contract, :mod:`~convoyrisk.projection` true metres and lengths),
+:mod:`~convoyrisk.incidents`
 (reading and checking incident tables), :mod:`~convoyrisk.fieldreports`
 (KoBo/ODK geopoints), :mod:`~convoyrisk.sources` (several sources merged),
 :mod:`~convoyrisk.fetch` (ACLED and UCDP API clients),
@@ -17,8 +20,16 @@ PDF) and :mod:`~convoyrisk.export` (GPX, KML/KMZ, GeoPackage, GeoParquet);
 from importlib.metadata import PackageNotFoundError, version
 
 from . import fetch, sources
-from ._errors import ConvoyRiskError, FetchError, InputError, NoRouteError, PlaceNotFoundError
+from ._errors import (
+    ConvoyRiskError,
+    ConvoyRiskWarning,
+    FetchError,
+    InputError,
+    NoRouteError,
+    PlaceNotFoundError,
+)
 from .backtest import backtest
+from .convert import validate_graph
 from .export import write_output
 from .incidents import IncidentTable, read_incidents
 from .maps import risk_map, save_map
@@ -61,6 +72,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "Briefing",
     "ConvoyRiskError",
+    "ConvoyRiskWarning",
     "FetchError",
     "IncidentTable",
     "InputError",
@@ -106,6 +118,7 @@ __all__ = [
     "snap_incidents",
     "snap_track",
     "sources",
+    "validate_graph",
     "write_output",
     "write_segments",
 ]

@@ -30,3 +30,7 @@ class NoRouteError(ConvoyRiskError):
 
 class FetchError(ConvoyRiskError):
     """Downloading from a data source failed: a credential, the network or the server."""
+
+
+class ConvoyRiskWarning(UserWarning):
+    """Something in the input was left out or changed; the run goes on (one line, said once)."""

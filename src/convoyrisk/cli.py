@@ -11,9 +11,10 @@ import io
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 import geopandas as gpd
@@ -35,7 +36,7 @@ from rich.progress import Progress as ProgressBar
 from rich.table import Table
 
 from . import __version__, settings
-from ._errors import ConvoyRiskError, InputError
+from ._errors import ConvoyRiskError, ConvoyRiskWarning, InputError
 from .backtest import backtest
 from .bayes import NO_DATA_CLASS, RISK_CLASSES
 from .config import params_from_mapping, parse_overrides, read_config
@@ -128,10 +129,29 @@ def _handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
-        try:
-            return func(*args, **kwargs)
-        except ConvoyRiskError as exc:
-            _fail(" ".join(str(exc).split()))
+        with warnings.catch_warnings():
+            # what the library left out or changed: one line each, as errors are
+            warnings.simplefilter("always", ConvoyRiskWarning)
+            shown = warnings.showwarning
+
+            def show(  # noqa: PLR0917 - the signature of warnings.showwarning
+                message: Warning | str,
+                category: type[Warning],
+                filename: str,
+                lineno: int,
+                file: TextIO | None = None,
+                line: str | None = None,
+            ) -> None:
+                if issubclass(category, ConvoyRiskWarning):
+                    click.echo(f"convoyrisk: warning: {' '.join(str(message).split())}", err=True)
+                else:
+                    shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show
+            try:
+                return func(*args, **kwargs)
+            except ConvoyRiskError as exc:
+                _fail(" ".join(str(exc).split()))
         return None
 
     return wrapper  # type: ignore[return-value]
@@ -757,7 +777,11 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="Keep all connected components or only the largest.",
 )
-@click.option("--crs", help="Metric CRS to build in (default: UTM zone of the data).")
+@click.option(
+    "--crs",
+    help="CRS in true metres to draw the graph in (default: the data's UTM zone, or a "
+    "projection centred on the data when it spans several zones). Lengths are geodesic.",
+)
 @click.option("--drop-invalid", is_flag=True, help="Drop invalid lines instead of failing.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_handle_errors
@@ -788,7 +812,7 @@ def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
         except pyproj.exceptions.CRSError as exc:
             msg = (
                 f"`--crs` {crs!r} is not a coordinate reference system: give an EPSG code of "
-                "a metric CRS, e.g. EPSG:32631, or leave it out for the data's UTM zone."
+                "a metric CRS, e.g. EPSG:32631, or leave it out to have one chosen for the data."
             )
             raise InputError(msg) from exc
     if bbox and around:

@@ -258,10 +258,11 @@ def _gather(
 def _snap_graph(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """The forward edges of `G` with the attributes snapping reads, in `G`'s order.
 
-    Half the graph (no reversed edges, no node attributes): less to send to each worker.
+    Half the graph (no reversed edges, nodes with x, y only): less to send to each worker.
     """
     H = nx.MultiDiGraph(crs=G.graph["crs"])
-    H.add_nodes_from(G.nodes)
+    # node x, y: the graph contract that snap_incidents checks on each worker
+    H.add_nodes_from((n, {"x": d["x"], "y": d["y"]}) for n, d in G.nodes(data=True))
     keep = ("geometry", "length", "name", "ref", "road_id")
     H.add_edges_from(
         (u, v, k, {a: d[a] for a in keep if a in d})

@@ -48,6 +48,7 @@ from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
+from .convert import validate_graph
 from .panels import (
     BACKGROUND,
     CALM_CLASSES,
@@ -713,6 +714,25 @@ def _base_layers(
     return tiles, ctx, "; ".join(bases) or "none (roads, places and incidents give the context)"
 
 
+def _check_map_args(
+    G: nx.MultiDiGraph, risk: RiskResult, *, renderer: str, decimals: int, simplify_m: float
+) -> None:
+    """Raise :class:`InputError` for a graph or an argument :func:`risk_map` cannot draw."""
+    validate_graph(G)
+    if renderer not in {"auto", "svg", "canvas"}:
+        msg = f"`renderer` must be 'auto', 'svg' or 'canvas', got {renderer!r}."
+        raise InputError(msg)
+    if not 0 <= decimals <= 7:
+        msg = f"`decimals` must be between 0 and 7, got {decimals}."
+        raise InputError(msg)
+    if simplify_m < 0:
+        msg = f"`simplify_m` must be 0 or more metres, got {simplify_m}."
+        raise InputError(msg)
+    if risk.segments.empty:
+        msg = "There are no road segments to draw: check the road layer."
+        raise InputError(msg)
+
+
 def risk_map(
     G: nx.MultiDiGraph,
     risk: RiskResult,
@@ -798,18 +818,7 @@ def risk_map(
     folium.Map
         Save it with :func:`save_map`.
     """
-    if renderer not in {"auto", "svg", "canvas"}:
-        msg = f"`renderer` must be 'auto', 'svg' or 'canvas', got {renderer!r}."
-        raise InputError(msg)
-    if not 0 <= decimals <= 7:
-        msg = f"`decimals` must be between 0 and 7, got {decimals}."
-        raise InputError(msg)
-    if simplify_m < 0:
-        msg = f"`simplify_m` must be 0 or more metres, got {simplify_m}."
-        raise InputError(msg)
-    if risk.segments.empty:
-        msg = "There are no road segments to draw: check the road layer."
-        raise InputError(msg)
+    _check_map_args(G, risk, renderer=renderer, decimals=decimals, simplify_m=simplify_m)
     routes = routes or []
     title = map_title(G, routes) if title is None else title
     tile_names = [tiles] if isinstance(tiles, str) else list(tiles or [])

@@ -1,41 +1,38 @@
 """Road data to a clean, routable networkx graph, with OSMnx's conventions.
 
-The graph is a :class:`networkx.MultiDiGraph` in a metric CRS: nodes carry
-``x``, ``y`` (projected metres) and ``lon``, ``lat``; edges carry ``geometry``
-(a projected LineString from ``u`` to ``v``), ``length`` (metres), ``road_id``
-(shared by the two directions of one road), ``reversed`` and the road's
-attributes (``name``, ``ref``, ``highway``, ``surface``, ``tracktype``,
-``smoothness``, ``oneway``...); ``G.graph["crs"]`` names the CRS. A two-way road
-is a pair of edges ``u→v`` and ``v→u``; the one that follows the source line's
-direction has ``reversed=False``.
+The graph follows the contract of :mod:`convoyrisk.convert` (checked by
+:func:`~convoyrisk.convert.validate_graph`): a :class:`networkx.MultiDiGraph`
+drawn in a CRS whose metres are true over the data (:mod:`convoyrisk.projection`);
+nodes carry ``x``, ``y`` (projected metres) and ``lon``, ``lat``; edges carry
+``geometry`` (a projected LineString from ``u`` to ``v``), ``length`` (metres on
+the WGS84 ellipsoid), ``road_id`` (shared by the two directions of one road),
+``reversed`` and the road's attributes (``name``, ``ref``, ``highway``,
+``surface``, ``tracktype``, ``smoothness``, ``oneway``...); ``G.graph["crs"]``
+names the CRS. A two-way road is a pair of edges ``u→v`` and ``v→u``; the one
+that follows the source line's direction has ``reversed=False``.
 
-Inputs: GIS line layers (:func:`graph_from_gdf`), OpenStreetMap files
-(:func:`graph_from_osm`: ``.osm.pbf`` through pyrosm, ``.osm``/``.osm.bz2``
-through pyosmium), OSMnx graphs (:func:`graph_from_osmnx`) and the files
-:func:`save_graph` writes; :func:`load_graph` picks the reader from the file.
-Every builder runs the same clean-up (:func:`clean` steps in ``docs/network.md``):
+This module builds and cleans: from GIS line layers (:func:`graph_from_gdf`;
+layers are read by :mod:`convoyrisk.roads` and noded by :mod:`convoyrisk.noding`),
+OpenStreetMap files (:func:`graph_from_osm`, read by :mod:`convoyrisk.osm`),
+OSMnx and momepy graphs (:func:`graph_from_osmnx`) and the files
+:func:`~convoyrisk.graphio.save_graph` writes; :func:`load_graph` picks the
+reader from the file. Every builder runs the same clean-up (``docs/network.md``):
 node crossings and near misses (GIS layers), drop zero-length and duplicate
-edges, merge chains of degree-2 nodes, and report connected components.
+edges, merge chains of degree-2 nodes, and report connected components. The
+public names of the modules it uses are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import gc
-import json
-import math
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal
 
 import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 from scipy.sparse import coo_matrix
@@ -44,7 +41,71 @@ from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InputError, MissingInputError
-from .utils import Progress
+from .convert import (
+    CREATED_WITH,
+    as_text,
+    edges_gdf,
+    graph_from_tables,
+    mark_checked,
+    nodes_gdf,
+    validate_graph,
+)
+from .graphio import GRAPH_LAYERS, is_built_gpkg, read_built_gpkg, read_graphml, save_graph
+from .noding import EPS_M, node_lines
+from .osm import DEFAULT_HIGHWAYS, NOT_ROADS, OSM_TAGS, is_osm_file, read_osm
+from .projection import (
+    MAX_SCALE_ERROR,
+    check_metric_crs,
+    crs_name,
+    geodesic_lengths,
+    is_metre_crs,
+    parse_crs,
+    scale_error,
+    suitable_crs,
+    to_lonlat,
+)
+from .roads import (
+    SKIPPED,
+    clip_roads,
+    count_skipped,
+    describe_skipped,
+    read_roads,
+    region_around,
+    region_from_bbox,
+    skipped_rows,
+    validate_roads,
+)
+from .utils import Progress, without_gc
+
+__all__ = [
+    "CREATED_WITH",
+    "DEFAULT_HIGHWAYS",
+    "GRAPH_LAYERS",
+    "NOT_ROADS",
+    "OSM_TAGS",
+    "ROAD_ATTRIBUTES",
+    "SKIPPED",
+    "Keep",
+    "clip_roads",
+    "edges_gdf",
+    "graph_from_gdf",
+    "graph_from_osm",
+    "graph_from_osmnx",
+    "graph_info",
+    "is_osm_file",
+    "load_graph",
+    "name_nodes",
+    "nearest_node",
+    "nodes_gdf",
+    "read_osm",
+    "read_roads",
+    "region_around",
+    "region_from_bbox",
+    "save_graph",
+    "skipped_rows",
+    "validate_graph",
+    "validate_roads",
+]
 
 ROAD_ATTRIBUTES = (
     "name",
@@ -57,433 +118,11 @@ ROAD_ATTRIBUTES = (
 )
 """Road attributes copied onto edges when the source has them."""
 
-DEFAULT_HIGHWAYS = (
-    "motorway",
-    "motorway_link",
-    "trunk",
-    "trunk_link",
-    "primary",
-    "primary_link",
-    "secondary",
-    "secondary_link",
-    "tertiary",
-    "tertiary_link",
-    "unclassified",
-    "residential",
-    "living_street",
-    "service",
-    "road",
-    "track",
-)
-"""OSM ``highway`` classes kept by default: everything a truck can use, tracks and
-unclassified roads included (most roads of northern Mali are ``track``), unlike
-OSMnx's "drive" filter. Footways, paths, cycleways and steps are left out."""
-
-NOT_ROADS = frozenset(
-    (
-        "abandoned",
-        "construction",
-        "no",
-        "planned",
-        "platform",
-        "proposed",
-        "raceway",
-        "razed",
-        "rest_area",
-        "services",
-    )
-)
-"""``highway`` values that are not roads, left out even when every class is asked for
-(``highways=None``), as pyrosm's and OSMnx's "all" networks do; so are ``area=yes`` ways."""
-
-OSM_TAGS = ("name", "ref", "highway", "surface", "tracktype", "smoothness", "oneway", "junction")
-"""OSM way tags read from OpenStreetMap files."""
-
-GRAPH_LAYERS = ("nodes", "edges", "graph")
-"""Layers of a GeoPackage written by :func:`save_graph`."""
-
-CREATED_WITH = "convoyrisk"
-_EPS = 1e-6  # metres: two points closer than this along a line are the same point
+_EPS = EPS_M  # metres: two points closer than this along a line are the same point
 _TRUE = frozenset({"yes", "true", "1"})
 _REVERSE = frozenset({"-1", "reverse"})
 
 Keep = Literal["all", "largest"]
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building a graph.
-
-    Building creates millions of small objects (dicts, geometries) and no
-    reference cycles; the collector's repeated passes over them cost more than
-    half the build time on 100k lines.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _without_gc(func: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run `func` with the garbage collector paused (see :func:`_gc_paused`)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with _gc_paused():
-            return func(*args, **kwargs)
-
-    return wrapper
-
-
-# --------------------------------------------------------------------------------------
-# reading GIS layers
-# --------------------------------------------------------------------------------------
-
-
-def read_roads(
-    path: str | Path | None = None,
-    *,
-    region: shapely.Geometry | None = None,
-    layer: str | None = None,
-    drop_invalid: bool = False,
-) -> gpd.GeoDataFrame:
-    """Read a GIS line layer (GeoPackage, GeoJSON, Shapefile, GeoParquet...).
-
-    Parameters
-    ----------
-    path
-        The layer; the embedded Kidal–Gao roads if None.
-    region
-        Polygon in EPSG:4326 (see :func:`region_from_bbox` and
-        :func:`region_around`); lines are clipped to it.
-    layer
-        Layer name in a multi-layer file (GeoPackage); the first one if None.
-    drop_invalid
-        Drop invalid line geometries instead of raising.
-
-    Raises
-    ------
-    MissingInputError
-        If the file does not exist.
-    InputError
-        If it cannot be read, is empty, has no CRS or holds no lines.
-    """
-    path = Path(path) if path is not None else settings.default_roads()
-    if not path.exists():
-        msg = f"Road layer {path} does not exist: pass an existing file with `--roads`."
-        raise MissingInputError(msg)
-    if path.is_file() and path.stat().st_size == 0:
-        msg = f"Road layer {path} is an empty file: pass a layer of LineStrings."
-        raise InputError(msg)
-    try:
-        if path.suffix.lower() in {".parquet", ".geoparquet"}:
-            roads = gpd.read_parquet(path)
-        else:
-            roads = gpd.read_file(path, engine="pyogrio", layer=layer)
-    except (
-        pyogrio.errors.DataSourceError,
-        pyogrio.errors.DataLayerError,
-        ValueError,
-        OSError,
-    ) as exc:
-        msg = (
-            f"Cannot read road layer {path}: {_first_line(exc)}. Pass a GeoPackage, GeoJSON, "
-            "Shapefile or GeoParquet line layer, or an OSM file (.osm.pbf, .osm, .osm.bz2)."
-        )
-        raise InputError(msg) from exc
-    roads = validate_roads(roads, source=str(path), drop_invalid=drop_invalid)
-    if region is not None:
-        roads = clip_roads(roads, region)
-    return roads
-
-
-def validate_roads(
-    roads: gpd.GeoDataFrame, *, source: str = "`roads`", drop_invalid: bool = False
-) -> gpd.GeoDataFrame:
-    """Check a road layer and keep its line geometries, exploded to single lines.
-
-    The result has a ``source_row`` column (the row of the input each line
-    came from). Rows that are not lines (points, polygons, empty or missing
-    geometries) are left out; invalid lines (fewer than two distinct points,
-    NaN coordinates) raise unless `drop_invalid`.
-
-    Raises
-    ------
-    InputError
-        If the layer is empty, has no CRS, has no (Multi)LineString geometry or
-        has invalid lines.
-    """
-    if len(roads) == 0:
-        msg = f"Road layer {source} is empty: it needs at least one LineString."
-        raise InputError(msg)
-    if roads.crs is None:
-        msg = (
-            f"Road layer {source} has no CRS: set one (e.g. `gdf.set_crs('EPSG:4326')`, or "
-            "`ogr2ogr -a_srs EPSG:4326 out.gpkg in.shp`) and try again."
-        )
-        raise InputError(msg)
-    types = roads.geom_type
-    lines = roads[types.isin(["LineString", "MultiLineString"]).to_numpy()]
-    if len(lines) == 0:
-        found = ", ".join(sorted({str(t) for t in types.unique()}))
-        msg = f"Road layer {source} holds no lines (found {found}): pass a layer of LineStrings."
-        raise InputError(msg)
-    if "source_row" not in lines.columns:
-        lines = lines.assign(
-            source_row=np.flatnonzero(types.isin(["LineString", "MultiLineString"]))
-        )
-    lines = lines.explode(index_parts=False, ignore_index=True)
-    lines = lines[~lines.geometry.is_empty.to_numpy()]
-    geoms = lines.geometry.to_numpy()
-    bad = ~shapely.is_valid(geoms) | (shapely.get_num_coordinates(geoms) < 2)
-    if bad.any():
-        if not drop_invalid:
-            rows = lines["source_row"].to_numpy()[bad]
-            reason = shapely.is_valid_reason(geoms[bad][0])
-            shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
-            msg = (
-                f"Road layer {source} has {int(bad.sum())} invalid line(s) (rows {shown}; "
-                f"first: {reason}): fix them (e.g. QGIS 'Fix geometries') or drop them with "
-                "`drop_invalid=True` / `--drop-invalid`."
-            )
-            raise InputError(msg)
-        lines = lines[~bad]
-    if len(lines) == 0:
-        msg = f"Road layer {source} has no valid line left: pass a layer of LineStrings."
-        raise InputError(msg)
-    return lines.reset_index(drop=True)
-
-
-def clip_roads(roads: gpd.GeoDataFrame, region: shapely.Geometry) -> gpd.GeoDataFrame:
-    """Clip a line layer to a polygon given in EPSG:4326 (lines are cut at its edge)."""
-    shape = gpd.GeoSeries([region], crs=settings.default_crs).to_crs(roads.crs).iloc[0]
-    clipped = roads.clip(shape)
-    clipped = clipped[clipped.geom_type.isin(["LineString", "MultiLineString"]).to_numpy()]
-    if len(clipped) == 0:
-        msg = "No road is left inside the region: widen `--bbox` / `--buffer-km` or check it."
-        raise InputError(msg)
-    return clipped.explode(index_parts=False, ignore_index=True)
-
-
-def region_from_bbox(bbox: Sequence[float]) -> shapely.Polygon:
-    """A polygon from ``(min_lon, min_lat, max_lon, max_lat)`` in degrees.
-
-    Examples
-    --------
-    >>> region_from_bbox((0.0, 16.0, 1.5, 18.5)).bounds
-    (0.0, 16.0, 1.5, 18.5)
-    """
-    if len(bbox) != 4:
-        msg = f"`bbox` needs four numbers min_lon,min_lat,max_lon,max_lat; got {list(bbox)}."
-        raise InputError(msg)
-    west, south, east, north = (float(b) for b in bbox)
-    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-        msg = (
-            f"`bbox` {list(bbox)} is not min_lon,min_lat,max_lon,max_lat in degrees "
-            "(west < east, south < north)."
-        )
-        raise InputError(msg)
-    return shapely.box(west, south, east, north)
-
-
-def region_around(
-    names: Iterable[str], *, buffer_m: float, places: gpd.GeoDataFrame | None = None
-) -> shapely.Polygon:
-    """The convex hull of `buffer_m` circles around named places, in EPSG:4326.
-
-    With two places or more this is a corridor that holds every road between
-    them that does not stray more than `buffer_m` outside their hull.
-
-    Parameters
-    ----------
-    names
-        Place names from the gazetteer (or ``"lat,lon"``).
-    buffer_m
-        Radius around each place, metres.
-    places
-        Gazetteer (:func:`convoyrisk.places.load_places`); the embedded one if None.
-    """
-    from .places import geocode  # noqa: PLC0415 - places imports nothing from here
-
-    found = [geocode(n, places) for n in names]
-    if not found:
-        msg = "`around` needs at least one place name."
-        raise InputError(msg)
-    pts = gpd.GeoSeries(
-        gpd.points_from_xy([p.lon for p in found], [p.lat for p in found]),
-        crs=settings.default_crs,
-    )
-    metric = pts.estimate_utm_crs()
-    hull = shapely.convex_hull(shapely.union_all(pts.to_crs(metric).buffer(buffer_m).to_numpy()))
-    out = gpd.GeoSeries([hull], crs=metric).to_crs(settings.default_crs).iloc[0]
-    return shapely.Polygon(out.exterior)
-
-
-# --------------------------------------------------------------------------------------
-# reading OpenStreetMap files
-# --------------------------------------------------------------------------------------
-
-
-def is_osm_file(path: str | Path) -> bool:
-    """Whether `path` names an OpenStreetMap file (.osm, .osm.bz2, .osm.pbf, .pbf...)."""
-    name = Path(path).name.lower()
-    return name.endswith((".pbf", ".osm", ".osm.bz2", ".osm.gz", ".osc"))
-
-
-def read_osm(
-    path: str | Path,
-    *,
-    highways: Iterable[str] | None = DEFAULT_HIGHWAYS,
-    region: shapely.Geometry | None = None,
-    engine: Literal["auto", "pyrosm", "pyosmium"] = "auto",
-) -> gpd.GeoDataFrame:
-    """Road segments of an OpenStreetMap file, one row per pair of consecutive nodes.
-
-    Parameters
-    ----------
-    path
-        ``.osm.pbf`` (read with pyrosm), ``.osm`` or ``.osm.bz2`` (read with pyosmium).
-    highways
-        ``highway`` classes to keep; :data:`DEFAULT_HIGHWAYS` by default, every
-        class but :data:`NOT_ROADS` (and ``area=yes``) if None.
-    region
-        Polygon in EPSG:4326: segments with both ends inside it are kept.
-    engine
-        Reader: pyrosm for PBF and pyosmium otherwise with "auto".
-
-    Returns
-    -------
-    geopandas.GeoDataFrame
-        In EPSG:4326 with ``u``, ``v`` (OSM node ids, in the way's direction),
-        ``osmid`` (way id), the :data:`OSM_TAGS` columns and 2-point LineStrings.
-
-    Raises
-    ------
-    InputError
-        If the file is corrupt, truncated, empty or holds no road of the classes asked.
-    """
-    path = Path(path)
-    if not path.exists():
-        msg = f"OSM file {path} does not exist: pass an existing .osm.pbf, .osm or .osm.bz2."
-        raise MissingInputError(msg)
-    if path.stat().st_size == 0:
-        msg = f"OSM file {path} is empty: download the extract again."
-        raise InputError(msg)
-    classes = None if highways is None else sorted({str(h) for h in highways})
-    use_pyrosm = engine == "pyrosm" or (engine == "auto" and path.name.lower().endswith(".pbf"))
-    try:
-        if use_pyrosm:
-            segs = _segments_pyrosm(path, classes, region)
-        else:
-            segs = _segments_pyosmium(path, classes)
-    except ImportError as exc:
-        msg = f"Reading {path} needs {exc.name}: `pip install 'convoyrisk[osm]'`."
-        raise InputError(msg) from exc
-    except InputError:
-        raise
-    except Exception as exc:  # the readers raise assorted errors on corrupt files
-        msg = (
-            f"Cannot read OSM file {path}: {type(exc).__name__}: {_first_line(exc)}. "
-            "The file is corrupt or truncated: download the extract again."
-        )
-        raise InputError(msg) from exc
-    if region is not None and len(segs):
-        xy = shapely.get_coordinates(segs.geometry.to_numpy()).reshape(-1, 2, 2)
-        inside = shapely.contains_xy(region, xy[:, 0, 0], xy[:, 0, 1]) & shapely.contains_xy(
-            region, xy[:, 1, 0], xy[:, 1, 1]
-        )
-        segs = segs[inside].reset_index(drop=True)
-    if len(segs) == 0:
-        what = "any highway" if classes is None else f"highway in {', '.join(classes)}"
-        where = " inside the region" if region is not None else ""
-        msg = f"OSM file {path} has no way with {what}{where}: choose other `--highway` classes."
-        raise InputError(msg)
-    return segs
-
-
-def _segments_pyrosm(
-    path: Path, classes: list[str] | None, region: shapely.Geometry | None
-) -> gpd.GeoDataFrame:
-    import pyrosm  # type: ignore[import-untyped]  # noqa: PLC0415 - optional dependency
-
-    bbox = list(shapely.bounds(region)) if region is not None else None
-    tags = list(OSM_TAGS)
-    with warnings.catch_warnings():
-        # pyrosm warns "Could not find any edges" where we raise a clearer error
-        warnings.simplefilter("ignore", UserWarning)
-        osm = pyrosm.OSM(str(path), bounding_box=bbox)
-        if classes is None:
-            got = osm.get_network("all", nodes=True, extra_attributes=tags)
-        else:
-            got = osm.get_network(
-                "all",
-                nodes=True,
-                extra_attributes=tags,
-                custom_filter={"highway": classes},
-                filter_type="keep",
-            )
-    edges = got[1] if isinstance(got, tuple) else None
-    if edges is None or len(edges) == 0:
-        return gpd.GeoDataFrame({"u": [], "v": []}, geometry=[], crs=settings.default_crs)
-    out = pd.DataFrame({"u": edges["u"].to_numpy(np.int64), "v": edges["v"].to_numpy(np.int64)})
-    out["osmid"] = edges["id"].to_numpy(np.int64)
-    for tag in OSM_TAGS:
-        out[tag] = edges[tag].to_numpy() if tag in edges.columns else None
-    return gpd.GeoDataFrame(out, geometry=edges.geometry.to_numpy(), crs=settings.default_crs)
-
-
-def _segments_pyosmium(path: Path, classes: list[str] | None) -> gpd.GeoDataFrame:
-    import osmium  # noqa: PLC0415 - optional dependency
-
-    keep = None if classes is None else frozenset(classes)
-    refs: list[int] = []
-    lons: list[float] = []
-    lats: list[float] = []
-    part: list[int] = []
-    part_way: list[int] = []
-    way_rows: list[tuple[Any, ...]] = []
-    fp = osmium.FileProcessor(str(path)).with_locations()
-    for obj in fp.with_filter(osmium.filter.KeyFilter("highway")):
-        if not isinstance(obj, osmium.osm.Way):
-            continue
-        tags = obj.tags
-        if keep is None:
-            if tags.get("highway") in NOT_ROADS or tags.get("area") == "yes":
-                continue
-        elif tags.get("highway") not in keep:
-            continue
-        w = len(way_rows)
-        way_rows.append((obj.id, *(tags.get(t) for t in OSM_TAGS)))
-        open_part = False
-        for nd in obj.nodes:
-            loc = nd.location
-            if not loc.valid():  # node outside the extract: the way breaks here
-                open_part = False
-                continue
-            if not open_part:
-                part_way.append(w)
-                open_part = True
-            refs.append(nd.ref)
-            lons.append(loc.lon)
-            lats.append(loc.lat)
-            part.append(len(part_way) - 1)
-    ref = np.asarray(refs, dtype=np.int64)
-    xy = np.c_[np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)]
-    p = np.asarray(part, dtype=np.int64)
-    ways = pd.DataFrame(way_rows, columns=["osmid", *OSM_TAGS])
-    i = np.flatnonzero(p[1:] == p[:-1])
-    coords = np.stack([xy[i], xy[i + 1]], axis=1).reshape(-1, 2)
-    geoms = shapely.linestrings(coords, indices=np.repeat(np.arange(len(i)), 2))
-    way = np.asarray(part_way, dtype=np.int64)[p[i]] if len(i) else np.zeros(0, dtype=np.int64)
-    out = ways.iloc[way].reset_index(drop=True)
-    out.insert(0, "v", ref[i + 1])
-    out.insert(0, "u", ref[i])
-    return gpd.GeoDataFrame(out, geometry=geoms, crs=settings.default_crs)
 
 
 # --------------------------------------------------------------------------------------
@@ -505,7 +144,7 @@ class _Pieces:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-@_without_gc
+@without_gc
 def graph_from_gdf(
     roads: gpd.GeoDataFrame,
     *,
@@ -557,7 +196,8 @@ def graph_from_gdf(
         a report of the clean-up (counts of pieces dropped, components...).
     """
     roads = validate_roads(roads, drop_invalid=drop_invalid)
-    metric = _metric_crs(roads, crs)
+    skipped = skipped_rows(roads)
+    metric, scale = _metric_crs(shapely.get_coordinates(roads.geometry.to_numpy()), roads.crs, crs)
     projected = roads.to_crs(metric)
     geoms = projected.geometry.to_numpy()
     oneway, flip = _oneway_flags(projected, oneway_column)
@@ -565,7 +205,7 @@ def graph_from_gdf(
         geoms = geoms.copy()
         geoms[flip] = shapely.reverse(geoms[flip])
     _tell(progress, 1)
-    pieces = _node_lines(geoms, max(float(node_tolerance_m), 0.0), crossings=node_crossings)
+    pieces = node_lines(geoms, max(float(node_tolerance_m), 0.0), crossings=node_crossings)
     _tell(progress, 2)
     src = pieces.pop("line")
     attrs = pd.DataFrame(
@@ -586,8 +226,11 @@ def graph_from_gdf(
         report={
             "source": "gis",
             "input_lines": len(roads),
+            "skipped_rows": count_skipped(skipped),
+            **({"skipped": describe_skipped(skipped)} if skipped else {}),
             "pieces_after_noding": len(src),
             "node_tolerance_m": float(node_tolerance_m),
+            "max_scale_error": scale,
         },
     )
     return _assemble(
@@ -601,7 +244,7 @@ def graph_from_gdf(
     )
 
 
-@_without_gc
+@without_gc
 def graph_from_osm(
     path: str | Path,
     *,
@@ -642,9 +285,9 @@ def graph_from_osm(
     _tell(progress, 0)
     segs = read_osm(path, highways=highways, region=region, engine=engine)
     _tell(progress, 1)
-    metric = _metric_crs(segs, crs)
     coords = shapely.get_coordinates(segs.geometry.to_numpy()).reshape(-1, 2, 2)
     lonlat = coords.reshape(-1, 2)
+    metric, scale = _metric_crs(lonlat, settings.default_crs, crs)
     ends = np.r_[segs["u"].to_numpy(np.int64), segs["v"].to_numpy(np.int64)]
     node_ids, first, inverse = np.unique(ends, return_index=True, return_inverse=True)
     n = len(segs)
@@ -678,7 +321,12 @@ def graph_from_osm(
         attrs=attrs,
         oneway=oneway,
         node_ids=node_ids,
-        report={"source": "osm", "osm_segments": n, "osm_ways": int(segs["osmid"].nunique())},
+        report={
+            "source": "osm",
+            "osm_segments": n,
+            "osm_ways": int(segs["osmid"].nunique()),
+            "max_scale_error": scale,
+        },
     )
     return _assemble(
         p,
@@ -692,62 +340,100 @@ def graph_from_osm(
     )
 
 
-@_without_gc
-def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another reads best here
-    G: nx.MultiDiGraph, *, crs: str | CRS | None = None
-) -> nx.MultiDiGraph:
-    """A graph that follows our contract, from a graph made by OSMnx.
+def _node_ids(G: nx.Graph) -> tuple[np.ndarray, bool]:
+    """Node ids as an array, and whether they had to be numbered (not all integers)."""
+    ids = np.fromiter(G.nodes, dtype=object, count=G.number_of_nodes())
+    ints = all(
+        isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) for n in ids
+    )
+    return ids, not ints
 
-    Projects an unprojected graph to the UTM zone of its data (or `crs`), gives
+
+def _node_xy(G: nx.Graph, ids: np.ndarray) -> np.ndarray:
+    """(n, 2) node coordinates: ``x``, ``y``, else a node id that is an (x, y) pair (momepy)."""
+    xy = np.full((len(ids), 2), np.nan)
+    missing: list[Any] = []
+    for i, (n, d) in enumerate(G.nodes(data=True)):
+        if "x" in d and "y" in d:
+            xy[i] = (float(d["x"]), float(d["y"]))
+        elif isinstance(n, tuple) and len(n) >= 2 and all(isinstance(c, (int, float)) for c in n):
+            xy[i] = (float(n[0]), float(n[1]))
+        else:
+            missing.append(n)
+    if missing:
+        shown = ", ".join(repr(n) for n in missing[:3])
+        msg = (
+            f"{len(missing)} node(s) of the graph have no `x` and `y` (e.g. {shown}): every "
+            "node needs its coordinates in the graph's CRS (OSMnx and momepy graphs have them)."
+        )
+        raise InputError(msg)
+    return xy
+
+
+@without_gc
+def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another
+    G: nx.Graph, *, crs: str | CRS | None = None
+) -> nx.MultiDiGraph:
+    """A graph that follows the contract (:func:`validate_graph`), from an OSMnx or momepy graph.
+
+    Projects the graph to a CRS in true metres (or `crs`): its own when it is
+    projected in metres and true to :data:`~convoyrisk.projection.MAX_SCALE_ERROR`,
+    else the UTM zone of the data, or for a network spanning several zones a
+    projection centred on it (:func:`~convoyrisk.projection.suitable_crs`). Gives
     straight edges without ``geometry`` one, makes each geometry run from ``u``
-    to ``v``, recomputes ``length`` in metres, pairs the two directions of a
-    two-way road under one ``road_id`` (same OSM way(s), same length, opposite
-    direction) with ``reversed=False`` on one of them, and turns list values
-    left by OSMnx's simplification into "a; b" strings.
+    to ``v``, measures ``length`` in metres on the WGS84 ellipsoid, pairs the two
+    directions of a two-way road under one ``road_id`` (same OSM way(s), same
+    length, opposite direction) with ``reversed=False`` on one of them, and turns
+    list values left by OSMnx's simplification into "a; b" strings.
+
+    An undirected graph (momepy's ``gdf_to_nx``) becomes a directed one with
+    both directions of every edge. Node ids that are not all integers (momepy's
+    ``(x, y)`` tuples) are numbered 0..n-1 in the graph's node order; the old id
+    is kept as the node attribute ``source_id`` (text).
 
     Parameters
     ----------
     G
-        A MultiDiGraph with OSMnx's conventions (node ``x``, ``y``, ``G.graph["crs"]``).
+        A networkx graph with OSMnx's conventions (node ``x``, ``y``, or momepy's
+        coordinate ids; edge ``geometry`` optional; ``G.graph["crs"]``).
     crs
-        Metric CRS; the UTM zone of the data if None (or the graph's own CRS
-        if it is already projected).
+        Metric CRS to use; refused if it is not in true metres over the data.
+
+    Raises
+    ------
+    InputError
+        If the graph has no edge, no CRS, nodes without coordinates, or `crs`
+        is not in true metres.
     """
+    if not isinstance(G, nx.Graph):
+        msg = f"`G` must be a networkx graph, not {type(G).__name__}."
+        raise InputError(msg)
     if G.number_of_edges() == 0:
         msg = "The OSMnx graph has no edges: load a graph with roads in it."
         raise InputError(msg)
-    if "crs" not in G.graph:
+    if G.graph.get("crs") in (None, ""):
         msg = "The OSMnx graph has no `crs` graph attribute: set `G.graph['crs'] = 'EPSG:4326'`."
         raise InputError(msg)
-    graph_crs = CRS.from_user_input(G.graph["crs"])
-    ids = np.fromiter(G.nodes, dtype=object, count=G.number_of_nodes())
-    try:
-        xy = np.array([(float(d["x"]), float(d["y"])) for _, d in G.nodes(data=True)])
-    except KeyError as exc:
-        msg = f"OSMnx graph node without `{exc.args[0]}`: every node needs x and y."
-        raise InputError(msg) from exc
+    if not G.is_directed():
+        G = nx.MultiDiGraph(G)  # both directions of every edge, as OSMnx's two-way roads
+    graph_crs = parse_crs(G.graph["crs"], what="The graph's `crs`")
+    ids, renumber = _node_ids(G)
+    xy = _node_xy(G, ids)
     index = {n: i for i, n in enumerate(ids)}
-    rows = list(G.edges(keys=True, data=True))
+    if G.is_multigraph():
+        rows = list(G.edges(keys=True, data=True))
+    else:
+        rows = [(a, b, 0, d) for a, b, d in G.edges(data=True)]
     u = np.fromiter((index[r[0]] for r in rows), dtype=np.int64, count=len(rows))
     v = np.fromiter((index[r[1]] for r in rows), dtype=np.int64, count=len(rows))
     data = [r[3] for r in rows]
     geoms = np.array([d.get("geometry") for d in data], dtype=object)
-    missing = np.array([g is None for g in geoms])
+    missing = np.array([not isinstance(g, shapely.LineString) or g.is_empty for g in geoms])
     if missing.any():
         ends = np.stack([xy[u[missing]], xy[v[missing]]], axis=1).reshape(-1, 2)
         geoms[missing] = shapely.linestrings(ends, indices=np.repeat(np.arange(missing.sum()), 2))
     geoms = geoms.astype(object)
-    if crs is not None:
-        metric = CRS.from_user_input(crs)
-    elif graph_crs.is_projected:
-        metric = graph_crs
-    else:
-        metric = gpd.GeoSeries(
-            gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=graph_crs
-        ).estimate_utm_crs()
-    if not metric.is_projected:
-        msg = f"`crs` {metric.to_string()} is not projected: lengths need metres (e.g. a UTM zone)."
-        raise InputError(msg)
+    metric, scale = _metric_crs(xy, graph_crs, crs)
     if metric != graph_crs:
         fwd = Transformer.from_crs(graph_crs, metric, always_xy=True)
         px, py = fwd.transform(xy[:, 0], xy[:, 1])
@@ -759,8 +445,8 @@ def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another reads
     start = shapely.get_coordinates(shapely.get_point(geoms, 0))
     flip = np.hypot(*(start - node_xy[v]).T) < np.hypot(*(start - node_xy[u]).T)
     geoms[flip] = shapely.reverse(geoms[flip])
-    length = shapely.length(geoms)
-    osmid = [_text(d.get("osmid", "")) for d in data]
+    length = geodesic_lengths(geoms, metric)
+    osmid = [as_text(d.get("osmid", "")) for d in data]
     # pair the two directions of a two-way road
     lo, hi = np.minimum(u, v), np.maximum(u, v)
     frame = pd.DataFrame(
@@ -780,30 +466,38 @@ def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another reads
         for a in (*ROAD_ATTRIBUTES, "oneway", "osmid", "maxspeed", "lanes")
         if any(a in d for d in data[:1000])
     ]
+    node_id = np.arange(len(ids)) if renumber else ids
     G2 = nx.MultiDiGraph(
-        crs=metric.to_string(),
-        source_crs=graph_crs.to_string(),
+        crs=crs_name(metric),
+        source_crs=crs_name(graph_crs),
         created_with=CREATED_WITH,
-        build={"source": "osmnx", "edges_in": len(rows)},
+        build={
+            "source": "osmnx",
+            "edges_in": len(rows),
+            "renumbered_nodes": bool(renumber),
+            "max_scale_error": scale,
+        },
     )
     lon, lat = _lonlat(node_xy, metric)
     G2.add_nodes_from(
         (
-            ids[i],
+            int(node_id[i]),
             {
                 "x": float(node_xy[i, 0]),
                 "y": float(node_xy[i, 1]),
                 "lon": float(lon[i]),
                 "lat": float(lat[i]),
+                **({"source_id": str(ids[i])} if renumber else {}),
             },
         )
         for i in range(len(ids))
     )
+    keys = pd.DataFrame({"u": u, "v": v}).groupby(["u", "v"], sort=False).cumcount().to_numpy()
     G2.add_edges_from(
         (
-            ids[u[i]],
-            ids[v[i]],
-            rows[i][2],
+            int(node_id[u[i]]),
+            int(node_id[v[i]]),
+            rows[i][2] if isinstance(rows[i][2], (int, np.integer)) else int(keys[i]),
             {
                 **{a: _edge_value(a, data[i].get(a, "")) for a in attr_names},
                 "geometry": geoms[i],
@@ -814,7 +508,7 @@ def graph_from_osmnx(  # noqa: PLR0915 - one vectorised step after another reads
         )
         for i in range(len(rows))
     )
-    return G2
+    return mark_checked(G2)  # follows the contract by construction
 
 
 def _edge_value(name: str, value: Any) -> Any:  # noqa: ANN401 - attribute values vary
@@ -822,15 +516,7 @@ def _edge_value(name: str, value: Any) -> Any:  # noqa: ANN401 - attribute value
         return _as_bool(value)
     if name == "osmid":
         return value
-    return _text(value)
-
-
-def _text(value: Any) -> str:  # noqa: ANN401 - attribute values vary
-    if isinstance(value, (list, tuple, set)):
-        return "; ".join(dict.fromkeys(str(x) for x in value))
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
+    return as_text(value)
 
 
 def _as_bool(value: Any) -> bool:  # noqa: ANN401 - attribute values vary
@@ -839,18 +525,29 @@ def _as_bool(value: Any) -> bool:  # noqa: ANN401 - attribute values vary
     return str(value).strip().lower() in _TRUE
 
 
-def _metric_crs(gdf: gpd.GeoDataFrame, crs: str | CRS | None) -> CRS:
-    """`crs`, else the data's CRS if projected in metres, else the UTM zone of the data."""
-    if crs is None:
-        own = CRS.from_user_input(gdf.crs)
-        in_metres = own.is_projected and own.axis_info[0].unit_conversion_factor == 1.0
-        metric = own if in_metres else gdf.estimate_utm_crs()
+def _metric_crs(
+    coords: np.ndarray,
+    source_crs: str | CRS,
+    crs: str | CRS | None,
+) -> tuple[CRS, float]:
+    """The CRS to build in, and its largest distance error over the data.
+
+    `crs` if given (refused when it is not true metres here, see
+    :func:`~convoyrisk.projection.check_metric_crs`); else the data's own CRS when
+    it is projected in metres and true to :data:`~convoyrisk.projection.MAX_SCALE_ERROR`;
+    else :func:`~convoyrisk.projection.suitable_crs` (geographic, Web Mercator and
+    foot-unit layers, or a metric CRS far from its area).
+    """
+    own = parse_crs(source_crs, what="The layer's CRS")
+    pick = np.linspace(0, len(coords) - 1, min(len(coords), 20_000)).astype(np.int64)
+    lon, lat = to_lonlat(coords[pick, 0], coords[pick, 1], own)
+    if crs is not None:
+        metric = check_metric_crs(crs, lon, lat)
+    elif is_metre_crs(own) and scale_error(own, lon, lat) <= MAX_SCALE_ERROR:
+        metric = own
     else:
-        metric = CRS.from_user_input(crs)
-    if not metric.is_projected:
-        msg = f"`crs` {metric.to_string()} is not projected: lengths need metres (e.g. a UTM zone)."
-        raise InputError(msg)
-    return metric
+        metric = suitable_crs(lon, lat)
+    return metric, round(scale_error(metric, lon, lat), 6)
 
 
 def _oneway_flags(df: pd.DataFrame, column: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -877,231 +574,8 @@ def _clean_column(values: np.ndarray) -> list[Any]:
     return col.tolist()
 
 
-def _clean(value: Any) -> Any:  # noqa: ANN401 - attribute values are whatever the layer holds
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _lonlat(xy: np.ndarray, crs: CRS | str) -> tuple[np.ndarray, np.ndarray]:
-    back = Transformer.from_crs(crs, settings.default_crs, always_xy=True)
-    lon, lat = back.transform(xy[:, 0], xy[:, 1])
-    return np.asarray(lon), np.asarray(lat)
-
-
-# --------------------------------------------------------------------------------------
-# topology
-# --------------------------------------------------------------------------------------
-
-
-def _node_lines(geoms: np.ndarray, tol: float, *, crossings: bool) -> dict[str, np.ndarray]:
-    """Split lines where they cross, touch or nearly touch; label their ends as nodes.
-
-    Returns the pieces (``geoms``), the source line of each (``line``), node
-    labels ``u``, ``v`` and node coordinates ``node_xy``.
-    """
-    n = len(geoms)
-    coords, line = shapely.get_coordinates(geoms, return_index=True)
-    step = np.r_[0.0, np.hypot(*np.diff(coords, axis=0).T)]
-    first = np.r_[True, line[1:] != line[:-1]]
-    step[first] = 0.0
-    cum = np.cumsum(step)
-    starts = np.flatnonzero(first)
-    m = cum - np.repeat(cum[starts], np.diff(np.r_[starts, len(line)]))
-    last = np.r_[line[1:] != line[:-1], True]
-    lengths = m[last]
-
-    s_line, s_m, s_xy = _split_points(coords, line, m, first, last, tol, crossings=crossings)
-    inner = (s_m > _EPS) & (s_m < lengths[s_line] - _EPS)
-    s_line, s_xy, s_m = s_line[inner], s_xy[inner], s_m[inner]
-
-    # every vertex and split point along each line, in order
-    kind = np.r_[np.zeros(len(line), np.int8), np.ones(len(s_line), np.int8)]
-    is_end = np.r_[first | last, np.zeros(len(s_line), bool)]
-    rec_line = np.r_[line, s_line]
-    rec_m = np.r_[m, s_m]
-    rec_xy = np.r_[coords, s_xy]
-    order = np.lexsort((-kind, rec_m, rec_line))
-    rec_line, rec_m, rec_xy, kind, is_end = (
-        rec_line[order],
-        rec_m[order],
-        rec_xy[order],
-        kind[order],
-        is_end[order],
-    )
-    # records of one line closer than _EPS along it are one point (a split wins)
-    new = np.r_[True, (rec_line[1:] != rec_line[:-1]) | (np.diff(rec_m) > _EPS)]
-    g_start = np.flatnonzero(new)
-    g_line = rec_line[g_start]
-    g_split = np.maximum.reduceat(kind, g_start).astype(bool)
-    g_end = np.maximum.reduceat(is_end.astype(np.int8), g_start).astype(bool)
-    g_split &= ~g_end
-    g_xy = rec_xy[g_start]  # sorted with splits first among equals
-    # a split point closes one piece and opens the next
-    rep = 1 + g_split.astype(np.int64)
-    exp_g = np.repeat(np.arange(len(g_start)), rep)
-    pos_last = np.cumsum(rep) - 1
-    opens = np.zeros(len(exp_g), dtype=bool)
-    opens[pos_last[g_split]] = True
-    line_first = np.r_[True, g_line[1:] != g_line[:-1]]
-    opens[(np.cumsum(rep) - rep)[line_first]] = True
-    piece = np.cumsum(opens) - 1
-    xy = g_xy[exp_g]
-    p_start = np.flatnonzero(opens)
-    p_end = np.r_[p_start[1:] - 1, len(exp_g) - 1]
-    p_line = g_line[exp_g[p_start]]
-
-    ends_xy = np.r_[xy[p_start], xy[p_end]]
-    label = _cluster_points(ends_xy, max(tol, _EPS))
-    n_nodes = int(label.max()) + 1
-    counts = np.bincount(label, minlength=n_nodes)
-    node_xy = np.c_[
-        np.bincount(label, weights=ends_xy[:, 0], minlength=n_nodes) / counts,
-        np.bincount(label, weights=ends_xy[:, 1], minlength=n_nodes) / counts,
-    ]
-    n_pieces = len(p_start)
-    u, v = label[:n_pieces], label[n_pieces:]
-    xy[p_start] = node_xy[u]
-    xy[p_end] = node_xy[v]
-    del n
-    return {
-        "geoms": shapely.linestrings(xy, indices=piece),
-        "line": p_line,
-        "u": u,
-        "v": v,
-        "node_xy": node_xy,
-    }
-
-
-def _split_points(  # noqa: C901, PLR0915, PLR0917 - one vectorised case per kind of split
-    coords: np.ndarray,
-    line: np.ndarray,
-    m: np.ndarray,
-    first: np.ndarray,
-    last: np.ndarray,
-    tol: float,
-    *,
-    crossings: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Where lines must be split: (line, distance along it, x/y) of each split point.
-
-    Works on the straight segments of all lines at once: an STRtree on their
-    envelopes (grown by `tol`) gives candidate pairs, and numpy finds where two
-    segments cross or overlap (`crossings`) and where a line end lies within
-    `tol` of another line's segment.
-    """
-    seg = np.flatnonzero(~last)  # segment k runs from vertex k to k + 1
-    p, q = coords[seg], coords[seg + 1]
-    r = q - p
-    seg_len = np.hypot(r[:, 0], r[:, 1])
-    seg_line = line[seg]
-    # envelopes grown by tol/2 overlap when the segments may be within tol; a diagonal
-    # line has the envelope of its box and is cheaper to make than the box
-    grow = max(tol, _EPS) / 2.0
-    diagonals = np.asarray(
-        shapely.linestrings(np.stack([np.minimum(p, q) - grow, np.maximum(p, q) + grow], axis=1)),
-        dtype=object,
-    )
-    a, b = shapely.STRtree(diagonals).query(diagonals)
-    keep = a < b
-    a, b = a[keep], b[keep]
-    # consecutive segments of one line meet at their shared vertex: not a crossing,
-    # unless the line turns straight back on itself there (a spike)
-    same = seg_line[a] == seg_line[b]
-    nxt = same & (b - a == 1)
-    ra, rb = r[a[nxt]], r[b[nxt]]
-    cross = ra[:, 0] * rb[:, 1] - ra[:, 1] * rb[:, 0]
-    dot = (ra * rb).sum(axis=1)
-    spike = np.zeros(len(a), dtype=bool)
-    spike[nxt] = (np.abs(cross) <= 1e-12 * seg_len[a[nxt]] * seg_len[b[nxt]]) & (dot < 0)
-    keep = ~same | (b - a > 1) | spike
-    spike = spike[keep]
-    a, b = a[keep], b[keep]
-    out_line: list[np.ndarray] = []
-    out_m: list[np.ndarray] = []
-    out_xy: list[np.ndarray] = []
-
-    def emit(sg: np.ndarray, t: np.ndarray, xy: np.ndarray) -> None:
-        out_line.append(seg_line[sg])
-        out_m.append(m[seg[sg]] + t * seg_len[sg])
-        out_xy.append(xy)
-
-    if crossings and spike.any():
-        turn = b[spike]
-        out_line.append(seg_line[turn])
-        out_m.append(m[seg[turn]])
-        out_xy.append(p[turn])
-    if crossings and len(a):
-        ra, rb = r[a], r[b]
-        d = p[b] - p[a]
-        denom = ra[:, 0] * rb[:, 1] - ra[:, 1] * rb[:, 0]
-        scale = seg_len[a] * seg_len[b]
-        proper = np.abs(denom) > 1e-12 * np.maximum(scale, 1e-300)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = (d[:, 0] * rb[:, 1] - d[:, 1] * rb[:, 0]) / denom
-            u = (d[:, 0] * ra[:, 1] - d[:, 1] * ra[:, 0]) / denom
-            ta = _EPS / np.maximum(seg_len[a], _EPS)
-            tb = _EPS / np.maximum(seg_len[b], _EPS)
-        hit = proper & (t >= -ta) & (t <= 1 + ta) & (u >= -tb) & (u <= 1 + tb)
-        t, u = np.clip(t[hit], 0, 1), np.clip(u[hit], 0, 1)
-        ah, bh = a[hit], b[hit]
-        xy = p[ah] + t[:, None] * r[ah]
-        emit(ah, t, xy)
-        emit(bh, u, xy)
-        # collinear overlaps: each segment's ends that lie on the other segment
-        par = ~proper
-        for one, two in ((a[par], b[par]), (b[par], a[par])):
-            for end in (p[two], q[two]):
-                t1, dist = _project(end, p[one], r[one], seg_len[one])
-                on = dist <= _EPS
-                emit(one[on], t1[on], end[on])
-            # and a shared stretch ends at a vertex of `one` lying on `two`
-            for t_own, own in ((0.0, p[one]), (1.0, q[one])):
-                _, dist = _project(own, p[two], r[two], seg_len[two])
-                on = dist <= _EPS
-                emit(one[on], np.full(int(on.sum()), t_own), own[on])
-    if tol > 0 and len(a):
-        # a line end within `tol` of another line's segment splits it at the nearest point
-        starts_seg = first[seg]
-        ends_seg = last[seg + 1]
-        for one, two in ((a, b), (b, a)):
-            for is_end, pt in ((starts_seg[one], p[one]), (ends_seg[one], q[one])):
-                cand = is_end & (seg_line[one] != seg_line[two])
-                w = two[cand]
-                t1, dist = _project(pt[cand], p[w], r[w], seg_len[w])
-                near = dist <= tol
-                emit(w[near], t1[near], p[w[near]] + t1[near, None] * r[w[near]])
-    if not out_line:
-        return np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 2))
-    return np.concatenate(out_line), np.concatenate(out_m), np.concatenate(out_xy)
-
-
-def _project(
-    pt: np.ndarray, start: np.ndarray, vec: np.ndarray, length: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest position (0..1) of points on segments, and the distance to it."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = ((pt - start) * vec).sum(axis=1) / (length * length)
-    t = np.clip(np.nan_to_num(t, nan=0.0), 0.0, 1.0)
-    near = start + t[:, None] * vec
-    return t, np.hypot(*(pt - near).T)
-
-
-def _cluster_points(points: np.ndarray, tolerance: float) -> np.ndarray:
-    """Label points so that points within `tolerance` (transitively) share a label."""
-    tree = cKDTree(points)
-    pairs = tree.query_pairs(tolerance, output_type="ndarray")
-    n = len(points)
-    adjacency = coo_matrix(
-        (np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1]) if len(pairs) else ([], [])), shape=(n, n)
-    )
-    _, labels = connected_components(adjacency, directed=False)
-    return np.asarray(labels, dtype=np.int64)
+    return to_lonlat(xy[:, 0], xy[:, 1], crs)
 
 
 def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best here
@@ -1172,8 +646,9 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
         report["dropped_duplicates"] += int(dup.sum())
         geoms, u, v, oneway = geoms[~dup], u[~dup], v[~dup], oneway[~dup]
         attrs = attrs[~dup].reset_index(drop=True)
-        length = shapely.length(geoms)
 
+    # lengths on the ellipsoid, whatever the projection (as OSMnx's great-circle lengths)
+    length = geodesic_lengths(geoms, metric)
     _tell(progress, 4)
     # connected components (weak)
     used, inv = np.unique(np.r_[u, v], return_inverse=True)
@@ -1220,14 +695,14 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
     edges["geometry"] = geoms
     report["nodes"] = len(nodes)
     report["roads"] = len(edges)
-    G = _graph_from_tables(
+    G = graph_from_tables(
         nodes,
         edges,
-        crs=metric.to_string(),
+        crs=crs_name(metric),
         graph_attrs={"source_crs": source_crs, "build": report},
     )
     _tell(progress, _BUILD_STEPS)
-    return G
+    return mark_checked(G)  # follows the contract by construction
 
 
 _BUILD_STEPS = 5  # read, node, clean, merge chains, assemble the graph
@@ -1357,144 +832,8 @@ def _merge_chains(  # noqa: PLR0915, PLR0917 - vectorised steps over parallel ar
 # --------------------------------------------------------------------------------------
 
 
-def _graph_from_tables(
-    nodes: pd.DataFrame,
-    edges: pd.DataFrame,
-    *,
-    crs: str,
-    graph_attrs: dict[str, Any] | None = None,
-) -> nx.MultiDiGraph:
-    """A graph from a node table (index = id; x, y, lon, lat) and a road table.
-
-    `edges` has one row per road (u, v, oneway, length, road_id, geometry from
-    u to v and attribute columns); two-way roads get a reversed twin.
-    """
-    G = nx.MultiDiGraph(crs=crs, created_with=CREATED_WITH, **(graph_attrs or {}))
-    node_cols = list(nodes.columns)
-    columns = [nodes[c].tolist() for c in node_cols]
-    for n, vals in zip(nodes.index.tolist(), zip(*columns, strict=True), strict=True):
-        G._succ[n] = {}  # noqa: SLF001 - as G.add_node does, without its per-call checks
-        G._pred[n] = {}  # noqa: SLF001
-        G._node[n] = dict(zip(node_cols, vals, strict=True))  # noqa: SLF001
-    u = edges["u"].to_numpy()
-    v = edges["v"].to_numpy()
-    oneway = edges["oneway"].to_numpy(bool)
-    geoms = np.asarray(edges["geometry"].to_numpy(), dtype=object)
-    back = np.flatnonzero(~oneway)
-    rgeoms = shapely.reverse(geoms[back])
-    # keys: count of earlier edges with the same (u, v)
-    du = np.r_[u, v[back]]
-    dv = np.r_[v, u[back]]
-    keys = pd.DataFrame({"u": du, "v": dv}).groupby(["u", "v"], sort=False).cumcount().to_numpy()
-    cols = [c for c in edges.columns if c not in {"u", "v", "geometry"}]
-    values = [edges[c].tolist() for c in cols]
-    rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*values, strict=True)]
-    length = edges["length"].to_numpy(float).tolist()
-    road = edges["road_id"].to_numpy(np.int64).tolist()
-    for i, row in enumerate(rows):
-        row["length"] = length[i]
-        row["road_id"] = road[i]
-        row["oneway"] = bool(oneway[i])
-    ul, vl, kl = du.tolist(), dv.tolist(), keys.tolist()
-    m = len(rows)
-    gl = geoms.tolist()
-    rl = np.asarray(rgeoms, dtype=object).tolist()
-    _add_edges(
-        G,
-        ul,
-        vl,
-        kl,
-        [{**rows[i], "geometry": gl[i], "reversed": False} for i in range(m)]
-        + [{**rows[i], "geometry": rl[j], "reversed": True} for j, i in enumerate(back.tolist())],
-    )
-    return G
-
-
-def _add_edges(
-    G: nx.MultiDiGraph, u: list[Any], v: list[Any], keys: list[int], data: list[dict[str, Any]]
-) -> None:
-    """Add edges with distinct keys to a MultiDiGraph whose nodes exist, fast.
-
-    Does what ``G.add_edge(u, v, key, **data)`` does (one key dict shared by
-    ``G._succ[u][v]`` and ``G._pred[v][u]``) without its per-call overhead,
-    which dominates building graphs of 100k+ edges.
-    """
-    succ, pred = G._succ, G._pred  # noqa: SLF001 - see the docstring
-    for a, b, k, d in zip(u, v, keys, data, strict=True):
-        keydict = succ[a].get(b)
-        if keydict is None:
-            keydict = G.edge_key_dict_factory()
-            succ[a][b] = keydict
-            pred[b][a] = keydict
-        keydict[k] = d
-    clear = getattr(nx, "_clear_cache", None)  # networkx >= 3.3 caches adjacency views
-    if clear is not None:
-        clear(G)
-
-
-@_without_gc
-def save_graph(G: nx.MultiDiGraph, path: str | Path) -> Path:
-    """Write a graph to GraphML (``.graphml``) or GeoPackage (``.gpkg``), atomically.
-
-    The GeoPackage holds layers ``nodes``, ``edges`` (one row per road, with
-    ``oneway``; :func:`load_graph` adds the reversed twins) and ``graph``
-    (CRS and build report). GraphML stores geometry as WKT, as OSMnx does.
-    """
-    from .utils import atomic_path  # noqa: PLC0415 - utils is tiny; keep import local
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in {".graphml", ".gpkg"}:
-        msg = f"Cannot write {path}: the output must end in .graphml or .gpkg."
-        raise InputError(msg)
-    nodes = nodes_gdf(G)
-    edges = edges_gdf(G, forward_only=True).reset_index()
-    with atomic_path(path) as tmp:
-        if suffix == ".gpkg":
-            nodes.reset_index(names="node").to_file(tmp, layer="nodes", engine="pyogrio")
-            edges = edges.drop(columns=["key", "reversed"], errors="ignore")
-            for c in edges.columns:
-                if edges[c].dtype == object and c != "geometry":
-                    edges[c] = [_text(x) for x in edges[c]]
-            edges.to_file(tmp, layer="edges", engine="pyogrio")
-            meta = pd.DataFrame(
-                {
-                    "key": ["crs", "build", "source_crs"],
-                    "value": [
-                        G.graph["crs"],
-                        json.dumps(G.graph.get("build", {})),
-                        str(G.graph.get("source_crs", "")),
-                    ],
-                }
-            )
-            pyogrio.write_dataframe(meta, tmp, layer="graph")
-        else:
-            H = nx.MultiDiGraph()
-            H.graph.update(
-                {
-                    k: (json.dumps(val) if isinstance(val, dict) else str(val))
-                    for k, val in G.graph.items()
-                }
-            )
-            H.add_nodes_from(G.nodes(data=True))
-            H.add_edges_from(
-                (uu, vv, kk, {a: _graphml_value(x) for a, x in d.items()})
-                for uu, vv, kk, d in G.edges(keys=True, data=True)
-            )
-            nx.write_graphml(H, tmp)
-    return path
-
-
-def _graphml_value(value: Any) -> Any:  # noqa: ANN401 - attribute values vary
-    if isinstance(value, shapely.Geometry):
-        return shapely.to_wkt(value)
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    return _text(value)
-
-
 def load_graph(  # noqa: PLR0911 - one return per kind of input
-    path: str | Path | nx.MultiDiGraph | None = None,
+    path: str | Path | nx.Graph | None = None,
     *,
     highways: Iterable[str] | None = DEFAULT_HIGHWAYS,
     region: shapely.Geometry | None = None,
@@ -1514,14 +853,17 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
     - any other GIS line layer: :func:`read_roads` then :func:`graph_from_gdf`.
 
     - an in-memory graph: returned as is if convoyrisk built it, else through
-      :func:`graph_from_osmnx`.
+      :func:`graph_from_osmnx` (OSMnx and momepy graphs).
 
+    Every graph returned follows the contract of :func:`validate_graph` (a graph
+    read back as is is checked); `crs` applies to what is built or converted.
     `simplify` None means the builder's default (on for OSM, off for GIS layers).
     The embedded Kidal–Gao roads are used if `path` is None. `progress` is
     called as ``progress("building network", step, steps)`` while a graph is built.
     """
-    if isinstance(path, nx.MultiDiGraph):
+    if isinstance(path, nx.Graph):
         if str(path.graph.get("created_with", "")).startswith(CREATED_WITH):
+            validate_graph(path)
             return path
         return graph_from_osmnx(path, crs=crs)
     if path is None:
@@ -1543,7 +885,11 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
         raise InputError(msg)
     suffix = path.suffix.lower()
     if suffix == ".graphml":
-        return _read_graphml(path, crs=crs)
+        G = read_graphml(path)
+        if str(G.graph.get("created_with", "")).startswith(CREATED_WITH):
+            validate_graph(G)
+            return G
+        return graph_from_osmnx(G, crs=crs)
     if is_osm_file(path):
         return graph_from_osm(
             path,
@@ -1554,8 +900,10 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
             keep=keep,
             progress=progress,
         )
-    if suffix == ".gpkg" and _is_built_gpkg(path):
-        return _read_built_gpkg(path)
+    if suffix == ".gpkg" and is_built_gpkg(path):
+        G = read_built_gpkg(path)
+        validate_graph(G)
+        return G
     _tell(progress, 0)
     roads = read_roads(path, region=region, drop_invalid=drop_invalid)
     return graph_from_gdf(
@@ -1568,142 +916,32 @@ def load_graph(  # noqa: PLR0911 - one return per kind of input
     )
 
 
-def _is_built_gpkg(path: Path) -> bool:
-    try:
-        layers = {str(name) for name, _ in pyogrio.list_layers(path)}
-    except pyogrio.errors.DataSourceError:
-        return False
-    return set(GRAPH_LAYERS) <= layers
-
-
-@_without_gc
-def _read_built_gpkg(path: Path) -> nx.MultiDiGraph:
-    try:
-        nodes = pyogrio.read_dataframe(path, layer="nodes", read_geometry=False)
-        edges = pyogrio.read_dataframe(path, layer="edges")
-        meta = pyogrio.read_dataframe(path, layer="graph", read_geometry=False)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        msg = f"Cannot read graph {path}: {_first_line(exc)}. Rebuild it with `network build`."
-        raise InputError(msg) from exc
-    info = dict(zip(meta["key"], meta["value"], strict=True))
-    nodes = pd.DataFrame(nodes).set_index("node")
-    edges = pd.DataFrame(edges)
-    edges["geometry"] = np.asarray(edges["geometry"].to_numpy(), dtype=object)
-    for c in edges.columns:
-        if edges[c].dtype == object and c != "geometry":
-            edges[c] = edges[c].fillna("")
-    return _graph_from_tables(
-        nodes,
-        edges,
-        crs=info["crs"],
-        graph_attrs={"source_crs": info.get("source_crs", ""), "build": json.loads(info["build"])},
-    )
-
-
-@_without_gc
-def _read_graphml(path: Path, *, crs: str | CRS | None) -> nx.MultiDiGraph:
-    try:
-        G = nx.read_graphml(path, node_type=int, force_multigraph=True)
-    except Exception as exc:  # XML and type errors of a bad file
-        msg = (
-            f"Cannot read GraphML {path}: {_first_line(exc)}. "
-            "Save it again with OSMnx or `network build`."
-        )
-        raise InputError(msg) from exc
-    if not isinstance(G, nx.MultiDiGraph):
-        G = nx.MultiDiGraph(G)
-    if G.number_of_edges() == 0:
-        msg = f"GraphML {path} has no edges: it holds {G.number_of_nodes()} node(s) and no road."
-        raise InputError(msg)
-    wkt = [d.get("geometry") for *_, d in G.edges(data=True)]
-    ours = str(G.graph.get("created_with", "")).startswith(CREATED_WITH)
-    if ours:
-        geoms = shapely.from_wkt(wkt)
-        for (*_, d), g in zip(G.edges(data=True), geoms, strict=True):
-            d["geometry"] = g
-        if isinstance(G.graph.get("build"), str):
-            G.graph["build"] = json.loads(G.graph["build"])
-        return G
-    _osmnx_graphml_types(G, wkt)
-    return graph_from_osmnx(G, crs=crs)
-
-
-def _osmnx_graphml_types(G: nx.MultiDiGraph, wkt: list[Any]) -> None:
-    """Turn the text values of an OSMnx GraphML into geometries, ids and floats."""
-    geoms = shapely.from_wkt(wkt)
-    for (*_, d), g, text in zip(G.edges(data=True), geoms, wkt, strict=True):
-        if text is not None:
-            d["geometry"] = g
-        if "osmid" in d:
-            d["osmid"] = _parse_id(d["osmid"])
-    for _, d in G.nodes(data=True):
-        for k in ("x", "y"):
-            if k in d:
-                d[k] = float(d[k])
-
-
-def _parse_id(text: Any) -> Any:  # noqa: ANN401 - OSMnx stores ints or lists of ints as text
-    s = str(text).strip()
-    if s.startswith("["):
-        return [int(x) for x in s.strip("[]").split(",") if x.strip()]
-    try:
-        return int(s)
-    except ValueError:
-        return s
-
-
 # --------------------------------------------------------------------------------------
 # graph to tables, info, lookups
 # --------------------------------------------------------------------------------------
 
 
-@_without_gc
-def edges_gdf(G: nx.MultiDiGraph, *, forward_only: bool = True) -> gpd.GeoDataFrame:
-    """Edges as a GeoDataFrame indexed by ``(u, v, key)``, in the graph's CRS.
-
-    Parameters
-    ----------
-    G
-        Graph from :func:`graph_from_gdf` (or any builder here).
-    forward_only
-        Keep one edge per road (the one with ``reversed=False``), so each
-        stretch of road appears once.
-    """
-    rows = [
-        {"u": u, "v": v, "key": k, **data}
-        for u, v, k, data in G.edges(keys=True, data=True)
-        if not (forward_only and data.get("reversed", False))
-    ]
-    if not rows:
-        msg = "The graph has no edges: the road layer gave no usable lines."
-        raise InputError(msg)
-    gdf = gpd.GeoDataFrame(pd.DataFrame(rows), geometry="geometry", crs=G.graph["crs"])
-    return gdf.set_index(["u", "v", "key"])
-
-
-@_without_gc
-def nodes_gdf(G: nx.MultiDiGraph) -> gpd.GeoDataFrame:
-    """Nodes as a GeoDataFrame indexed by node id, in the graph's CRS."""
-    df = pd.DataFrame.from_dict(dict(G.nodes(data=True)), orient="index")
-    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["x"], df["y"]), crs=G.graph["crs"])
-
-
-@_without_gc
+@without_gc
 def graph_info(G: nx.MultiDiGraph) -> dict[str, Any]:
-    """Nodes, edges, roads, km by highway class and surface, components, CRS and bbox."""
+    """Nodes, edges, roads, km by highway class and surface, components, CRS and bbox.
+
+    ``total_km`` and the km tables sum the edges' ``length`` (geodesic metres);
+    ``max_scale_error`` is the largest distance error of the CRS over the nodes.
+    """
+    validate_graph(G)
     edges = edges_gdf(G, forward_only=True)
     km = edges["length"].to_numpy(float) / 1000.0
 
     def by(col: str) -> dict[str, float]:
         if col not in edges.columns:
             return {}
-        keys = edges[col].map(_text).replace("", "(none)")
+        keys = edges[col].map(as_text).replace("", "(none)")
         s = pd.Series(km, index=keys.to_numpy()).groupby(level=0).sum().sort_values(ascending=False)
         return {str(k): round(float(x), 3) for k, x in s.items()}
 
     comps = sorted((len(c) for c in nx.weakly_connected_components(G)), reverse=True)
-    lon = np.array([d["lon"] for _, d in G.nodes(data=True)])
-    lat = np.array([d["lat"] for _, d in G.nodes(data=True)])
+    xy = np.array([(d["x"], d["y"]) for _, d in G.nodes(data=True)], dtype=float)
+    lon, lat = to_lonlat(xy[:, 0], xy[:, 1], G.graph["crs"])
     return {
         "nodes": G.number_of_nodes(),
         "edges": G.number_of_edges(),
@@ -1714,6 +952,7 @@ def graph_info(G: nx.MultiDiGraph) -> dict[str, Any]:
         "components": len(comps),
         "largest_component_nodes": comps[0] if comps else 0,
         "crs": G.graph["crs"],
+        "max_scale_error": round(scale_error(G.graph["crs"], lon, lat), 6),
         "bbox_lonlat": [round(float(x), 6) for x in (lon.min(), lat.min(), lon.max(), lat.max())],
         "build": G.graph.get("build", {}),
     }
@@ -1721,6 +960,7 @@ def graph_info(G: nx.MultiDiGraph) -> dict[str, Any]:
 
 def nearest_node(G: nx.MultiDiGraph, lat: float, lon: float) -> tuple[int, float]:
     """The node nearest to a WGS84 point, and its distance in metres."""
+    validate_graph(G)
     point = gpd.GeoSeries(gpd.points_from_xy([lon], [lat]), crs=settings.default_crs)
     x, y = shapely.get_coordinates(point.to_crs(G.graph["crs"]).to_numpy())[0]
     ids = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
@@ -1734,6 +974,7 @@ def name_nodes(
     G: nx.MultiDiGraph, places: gpd.GeoDataFrame, *, within_m: float = 2000.0
 ) -> nx.MultiDiGraph:
     """Set node attribute ``name`` to the nearest gazetteer place within `within_m`."""
+    validate_graph(G)
     pts = places.to_crs(G.graph["crs"])
     pxy = shapely.get_coordinates(pts.geometry.to_numpy())
     tree = cKDTree(pxy)

@@ -72,6 +72,7 @@ from .bayes import (
     posterior,
     prior_means,
 )
+from .convert import validate_graph
 from .episodes import group_episodes
 from .utils import Progress, atomic_paths
 
@@ -520,6 +521,9 @@ def _cut(net: _Network, segment_length_m: float) -> tuple[gpd.GeoDataFrame, _Lix
     start = j * step
     end = np.where(j == count[edge_of] - 1, glen[edge_of], (j + 1) * step)
     geoms = _pieces(net.geoms, glen=glen, edge_of=edge_of, start=start, end=end, count=count)
+    # start_m/end_m measure along the geometry (as snapping's offset_m); length_m is the
+    # segment's share of the edge's `length` (geodesic metres), so segments sum to it
+    scale = net.length[edge_of] / np.where(glen[edge_of] > 0, glen[edge_of], 1.0)
     segs = gpd.GeoDataFrame(
         {
             "segment_id": np.arange(len(edge_of), dtype=np.int64),
@@ -529,13 +533,12 @@ def _cut(net: _Network, segment_length_m: float) -> tuple[gpd.GeoDataFrame, _Lix
             "road_id": net.road[edge_of],
             "start_m": start,
             "end_m": end,
-            "length_m": end - start,
+            "length_m": (end - start) * scale,
             "edge_length_m": glen[edge_of],
         },
         geometry=geoms,
         crs=None,
     )
-    scale = net.length[edge_of] / np.where(glen[edge_of] > 0, glen[edge_of], 1.0)
     lix = _Lixels(
         edge=edge_of,
         start=start * scale,
@@ -1566,6 +1569,7 @@ def score_segments(
         episodes, smoothed), ``incidents`` (episodes whose kernel reaches
         it) and ``top_contributors``.
     """
+    validate_graph(G)
     params = (params or RiskParams()).replace(**overrides)
     if params.tune != "off":
         params = tune_params(G, snapped, params, as_of, base_rates=base_rates)

@@ -63,6 +63,7 @@ from scipy.sparse.csgraph import dijkstra
 from . import settings
 from ._errors import InputError, MissingInputError, NoRouteError
 from .bayes import NO_DATA_CLASS
+from .convert import validate_graph
 from .exposure import Trip, route_exposure
 from .risk import RiskResult
 
@@ -129,6 +130,7 @@ class RoutingIndex:
     """
 
     def __init__(self, G: nx.MultiDiGraph) -> None:
+        validate_graph(G)
         self.G = G
         self.nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
         m = G.number_of_edges()
@@ -621,6 +623,7 @@ def roads_in_areas(G: nx.MultiDiGraph, areas: gpd.GeoDataFrame | gpd.GeoSeries) 
     if areas.crs is None:
         msg = "The areas to avoid have no CRS: set one (GeoJSON is EPSG:4326)."
         raise InputError(msg)
+    validate_graph(G)
     geoms = areas.geometry if isinstance(areas, gpd.GeoDataFrame) else areas
     polys = geoms[geoms.geom_type.isin(["Polygon", "MultiPolygon"])]
     if len(polys) == 0:
@@ -995,6 +998,7 @@ def route_metrics(
         and their share of the route's); ``via`` (named places passed) and
         ``profile`` (chainage km and rate of each segment in travel order).
     """
+    validate_graph(G)
     trip = dataclasses.replace(trip or Trip(), **{k: v for k, v in pace.items() if v is not None})
     if not route.edges:
         msg = "The route has no edges: origin and destination are the same node."
@@ -1122,6 +1126,7 @@ def score_routes(
         Ranked; each route's metrics also hold ``rank``, ``name`` and
         ``shared_fraction`` (share of its length on roads of rank 1).
     """
+    validate_graph(G)
     if rank_by not in RANK_KEYS:
         msg = f"`rank_by` must be one of {', '.join(RANK_KEYS)}; got {rank_by!r}."
         raise InputError(msg)
@@ -1170,6 +1175,7 @@ def chokepoints(
         length_km}``), ``cut_nodes`` (``{node, name}``).
     """
     U, multiplicity, road_of = _undirected_roads(G, set(avoid_roads))
+    validate_graph(G)
     records = _road_records(G)
     out: dict[str, Any] = {"cut_roads": [], "cut_nodes": [], "common_roads": []}
     for kind, item in _block_cut_path(U, origin, destination):

@@ -6,14 +6,21 @@ they live in :class:`convoyrisk.risk.RiskParams` and are passed explicitly.
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 
-data_dir: Path = Path(
-    os.environ.get("CONVOYRISK_DATA_DIR", Path(__file__).resolve().parents[2] / "data" / "geo")
-)
+
+def _scenario_dir() -> Path:
+    """The folder of the installed package ``convoyrisk.scenario`` (the repository's data/geo)."""
+    return Path(str(importlib.resources.files("convoyrisk.scenario")))
+
+
+data_dir: Path = Path(os.environ.get("CONVOYRISK_DATA_DIR") or _scenario_dir())
 """Folder of the embedded Kidal–Gao data (``places.csv``, ``roads.geojson``,
-``incidents.csv``). Set ``CONVOYRISK_DATA_DIR`` to use another folder."""
+``incidents.csv``): the package ``convoyrisk.scenario``, which is the
+repository's ``data/geo/`` installed (a wheel carries it). Set
+``CONVOYRISK_DATA_DIR`` to use another folder."""
 
 default_crs: str = "EPSG:4326"
 """CRS assumed for plain latitude/longitude tables."""

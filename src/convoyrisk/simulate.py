@@ -179,19 +179,21 @@ def desert_network(
 
 
 def with_empty_roads(
-    G: nx.MultiDiGraph, *, side_km: float = 400.0, east_km: float = 1_500.0
+    G: nx.MultiDiGraph, *, side_km: float = 400.0, north_km: float = 1_500.0
 ) -> nx.MultiDiGraph:
-    """`G` plus a square of four empty tracks far to the east, joined to nothing.
+    """`G` plus a square of four empty tracks far to the north, joined to nothing.
 
     For extent-invariance checks: a model's rates on the roads of `G` should not
     change when unrelated road is loaded. The square (``4·side_km`` of road) has
-    its south-west corner `east_km` east of `G`'s easternmost node, at the height
-    of its southernmost one; its nodes are numbered after `G`'s (integer node ids).
+    its south-west corner `north_km` north of `G`'s northernmost node, above its
+    westernmost one (north, not east: a transverse Mercator CRS such as
+    :data:`SIM_CRS` stays true to scale along its meridian, so the graph keeps
+    the graph contract); its nodes are numbered after `G`'s (integer node ids).
     `G`'s nodes, edges, keys and attributes are kept as they are.
     """
     xs = [float(d["x"]) for _, d in G.nodes(data=True)]
     ys = [float(d["y"]) for _, d in G.nodes(data=True)]
-    x0, y0, side = max(xs) + east_km * 1_000.0, min(ys), side_km * 1_000.0
+    x0, y0, side = min(xs), max(ys) + north_km * 1_000.0, side_km * 1_000.0
     corners = [(x0, y0), (x0 + side, y0), (x0 + side, y0 + side), (x0, y0 + side)]
     sides = [shapely.LineString([corners[i], corners[(i + 1) % 4]]) for i in range(4)]
     roads = gpd.GeoDataFrame(
@@ -347,9 +349,10 @@ class SimulatedWorld:
         Parameters
         ----------
         segments
-            With ``u``, ``v``, ``key``, ``start_m`` and ``length_m`` (as
-            :func:`convoyrisk.risk.split_segments` or ``RiskResult.segments``),
-            on the graph the world was drawn on.
+            With ``u``, ``v``, ``key``, ``start_m`` and ``end_m`` (metres along
+            the geometry; ``length_m`` stands for the extent when ``end_m`` is
+            missing), as :func:`convoyrisk.risk.split_segments` or
+            ``RiskResult.segments`` give them, on the graph the world was drawn on.
 
         Raises
         ------
@@ -391,7 +394,14 @@ class SimulatedWorld:
         order = np.argsort(axis, kind="stable")
         axis, integral = axis[order], integral[order]
         start = np.clip(segments["start_m"].to_numpy(float), 0.0, edge_len[idx])
-        end = np.clip(start + segments["length_m"].to_numpy(float), 0.0, edge_len[idx])
+        # the world is drawn along the geometry: a segment ends at its `end_m` when
+        # given (`length_m` is its share of the edge's geodesic `length`)
+        along = (
+            segments["end_m"].to_numpy(float)
+            if "end_m" in segments
+            else start + segments["length_m"].to_numpy(float)
+        )
+        end = np.clip(along, 0.0, edge_len[idx])
         lo = np.interp(start + shift[idx], axis, integral)
         hi = np.interp(end + shift[idx], axis, integral)
         width = end - start

@@ -41,6 +41,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from ._errors import InputError
+from .convert import validate_graph
 from .utils import Progress
 
 SNAPPED = "snapped"
@@ -196,6 +197,7 @@ class LineIndex:
         (index, edges)
             The index, and the ``(u, v, key)`` of each indexed line.
         """
+        validate_graph(G)
         edges = _forward_edges(G)
         return cls(edges.geoms), pd.MultiIndex.from_arrays(
             list(edges.uvk.T), names=["u", "v", "key"]
@@ -470,6 +472,7 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
         chainage grows from ``u`` to ``v``, -1 when it shrinks, NaN when
         undefined), so ``chainage = chain_start_m + chain_sign * offset_m``.
     """
+    validate_graph(G)
     edges = _forward_edges(G)
     start, sign = _chainage(edges)
     index = pd.MultiIndex.from_arrays(list(edges.uvk.T), names=["u", "v", "key"])
@@ -600,6 +603,7 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
         ``road_in_radius_m`` (road length inside the uncertainty disc).
         Rows not on the network have ``u = v = key = -1`` and NaN distances.
     """
+    validate_graph(G)
     if incidents.crs is None:
         msg = "`incidents` has no CRS: set one (e.g. `gdf.set_crs('EPSG:4326')`)."
         raise InputError(msg)

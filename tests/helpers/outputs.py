@@ -17,7 +17,7 @@ import shapely
 import convoyrisk as cr
 from convoyrisk.routing import Route, route_geometry
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "geo"
+DATA = Path(__file__).resolve().parents[2] / "data" / "geo"
 AS_OF = "2023-11-04"
 
 GPX_XSD = Path(__file__).resolve().parents[1] / "data" / "gpx-1.1.xsd"

@@ -13,7 +13,7 @@ import pandas as pd
 import convoyrisk as cr
 from convoyrisk.risk import RiskParams, RiskResult, split_segments
 
-X0, Y0 = 400_000.0, 1_900_000.0  # near the Kidal–Gao corridor in UTM 31N
+X0, Y0 = 500_000.0, 2_000_000.0  # on the equator of PLANE (true scale)
 
 
 def shift(lines: list[list[tuple[float, float]]]) -> list[list[tuple[float, float]]]:
