@@ -147,3 +147,42 @@ def test_snap_usage_errors(tmp_path: Path, args: list[str], message: str) -> Non
     code, output = run(*[str(tmp_path / a) if a.endswith((".txt", ".csv")) else a for a in args])
     assert code == 2
     assert message in output
+
+
+def test_two_sources_give_one_incident_and_a_merge_report(tmp_path: Path) -> None:
+    """One event in two files (150 m and the same day apart): one placed row, one report row."""
+    a = tmp_path / "un.csv"
+    a.write_text(
+        "latitude,longitude,date,source,type,event_id\n"
+        "18.04,0.601,2023-11-04,UN,IED,u1\n"
+        "17.5,0.12,2023-10-01,UN,IED,u2\n",
+        encoding="utf-8",
+    )
+    b = tmp_path / "press.csv"
+    b.write_text(
+        "latitude,longitude,date,source,type,event_id\n18.041,0.602,2023-11-04,press,IED,p1\n",
+        encoding="utf-8",
+    )
+    out, report = tmp_path / "placed.csv", tmp_path / "merges.csv"
+    code, output = run(
+        "--incidents", str(a), "--incidents", str(b), "--out", str(out),
+        "--merge-report", str(report), "-q",
+    )  # fmt: skip
+    assert code == 0, output
+    placed = pd.read_csv(out)
+    assert len(placed) == 2
+    assert placed.loc[placed["event_id"] == "u1", "source"].item() == "UN; press"
+    merges = pd.read_csv(report)
+    assert len(merges) == 1
+    row = merges.iloc[0]
+    assert (row["input"], row["row"], row["merged_into_input"], row["merged_into_row"]) == (
+        "press",
+        1,
+        "un",
+        1,
+    )
+    # the distance it reports is the one between the two points (pyproj's geodesic)
+    from pyproj import Geod
+
+    _, _, d = Geod(ellps="WGS84").inv(0.601, 18.04, 0.602, 18.041)
+    assert row["distance_m"] == pytest.approx(d, abs=1.0)

@@ -73,6 +73,7 @@ from .risk import (
 )
 from .routing import Route, routes_gdf
 from .snapping import EXACT_M, snap_incidents, status_counts
+from .sources import write_merge_report
 from .utils import Progress, atomic_paths, check_output, exit_on_sigterm
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -999,6 +1000,11 @@ def _inputs(opts: dict[str, Any]) -> list[Path | None]:
     show_default=True,
     help="... and within this many days.",
 )
+@click.option(
+    "--merge-report",
+    type=click.Path(path_type=Path),
+    help="Also write the dedup report (CSV): every merged report and the incident it joined.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_handle_errors
 def snap_cmd(
@@ -1016,6 +1022,7 @@ def snap_cmd(
     merge: bool,
     merge_distance: float,
     merge_days: float,
+    merge_report: Path | None,
     quiet: bool,
     engine: str = "local",
     scheduler: str | None = None,
@@ -1026,6 +1033,8 @@ def snap_cmd(
         raise InputError(msg)
     check_output(out, inputs=[roads, *incidents])
     check_output(_rejects_path(out), inputs=[roads, *incidents], what="the rejects file")
+    if merge_report is not None:
+        check_output(merge_report, inputs=[roads, *incidents], what="`--merge-report`")
     columns = {}
     for item in column_map:
         ours, sep, theirs = item.partition("=")
@@ -1056,6 +1065,8 @@ def snap_cmd(
             G, table.incidents, max_distance_m=max_snap, exact_m=exact_m, progress=progress
         )
     frame = placed_table(G, table, placed)
+    if merge_report is not None:
+        write_merge_report(table, merge_report)
     rejects = table.rejects.sort_values("row", kind="stable")
     with atomic_paths(out, _rejects_path(out)) as (tmp, tmp_rejects):
         _write_table(frame, tmp, out)

@@ -333,8 +333,9 @@ def read_incident_sources(
         items = list(incidents)
     if not items:
         items = [None]
-    if len(items) > 1 and require_dates:
+    if len(items) > 1:
         # several sources: one incident per event across them, each listing its reports
+        # (merging across sources needs dates, so every input must have them)
         return read_sources(
             [_frame_points(i) if isinstance(i, pd.DataFrame) else i for i in items],
             columns=columns,
