@@ -42,7 +42,7 @@ import convoyrisk as cr
 from benchmarks.memory import PeakRSS
 from benchmarks.synthetic import clustered_points, dated, graph_of, grid_roads
 from convoyrisk.backtest import backtest
-from convoyrisk.risk import _DENSE_BUDGET, RiskParams, _edge_index, _network
+from convoyrisk.risk import DENSE_BUDGET, RiskParams, edge_index, network_arrays
 from convoyrisk.simulate import simulate_world
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "risk.md"
@@ -126,12 +126,12 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     mass_ok = abs(segs["mass"].sum() - used["weight"].sum())  # episodes: leads carry weight
 
     # the distances alone: scipy (as the model batches them) vs networkx on a sample
-    net = _network(G)
-    edge_idx = _edge_index(net, used)
+    net = network_arrays(G)
+    edge_idx = edge_index(net, used)
     sources = np.unique(np.r_[net.eu[edge_idx], net.ev[edge_idx]])
     t = time.perf_counter()
     c = time.process_time()
-    batch = max(8, min(256, _DENSE_BUDGET // net.n_nodes))
+    batch = max(8, min(256, DENSE_BUDGET // net.n_nodes))
     reached = 0
     for lo in range(0, len(sources), batch):
         d = dijkstra(net.csr, directed=False, indices=sources[lo : lo + batch], limit=5_000.0)

@@ -283,14 +283,14 @@ def index_lines(G: nx.MultiDiGraph) -> list[Any]:
 
 
 def _density_part(
-    net: Any,  # noqa: ANN401 - risk._Network, private
-    lix: Any,  # noqa: ANN401 - risk._Lixels, private
-    sources: Any,  # noqa: ANN401 - risk._Sources, private
+    net: _risk.Network,
+    lix: _risk.Lixels,
+    sources: _risk.Sources,
     params: RiskParams,
 ) -> tuple[Any, ...]:
     """Mass, counts and top contributors of one slice of sources (run on a worker)."""
     # one thread each: the cluster's workers are the parallelism
-    d = _risk._network_density(net, lix, sources, params, workers=1)  # noqa: SLF001
+    d = _risk.network_density(net, lix, sources, params, workers=1)
     return d.mass, d.count, d.top_id, d.top_val
 
 
@@ -352,14 +352,14 @@ def score_segments_dask(
     live = sources.owner
     k = params.top_contributors
     if len(live) == 0:
-        density = r._network_density(net, lix, sources, params)  # noqa: SLF001
+        density = r.network_density(net, lix, sources, params)
     else:
         with dask_client(scheduler) as client_:
             client: Any = client_
             n_parts = npartitions or max(
                 math.ceil(len(live) / partition_sources), _n_workers(client)
             )
-            order, starts = r._source_order(net, sources)  # noqa: SLF001
+            order, starts = r.source_order(net, sources)
             parts = _cut_sources(sources, order, starts, n_parts)
             # each task gets the part of the network its incidents can reach, as arrays
             # (the edge geometries stay on the client): memory per worker follows the
@@ -380,7 +380,7 @@ def score_segments_dask(
             count[lix_of] += p_count
             part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
             part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
-            top_id, top_val = r._merge_top([top_id, part_id], [top_val, part_val], k)  # noqa: SLF001
-        density = r._Density(mass, count, top_id, top_val, np.ones(len(live)))  # noqa: SLF001
+            top_id, top_val = r.merge_top([top_id, part_id], [top_val, part_val], k)
+        density = r.Density(mass, count, top_id, top_val, np.ones(len(live)))
 
     return r.finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)

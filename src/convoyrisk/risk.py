@@ -99,7 +99,7 @@ _ROUGHNESS = {
 }
 
 _TIE_M = 1e-6  # distances closer than this are ties
-_DENSE_BUDGET = 6_000_000  # cells of the dense Dijkstra rows kept at once (48 MB)
+DENSE_BUDGET = 6_000_000  # cells of the dense Dijkstra rows kept at once (48 MB)
 _CHUNK_ENTRIES = 100_000  # incident × lixel pairs evaluated at once (cache-sized)
 _MAX_WORKERS = 8  # threads of the numba engine by default, at most
 _BATCH_ROWS = 512  # end nodes (Dijkstra sources) of one batch at most
@@ -361,7 +361,7 @@ class RiskResult:
 
 
 @dataclass
-class _Network:
+class Network:
     """Forward edges, the node graph and adjacency, as arrays (built once per graph)."""
 
     node_ids: list[Any]
@@ -383,6 +383,7 @@ class _Network:
 
     @property
     def n_nodes(self) -> int:
+        """Number of nodes."""
         return len(self.node_ids)
 
     def nodes_near(self, nodes: IntArray, distance: float) -> IntArray:
@@ -403,7 +404,8 @@ class _Network:
         return np.sort(np.asarray(hits, dtype=np.int64))
 
 
-def _network(G: nx.MultiDiGraph) -> _Network:
+def network_arrays(G: nx.MultiDiGraph) -> Network:
+    """The graph's forward edges, node graph and adjacency as arrays (built once per scoring)."""
     node_ids = list(G.nodes)
     pos = {n: i for i, n in enumerate(node_ids)}
     rows = [
@@ -448,7 +450,7 @@ def _network(G: nx.MultiDiGraph) -> _Network:
     chord = np.hypot(*(xy[eu] - xy[ev]).T)
     moved = chord > 0
     stretch = float(np.min(length[moved] / chord[moved])) if moved.any() else 0.0
-    return _Network(
+    return Network(
         node_ids=node_ids,
         eu=eu,
         ev=ev,
@@ -503,14 +505,16 @@ def _expand(starts: IntArray, counts: IntArray) -> IntArray:
 
 
 @dataclass
-class _Lixels:
+class Lixels:
+    """Segments (lixels) of the forward edges: edge, start and end in network metres."""
+
     edge: IntArray
     start: FloatArray  # network metres from the edge's u
     end: FloatArray
     ptr: IntArray  # lixels of edge e are ptr[e]:ptr[e+1]
 
 
-def _cut(net: _Network, segment_length_m: float) -> tuple[gpd.GeoDataFrame, _Lixels]:
+def _cut(net: Network, segment_length_m: float) -> tuple[gpd.GeoDataFrame, Lixels]:
     n_edges = len(net.eu)
     glen = net.glen
     count = np.maximum(np.ceil(glen / segment_length_m - 1e-9), 1).astype(np.int64)
@@ -539,7 +543,7 @@ def _cut(net: _Network, segment_length_m: float) -> tuple[gpd.GeoDataFrame, _Lix
         geometry=geoms,
         crs=None,
     )
-    lix = _Lixels(
+    lix = Lixels(
         edge=edge_of,
         start=start * scale,
         end=end * scale,
@@ -598,7 +602,7 @@ def split_segments(G: nx.MultiDiGraph, segment_length_m: float) -> gpd.GeoDataFr
     if not segment_length_m > 0:
         msg = f"`segment_length_m` must be positive, got {segment_length_m}."
         raise InputError(msg)
-    segs, _ = _cut(_network(G), segment_length_m)
+    segs, _ = _cut(network_arrays(G), segment_length_m)
     return segs.set_crs(G.graph["crs"])
 
 
@@ -782,7 +786,7 @@ def incident_weights(
 
 
 @dataclass
-class _Sources:
+class Sources:
     """Kernel sources: incident ``owner`` on ``edge`` at ``offset`` (network m), two kernels."""
 
     owner: IntArray
@@ -795,15 +799,18 @@ class _Sources:
 
     @property
     def reach(self) -> FloatArray:
+        """Largest distance each source's kernels reach, network metres."""
         return np.where(self.w2 > 0, np.maximum(self.h1, self.h2), self.h1)
 
-    def take(self, ids: IntArray) -> _Sources:
+    def take(self, ids: IntArray) -> Sources:
         """The sources `ids`, in that order."""
-        return _Sources(**{f.name: getattr(self, f.name)[ids] for f in dataclasses.fields(self)})
+        return Sources(**{f.name: getattr(self, f.name)[ids] for f in dataclasses.fields(self)})
 
 
 @dataclass
-class _Density:
+class Density:
+    """Summed kernel mass per lixel, sources reaching it, and the largest contributions."""
+
     mass: FloatArray
     count: IntArray
     top_id: IntArray
@@ -891,7 +898,7 @@ def _morton(xy: FloatArray, bits: int = 16) -> IntArray:
     return (spread(cells[:, 0]) | (spread(cells[:, 1]) << np.uint64(1))).astype(np.int64)
 
 
-def _source_order(net: _Network, src: _Sources) -> tuple[IntArray, IntArray]:
+def source_order(net: Network, src: Sources) -> tuple[IntArray, IntArray]:
     """Sources by reach class, then along a Z-order curve of their edges; where each edge starts.
 
     Neighbouring source edges then fall in the same batch, whose Dijkstra
@@ -905,16 +912,16 @@ def _source_order(net: _Network, src: _Sources) -> tuple[IntArray, IntArray]:
     return order, np.flatnonzero(new_group)
 
 
-def _network_density(
-    net: _Network,
-    lix: _Lixels,
-    src: _Sources,
+def network_density(
+    net: Network,
+    lix: Lixels,
+    src: Sources,
     params: RiskParams,
     *,
     engine: str = "auto",
     workers: int | None = None,
     progress: Progress | None = None,
-) -> _Density:
+) -> Density:
     """Mass per lixel from every source, with counts and top contributors.
 
     With the numba engine, `workers` threads (default: one per core, at most
@@ -925,11 +932,11 @@ def _network_density(
     k = params.top_contributors
     if len(src.edge) == 0:
         top = _TopK(n_lix, k)
-        return _Density(
+        return Density(
             np.zeros(n_lix), np.zeros(n_lix, dtype=np.int64), top.idx[:, :k], top.val, np.ones(0)
         )
     compiled = density_engine(engine, len(src.edge)) == "numba"
-    order, g_start = _source_order(net, src)
+    order, g_start = source_order(net, src)
     g_end = np.r_[g_start[1:], len(order)]
     group_edge = src.edge[order[g_start]]
     group_reach = np.maximum.reduceat(src.reach[order], g_start)
@@ -972,8 +979,8 @@ def _network_density(
             list(pool.map(run, range(n_threads)))
     mass = np.sum([m for m, *_ in sums], axis=0)
     count = np.sum([c for _, c, *_ in sums], axis=0)
-    top_id, top_val = _merge_top([t.idx for *_, t, _ in sums], [t.val for *_, t, _ in sums], k)
-    return _Density(mass, count, top_id, top_val, raw_all)
+    top_id, top_val = merge_top([t.idx for *_, t, _ in sums], [t.val for *_, t, _ in sums], k)
+    return Density(mass, count, top_id, top_val, raw_all)
 
 
 def _workers(workers: int | None) -> int:
@@ -985,7 +992,7 @@ def _workers(workers: int | None) -> int:
     return int(workers)
 
 
-def _merge_top(ids: list[IntArray], vals: list[FloatArray], k: int) -> tuple[IntArray, FloatArray]:
+def merge_top(ids: list[IntArray], vals: list[FloatArray], k: int) -> tuple[IntArray, FloatArray]:
     """The `k` largest contributions per lixel over several partial sums (ties: lowest incident)."""
     n = ids[0].shape[0]
     if k == 0:
@@ -1004,14 +1011,14 @@ def _merge_top(ids: list[IntArray], vals: list[FloatArray], k: int) -> tuple[Int
 
 
 def _batches(
-    net: _Network, group_edge: IntArray, group_bucket: IntArray, group_reach: FloatArray
+    net: Network, group_edge: IntArray, group_bucket: IntArray, group_reach: FloatArray
 ) -> Iterator[tuple[int, int, IntArray]]:
     """Runs of groups that share one Dijkstra, with the nodes their shortest paths stay in.
 
     A run has one reach class, at most ``_BATCH_ROWS`` end nodes, and spans
     at most its reach in a straight line (so its subnetwork stays small); it is
     halved until its dense rows (end nodes × subnetwork nodes) fit
-    ``_DENSE_BUDGET``.
+    ``DENSE_BUDGET``.
     """
     eu, ev = net.eu[group_edge], net.ev[group_edge]
     span = group_reach / net.stretch if net.stretch > 0 else np.full(len(group_edge), np.inf)
@@ -1042,7 +1049,7 @@ def _batches(
             a, b = stack.pop()
             ends_ab = np.unique(np.r_[eu[a:b], ev[a:b]])
             sub = net.nodes_near(ends_ab, float(group_reach[a:b].max()))
-            if len(ends_ab) * len(sub) > _DENSE_BUDGET and b - a > 1:
+            if len(ends_ab) * len(sub) > DENSE_BUDGET and b - a > 1:
                 mid = (a + b) // 2
                 stack += [(mid, b), (a, mid)]
                 continue
@@ -1050,8 +1057,8 @@ def _batches(
 
 
 def reachable_part(
-    net: _Network, lix: _Lixels, src: _Sources
-) -> tuple[_Network, _Lixels, _Sources, IntArray]:
+    net: Network, lix: Lixels, src: Sources
+) -> tuple[Network, Lixels, Sources, IntArray]:
     """The part of the network that the kernels of `src` can reach, to score them on alone.
 
     The nodes are those of every batch's subnetwork (see :func:`_batches`), the
@@ -1064,7 +1071,7 @@ def reachable_part(
     tuple
         The part, its lixels, `src` on it, and each of its lixels' number in `lix`.
     """
-    order, g_start = _source_order(net, src)
+    order, g_start = source_order(net, src)
     group_edge = src.edge[order[g_start]]
     group_reach = np.maximum.reduceat(src.reach[order], g_start)
     group_bucket = np.floor(np.log2(src.reach[order[g_start]]) * 4.0).astype(np.int64)
@@ -1078,7 +1085,7 @@ def reachable_part(
     eu, ev = new_node[net.eu[edges]], new_node[net.ev[edges]]
     coo = net.csr[nodes][:, nodes].tocoo()
     e_idx = np.arange(len(edges), dtype=np.int64)
-    part = _Network(
+    part = Network(
         node_ids=[net.node_ids[i] for i in nodes],
         eu=eu,
         ev=ev,
@@ -1100,7 +1107,7 @@ def reachable_part(
     )
     count = lix.ptr[edges + 1] - lix.ptr[edges]
     lix_of = _expand(lix.ptr[edges], count)
-    part_lix = _Lixels(
+    part_lix = Lixels(
         edge=np.repeat(e_idx, count),
         start=lix.start[lix_of],
         end=lix.end[lix_of],
@@ -1115,7 +1122,7 @@ def reachable_part(
 class _Scratch:
     """Arrays reused by every batch of one scoring run."""
 
-    def __init__(self, net: _Network, *, compiled: bool) -> None:
+    def __init__(self, net: Network, *, compiled: bool) -> None:
         self.compiled = compiled
         self.local = np.full(net.n_nodes, -1, dtype=np.int64)  # node → subnetwork column
         # numba engine: split products (zero outside a batch), and per edge the last
@@ -1127,11 +1134,11 @@ class _Scratch:
     def products(self, rows: int, cols: int) -> FloatArray:
         """A zeroed ``rows × cols`` view of the split-product scratch."""
         if self.prod.size < rows * cols:
-            self.prod = np.zeros(max(rows * cols, min(_DENSE_BUDGET, 4 * rows * cols)))
+            self.prod = np.zeros(max(rows * cols, min(DENSE_BUDGET, 4 * rows * cols)))
         return self.prod[: rows * cols].reshape(rows, cols)
 
 
-def _subnetwork(net: _Network, sub: IntArray, local: IntArray) -> csr_matrix:
+def _subnetwork(net: Network, sub: IntArray, local: IntArray) -> csr_matrix:
     """The node graph restricted to `sub` (`local` maps node numbers to its columns)."""
     if len(sub) == net.n_nodes:
         return net.csr
@@ -1142,9 +1149,9 @@ def _subnetwork(net: _Network, sub: IntArray, local: IntArray) -> csr_matrix:
 
 
 def _batch(
-    net: _Network,
-    lix: _Lixels,
-    src: _Sources,
+    net: Network,
+    lix: Lixels,
+    src: Sources,
     params: RiskParams,
     *,
     members: IntArray,
@@ -1193,9 +1200,9 @@ subnetwork), the end nodes and the subnetwork's nodes."""
 
 
 def _batch_compiled(
-    net: _Network,
-    lix: _Lixels,
-    src: _Sources,
+    net: Network,
+    lix: Lixels,
+    src: Sources,
     params: RiskParams,
     *,
     rows: _Rows,
@@ -1241,9 +1248,9 @@ def _batch_compiled(
 
 
 def _batch_numpy(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
-    net: _Network,
-    lix: _Lixels,
-    src: _Sources,
+    net: Network,
+    lix: Lixels,
+    src: Sources,
     params: RiskParams,
     *,
     rows: _Rows,
@@ -1355,9 +1362,9 @@ def _batch_numpy(  # noqa: PLR0915 - one pass of the pipeline, clearer in one pl
 
 
 def _chunk(  # noqa: PLR0915 - one pass of the pipeline, clearer in one place
-    net: _Network,
-    lix: _Lixels,
-    src: _Sources,
+    net: Network,
+    lix: Lixels,
+    src: Sources,
     params: RiskParams,
     *,
     ids: IntArray,
@@ -1507,7 +1514,7 @@ def parse_as_of(value: str | pd.Timestamp | None, dates: pd.Series) -> pd.Timest
     return ts.normalize()
 
 
-def _edge_index(net: _Network, frame: pd.DataFrame) -> IntArray:
+def edge_index(net: Network, frame: pd.DataFrame) -> IntArray:
     """Position of each row's forward edge ``(u, v, key)`` among the network's (−1 if none)."""
     edges = pd.MultiIndex.from_arrays([net.u_ids, net.v_ids, net.keys])
     rows = pd.MultiIndex.from_arrays(
@@ -1574,7 +1581,7 @@ def score_segments(
     if params.tune != "off":
         params = tune_params(G, snapped, params, as_of, base_rates=base_rates)
     prep = prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
-    density = _network_density(
+    density = network_density(
         prep.net, prep.lix, prep.sources, params, engine=engine, workers=workers, progress=progress
     )
     return finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
@@ -1712,11 +1719,11 @@ class ScoringInput:
     density of ``sources`` in partitions and then calls :func:`finish_scoring`.
     """
 
-    net: _Network
+    net: Network
     segments: gpd.GeoDataFrame
-    lix: _Lixels
+    lix: Lixels
     incidents: gpd.GeoDataFrame
-    sources: _Sources
+    sources: Sources
     as_of: pd.Timestamp
     params: RiskParams
     spread_lixel: IntArray  # location-uncertain episodes: (lixel, episode owner, mass)
@@ -1725,7 +1732,7 @@ class ScoringInput:
     base_rate: FloatArray | None
 
 
-def _lixel_at(lix: _Lixels, edge: IntArray, offset: FloatArray) -> IntArray:
+def _lixel_at(lix: Lixels, edge: IntArray, offset: FloatArray) -> IntArray:
     """The lixel of each (forward edge, network metres from ``u``) position."""
     first, last = lix.ptr[edge], lix.ptr[edge + 1]
     count = last - first
@@ -1798,7 +1805,7 @@ def prepare_scoring(
     become kernel sources at their snapped point; the others are spread over
     the segments whose midpoints lie within their radius, by length.
     """
-    net = _network(G)
+    net = network_arrays(G)
     segments, lix = _cut(net, params.segment_length_m)
     segments = segments.set_crs(G.graph["crs"])
     inc = snapped.copy()
@@ -1809,7 +1816,7 @@ def prepare_scoring(
     used = inc["used"].to_numpy() == "used"
     edge = np.full(len(inc), -1, dtype=np.int64)
     if used.any():
-        edge[used] = _edge_index(net, inc.loc[used])
+        edge[used] = edge_index(net, inc.loc[used])
     lost = used & (edge < 0)
     if lost.any():
         msg = (
@@ -1830,7 +1837,7 @@ def prepare_scoring(
         offset * net.length[ge] / np.where(net.glen[ge] > 0, net.glen[ge], 1.0), 0.0, net.length[ge]
     )
     h = np.full(len(live), params.bandwidth_m)
-    sources = _Sources(
+    sources = Sources(
         owner=live.astype(np.int64),
         edge=ge,
         offset=offset,
@@ -1858,8 +1865,8 @@ def prepare_scoring(
 def _spread(
     inc: gpd.GeoDataFrame,
     segments: gpd.GeoDataFrame,
-    lix: _Lixels,
-    net: _Network,
+    lix: Lixels,
+    net: Network,
     *,
     rows: IntArray,
     edge: IntArray,
@@ -2022,7 +2029,7 @@ def finish_scoring(
     s_mass = smoother.smooth(raw)
     segments["harm_per_episode"] = np.where(s_mass > 1e-12, s_harm / np.maximum(s_mass, 1e-12), 0.0)
     segments["incidents"], segments["top_contributors"] = _contributors(
-        prep, _Density(mass, count, top_id, top_val, np.ones(0))
+        prep, Density(mass, count, top_id, top_val, np.ones(0))
     )
     informed_len = float(length_km[informed].sum())
     return RiskResult(
@@ -2041,7 +2048,7 @@ def finish_scoring(
     )
 
 
-def _contributors(prep: ScoringInput, density: _Density) -> tuple[IntArray, list[str]]:
+def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, list[str]]:
     """Episodes reaching each segment, and the largest contributions named (spread ones too)."""
     n_lix = len(density.mass)
     k_top = prep.params.top_contributors
@@ -2051,8 +2058,8 @@ def _contributors(prep: ScoringInput, density: _Density) -> tuple[IntArray, list
         if k_top:
             spread = _TopK(n_lix, k_top)
             spread.add(prep.spread_lixel, prep.spread_owner, prep.spread_mass, np.zeros(n_lix))
-            top_id, top_val = _merge_top([top_id, spread.idx], [top_val, spread.val], k_top)
-    text = _top_text(prep.incidents, _Density(density.mass, count, top_id, top_val, np.ones(0)))
+            top_id, top_val = merge_top([top_id, spread.idx], [top_val, spread.val], k_top)
+    text = _top_text(prep.incidents, Density(density.mass, count, top_id, top_val, np.ones(0)))
     return count, text
 
 
@@ -2094,7 +2101,7 @@ def _labels(incidents: pd.DataFrame) -> npt.NDArray[np.object_]:
     return np.asarray(labels, dtype=np.object_)
 
 
-def _top_text(incidents: pd.DataFrame, density: _Density) -> list[str]:
+def _top_text(incidents: pd.DataFrame, density: Density) -> list[str]:
     labels = _labels(incidents)
     total = density.mass
     out = [""] * len(total)
