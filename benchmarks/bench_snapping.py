@@ -45,6 +45,7 @@ import shapely
 
 import convoyrisk as cr
 from benchmarks.synthetic import CRS, clustered_points, graph_of, grid_roads
+from convoyrisk.incidents import ACLED_COLUMNS
 from convoyrisk.snapping import LineIndex
 from convoyrisk.utils import write_text_atomic
 
@@ -262,39 +263,7 @@ def read_benchmark(n: int) -> None:
     import tempfile  # noqa: PLC0415
 
     rng = np.random.default_rng(5)
-    header = [
-        "event_id_cnty",
-        "event_date",
-        "year",
-        "time_precision",
-        "disorder_type",
-        "event_type",
-        "sub_event_type",
-        "actor1",
-        "assoc_actor_1",
-        "inter1",
-        "actor2",
-        "assoc_actor_2",
-        "inter2",
-        "interaction",
-        "civilian_targeting",
-        "iso",
-        "region",
-        "country",
-        "admin1",
-        "admin2",
-        "admin3",
-        "location",
-        "latitude",
-        "longitude",
-        "geo_precision",
-        "source",
-        "source_scale",
-        "notes",
-        "fatalities",
-        "tags",
-        "timestamp",
-    ]
+    header = list(ACLED_COLUMNS)
     days = pd.Timestamp("2015-01-01") + pd.to_timedelta(rng.integers(0, 3650, n), unit="D")
     frame = pd.DataFrame(dict.fromkeys(header, ""), index=range(n))
     frame["event_id_cnty"] = [f"MLI{i}" for i in range(n)]
