@@ -304,3 +304,13 @@ def test_a_time_of_day_neither_moves_the_as_of_date_nor_drops_the_newest() -> No
 def test_non_finite_parameters_are_refused(name: str, value: float) -> None:
     with pytest.raises(InputError, match=name):
         RiskParams(**{name: value})
+
+
+def test_tuning_asked_for_without_held_out_data_says_so() -> None:
+    G = _roads([_line(500_000, 1_500_000, 60)])
+    inc = _incidents(G, [(510_000, 1_500_000), (540_000, 1_500_000)], ["2023-11-01", "2023-11-04"])
+    with pytest.warns(cr.ConvoyRiskWarning, match="held out"):
+        r = score_segments(G, inc, as_of="2023-11-04", tune="on")
+    assert r.params.bandwidth_m == RiskParams().bandwidth_m
+    # "auto" with two episodes does not try, and says nothing
+    score_segments(G, inc, as_of="2023-11-04", tune="auto")

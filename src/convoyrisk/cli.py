@@ -242,6 +242,14 @@ def _data_options(func: F) -> F:
             help="Time-decay half-life, days.",
         ),
         click.option(
+            "--tune",
+            type=click.Choice(["auto", "on", "off"]),
+            default=_field_default(RiskParams, "tune"),
+            show_default=True,
+            help="Choose bandwidth, half-life, prior scale and k by held-out likelihood on the "
+            "last 180 days (auto: with 300 to 20,000 episodes); the choice is in params.json.",
+        ),
+        click.option(
             "--max-snap",
             type=click.FloatRange(min=1.0),
             default=default_of(run, "max_snap_m"),
@@ -1098,6 +1106,7 @@ _PARAM_OPTIONS = {
     "segment_length": "segment_length_m",
     "bandwidth": "bandwidth_m",
     "half_life": "half_life_days",
+    "tune": "tune",
 }
 
 

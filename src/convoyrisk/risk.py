@@ -43,6 +43,7 @@ import math
 import os
 import re
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -61,7 +62,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from . import settings
-from ._errors import InputError
+from ._errors import ConvoyRiskWarning, InputError
 from .bayes import (
     NO_DATA_CLASS,
     RISK_CLASSES,
@@ -1641,6 +1642,13 @@ def tune_params(
     )
     test = snapped[on_net]
     if len(train) == 0 or len(test) == 0:
+        if params.tune == "on":
+            msg = (
+                f"`tune` on: no incident {'before' if len(train) == 0 else 'in'} the "
+                f"{holdout_days:g} days held out before {as_of_ts.date()}, so the default "
+                "bandwidth and half-life are used."
+            )
+            warnings.warn(msg, ConvoyRiskWarning, stacklevel=3)
         return base
     test_day = _day(test["date"])
     xy = test[["snap_x", "snap_y"]].to_numpy(float)
