@@ -12,7 +12,8 @@ import shapely
 from pyproj import Transformer
 
 import convoyrisk as cr
-from convoyrisk.routing import read_tracks, route_length_m, snap_track
+from convoyrisk.routing import route_length_m
+from convoyrisk.tracks import read_tracks, snap_track
 
 from .helpers.graphs import PLANE, lines_graph, node_at
 from .helpers.routing import X0, Y0, shift

@@ -54,15 +54,14 @@ from .routing import (
     alternative_routes,
     chokepoints,
     pareto_routes,
-    read_tracks,
     route_metrics,
     route_through,
     score_routes,
-    snap_track,
 )
 from .simulate import desert_network, simulate_world
 from .snapping import snap_incidents
 from .sources import MergeRules, read_sources
+from .tracks import read_tracks, snap_track
 
 try:
     __version__ = version("convoyrisk")

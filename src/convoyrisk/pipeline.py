@@ -50,15 +50,14 @@ from .routing import (
     chokepoints,
     pareto_routes,
     read_areas,
-    read_tracks,
     roads_in_areas,
     roads_of_segments,
     route_through,
     score_routes,
-    snap_track,
 )
 from .snapping import EXACT_M, snap_incidents
 from .sources import MergeRules, read_sources
+from .tracks import read_tracks, snap_track
 from .utils import Progress
 
 Log = Callable[[str], None]
