@@ -142,7 +142,10 @@ def test_statuses_add_up_and_follow_the_rules(points, max_distance) -> None:
         d = road.distance(shapely.Point(px, py))
         reach = max_distance if prec <= 2000 else max(max_distance, prec)
         expected = "too_far" if d > reach else ("snapped" if prec <= 2000 else "spread")
-        assert status == expected
+        if abs(d - reach) < 1e-6:  # exactly at the limit: rounding may put it either side
+            assert status in {expected, "too_far"}
+        else:
+            assert status == expected
 
 
 def test_ties_go_to_the_first_line() -> None:
