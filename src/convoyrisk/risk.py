@@ -172,7 +172,8 @@ class RiskParams:
     tune
         Choose ``bandwidth_m`` and ``half_life_days`` by held-out likelihood
         (:func:`tune_params`): "on", "off", or "auto" (on with
-        :data:`TUNE_MIN_EPISODES` to :data:`TUNE_MAX_EPISODES` episodes).
+        :data:`TUNE_MIN_EPISODES` to :data:`TUNE_MAX_EPISODES` episodes on at
+        most about :data:`TUNE_MAX_SEGMENTS` segments).
     """
 
     segment_length_m: float = 1_000.0
@@ -1594,6 +1595,9 @@ TUNE_MIN_EPISODES = 300
 TUNE_MAX_EPISODES = 20_000
 """With ``tune="auto"``, tuning stops above this many episodes (each candidate is a full fit)."""
 
+TUNE_MAX_SEGMENTS = 20_000
+"""With ``tune="auto"``, tuning stops above this many segments (a country: ask with "on")."""
+
 TUNE_BANDWIDTHS_M = (1_000.0, 2_000.0, 5_000.0, 10_000.0)
 """Candidate bandwidths of :func:`tune_params`, metres."""
 
@@ -1629,8 +1633,10 @@ def tune_params(
     base = params.replace(tune="off")
     w = incident_weights(snapped, as_of_ts, base)
     n = int((w["used"] == "used").sum())
+    road_km = sum(float(d.get("length", 0.0)) for *_, d in G.edges(data=True)) / 2000.0
+    too_big = road_km / (base.segment_length_m / 1000.0) > TUNE_MAX_SEGMENTS
     if params.tune == "off" or (
-        params.tune == "auto" and not TUNE_MIN_EPISODES <= n <= TUNE_MAX_EPISODES
+        params.tune == "auto" and (too_big or not TUNE_MIN_EPISODES <= n <= TUNE_MAX_EPISODES)
     ):
         return base
     split = as_of_ts - pd.Timedelta(days=holdout_days)

@@ -830,7 +830,10 @@ def _separated_peaks(rate: np.ndarray, chainage_m: np.ndarray, n: int, gap_km: f
 def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.DataFrame:
     """The route's segments in travel order, with ``chainage_m`` at each segment's start."""
     segs = risk.segments
-    by_road = {rid: part for rid, part in segs.groupby("road_id", sort=False)}  # noqa: C416 - dict(groupby) would call GroupBy.keys
+    # only the route's roads: grouping the whole country's table costs O(roads) per call
+    roads = {G.edges[e]["road_id"] for e in route.edges}
+    mine = segs[segs["road_id"].isin(roads).to_numpy()]
+    by_road = {rid: part for rid, part in mine.groupby("road_id", sort=False)}  # noqa: C416 - dict(groupby) would call GroupBy.keys
     parts = []
     for e in route.edges:
         data = G.edges[e]
