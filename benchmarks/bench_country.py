@@ -2,7 +2,7 @@
 
 Run from the worktree root::
 
-    .venv/bin/python -m benchmarks.bench_country --quick          # ~3k edges, 300 incidents (CI)
+    .venv/bin/python -m benchmarks.bench_country --quick          # ~3k edges, 250 incidents (CI)
     .venv/bin/python -m benchmarks.bench_country                  # ~1M edges, 60k incidents
     .venv/bin/python -m benchmarks.bench_country --edges 200000 --incidents 60000
 
@@ -54,7 +54,7 @@ from convoyrisk.utils import write_text_atomic
 EXPLORE_MAX = 100_000
 """``GeoDataFrame.explore()`` gets at most this many segments (a random subsample)."""
 
-SIZES = {"quick": (3_000, 300), "full": (1_120_000, 60_000)}
+SIZES = {"quick": (3_000, 250), "full": (1_120_000, 60_000)}
 """Grid edges asked (about 0.9 of them remain as graph edges once simplified) and incidents."""
 
 
@@ -256,10 +256,10 @@ def main() -> None:
     """Command line."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--quick", action="store_true", help="about 3k edges, 300 incidents (CI, under a minute)"
+        "--quick", action="store_true", help="about 3k edges, 250 incidents (CI, under a minute)"
     )
     ap.add_argument("--edges", type=int, help="grid edges (default: 1.12M full, 3k quick)")
-    ap.add_argument("--incidents", type=int, help="ACLED rows (default: 60k full, 300 quick)")
+    ap.add_argument("--incidents", type=int, help="ACLED rows (default: 60k full, 250 quick)")
     ap.add_argument("--folder", type=Path, help="cache folder for the data (a temp one if not)")
     ap.add_argument("--profile", help="stage name to run under cProfile")
     ap.add_argument("--timeout", type=float, default=900.0, help="per subprocess, seconds")
