@@ -341,6 +341,20 @@ def _near_colour(img: np.ndarray, colour: str, x: float, y: float, r: int) -> in
     return int((np.abs(part - rgb).sum(axis=2) <= 12).sum())
 
 
+def _middle_on_screen(browser: Browser, seg: pd.Series, crs: object) -> tuple[float, float]:
+    """The container pixel of the middle (half its length) of a segment, at the current view."""
+    mid = (
+        cr.maps.gpd.GeoSeries([seg.geometry.interpolate(0.5, normalized=True)], crs=crs)
+        .to_crs("EPSG:4326")
+        .iloc[0]
+    )
+    x, y = browser.eval(
+        "(() => { const p = window.convoyriskLayers.roads._map.latLngToContainerPoint("
+        f"[{mid.y}, {mid.x}]); return [p.x, p.y]; }})()"
+    )
+    return float(x), float(y)
+
+
 def test_worst_segment_colour_visible_at_its_place_on_opening(
     browser: Browser, hotspot_map: Path, hotspot: cr.Briefing, tmp_path: Path
 ) -> None:
@@ -348,24 +362,20 @@ def test_worst_segment_colour_visible_at_its_place_on_opening(
     segs = hotspot.risk.segments
     worst = segs.loc[segs["rate"].idxmax()]
     assert worst.risk_class == "severe"
-    # the severe stretch around the worst segment (its severe neighbours within 5 km)
-    severe = segs[(segs["risk_class"] == "severe") & (segs.distance(worst.geometry) <= 5_000)]
-    mids = cr.maps.gpd.GeoSeries(
-        severe.geometry.interpolate(0.5, normalized=True), crs=segs.crs
-    ).to_crs("EPSG:4326")
-    points = browser.eval(
-        "(() => { const m = window.convoyriskLayers.roads._map; return "
-        + json.dumps([[p.y, p.x] for p in mids])
-        + ".map(ll => { const p = m.latLngToContainerPoint(ll); return [p.x, p.y]; }); })()"
-    )
+    x, y = _middle_on_screen(browser, worst, segs.crs)
     shot = browser.screenshot(tmp_path / "laptop.png")
     _keep(shot, "map_laptop.png")
     img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    assert all(0 < x < img.shape[1] and 0 < y < img.shape[0] for x, y in points)
-    # the severe colour shows within 12 px of the middle of a segment of that stretch (no
-    # dot, heat or label over all of it), at the zoom the map opens with. (Not always of
-    # the worst segment itself: 40 incident rings within 6 km cover its middle.)
-    assert max(_near_colour(img, CLASS_COLOURS["severe"], x, y, 12) for x, y in points) >= 15
+    assert 0 < x < img.shape[1] and 0 < y < img.shape[0]
+    # the worst segment's own colour shows within 12 px of its own middle at the zoom the
+    # map opens with: no incident ring, dot, heat or label over it, though 40 incidents lie
+    # within 3 km of it (the old drawing: 0 px of it there, under the stacked rings)
+    assert _near_colour(img, CLASS_COLOURS["severe"], x, y, 12) >= 15
+    # the incidents there are not lost: one marker says how many, off the road's middle
+    agg = browser.eval(
+        "Array.from(document.querySelectorAll('.cr-agg-count')).map(e => e.textContent)"
+    )
+    assert any(int(re.match(r"\d+", t)[0]) >= 40 for t in agg), agg
     # and the hot spot is labelled on the map: severe, at Anéfis's km along each route
     labels = browser.eval(
         "Array.from(document.querySelectorAll('.cr-worst')).map(e => e.textContent)"
@@ -379,6 +389,70 @@ def test_worst_segment_colour_visible_at_its_place_on_opening(
             and any(abs(float(k) - at) <= 3 for k in re.findall(rf"km (\d+) {re.escape(tag)}", t))
             for t in labels
         ), (at, labels)
+
+
+def test_default_worst_segment_colour_visible_at_its_place_on_opening(
+    browser: Browser, default_map: Path, default_risk: cr.RiskResult, tmp_path: Path
+) -> None:
+    browser.open(default_map)
+    segs = default_risk.segments
+    worst = segs.loc[segs["rate"].idxmax()]
+    x, y = _middle_on_screen(browser, worst, segs.crs)
+    img = np.asarray(Image.open(browser.screenshot(tmp_path / "default.png")).convert("RGB"))
+    assert 0 < x < img.shape[1] and 0 < y < img.shape[0]
+    assert _near_colour(img.astype(int), _colour(worst.risk_class), x, y, 12) >= 15
+
+
+def test_dense_incidents_counted_then_reachable_by_click(
+    browser: Browser, hotspot_map: Path, hotspot: cr.Briefing
+) -> None:
+    browser.open(hotspot_map)
+    inc = hotspot.risk.incidents
+    near = int(inc["event_id"].str.startswith("TEST-").sum())  # the 40 added IEDs
+    assert near == 40
+    visible = (
+        "Array.from(document.querySelectorAll('.leaflet-marker-icon.convoyrisk-incident'))"
+        ".filter(e => e.offsetParent !== null).length"
+    )
+    before = browser.eval(visible)
+    # every incident is either a visible ring or counted in exactly one group
+    counts = browser.eval(
+        "Array.from(document.querySelectorAll('.cr-agg-count')).map(e => parseInt(e.textContent))"
+    )
+    assert before + sum(counts) == len(inc)
+    # clicking the hot spot's count zooms in; a few clicks later the 40 are single rings
+    for _ in range(8):
+        clicked = browser.eval(
+            "new Promise(done => { const b = Array.from("
+            "document.querySelectorAll('.cr-agg-count'))"
+            ".sort((a, c) => parseInt(c.textContent) - parseInt(a.textContent))[0];"
+            " if (!b) { done(false); return; }"
+            " window.convoyriskLayers.roads._map.once('zoomend', () => done(true)); b.click(); })"
+        )
+        if not clicked:
+            break
+    assert browser.eval("document.querySelectorAll('.cr-agg-count').length") == 0
+    assert browser.eval(visible) >= near > before
+    assert browser.eval("window.convoyriskLayers.roads._map.getZoom()") >= 12
+
+
+def test_clustered_hot_spot_keeps_the_worst_colour(
+    browser: Browser, hotspot: cr.Briefing, tmp_path: Path
+) -> None:
+    m = cr.risk_map(hotspot.G, hotspot.risk, routes=hotspot.routes, cluster=True)
+    browser.open(cr.save_map(m, tmp_path / "clustered.html"))
+    browser.drain()
+    assert browser.errors() == []
+    segs = hotspot.risk.segments
+    worst = segs.loc[segs["rate"].idxmax()]
+    x, y = _middle_on_screen(browser, worst, segs.crs)
+    img = np.asarray(Image.open(browser.screenshot(tmp_path / "c.png")).convert("RGB"))
+    assert _near_colour(img.astype(int), CLASS_COLOURS["severe"], x, y, 12) >= 15
+    counts = browser.eval(
+        "Array.from(document.querySelectorAll('.marker-cluster .cr-agg-count, .cr-agg-count'))"
+        ".map(e => parseInt(e.textContent))"
+    )
+    assert max(counts) >= 40
 
 
 def test_worst_table_lists_the_hot_spot_with_buttons(

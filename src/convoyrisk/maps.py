@@ -6,7 +6,8 @@ map is a :class:`folium.Map` whose layers are drawn by a small script
 road segments (or merged runs of them) drawn risk first (lowest class first,
 wider and darker with risk, high and severe over a dark casing), the worst
 segments of each route labelled, incidents as hollow rings with their
-uncertainty circles, a heat layer under the roads, a time slider, the
+uncertainty circles (where they crowd, one thin ring around them and their count
+beside the road, so they never hide its colour), a heat layer under the roads, a time slider, the
 alternatives as layers with their rank drawn along them, places, Natural Earth
 borders or a user's MBTiles tiles (:mod:`convoyrisk.basemap`), the panels
 (:mod:`convoyrisk.panels`), a minimap, a print layout (one A4 landscape page)

@@ -217,6 +217,8 @@ def legend_html(
             '<div><span class="cr-dot convoyrisk-incident"></span>incident (used in the risk)</div>'
             '<div><span class="cr-dot convoyrisk-incident cr-unused"></span>incident not used '
             "(too old, too imprecise or after the as-of date)</div>"
+            '<div><span class="cr-legend-count">12</span>incidents close together, '
+            "ringed (click the count to zoom in)</div>"
         )
     if uncertain:
         extra += '<div><span class="cr-ring"></span>uncertainty of its position</div>'

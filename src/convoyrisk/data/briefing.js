@@ -7,7 +7,8 @@
  * Drawing order, bottom to top: base tiles, incident heat (never takes the
  * pointer), uncertainty circles, route bands, place dots, road casings, roads
  * (lowest class first, so severe is on top and widest), route ranks and
- * labels, incident rings (hollow: the road colour shows through). */
+ * labels, incident rings (hollow: the road colour shows through; where they crowd,
+ * one thin ring around them and their count beside the road). */
 function convoyriskBriefing(map, D) {
   "use strict";
   var S = Math.pow(10, D.decimals);
@@ -216,12 +217,26 @@ function convoyriskBriefing(map, D) {
 
   /* Incidents: hollow rings (the road colour shows through), with honest uncertainty. */
   var I = D.incidents;
+  /* a MarkerCluster cluster drawn like a group (a sample of its markers sets the look) */
+  function clusterIcon(cluster) {
+    var ms = cluster.getAllChildMarkers(), step = Math.max(1, Math.floor(ms.length / 200));
+    var ps = [], at = map.latLngToLayerPoint(cluster.getLatLng());
+    for (var i = 0; i < ms.length; i += step) {
+      ps.push(map.latLngToLayerPoint(ms[i].getLatLng()).subtract(at));
+    }
+    var n = ms.length, used = ms.filter(function (m) { return !m.crUnused; }).length;
+    var look = aggIcon(ps, n, used);
+    /* the icon sits at the cluster's position: the ring goes around the markers drawn */
+    look.box.style.transform = "translate(" + Math.round(look.centre.x) + "px," + Math.round(look.centre.y) + "px)";
+    return L.divIcon({ className: "cr-agg-icon", html: look.box, iconSize: [0, 0], iconAnchor: [0, 0] });
+  }
   var circles = L.layerGroup();
   var circleOf = {};
   var marks = [];
   var incidents = I.cluster
     ? L.markerClusterGroup({ maxClusterRadius: 40, showCoverageOnHover: false,
-                             spiderfyOnMaxZoom: true, chunkedLoading: true })
+                             spiderfyOnMaxZoom: true, chunkedLoading: true,
+                             iconCreateFunction: clusterIcon })
     : L.featureGroup();
   I.rows.forEach(function (r) {
     var cls = "convoyrisk-incident" + (r.used === "used" ? "" : " cr-unused");
@@ -242,6 +257,7 @@ function convoyriskBriefing(map, D) {
       return box;
     }, { minWidth: 260, maxWidth: 340, autoPanPaddingTopLeft: [narrow ? 10 : 470, 10] });
     m.crDay = r.day;
+    m.crUnused = r.used !== "used";
     marks.push(m);
     incidents.addLayer(m);
     if (r.radius > 0) {
@@ -257,6 +273,96 @@ function convoyriskBriefing(map, D) {
       m.crCircle = circleOf[key];
     }
   });
+  /* Dense incidents never hide the road: where AGG_MIN or more rings would pile up within
+     about AGG_R px (at any zoom under the last), they are drawn as one thin hollow ring
+     around them (the road's colour shows through) and a count placed beside the road
+     (across the line the incidents lie along); a click on the count zooms in until they
+     part. The markers stay in the page (hidden while grouped). Clustered maps (many
+     incidents) use MarkerCluster instead, with the same hollow look. */
+  var AGG_R = 16, AGG_MIN = 3;
+  var aggs = L.layerGroup();
+  function regroup() {
+    aggs.clearLayers();
+    var shown = marks.filter(function (m) { return m.getElement() && incidents.hasLayer(m); });
+    shown.forEach(function (m) { L.DomUtil.removeClass(m.getElement(), "cr-agg-hidden"); });
+    if (I.cluster || !map.hasLayer(incidents) || map.getZoom() >= map.getMaxZoom()) { return; }
+    var pts = shown.map(function (m) { return map.latLngToLayerPoint(m.getLatLng()); });
+    var grid = {};
+    function cell(p) { return Math.floor(p.x / AGG_R) + "," + Math.floor(p.y / AGG_R); }
+    pts.forEach(function (p, i) { (grid[cell(p)] = grid[cell(p)] || []).push(i); });
+    function near(i, r) {
+      var p = pts[i], out = [], cx = Math.floor(p.x / AGG_R), cy = Math.floor(p.y / AGG_R);
+      var k = Math.ceil(r / AGG_R);
+      for (var a = cx - k; a <= cx + k; a++) {
+        for (var b = cy - k; b <= cy + k; b++) {
+          (grid[a + "," + b] || []).forEach(function (j) { if (p.distanceTo(pts[j]) <= r) { out.push(j); } });
+        }
+      }
+      return out;
+    }
+    var degree = pts.map(function (p, i) { return near(i, AGG_R).length; });
+    var order = pts.map(function (p, i) { return i; }).sort(function (a, b) { return degree[b] - degree[a]; });
+    var taken = pts.map(function () { return false; });
+    order.forEach(function (i) {
+      if (taken[i] || degree[i] < AGG_MIN) { return; }
+      var members = near(i, 2 * AGG_R).filter(function (j) { return !taken[j]; });
+      if (members.length < AGG_MIN) { return; }
+      members.forEach(function (j) { taken[j] = true; L.DomUtil.addClass(shown[j].getElement(), "cr-agg-hidden"); });
+      aggs.addLayer(aggregate(members.map(function (j) { return shown[j]; }),
+                              members.map(function (j) { return pts[j]; })));
+    });
+  }
+  /* The look of a group: a thin hollow ring around its incidents (layer points `ps`) and
+     its count across the line they lie along (their principal axis), off the road. */
+  function aggIcon(ps, n, used) {
+    var k = ps.length, mx = 0, my = 0, sxx = 0, syy = 0, sxy = 0, rad = 0;
+    ps.forEach(function (p) { mx += p.x / k; my += p.y / k; });
+    ps.forEach(function (p) {
+      var dx = p.x - mx, dy = p.y - my;
+      sxx += dx * dx; syy += dy * dy; sxy += dx * dy;
+      rad = Math.max(rad, Math.sqrt(dx * dx + dy * dy));
+    });
+    rad = Math.ceil(rad) + 8;
+    var t = 0.5 * Math.atan2(2 * sxy, sxx - syy), nx = -Math.sin(t), ny = Math.cos(t);
+    /* below the line: the worst segments' labels sit above theirs */
+    if (sxx + syy < 4 * k) { nx = 0; ny = 1; }
+    if (ny < 0) { nx = -nx; ny = -ny; }
+    var box = el("div", "cr-agg");
+    var ring = el("div", "cr-agg-ring");
+    ring.style.width = ring.style.height = 2 * rad + "px";
+    ring.style.left = ring.style.top = -rad + "px";
+    var count = el("button", "cr-agg-count", n + (n === used ? "" : " (" + used + " used)"));
+    count.type = "button";
+    count.title = n + " incidents here: click to zoom in to them";
+    count.setAttribute("tabindex", "-1");
+    var d = rad + 13;
+    count.style.left = Math.round(nx * d) + "px";
+    count.style.top = Math.round(ny * d) + "px";
+    box.appendChild(ring);
+    box.appendChild(count);
+    return { box: box, count: count, centre: L.point(mx, my) };
+  }
+  function aggregate(ms, ps) {
+    var n = ms.length, used = ms.filter(function (m) { return !m.crUnused; }).length;
+    var look = aggIcon(ps, n, used), box = look.box, count = look.count;
+    L.DomEvent.disableClickPropagation(count);
+    var centre = map.layerPointToLatLng(look.centre);
+    var bounds = L.latLngBounds(ms.map(function (m) { return m.getLatLng(); }));
+    var mk = L.marker(centre, {
+      icon: L.divIcon({ className: "cr-agg-icon", html: box, iconSize: [0, 0], iconAnchor: [0, 0] }),
+      keyboard: false, interactive: false, pane: "crLabels"
+    });
+    L.DomEvent.on(count, "click", function (e) {
+      L.DomEvent.stop(e);
+      var z = Math.max(map.getBoundsZoom(bounds.pad(0.3)), map.getZoom() + 2);
+      map.setView(bounds.getCenter(), Math.min(z, map.getMaxZoom()));
+    });
+    mk.crMembers = ms;
+    return mk;
+  }
+  map.on("zoomend viewreset", regroup);
+  incidents.on("add", function () { aggs.addTo(map); regroup(); });
+  incidents.on("remove", function () { map.removeLayer(aggs); });
   overlays.push(["Incidents (" + I.rows.length + ")", incidents, true]);
   if (I.rows.some(function (r) { return r.radius > 0; })) {
     /* many circles hide the roads: with clustered incidents they start hidden */
@@ -461,6 +567,7 @@ function convoyriskBriefing(map, D) {
               if (!incidents.hasLayer(m)) { incidents.addLayer(m); }
             } else if (incidents.hasLayer(m)) { incidents.removeLayer(m); }
           });
+          regroup();
           Object.keys(circleOf).forEach(function (k) {
             var c = circleOf[k];
             if (c.live && !circles.hasLayer(c.layer)) { circles.addLayer(c.layer); }
@@ -549,7 +656,7 @@ function convoyriskBriefing(map, D) {
   });
 
   window.convoyriskLayers = {
-    roads: roads, incidents: incidents, markers: marks, heat: heat, routes: bands,
+    roads: roads, incidents: incidents, markers: marks, heat: heat, routes: bands, aggregates: aggs,
     worst: worst, grid: grid, layers: layers
   };
 }
