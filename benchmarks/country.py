@@ -26,44 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from convoyrisk.incidents import ACLED_COLUMNS
+
 HIGHWAY_MIX = {"primary": 0.03, "secondary": 0.07, "tertiary": 0.15, "track": 0.75}
 """Share of ways by ``highway`` class (tracks dominate, as in northern Mali)."""
 
 SURFACE = {"primary": "asphalt", "secondary": "asphalt", "tertiary": "unpaved", "track": "sand"}
 
-ACLED_COLUMNS = [
-    "event_id_cnty",
-    "event_date",
-    "year",
-    "time_precision",
-    "disorder_type",
-    "event_type",
-    "sub_event_type",
-    "actor1",
-    "assoc_actor_1",
-    "inter1",
-    "actor2",
-    "assoc_actor_2",
-    "inter2",
-    "interaction",
-    "civilian_targeting",
-    "iso",
-    "region",
-    "country",
-    "admin1",
-    "admin2",
-    "admin3",
-    "location",
-    "latitude",
-    "longitude",
-    "geo_precision",
-    "source",
-    "source_scale",
-    "notes",
-    "fatalities",
-    "tags",
-    "timestamp",
-]
 
 BBOX_FULL = (-5.0, 13.0, 2.0, 20.0)
 """lon0, lat0, lon1, lat1 of the full country (about 760 x 780 km around Mali's latitude)."""
