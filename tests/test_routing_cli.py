@@ -181,3 +181,30 @@ def test_unreachable_destination(tmp_path) -> None:
     ).to_file(roads)
     line = one_line_error("--roads", str(roads), "--from", "18.0,1.0", "--to", "18.0,2.2")
     assert "no road connects" in line
+
+
+def test_halt_adds_the_convoy_s_hours_where_it_stops() -> None:
+    route = "Kidal,Anéfis,Tabankort,Tarkint,Almoustarat,Gao"
+    base = routes_json("--route", route, "--travel-days", "3")["routes"][0]
+    halted = routes_json("--route", route, "--travel-days", "3", "--halt", "Anéfis=24")
+    r = halted["routes"][0]
+    assert r["exposure_hours"]["halts"] == pytest.approx(24.0)
+    assert r["exposure_hours"]["total"] == pytest.approx(72.0)
+    # the same 72 h: a day moved from the road's slow pace to the halt; the threat lead is
+    # unchanged, so the totals differ only by where the convoy's 2 km sit for that day
+    assert r["expected_incidents"] != pytest.approx(base["expected_incidents"], rel=1e-9)
+    assert r["convoy_length_m"] == 2000.0 and r["threat_lead_hours"] == 24.0
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("--halt", "Anéfis=abc"), ("--halt Anéfis=abc", "PLACE=HOURS")),
+        (("--halt", "=5"), ("PLACE=HOURS",)),
+        (("--halt", "Ménaka=5"), ("Ménaka", "does not pass there")),
+        (("--travel-days", "0.2"), ("shorter than the driving time",)),
+    ],
+)
+def test_bad_trip_options_are_one_line(args: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    proc = cli("routes", "-q", "--route", "Kidal,Anéfis,Gao", *args)
+    assert_one_line_error(proc, *needles)
