@@ -672,7 +672,7 @@ def test_river_drawn_near_gao_under_the_roads_and_labels_out_of_the_way(
     names = browser.eval(
         "Array.from(document.querySelectorAll('.cr-region')).map(e => e.textContent)"
     )
-    assert {"Kidal", "Gao"} <= set(names)
+    assert {"Kidal region", "Gao region"} <= set(names)
     assert (
         browser.eval(
             "Array.from(document.querySelectorAll('.cr-region-icon, .cr-country-icon'))"

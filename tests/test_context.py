@@ -107,6 +107,7 @@ def test_regions_of_mali_named_and_inside_it() -> None:
     assert names == {
         "Kayes", "Koulikoro", "Sikasso", "Ségou", "Mopti", "Timbuktu", "Gao", "Kidal", "Bamako"
     }  # fmt: skip
+    assert sorted(mali_regions["kind"]) == ["District"] + ["Region"] * 8  # Bamako: a district
     mali = layer("countries").set_index("name").loc["Mali", "geometry"]
     assert all(mali.contains(p) for p in mali_regions.geometry)
     # Kidal's label point is north of Gao's, which is north of Mopti's
@@ -141,8 +142,9 @@ def test_runtime_decoder_agrees_with_gdal() -> None:
         shapely.clip_by_rect(mali_niger, *rect.bounds).difference(borders.buffer(1e-6)).length
         < 1e-6
     )
-    regions = {n for n, *_ in ctx["regions"]}
-    assert {"Kidal", "Gao"} <= regions and "Kayes" not in regions
+    regions = {(n, kind) for n, _, _, kind in ctx["regions"]}
+    assert {("Kidal", "Region"), ("Gao", "Region")} <= regions
+    assert "Kayes" not in {n for n, _ in regions}
 
 
 @pytest.mark.slow

@@ -279,7 +279,7 @@ def test_context_layer_borders_rivers_and_names_from_natural_earth(
     rivers = decode_lines(ctx["rivers"], 3)
     assert min(r.distance(shapely.Point(-0.04, 16.27)) for r in rivers) < 0.05
     regions = {n for n, *_ in ctx["regions"]}
-    assert {"Kidal", "Gao", "Timbuktu"} <= regions
+    assert {"Kidal region", "Gao region", "Timbuktu region"} <= regions
     assert decode_lines(ctx["region_lines"], 3)
     footer = data["footer"]
     assert "Natural Earth" in footer and "rivers" in footer and "region names" in footer

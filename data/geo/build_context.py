@@ -285,6 +285,7 @@ def regions(admin1: dict[str, Any], w: Writer) -> tuple[list[dict[str, Any]], li
                 "properties": {
                     "name": str(p["name"]),
                     "country": str(country),
+                    "kind": str(p.get("type_en") or ""),
                     "iso_3166_2": str(p.get("iso_3166_2") or ""),
                     "min_label": float(p.get("min_label") or 0.0),
                 },

@@ -267,8 +267,9 @@ def context_layer(
         and the edge of land), ``rivers`` and ``region_lines`` (boundaries between
         regions of one country), each a list of ``(lon, lat)`` arrays clipped to the
         box; ``names``: ``(name, lon, lat)`` of each country that takes a fair part of
-        the box, at a point inside it; ``regions``: ``(name, lon, lat)`` of each
-        region whose Natural Earth label point is in the box.
+        the box, at a point inside it; ``regions``: ``(name, lon, lat, kind)`` of
+        each region whose Natural Earth label point is in the box (kind: Natural
+        Earth's ``type_en``: "Region", "Province", "Department" ...).
     """
     arcs, boxes, uses, shapes = _world()
     _, objects = _topology()
@@ -288,7 +289,7 @@ def context_layer(
     borders = _clipped(arcs, boxes, country_arcs[shared], box)
     coasts = _clipped(arcs, boxes, country_arcs[~shared], box)
     regions = [
-        (str(g["properties"]["name"]), *g["lonlat"])
+        (str(g["properties"]["name"]), *g["lonlat"], str(g["properties"].get("kind", "")))
         for g in objects.get("regions", [])
         if box[0] <= g["lonlat"][0] <= box[2] and box[1] <= g["lonlat"][1] <= box[3]
     ]

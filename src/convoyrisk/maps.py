@@ -712,7 +712,10 @@ def _base_layers(
             "names": [[n, round(y, 3), round(x, 3)] for n, x, y in layer["names"]],
             "rivers": encode_lines([shapely.LineString(a) for a in layer["rivers"]], 3),
             "region_lines": encode_lines([shapely.LineString(a) for a in layer["region_lines"]], 3),
-            "regions": [[n, round(y, 3), round(x, 3)] for n, x, y in layer["regions"]],
+            "regions": [
+                [f"{n} {kind.lower()}".strip(), round(y, 3), round(x, 3)]
+                for n, x, y, kind in layer["regions"]
+            ],
         }
         bases.append(CONTEXT_SOURCE)
     return tiles, ctx, "; ".join(bases) or "none (roads, places and incidents give the context)"
