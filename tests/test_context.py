@@ -159,3 +159,15 @@ def test_the_file_rebuilds_from_its_sources_byte_for_byte() -> None:
         pytest.skip(f"the source packages are not in npm's cache: {res.stderr.strip()[-200:]}")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "matches" in res.stdout
+
+
+def test_elsewhere_borders_only_and_the_footer_says_so() -> None:
+    # Kabul (34.5 N, 69.2 E): outside the West Africa box, borders and names only
+    ctx = basemap.context_layer((68.0, 33.5, 70.5, 35.5))
+    assert ctx["borders"] and not ctx["rivers"] and not ctx["regions"]
+    assert "Afghanistan" in {n for n, *_ in ctx["names"]}
+    assert basemap.context_source(ctx) == "Natural Earth (public domain): country borders 1:50m"
+    # around Gao all three are there
+    here = basemap.context_layer((-0.5, 15.5, 1.5, 18.5))
+    assert "rivers 1:50m" in basemap.context_source(here)
+    assert "region names 1:10m" in basemap.context_source(here)

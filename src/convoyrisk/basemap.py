@@ -180,10 +180,23 @@ def read_mbtiles(
     return out
 
 
-CONTEXT_SOURCE = (
-    "Natural Earth (public domain): country borders 1:50m, rivers 1:50m, region names 1:10m"
-)
-"""What the context layer is, for the map's footer."""
+def context_source(layer: dict[str, Any]) -> str:
+    """What a :func:`context_layer` result shows and where it comes from, for the footer.
+
+    Examples
+    --------
+    >>> context_source({"borders": [1], "coasts": [], "rivers": [], "regions": []})
+    'Natural Earth (public domain): country borders 1:50m'
+    >>> context_source({"borders": [1], "rivers": [1], "regions": [("Gao", 1.3, 16.4, "")]})
+    'Natural Earth (public domain): country borders 1:50m, rivers 1:50m, region names 1:10m'
+    """
+    parts = ["country borders 1:50m"]
+    if layer.get("rivers"):
+        parts.append("rivers 1:50m")
+    if layer.get("regions"):
+        parts.append("region names 1:10m")
+    return "Natural Earth (public domain): " + ", ".join(parts)
+
 
 CONTEXT_FILE = "data/context/context.topojson"
 """The derived context layer in the package (see ``data/context/PROVENANCE.md``)."""

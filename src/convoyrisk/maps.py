@@ -687,7 +687,7 @@ def _base_layers(
     bounds: tuple[float, float, float, float], *, basemap: str | Path | None, context: bool
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
     """The embedded MBTiles tiles, the Natural Earth context, and what the base is, in words."""
-    from .basemap import CONTEXT_SOURCE, context_layer, read_mbtiles  # noqa: PLC0415 - on use
+    from .basemap import context_layer, context_source, read_mbtiles  # noqa: PLC0415 - on use
 
     bases, tiles, ctx = [], None, None
     if basemap is not None:
@@ -717,7 +717,7 @@ def _base_layers(
                 for n, x, y, kind in layer["regions"]
             ],
         }
-        bases.append(CONTEXT_SOURCE)
+        bases.append(context_source(layer))
     return tiles, ctx, "; ".join(bases) or "none (roads, places and incidents give the context)"
 
 
