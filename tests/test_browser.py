@@ -554,8 +554,11 @@ def test_print_is_one_a4_landscape_page_with_the_whole_network(
     assert text.count("Restricted") + text.count("RESTRICTED") >= 2  # top and bottom
     assert "As of 2023-11-04" in text
     assert "°N" in text and "°E" in text  # the grid's labels
-    # controls are not printed
+    # controls are not printed, nor the region names (they crowd the town names on
+    # paper); the country names are
     assert "Lat/lon grid" not in text  # (an entry of the layer control)
+    assert "Kidal region" not in text and "Gao region" not in text
+    assert "M A L I" in text or "MALI" in text
     subprocess.run(
         ["pdftoppm", "-png", "-r", "60", "-singlefile", str(path), str(tmp_path / "page")],
         check=True,
