@@ -683,6 +683,17 @@ def test_river_drawn_near_gao_under_the_roads_and_labels_out_of_the_way(
         )
         == 0
     )
+    # zoomed out to West Africa, region names give way (Natural Earth's label zooms);
+    # country names stay
+    browser.eval("window.convoyriskLayers.roads._map.setZoom(5, {animate: false}) && 0")
+    assert browser.eval("document.querySelectorAll('.cr-region').length") == 0
+    assert browser.eval("document.querySelectorAll('.cr-country').length") >= 2
+    browser.eval("window.convoyriskLayers.roads._map.setZoom(7, {animate: false}) && 0")
+    back = browser.eval(
+        "Array.from(document.querySelectorAll('.cr-region')).map(e => e.textContent)"
+    )
+    assert {"Kidal region", "Gao region"} <= set(back)
+    browser.open(default_map)
     # with every other pane hidden, the river's blue shows within 15 px of Gao
     # (16.27 N, 0.04 W) on the map as it opens: it is really drawn there
     x, y = browser.eval(

@@ -142,7 +142,7 @@ def test_runtime_decoder_agrees_with_gdal() -> None:
         shapely.clip_by_rect(mali_niger, *rect.bounds).difference(borders.buffer(1e-6)).length
         < 1e-6
     )
-    regions = {(n, kind) for n, _, _, kind in ctx["regions"]}
+    regions = {(n, kind) for n, _, _, kind, _ in ctx["regions"]}
     assert {("Kidal", "Region"), ("Gao", "Region")} <= regions
     assert "Kayes" not in {n for n, _ in regions}
 

@@ -283,9 +283,10 @@ def context_layer(
         and the edge of land), ``rivers`` and ``region_lines`` (boundaries between
         regions of one country), each a list of ``(lon, lat)`` arrays clipped to the
         box; ``names``: ``(name, lon, lat)`` of each country that takes a fair part of
-        the box, at a point inside it; ``regions``: ``(name, lon, lat, kind)`` of
-        each region whose Natural Earth label point is in the box (kind: Natural
-        Earth's ``type_en``: "Region", "Province", "Department" ...).
+        the box, at a point inside it; ``regions``: ``(name, lon, lat, kind,
+        min_label)`` of each region whose Natural Earth label point is in the box
+        (kind: Natural Earth's ``type_en``: "Region", "Province", "Department" ...;
+        min_label: the web-map zoom from which Natural Earth would label it).
     """
     arcs, boxes, uses, shapes = _world()
     _, objects = _topology()
@@ -305,7 +306,12 @@ def context_layer(
     borders = _clipped(arcs, boxes, country_arcs[shared], box)
     coasts = _clipped(arcs, boxes, country_arcs[~shared], box)
     regions = [
-        (str(g["properties"]["name"]), *g["lonlat"], str(g["properties"].get("kind", "")))
+        (
+            str(g["properties"]["name"]),
+            *g["lonlat"],
+            str(g["properties"].get("kind", "")),
+            float(g["properties"].get("min_label", 0.0)),
+        )
         for g in objects.get("regions", [])
         if box[0] <= g["lonlat"][0] <= box[2] and box[1] <= g["lonlat"][1] <= box[3]
     ]

@@ -713,8 +713,8 @@ def _base_layers(
             "rivers": encode_lines([shapely.LineString(a) for a in layer["rivers"]], 3),
             "region_lines": encode_lines([shapely.LineString(a) for a in layer["region_lines"]], 3),
             "regions": [
-                [f"{n} {kind.lower()}".strip(), round(y, 3), round(x, 3)]
-                for n, x, y, kind in layer["regions"]
+                [f"{n} {kind.lower()}".strip(), round(y, 3), round(x, 3), min_label]
+                for n, x, y, kind, min_label in layer["regions"]
             ],
         }
         bases.append(context_source(layer))

@@ -102,11 +102,13 @@ function convoyriskBriefing(map, D) {
         context.addLayer(L.polyline(decode(p, k3), style));
       });
     };
-    var ctxNames = function (names, cls, anchor) {
-      names.forEach(function (n) {
-        context.addLayer(L.marker([n[1], n[2]], { interactive: false, keyboard: false,
+    var ctxNames = function (names, cls, anchor, group) {
+      return names.map(function (n) {
+        var mark = L.marker([n[1], n[2]], { interactive: false, keyboard: false,
           pane: "crContext", icon: L.divIcon({ className: cls + "-icon",
-            html: el("div", cls, n[0]), iconSize: null, iconAnchor: anchor }) }));
+            html: el("div", cls, n[0]), iconSize: null, iconAnchor: anchor }) });
+        group.addLayer(mark);
+        return mark;
       });
     };
     ctxLines(C.region_lines || [], { color: "#b9ad95", weight: 1, dashArray: "1 4",
@@ -116,8 +118,23 @@ function convoyriskBriefing(map, D) {
     ctxLines(C.coasts, { color: "#b8ae9c", weight: 1, className: "cr-coast" });
     ctxLines(C.borders, { color: "#8a8a8a", weight: 1.2, dashArray: "6 4",
       className: "cr-border" });
-    ctxNames(C.regions || [], "cr-region", [20, 6]);
-    ctxNames(C.names, "cr-country", [30, 8]);
+    /* region names from the zoom Natural Earth labels them at, less one (Mali's regions
+       from 5.6, Burkina Faso's 45 provinces from 8): a country-wide map is not covered
+       in names */
+    var regionNames = L.layerGroup();
+    var regionMarks = ctxNames(C.regions || [], "cr-region", [20, 6], regionNames);
+    var showRegions = function () {
+      var z = map.getZoom();
+      regionMarks.forEach(function (mark, i) {
+        var on = z >= C.regions[i][3] - 1;
+        if (on && !regionNames.hasLayer(mark)) { regionNames.addLayer(mark); }
+        if (!on && regionNames.hasLayer(mark)) { regionNames.removeLayer(mark); }
+      });
+    };
+    context.addLayer(regionNames);
+    ctxNames(C.names, "cr-country", [30, 8], context);
+    map.on("zoomend", showRegions);
+    map.whenReady(showRegions);
     context.addTo(map);
     overlays.push(["Borders, rivers, regions (Natural Earth)", context, true]);
   }
