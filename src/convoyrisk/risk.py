@@ -165,6 +165,15 @@ class RiskParams:
         Gamma prior overdispersion ``k`` (variance ``k·m²`` about the prior
         mean ``m``); 0 estimates it from the data (negative-binomial
         likelihood of the raw counts about the prior means).
+    min_overdispersion
+        Floor of the estimated ``k`` (1: the prior is at least as spread as an
+        exponential about the regional rate, coefficient of variation 1).
+        The likelihood estimate describes the bulk of the road and comes out
+        low where a few hot corridors make the tail (and with few
+        episodes); a ``k`` below 1 gives a corridor at five times its
+        surroundings odds of under 1 in 1,000 and pulls it down, with
+        intervals that miss it (docs/risk-model.md §8). Not applied to a
+        ``k`` set with `overdispersion_k`.
     credible_level
         Width of the rate interval (0.9: the 5th to the 95th percentile).
     class_confidence
@@ -204,6 +213,7 @@ class RiskParams:
     base_rates: str = ""
     base_rate_weight: float = 1.0
     overdispersion_k: float = 0.0
+    min_overdispersion: float = 1.0
     credible_level: float = 0.9
     class_confidence: float = 0.8
     class_thresholds: tuple[float, float, float] = (0.001, 0.005, 0.02)
@@ -234,6 +244,7 @@ class RiskParams:
             "prior_scale_m",
             "base_rate_weight",
             "overdispersion_k",
+            "min_overdispersion",
         )
         for name in finite:
             value = getattr(self, name)
@@ -253,6 +264,7 @@ class RiskParams:
             "other_type_weight",
             "base_rate_weight",
             "overdispersion_k",
+            "min_overdispersion",
             "top_contributors",
         )
         for name in non_negative:
@@ -1649,7 +1661,17 @@ def score_segments(
     density = network_density(
         prep.net, prep.lix, prep.sources, params, engine=engine, workers=workers, progress=progress
     )
-    return finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
+    narrow = network_density(
+        prep.net,
+        prep.lix,
+        prep.narrow_sources,
+        params.replace(top_contributors=0),
+        engine=engine,
+        workers=workers,
+    )
+    return finish_scoring(
+        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
+    )
 
 
 TUNE_MIN_EPISODES = 300
@@ -1670,8 +1692,8 @@ TUNE_HALF_LIVES_DAYS = (90.0, 180.0, 365.0)
 TUNE_PRIOR_SCALES_M = (10_000.0, 25_000.0)
 """Candidate prior scales of :func:`tune_params`, metres."""
 
-TUNE_K_FACTORS = (0.5, 1.0, 2.0, 4.0, 8.0)
-"""Multiples of the likelihood estimate of ``k`` that :func:`tune_params` tries."""
+TUNE_K_FACTORS = (1.0, 2.0, 4.0, 8.0)
+"""Multiples of the estimate of ``k`` that :func:`tune_params` tries (never below its floor)."""
 
 
 def tune_params(
@@ -1810,6 +1832,7 @@ class ScoringInput:
     observed_days: float
     smoother: Smoother
     component: IntArray  # connected component of each segment
+    narrow_sources: Sources  # the same episodes at half the bandwidth (the interval's check)
     spread_length: FloatArray  # segment lengths, metres (the uncertain episodes' first shares)
 
 
@@ -1927,6 +1950,12 @@ def prepare_scoring(
         h2=h,
         w2=np.zeros(len(live)),
     )
+    # the interval also looks at half the bandwidth (never finer than an episode's precision)
+    narrow = dataclasses.replace(
+        sources,
+        h1=np.maximum(h / INTERVAL_BANDWIDTH_DIVISOR, precision[live]),
+        h2=np.maximum(h / INTERVAL_BANDWIDTH_DIVISOR, precision[live]),
+    )
     s_lix, s_own, s_mass = _spread(inc, segments, lix, net, rows=np.flatnonzero(spread), edge=edge)
     return ScoringInput(
         net=net,
@@ -1944,6 +1973,7 @@ def prepare_scoring(
         smoother=Smoother(_midpoints(segments), params.prior_scale_m),
         component=connected_components(net.csr, directed=False)[1][net.eu][lix.edge],
         spread_length=segments["length_m"].to_numpy(float),
+        narrow_sources=narrow,
     )
 
 
@@ -2029,6 +2059,9 @@ def _base_rate(
     return out
 
 
+INTERVAL_BANDWIDTH_DIVISOR = 2.0
+"""The interval also uses the density at the bandwidth divided by this (:func:`finish_scoring`)."""
+
 SPREAD_ITERATIONS = 25
 """At most this many passes re-allocating location-uncertain episodes (:func:`finish_scoring`)."""
 
@@ -2067,6 +2100,8 @@ def _fit(prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray) -
         weights=np.r_[src.w1, spread_mass],
         minlength=n_lix,
     ).astype(float)
+    # each segment's prior leaves out the evidence its posterior adds: the episodes
+    # and exposure of the kernel's window around it
     m, regional, informed = prior_means(
         raw,
         length_km * t1 / 30.0,
@@ -2085,9 +2120,12 @@ def _fit(prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray) -
     )[1].ravel()
     # only roads connected to some episode: empty, disconnected road says nothing about k
     live = np.bincount(prep.component, weights=raw)[prep.component] > 0
-    k = params.overdispersion_k or fit_overdispersion(
-        np.bincount(bins[live], (c_t * raw)[live]).astype(float),
-        np.bincount(bins[live], (m * length_km * t_eff / 30.0)[live]).astype(float),
+    k = params.overdispersion_k or max(
+        params.min_overdispersion,
+        fit_overdispersion(
+            np.bincount(bins[live], (c_t * raw)[live]).astype(float),
+            np.bincount(bins[live], (m * length_km * t_eff / 30.0)[live]).astype(float),
+        ),
     )
     n_eff = c_t * mass / np.maximum(length_km, 1e-12) * window_km
     e_eff = np.full(n_lix, window_km * t_eff / 30.0)
@@ -2129,8 +2167,18 @@ def finish_scoring(
     count: IntArray,
     top_id: IntArray,
     top_val: FloatArray,
+    *,
+    narrow_mass: FloatArray | None = None,
 ) -> RiskResult:
     """Prior, posterior, intervals, classes, near-repeat and contributors from the density.
+
+    With `narrow_mass` (the density of :attr:`ScoringInput.narrow_sources`, at
+    half the bandwidth), the interval is the union of the two posteriors'
+    intervals: a kernel estimate is biased where the rate changes within its
+    window (the peak of a hot corridor is flattened, its edges blurred), and
+    the half-bandwidth estimate, less biased and more variable, widens the
+    interval where the two disagree (undersmoothing for inference: Hall
+    1992). ``rate`` and the class stay those of the chosen bandwidth.
 
     Location-uncertain episodes start spread over their radius by length and
     are then re-allocated by length × rate (:func:`_respread`) until the
@@ -2168,8 +2216,21 @@ def finish_scoring(
     )
     segments["mass"] = fit.mass
     segments["rate"] = post.mean
-    segments["rate_low"] = post.quantile(lo_q)
-    segments["rate_high"] = post.quantile(1.0 - lo_q)
+    low, high = post.quantile(lo_q), post.quantile(1.0 - lo_q)
+    if narrow_mass is not None:
+        t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
+        n_window = params.window_km / INTERVAL_BANDWIDTH_DIVISOR
+        fine_mass = narrow_mass + np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix)
+        fine = posterior(
+            t1 / t2 * fine_mass / np.maximum(length_km, 1e-12) * n_window,
+            np.full(n_lix, n_window * (t1 * t1 / t2) / 30.0),
+            m,
+            k,
+        )
+        low = np.minimum(low, fine.quantile(lo_q))
+        high = np.maximum(high, fine.quantile(1.0 - lo_q))
+    segments["rate_low"] = low
+    segments["rate_high"] = high
     segments["risk_class"] = classes
     segments["post_shape"] = post.shape
     segments["post_rate"] = post.rate
