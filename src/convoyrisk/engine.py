@@ -348,39 +348,69 @@ def score_segments_dask(
     r = _risk
     params = (params or RiskParams()).replace(**overrides)
     prep = r.prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
-    net, lix, sources = prep.net, prep.lix, prep.sources
+    with dask_client(scheduler) if len(prep.sources.owner) else contextlib.nullcontext() as client:
+        density = _cluster_density(
+            client,
+            prep,
+            prep.sources,
+            params,
+            npartitions=npartitions,
+            partition_sources=partition_sources,
+            progress=progress,
+        )
+        narrow = _cluster_density(
+            client,
+            prep,
+            prep.narrow_sources,
+            params.replace(top_contributors=0),
+            npartitions=npartitions,
+            partition_sources=partition_sources,
+            progress=None,
+        )
+    return r.finish_scoring(
+        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
+    )
+
+
+def _cluster_density(
+    client_: Client | None,
+    prep: _risk.ScoringInput,
+    sources: _risk.Sources,
+    params: RiskParams,
+    *,
+    npartitions: int | None,
+    partition_sources: int,
+    progress: Progress | None,
+) -> _risk.Density:
+    """The kernel density of `sources` summed over partitions run on the cluster."""
+    r = _risk
+    net, lix = prep.net, prep.lix
     live = sources.owner
     k = params.top_contributors
-    if len(live) == 0:
-        density = r.network_density(net, lix, sources, params)
-    else:
-        with dask_client(scheduler) as client_:
-            client: Any = client_
-            n_parts = npartitions or max(
-                math.ceil(len(live) / partition_sources), _n_workers(client)
-            )
-            order, starts = r.source_order(net, sources)
-            parts = _cut_sources(sources, order, starts, n_parts)
-            # each task gets the part of the network its incidents can reach, as arrays
-            # (the edge geometries stay on the client): memory per worker follows the
-            # partition's area, not the whole network's
-            light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
-            pieces = [r.reachable_part(light, lix, p) for p in parts]
-            futures = []
-            for part_net, part_lix, part_src, _ in pieces:
-                args = client.scatter([part_net, part_lix, part_src], hash=False)
-                futures.append(client.submit(_density_part, *args, params, pure=False))
-            results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
-        n_lix = len(lix.edge)
-        mass = np.zeros(n_lix)
-        count = np.zeros(n_lix, dtype=np.int64)
-        top_id, top_val = np.full((n_lix, k), -1, dtype=np.int64), np.zeros((n_lix, max(k, 1)))
-        for (*_, lix_of), (p_mass, p_count, p_id, p_val) in zip(pieces, results, strict=True):
-            mass[lix_of] += p_mass
-            count[lix_of] += p_count
-            part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
-            part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
-            top_id, top_val = r.merge_top([top_id, part_id], [top_val, part_val], k)
-        density = r.Density(mass, count, top_id, top_val, np.ones(len(live)))
-
-    return r.finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
+    if len(live) == 0 or client_ is None:
+        return r.network_density(net, lix, sources, params)
+    client: Any = client_
+    n_parts = npartitions or max(math.ceil(len(live) / partition_sources), _n_workers(client))
+    order, starts = r.source_order(net, sources)
+    parts = _cut_sources(sources, order, starts, n_parts)
+    # each task gets the part of the network its incidents can reach, as arrays
+    # (the edge geometries stay on the client): memory per worker follows the
+    # partition's area, not the whole network's
+    light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
+    pieces = [r.reachable_part(light, lix, p) for p in parts]
+    futures = []
+    for part_net, part_lix, part_src, _ in pieces:
+        args = client.scatter([part_net, part_lix, part_src], hash=False)
+        futures.append(client.submit(_density_part, *args, params, pure=False))
+    results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
+    n_lix = len(lix.edge)
+    mass = np.zeros(n_lix)
+    count = np.zeros(n_lix, dtype=np.int64)
+    top_id, top_val = np.full((n_lix, k), -1, dtype=np.int64), np.zeros((n_lix, max(k, 1)))
+    for (*_, lix_of), (p_mass, p_count, p_id, p_val) in zip(pieces, results, strict=True):
+        mass[lix_of] += p_mass
+        count[lix_of] += p_count
+        part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
+        part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
+        top_id, top_val = r.merge_top([top_id, part_id], [top_val, part_val], k)
+    return r.Density(mass, count, top_id, top_val, np.ones(len(live)))
