@@ -37,7 +37,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from . import risk as _risk
+from . import density, risk
 from ._errors import InputError
 from .risk import RiskParams, RiskResult
 from .snapping import AUTO_NUMBA_POINTS, EXACT_M, LineIndex, snap_incidents
@@ -283,14 +283,14 @@ def index_lines(G: nx.MultiDiGraph) -> list[Any]:
 
 
 def _density_part(
-    net: _risk.Network,
-    lix: _risk.Lixels,
-    sources: _risk.Sources,
-    params: RiskParams,
+    net: density.Network,
+    lix: density.Lixels,
+    sources: density.Sources,
+    spec: density.KernelSpec,
 ) -> tuple[Any, ...]:
     """Mass, counts and top contributors of one slice of sources (run on a worker)."""
     # one thread each: the cluster's workers are the parallelism
-    d = _risk.network_density(net, lix, sources, params, workers=1)
+    d = density.network_density(net, lix, sources, spec, workers=1)
     return d.mass, d.count, d.top_id, d.top_val
 
 
@@ -345,31 +345,30 @@ def score_segments_dask(
     progress
         Called as ``progress("scoring", sources_done, sources)`` as partitions finish.
     """
-    r = _risk
     params = (params or RiskParams()).replace(**overrides)
-    prep = r.prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
+    prep = risk.prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
     net, lix, sources = prep.net, prep.lix, prep.sources
     live = sources.owner
     k = params.top_contributors
     if len(live) == 0:
-        density = r.network_density(net, lix, sources, params)
+        dens = density.network_density(net, lix, sources, params.kernel_spec)
     else:
         with dask_client(scheduler) as client_:
             client: Any = client_
             n_parts = npartitions or max(
                 math.ceil(len(live) / partition_sources), _n_workers(client)
             )
-            order, starts = r.source_order(net, sources)
+            order, starts = density.source_order(net, sources)
             parts = _cut_sources(sources, order, starts, n_parts)
             # each task gets the part of the network its incidents can reach, as arrays
             # (the edge geometries stay on the client): memory per worker follows the
             # partition's area, not the whole network's
             light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
-            pieces = [r.reachable_part(light, lix, p) for p in parts]
+            pieces = [density.reachable_part(light, lix, p) for p in parts]
             futures = []
             for part_net, part_lix, part_src, _ in pieces:
                 args = client.scatter([part_net, part_lix, part_src], hash=False)
-                futures.append(client.submit(_density_part, *args, params, pure=False))
+                futures.append(client.submit(_density_part, *args, params.kernel_spec, pure=False))
             results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
         n_lix = len(lix.edge)
         mass = np.zeros(n_lix)
@@ -380,7 +379,7 @@ def score_segments_dask(
             count[lix_of] += p_count
             part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
             part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
-            top_id, top_val = r.merge_top([top_id, part_id], [top_val, part_val], k)
-        density = r.Density(mass, count, top_id, top_val, np.ones(len(live)))
+            top_id, top_val = density.merge_top([top_id, part_id], [top_val, part_val], k)
+        dens = density.Density(mass, count, top_id, top_val, np.ones(len(live)))
 
-    return r.finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
+    return risk.finish_scoring(prep, dens.mass, dens.count, dens.top_id, dens.top_val)

@@ -655,7 +655,7 @@ def roads_of_segments(risk: RiskResult | gpd.GeoDataFrame, segment_ids: Iterable
     """``road_id`` of the roads that hold the given segments.
 
     `risk` is a :class:`~convoyrisk.risk.RiskResult` or its segment table
-    (:func:`convoyrisk.risk.split_segments` numbers segments the same way).
+    (:func:`convoyrisk.density.split_segments` numbers segments the same way).
 
     Raises
     ------
