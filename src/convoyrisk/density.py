@@ -37,6 +37,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from ._errors import InputError
+from .compiled import CompiledGraph, compile_graph
 from .utils import Progress
 
 FloatArray = npt.NDArray[np.float64]
@@ -111,11 +112,11 @@ class KernelSpec:
 class Network:
     """Forward edges, the node graph and adjacency, as arrays (built once per graph)."""
 
-    node_ids: list[Any]
+    node_ids: IntArray
     eu: IntArray
     ev: IntArray
-    u_ids: npt.NDArray[Any]
-    v_ids: npt.NDArray[Any]
+    u_ids: IntArray
+    v_ids: IntArray
     keys: IntArray
     length: FloatArray  # the edges' `length` (network metres)
     glen: FloatArray  # geometry length (metres along the geometry)
@@ -152,29 +153,30 @@ class Network:
 
 
 def network_arrays(G: nx.MultiDiGraph) -> Network:
-    """The graph's forward edges, node graph and adjacency as arrays (built once per scoring)."""
-    node_ids = list(G.nodes)
-    pos = {n: i for i, n in enumerate(node_ids)}
-    rows = [
-        (u, v, k, d) for u, v, k, d in G.edges(keys=True, data=True) if not d.get("reversed", False)
-    ]
-    if not rows:
+    """The graph's forward edges, node graph and adjacency as arrays.
+
+    Built from the graph's compiled form (:func:`convoyrisk.compiled.compile_graph`)
+    and kept with it: a second call on the same, unchanged graph costs nothing.
+    """
+    compiled = compile_graph(G)
+    net = compiled.memo.get("density.network")
+    if not isinstance(net, Network):
+        net = network_of(compiled)
+        compiled.memo["density.network"] = net
+    return net
+
+
+def network_of(compiled: CompiledGraph) -> Network:
+    """The :class:`Network` of a compiled graph: its forward edges and their node graph."""
+    fwd = compiled.forward_edges
+    if len(fwd) == 0:
         msg = "The graph has no edges: the road layer gave no usable lines."
         raise InputError(msg)
-    geoms = np.empty(len(rows), dtype=object)
-    for i, (u, v, _, d) in enumerate(rows):
-        geom = d.get("geometry")
-        if geom is None:  # OSMnx leaves straight edges without geometry
-            nu, nv = G.nodes[u], G.nodes[v]
-            geom = shapely.LineString([(nu["x"], nu["y"]), (nv["x"], nv["y"])])
-        geoms[i] = geom
-    eu = np.array([pos[r[0]] for r in rows], dtype=np.int64)
-    ev = np.array([pos[r[1]] for r in rows], dtype=np.int64)
-    glen = shapely.length(geoms).astype(float)
-    length = np.array([float(r[3].get("length", glen[i])) for i, r in enumerate(rows)])
-    length = np.maximum(length, 1e-6)
-    road = np.array([int(r[3].get("road_id", i)) for i, r in enumerate(rows)], dtype=np.int64)
-    n = len(node_ids)
+    geoms = compiled.geoms[fwd]
+    eu, ev = compiled.eu[fwd], compiled.ev[fwd]
+    glen = np.asarray(shapely.length(geoms), dtype=float)
+    length = np.maximum(compiled.length_m[fwd], 1e-6)
+    n = compiled.n_nodes
 
     # node graph for Dijkstra: one undirected entry per node pair, the shortest edge
     a, b = np.minimum(eu, ev), np.maximum(eu, ev)
@@ -188,25 +190,25 @@ def network_arrays(G: nx.MultiDiGraph) -> Network:
     degree = np.bincount(eu, minlength=n) + np.bincount(ev, minlength=n)
     split = np.maximum(degree - 1, 1).astype(float)
 
-    e_idx = np.arange(len(rows), dtype=np.int64)
+    e_idx = np.arange(len(fwd), dtype=np.int64)
     incidence = csr_matrix(
-        (np.ones(2 * len(rows)), (np.r_[eu, ev], np.r_[e_idx, e_idx])), shape=(n, len(rows))
+        (np.ones(2 * len(fwd)), (np.r_[eu, ev], np.r_[e_idx, e_idx])), shape=(n, len(fwd))
     )
 
-    xy = _node_xy(G, node_ids, geoms, eu, ev)
+    xy = compiled.node_xy
     chord = np.hypot(*(xy[eu] - xy[ev]).T)
     moved = chord > 0
     stretch = float(np.min(length[moved] / chord[moved])) if moved.any() else 0.0
     return Network(
-        node_ids=node_ids,
+        node_ids=compiled.node_ids,
         eu=eu,
         ev=ev,
-        u_ids=np.array([r[0] for r in rows]),
-        v_ids=np.array([r[1] for r in rows]),
-        keys=np.array([r[2] for r in rows], dtype=np.int64),
+        u_ids=compiled.u[fwd],
+        v_ids=compiled.v[fwd],
+        keys=compiled.key[fwd],
         length=length,
         glen=glen,
-        road=road,
+        road=compiled.road_id[fwd],
         geoms=geoms,
         csr=csr,
         split=split,
@@ -214,26 +216,6 @@ def network_arrays(G: nx.MultiDiGraph) -> Network:
         xy=xy,
         stretch=stretch if math.isfinite(stretch) else 0.0,
     )
-
-
-def _node_xy(
-    G: nx.MultiDiGraph,
-    node_ids: list[Any],
-    geoms: npt.NDArray[np.object_],
-    eu: IntArray,
-    ev: IntArray,
-) -> FloatArray:
-    """Node coordinates: the nodes' ``x`` and ``y``, else the ends of their edges' geometry."""
-    xy = np.array(
-        [(d.get("x", np.nan), d.get("y", np.nan)) for _, d in G.nodes(data=True)], dtype=float
-    ).reshape(len(node_ids), 2)
-    if np.isnan(xy).any():
-        first = shapely.get_coordinates(shapely.get_point(geoms, 0))
-        last = shapely.get_coordinates(shapely.get_point(geoms, -1))
-        for ends, at in ((eu, first), (ev, last)):
-            missing = np.isnan(xy[ends, 0])
-            xy[ends[missing]] = at[missing]
-    return np.asarray(np.nan_to_num(xy), dtype=float)
 
 
 def _expand(starts: IntArray, counts: IntArray) -> IntArray:
@@ -744,7 +726,7 @@ def reachable_part(
     coo = net.csr[nodes][:, nodes].tocoo()
     e_idx = np.arange(len(edges), dtype=np.int64)
     part = Network(
-        node_ids=[net.node_ids[i] for i in nodes],
+        node_ids=net.node_ids[nodes],
         eu=eu,
         ev=ev,
         u_ids=net.u_ids[edges],

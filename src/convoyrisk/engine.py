@@ -39,8 +39,9 @@ import pandas as pd
 
 from . import density, risk
 from ._errors import InputError
+from .compiled import CompiledGraph, compile_graph
 from .risk import RiskParams, RiskResult
-from .snapping import AUTO_NUMBA_POINTS, EXACT_M, LineIndex, snap_incidents
+from .snapping import AUTO_NUMBA_POINTS, EXACT_M, LineIndex, snap_arrays, snap_incidents
 from .utils import Progress
 
 if TYPE_CHECKING:
@@ -172,7 +173,7 @@ def _n_workers(client: Client) -> int:
 
 
 def _snap_part(
-    G: nx.MultiDiGraph,
+    G: CompiledGraph,
     index: LineIndex,
     part: gpd.GeoDataFrame,
     max_distance_m: float,
@@ -216,13 +217,22 @@ def snap_incidents_dask(
     if incidents.crs is None or len(incidents) == 0:
         # nothing to distribute; the in-process engine gives the answer or the error
         return snap_incidents(G, incidents, max_distance_m=max_distance_m, exact_m=exact_m)
+    compiled = compile_graph(G)
     index, _ = LineIndex.from_graph(G)
     if index.engine == "auto" and len(incidents) >= AUTO_NUMBA_POINTS:
         # the in-process engine would use numba here; build its grid once, not per task
         index = LineIndex(index_lines(G), engine="numba")
+    # the workers get the compiled arrays without the geometry (the index holds it), with
+    # the forward edges and their chainage computed here once
+    snap_arrays(compiled)
+    light = dataclasses.replace(
+        compiled,
+        geoms=np.empty(0, dtype=object),
+        memo={k: v for k, v in compiled.memo.items() if k.startswith("snapping.")},
+    )
     with dask_client(scheduler) as client_:
         client: Any = client_
-        g_f, i_f = client.scatter([_snap_graph(G), index], broadcast=True, hash=False)
+        g_f, i_f = client.scatter([light, index], broadcast=True, hash=False)
         parts = _slices(len(incidents), npartitions, partition_rows, _n_workers(client))
         # scattered, not embedded in the tasks: large task arguments are slow to send
         part_f = client.scatter([incidents.iloc[s] for s in parts], hash=False)
@@ -255,26 +265,10 @@ def _gather(
     return list(client.gather(futures))
 
 
-def _snap_graph(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """The forward edges of `G` with the attributes snapping reads, in `G`'s order.
-
-    Half the graph (no reversed edges, nodes with x, y only): less to send to each worker.
-    """
-    H = nx.MultiDiGraph(crs=G.graph["crs"])
-    # node x, y: the graph contract that snap_incidents checks on each worker
-    H.add_nodes_from((n, {"x": d["x"], "y": d["y"]}) for n, d in G.nodes(data=True))
-    keep = ("geometry", "length", "name", "ref", "road_id")
-    H.add_edges_from(
-        (u, v, k, {a: d[a] for a in keep if a in d})
-        for u, v, k, d in G.edges(keys=True, data=True)
-        if not d.get("reversed", False)
-    )
-    return H
-
-
 def index_lines(G: nx.MultiDiGraph) -> list[Any]:
     """Geometries of the forward edges of `G`, in the order :class:`LineIndex` indexes them."""
-    return [d["geometry"] for _, _, d in G.edges(data=True) if not d.get("reversed", False)]
+    compiled = compile_graph(G)
+    return list(compiled.geoms[compiled.forward_edges])
 
 
 # ----------------------------------------------------------------------------------------

@@ -61,7 +61,8 @@ from scipy.sparse.csgraph import dijkstra
 
 from ._errors import InputError, MissingInputError, NoRouteError
 from .bayes import NO_DATA_CLASS
-from .convert import validate_graph
+from .compiled import compile_graph
+from .convert import is_forward, validate_graph
 from .exposure import Trip, route_exposure
 from .risk import RiskResult
 from .utils import first_line
@@ -129,36 +130,28 @@ class RoutingIndex:
     """
 
     def __init__(self, G: nx.MultiDiGraph) -> None:
-        validate_graph(G)
+        compiled = compile_graph(G)
         self.G = G
-        self.nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
-        m = G.number_of_edges()
-        table = np.empty((m, 6))  # one pass over the edges: u, v, key, length, road, reversed
-        for i, (u, v, k, d) in enumerate(G.edges(keys=True, data=True)):
-            table[i] = (u, v, k, d["length"], d.get("road_id", -1 - i), d.get("reversed", 0))
-        uvk = table[:, :3].astype(np.int64)
-        self.edges: list[Edge] = [(int(u), int(v), int(k)) for u, v, k in uvk.tolist()]
-        self.length_m = table[:, 3].copy()
-        self.road_id = table[:, 4].astype(np.int64)
-        self.reversed = table[:, 5].astype(bool)
-        sorter = np.argsort(self.nodes)
-        self._sorted_nodes, self._sorter = self.nodes[sorter], sorter
-        eu = sorter[np.searchsorted(self._sorted_nodes, uvk[:, 0])]
-        ev = sorter[np.searchsorted(self._sorted_nodes, uvk[:, 1])]
-        self.eu, self.ev = eu, ev
-        n = len(self.nodes)
+        self.compiled = compiled
+        self.nodes = compiled.node_ids
+        self.edges: list[Edge] = compiled.edge_tuples()
+        self.length_m = compiled.length_m
+        self.road_id = compiled.road_id
+        self.reversed = ~compiled.forward
+        self.eu, self.ev = compiled.eu, compiled.ev
+        n = compiled.n_nodes
         # edges sorted by (u, v): each run of equal pairs is one matrix entry
-        order = np.lexsort((ev, eu))
-        su, sv = eu[order], ev[order]
-        new = np.r_[True, (su[1:] != su[:-1]) | (sv[1:] != sv[:-1])] if m else np.zeros(0, bool)
-        self._order = order
-        self._pair_start = np.flatnonzero(new)
-        pu, pv = su[self._pair_start], sv[self._pair_start]
-        indptr = np.r_[0, np.cumsum(np.bincount(pu, minlength=n))]
+        self._order = compiled.pair_order
+        self._pair_start = compiled.pair_start
         self._matrix = csr_matrix(
-            (np.ones(len(pu)), pv.astype(np.int32), indptr.astype(np.int32)), shape=(n, n)
+            (
+                np.ones(len(compiled.pair_start)),
+                compiled.indices.astype(np.int32),
+                compiled.indptr.astype(np.int32),
+            ),
+            shape=(n, n),
         )
-        self._sorted_w = np.ones(m)
+        self._sorted_w = np.ones(compiled.n_edges)
         self._edge_position: dict[Edge, int] | None = None
 
     @property
@@ -170,11 +163,11 @@ class RoutingIndex:
 
     def node_index(self, node: int) -> int:
         """Matrix row of a node id."""
-        i = int(np.searchsorted(self._sorted_nodes, int(node)))
-        if i >= len(self._sorted_nodes) or self._sorted_nodes[i] != int(node):
+        i = int(self.compiled.node_index([int(node)])[0])
+        if i < 0:
             msg = f"Node {node} is not in the road graph: pass a node id of the graph."
             raise InputError(msg)
-        return int(self._sorter[i])
+        return i
 
     def _set_weights(self, weight: np.ndarray) -> None:
         sorted_w = weight[self._order]
@@ -837,7 +830,7 @@ def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.Dat
     parts = []
     for e in route.edges:
         data = G.edges[e]
-        part = by_road[data["road_id"]].sort_values("start_m", ascending=not data["reversed"])
+        part = by_road[data["road_id"]].sort_values("start_m", ascending=is_forward(data))
         parts.append(part)
     out = pd.DataFrame(pd.concat(parts, ignore_index=True))
     out["chainage_m"] = np.concatenate([[0.0], np.cumsum(out["length_m"].to_numpy())[:-1]])
@@ -994,7 +987,7 @@ def _road_records(G: nx.MultiDiGraph) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for u, v, d in G.edges(data=True):
         rid = int(d["road_id"])
-        if rid in out and d.get("reversed", False):
+        if rid in out and not is_forward(d):
             continue
         out[rid] = {
             "road_id": rid,
