@@ -200,7 +200,8 @@ def compile_graph(G: nx.MultiDiGraph, *, refresh: bool = False) -> CompiledGraph
 
 
 def _build(G: nx.MultiDiGraph) -> CompiledGraph:
-    m = G.number_of_edges()
+    rows = list(G.edges(keys=True, data=True))  # (networkx counts edges by walking the nodes)
+    m = len(rows)
     if m == 0:
         msg = "The graph has no edges: the road layer gave no usable lines."
         raise InputError(msg)
@@ -208,21 +209,17 @@ def _build(G: nx.MultiDiGraph) -> CompiledGraph:
     node_xy = np.array([(d["x"], d["y"]) for _, d in G.nodes(data=True)], dtype=float).reshape(
         len(node_ids), 2
     )
-    u = np.empty(m, dtype=np.int64)
-    v = np.empty(m, dtype=np.int64)
-    key = np.empty(m, dtype=np.int64)
-    length = np.empty(m)
-    road_id = np.empty(m, dtype=np.int64)
-    forward = np.empty(m, dtype=bool)
+    u = np.fromiter((r[0] for r in rows), dtype=np.int64, count=m)
+    v = np.fromiter((r[1] for r in rows), dtype=np.int64, count=m)
+    key = np.fromiter((r[2] for r in rows), dtype=np.int64, count=m)
+    data = [r[3] for r in rows]
+    length = np.fromiter((d["length"] for d in data), dtype=float, count=m)
+    road_id = np.fromiter((d["road_id"] for d in data), dtype=np.int64, count=m)
+    forward = np.fromiter((is_forward(d) for d in data), dtype=bool, count=m)
     geoms = np.empty(m, dtype=object)
+    geoms[:] = [d["geometry"] for d in data]
     names = np.empty(m, dtype=object)
-    for i, (a, b, k, d) in enumerate(G.edges(keys=True, data=True)):
-        u[i], v[i], key[i] = a, b, k
-        length[i] = d["length"]
-        road_id[i] = d["road_id"]
-        forward[i] = is_forward(d)
-        geoms[i] = d["geometry"]
-        names[i] = str(d.get("name") or d.get("ref") or "").strip()
+    names[:] = [str(d.get("name") or d.get("ref") or "").strip() for d in data]
     ordered = np.argsort(node_ids, kind="stable")
     sorted_ids = node_ids[ordered]
     eu = ordered[np.searchsorted(sorted_ids, u)].astype(np.int64)

@@ -70,6 +70,7 @@ from .bayes import (
     posterior,
     prior_means,
 )
+from .compiled import compile_graph
 from .convert import validate_graph
 from .density import (
     JUNCTIONS,
@@ -631,7 +632,8 @@ def tune_params(
     base = params.replace(tune="off")
     w = incident_weights(snapped, as_of_ts, base)
     n = int((w["used"] == "used").sum())
-    road_km = sum(float(d.get("length", 0.0)) for *_, d in G.edges(data=True)) / 2000.0
+    compiled = compile_graph(G)
+    road_km = float(compiled.length_m[compiled.forward_edges].sum()) / 1000.0
     too_big = road_km / (base.segment_length_m / 1000.0) > TUNE_MAX_SEGMENTS
     if params.tune == "off" or (
         params.tune == "auto" and (too_big or not TUNE_MIN_EPISODES <= n <= TUNE_MAX_EPISODES)

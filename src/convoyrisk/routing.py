@@ -618,17 +618,17 @@ def roads_in_areas(G: nx.MultiDiGraph, areas: gpd.GeoDataFrame | gpd.GeoSeries) 
     if areas.crs is None:
         msg = "The areas to avoid have no CRS: set one (GeoJSON is EPSG:4326)."
         raise InputError(msg)
-    validate_graph(G)
+    compiled = compile_graph(G)
     geoms = areas.geometry if isinstance(areas, gpd.GeoDataFrame) else areas
     polys = geoms[geoms.geom_type.isin(["Polygon", "MultiPolygon"])]
     if len(polys) == 0:
         msg = "The areas to avoid hold no Polygon or MultiPolygon: draw areas, not lines or points."
         raise InputError(msg)
     polys = polys.to_crs(G.graph["crs"])
-    rows = [(int(d["road_id"]), d["geometry"]) for *_, d in G.edges(data=True)]
-    tree = shapely.STRtree([g for _, g in rows])
+    fwd = compiled.forward_edges  # a road's two directions share its geometry
+    tree = shapely.STRtree(compiled.geoms[fwd])
     _, hit = tree.query(polys.to_numpy(), predicate="intersects")
-    return {rows[int(i)][0] for i in np.unique(hit)}
+    return {int(r) for r in compiled.road_id[fwd][np.unique(hit)]}
 
 
 def read_areas(path: str | Path) -> gpd.GeoDataFrame:
