@@ -173,13 +173,15 @@ def _n_workers(client: Client) -> int:
 
 
 def _snap_part(
-    G: CompiledGraph,
+    compiled: CompiledGraph,
     index: LineIndex,
     part: gpd.GeoDataFrame,
     max_distance_m: float,
     exact_m: float,
 ) -> gpd.GeoDataFrame:
-    return snap_incidents(G, part, max_distance_m=max_distance_m, exact_m=exact_m, index=index)
+    return snap_incidents(
+        compiled, part, max_distance_m=max_distance_m, exact_m=exact_m, index=index
+    )
 
 
 def snap_incidents_dask(
