@@ -942,14 +942,19 @@ def _undirected_roads(
     G: nx.MultiDiGraph, avoid: set[int]
 ) -> tuple[nx.Graph, dict[frozenset[int], int], dict[frozenset[int], int]]:
     """The road network as a simple undirected graph, roads per node pair, a road per pair."""
+    compiled = compile_graph(G)
+    keep = (compiled.eu != compiled.ev) & ~np.isin(
+        compiled.road_id, np.fromiter(avoid, dtype=np.int64, count=len(avoid))
+    )
+    u, v, road = compiled.u[keep], compiled.v[keep], compiled.road_id[keep]
     U = nx.Graph()
-    roads: dict[frozenset[int], set[int]] = {}
-    for u, v, d in G.edges(data=True):
-        if u != v and int(d["road_id"]) not in avoid:
-            roads.setdefault(frozenset((u, v)), set()).add(int(d["road_id"]))
-            U.add_edge(u, v)
-    multiplicity = {pair: len(r) for pair, r in roads.items()}
-    road_of = {pair: min(r) for pair, r in roads.items()}
+    U.add_edges_from(zip(u.tolist(), v.tolist(), strict=True))
+    pairs = pd.DataFrame({"a": np.minimum(u, v), "b": np.maximum(u, v), "road": road})
+    agg = pairs.groupby(["a", "b"], sort=False)["road"].agg(["nunique", "min"])
+    lo, hi = agg.index.get_level_values("a").tolist(), agg.index.get_level_values("b").tolist()
+    keys = [frozenset((int(x), int(y))) for x, y in zip(lo, hi, strict=True)]
+    multiplicity = {k: int(n) for k, n in zip(keys, agg["nunique"].tolist(), strict=True)}
+    road_of = {k: int(r) for k, r in zip(keys, agg["min"].tolist(), strict=True)}
     return U, multiplicity, road_of
 
 
