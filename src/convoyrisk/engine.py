@@ -343,39 +343,68 @@ def score_segments_dask(
     """
     params = (params or RiskParams()).replace(**overrides)
     prep = risk.prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
-    net, lix, sources = prep.net, prep.lix, prep.sources
-    live = sources.owner
-    k = params.top_contributors
-    if len(live) == 0:
-        dens = density.network_density(net, lix, sources, params.kernel_spec)
-    else:
-        with dask_client(scheduler) as client_:
-            client: Any = client_
-            n_parts = npartitions or max(
-                math.ceil(len(live) / partition_sources), _n_workers(client)
-            )
-            order, starts = density.source_order(net, sources)
-            parts = _cut_sources(sources, order, starts, n_parts)
-            # each task gets the part of the network its incidents can reach, as arrays
-            # (the edge geometries stay on the client): memory per worker follows the
-            # partition's area, not the whole network's
-            light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
-            pieces = [density.reachable_part(light, lix, p) for p in parts]
-            futures = []
-            for part_net, part_lix, part_src, _ in pieces:
-                args = client.scatter([part_net, part_lix, part_src], hash=False)
-                futures.append(client.submit(_density_part, *args, params.kernel_spec, pure=False))
-            results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
-        n_lix = len(lix.edge)
-        mass = np.zeros(n_lix)
-        count = np.zeros(n_lix, dtype=np.int64)
-        top_id, top_val = np.full((n_lix, k), -1, dtype=np.int64), np.zeros((n_lix, max(k, 1)))
-        for (*_, lix_of), (p_mass, p_count, p_id, p_val) in zip(pieces, results, strict=True):
-            mass[lix_of] += p_mass
-            count[lix_of] += p_count
-            part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
-            part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
-            top_id, top_val = density.merge_top([top_id, part_id], [top_val, part_val], k)
-        dens = density.Density(mass, count, top_id, top_val, np.ones(len(live)))
+    with dask_client(scheduler) if len(prep.sources.owner) else contextlib.nullcontext() as client:
+        dens = _cluster_density(
+            client,
+            prep,
+            prep.sources,
+            params.kernel_spec,
+            npartitions=npartitions,
+            partition_sources=partition_sources,
+            progress=progress,
+        )
+        narrow = _cluster_density(
+            client,
+            prep,
+            prep.narrow_sources,
+            dataclasses.replace(params.kernel_spec, top_contributors=0),
+            npartitions=npartitions,
+            partition_sources=partition_sources,
+            progress=None,
+        )
+    return risk.finish_scoring(
+        prep, dens.mass, dens.count, dens.top_id, dens.top_val, narrow_mass=narrow.mass
+    )
 
-    return risk.finish_scoring(prep, dens.mass, dens.count, dens.top_id, dens.top_val)
+
+def _cluster_density(
+    client_: Client | None,
+    prep: risk.ScoringInput,
+    sources: density.Sources,
+    spec: density.KernelSpec,
+    *,
+    npartitions: int | None,
+    partition_sources: int,
+    progress: Progress | None,
+) -> density.Density:
+    """The kernel density of `sources` summed over partitions run on the cluster."""
+    net, lix = prep.net, prep.lix
+    live = sources.owner
+    k = spec.top_contributors
+    if len(live) == 0 or client_ is None:
+        return density.network_density(net, lix, sources, spec)
+    client: Any = client_
+    n_parts = npartitions or max(math.ceil(len(live) / partition_sources), _n_workers(client))
+    order, starts = density.source_order(net, sources)
+    parts = _cut_sources(sources, order, starts, n_parts)
+    # each task gets the part of the network its incidents can reach, as arrays
+    # (the edge geometries stay on the client): memory per worker follows the
+    # partition's area, not the whole network's
+    light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
+    pieces = [density.reachable_part(light, lix, p) for p in parts]
+    futures = []
+    for part_net, part_lix, part_src, _ in pieces:
+        args = client.scatter([part_net, part_lix, part_src], hash=False)
+        futures.append(client.submit(_density_part, *args, spec, pure=False))
+    results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
+    n_lix = len(lix.edge)
+    mass = np.zeros(n_lix)
+    count = np.zeros(n_lix, dtype=np.int64)
+    top_id, top_val = np.full((n_lix, k), -1, dtype=np.int64), np.zeros((n_lix, max(k, 1)))
+    for (*_, lix_of), (p_mass, p_count, p_id, p_val) in zip(pieces, results, strict=True):
+        mass[lix_of] += p_mass
+        count[lix_of] += p_count
+        part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
+        part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
+        top_id, top_val = density.merge_top([top_id, part_id], [top_val, part_val], k)
+    return density.Density(mass, count, top_id, top_val, np.ones(len(live)))

@@ -684,7 +684,7 @@ def _base_layers(
     bounds: tuple[float, float, float, float], *, basemap: str | Path | None, context: bool
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
     """The embedded MBTiles tiles, the Natural Earth context, and what the base is, in words."""
-    from .basemap import CONTEXT_SOURCE, context_layer, read_mbtiles  # noqa: PLC0415 - on use
+    from .basemap import context_layer, context_source, read_mbtiles  # noqa: PLC0415 - on use
 
     bases, tiles, ctx = [], None, None
     if basemap is not None:
@@ -707,8 +707,14 @@ def _base_layers(
             "borders": encode_lines([shapely.LineString(a) for a in layer["borders"]], 3),
             "coasts": encode_lines([shapely.LineString(a) for a in layer["coasts"]], 3),
             "names": [[n, round(y, 3), round(x, 3)] for n, x, y in layer["names"]],
+            "rivers": encode_lines([shapely.LineString(a) for a in layer["rivers"]], 3),
+            "region_lines": encode_lines([shapely.LineString(a) for a in layer["region_lines"]], 3),
+            "regions": [
+                [f"{n} {kind.lower()}".strip(), round(y, 3), round(x, 3), min_label]
+                for n, x, y, kind, min_label in layer["regions"]
+            ],
         }
-        bases.append(CONTEXT_SOURCE)
+        bases.append(context_source(layer))
     return tiles, ctx, "; ".join(bases) or "none (roads, places and incidents give the context)"
 
 

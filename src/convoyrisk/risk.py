@@ -63,6 +63,7 @@ from ._errors import ConvoyRiskWarning, InputError
 from .bayes import (
     NO_DATA_CLASS,
     RISK_CLASSES,
+    Posterior,
     Smoother,
     classify_posterior,
     decay_moments,
@@ -123,6 +124,13 @@ class RiskParams:
         Time decay: an episode this many days old weighs half a new one.
     window_days
         Incidents older than this (before the as-of date) are not used.
+    observed_since
+        When the incident record starts, for the rate's denominator:
+        "auto" (from the data: the oldest dated incident given, moved back by
+        the mean gap between incidents, :func:`observed_days`), "window" (the
+        record covers the whole window) or a date YYYY-MM-DD. Rates are
+        episodes over the time observed: a year of data is not two years
+        without incidents.
     episode_m, episode_hours
         Incidents closer than both (directly or through others) are one
         episode (one attack, several devices): the rate counts episodes.
@@ -151,6 +159,15 @@ class RiskParams:
         Gamma prior overdispersion ``k`` (variance ``k·m²`` about the prior
         mean ``m``); 0 estimates it from the data (negative-binomial
         likelihood of the raw counts about the prior means).
+    min_overdispersion
+        Floor of the estimated ``k`` (1: the prior is at least as spread as an
+        exponential about the regional rate, coefficient of variation 1).
+        The likelihood estimate describes the bulk of the road and comes out
+        low where a few hot corridors make the tail (and with few
+        episodes); a ``k`` below 1 gives a corridor at five times its
+        surroundings odds of under 1 in 1,000 and pulls it down, with
+        intervals that miss it (docs/risk-model.md §8). Not applied to a
+        ``k`` set with `overdispersion_k`.
     credible_level
         Width of the rate interval (0.9: the 5th to the 95th percentile).
     class_confidence
@@ -177,6 +194,7 @@ class RiskParams:
     conserve_mass: bool = True
     half_life_days: float = 180.0
     window_days: float = 730.0
+    observed_since: str = "auto"
     episode_m: float = 1_000.0
     episode_hours: float = 12.0
     near_repeat_m: float = 1_000.0
@@ -189,6 +207,7 @@ class RiskParams:
     base_rates: str = ""
     base_rate_weight: float = 1.0
     overdispersion_k: float = 0.0
+    min_overdispersion: float = 1.0
     credible_level: float = 0.9
     class_confidence: float = 0.8
     class_thresholds: tuple[float, float, float] = (0.001, 0.005, 0.02)
@@ -219,6 +238,7 @@ class RiskParams:
             "prior_scale_m",
             "base_rate_weight",
             "overdispersion_k",
+            "min_overdispersion",
         )
         for name in finite:
             value = getattr(self, name)
@@ -238,6 +258,7 @@ class RiskParams:
             "other_type_weight",
             "base_rate_weight",
             "overdispersion_k",
+            "min_overdispersion",
             "top_contributors",
         )
         for name in non_negative:
@@ -248,6 +269,14 @@ class RiskParams:
             if not (weight >= 0 and math.isfinite(weight)):
                 msg = f"`type_weights` of {name!r} must be zero or more, got {weight}."
                 raise InputError(msg)
+        if self.observed_since not in {"auto", "window"} and not _ISO_DATE.fullmatch(
+            str(self.observed_since)
+        ):
+            msg = (
+                "`observed_since` must be auto, window or a date YYYY-MM-DD; "
+                f"got {self.observed_since!r}."
+            )
+            raise InputError(msg)
         if self.tune not in {"auto", "on", "off"}:
             msg = f"`tune` must be auto, on or off; got {self.tune!r}."
             raise InputError(msg)
@@ -319,7 +348,8 @@ class RiskResult:
     as_of
         The as-of date.
     exposure_days
-        Decayed length of the window ``T₁ = ∫₀^W 2^(−t/H) dt`` in days.
+        Decayed length of the record ``T₁ = ∫₀^W 2^(−t/H) dt`` in days
+        (``W`` = `observed_days`).
     overdispersion
         The prior's ``k`` (estimated from the data unless set in ``params``).
     baseline_rate
@@ -327,6 +357,9 @@ class RiskResult:
         prior, episodes per km per 30 days (for reports: not used).
     episodes
         Number of episodes used.
+    observed_days
+        Length of the incident record the rates divide by, days
+        (:func:`observed_days`).
     """
 
     segments: gpd.GeoDataFrame
@@ -337,6 +370,7 @@ class RiskResult:
     overdispersion: float = math.nan
     baseline_rate: float = 0.0
     episodes: int = 0
+    observed_days: float = math.nan
 
     def describe(self) -> dict[str, Any]:
         """Parameters, as-of date and totals, for reports and map footers."""
@@ -349,6 +383,7 @@ class RiskResult:
         return {
             "as_of": self.as_of.date().isoformat(),
             "exposure_days": round(self.exposure_days, 2),
+            "observed_days": round(self.observed_days, 1),
             "incidents_used": int((self.incidents["used"] == "used").sum()),
             "episodes_used": self.episodes,
             "baseline_rate_per_km_30d": self.baseline_rate,
@@ -380,6 +415,46 @@ def decay_weights(
     reason = np.where((reason == "") & np.isnan(age), "no date", reason)
     factor = np.where(reason == "", 0.5 ** (np.clip(age, 0, None) / params.half_life_days), 0.0)
     return factor, reason
+
+
+def observed_days(ages: npt.ArrayLike, params: RiskParams, as_of: pd.Timestamp) -> float:
+    """Length of the incident record before the as-of date, days (at most ``window_days``).
+
+    With ``observed_since="auto"`` the record is taken to start a mean gap
+    before its oldest incident: for `n` incidents uniform over a period of
+    `L` days the oldest is ``L·n/(n + 1)`` old on average, so
+    ``L̂ = oldest·(n + 1)/n``. A date gives ``as_of − date`` (+ 1 day), and
+    "window" the whole window. Rates divide by this time, not by the window.
+
+    Parameters
+    ----------
+    ages
+        Age in days of every dated incident given (NaN for none; negative
+        ones, after the as-of date, are ignored).
+    params
+        Model parameters (``observed_since``, ``window_days``).
+    as_of
+        The as-of date.
+
+    Examples
+    --------
+    Three incidents, the oldest 300 days old: the record is about 400 days long.
+
+    >>> round(observed_days([0.0, 100.0, 300.0], RiskParams(), pd.Timestamp("2024-01-01")), 1)
+    401.3
+    """
+    window = params.window_days
+    if params.observed_since == "window":
+        return window
+    if params.observed_since != "auto":
+        since = pd.Timestamp(params.observed_since)
+        return float(min(window, max((as_of.normalize() - since).days + 1.0, 1.0)))
+    a = np.asarray(ages, dtype=float)
+    a = a[np.isfinite(a) & (a >= 0)]
+    if len(a) == 0:
+        return window
+    oldest = float(a.max()) + 1.0  # the as-of day itself is observed
+    return float(min(window, oldest * (len(a) + 1) / len(a)))
 
 
 def exposure_days(params: RiskParams) -> float:
@@ -585,7 +660,17 @@ def score_segments(
         workers=workers,
         progress=progress,
     )
-    return finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
+    narrow = network_density(
+        prep.net,
+        prep.lix,
+        prep.narrow_sources,
+        dataclasses.replace(params.kernel_spec, top_contributors=0),
+        engine=engine,
+        workers=workers,
+    )
+    return finish_scoring(
+        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
+    )
 
 
 TUNE_MIN_EPISODES = 300
@@ -606,8 +691,8 @@ TUNE_HALF_LIVES_DAYS = (90.0, 180.0, 365.0)
 TUNE_PRIOR_SCALES_M = (10_000.0, 25_000.0)
 """Candidate prior scales of :func:`tune_params`, metres."""
 
-TUNE_K_FACTORS = (0.5, 1.0, 2.0, 4.0, 8.0)
-"""Multiples of the likelihood estimate of ``k`` that :func:`tune_params` tries."""
+TUNE_K_FACTORS = (1.0, 2.0, 4.0, 8.0)
+"""Multiples of the estimate of ``k`` that :func:`tune_params` tries (never below its floor)."""
 
 
 def tune_params(
@@ -744,6 +829,11 @@ class ScoringInput:
     spread_owner: IntArray
     spread_mass: FloatArray
     base_rate: FloatArray | None
+    observed_days: float
+    smoother: Smoother
+    component: IntArray  # connected component of each segment
+    narrow_sources: Sources  # the same episodes at half the bandwidth (the interval's check)
+    spread_length: FloatArray  # segment lengths, metres (the uncertain episodes' first shares)
 
 
 def _lixel_at(lix: Lixels, edge: IntArray, offset: FloatArray) -> IntArray:
@@ -860,6 +950,12 @@ def prepare_scoring(
         h2=h,
         w2=np.zeros(len(live)),
     )
+    # the interval also looks at half the bandwidth (never finer than an episode's precision)
+    narrow = dataclasses.replace(
+        sources,
+        h1=np.maximum(h / INTERVAL_BANDWIDTH_DIVISOR, precision[live]),
+        h2=np.maximum(h / INTERVAL_BANDWIDTH_DIVISOR, precision[live]),
+    )
     s_lix, s_own, s_mass = _spread(inc, segments, lix, net, rows=np.flatnonzero(spread), edge=edge)
     return ScoringInput(
         net=net,
@@ -873,6 +969,11 @@ def prepare_scoring(
         spread_owner=s_own,
         spread_mass=s_mass,
         base_rate=_base_rate(segments, params, base_rates),
+        observed_days=observed_days(inc["age_days"], params, as_of_ts),
+        smoother=Smoother(_midpoints(segments), params.prior_scale_m),
+        component=connected_components(net.csr, directed=False)[1][net.eu][lix.edge],
+        spread_length=segments["length_m"].to_numpy(float),
+        narrow_sources=narrow,
     )
 
 
@@ -958,21 +1059,36 @@ def _base_rate(
     return out
 
 
-def finish_scoring(
-    prep: ScoringInput,
-    kernel_mass: FloatArray,
-    count: IntArray,
-    top_id: IntArray,
-    top_val: FloatArray,
-) -> RiskResult:
-    """Prior, posterior, intervals, classes, near-repeat and contributors from the density.
+INTERVAL_BANDWIDTH_DIVISOR = 2.0
+"""The interval also uses the density at the bandwidth divided by this (:func:`finish_scoring`)."""
 
-    Shared by :func:`score_segments` and the dask engine, which sums partitions' densities.
-    """
-    params, segments, inc, lix = prep.params, prep.segments, prep.incidents, prep.lix
+SPREAD_ITERATIONS = 25
+"""At most this many passes re-allocating location-uncertain episodes (:func:`finish_scoring`)."""
+
+SPREAD_TOLERANCE = 1e-4
+"""Re-allocation stops when no episode's share on any segment moves by more than this."""
+
+
+@dataclass
+class _Fit:
+    """One Empirical Bayes fit: the posterior and what it rests on."""
+
+    mass: FloatArray
+    raw: FloatArray
+    post: Posterior
+    m: FloatArray
+    regional: FloatArray
+    informed: BoolArray
+    k: float
+    e_eff: FloatArray
+    per_mass: float  # Poisson-equivalent count per unit of mass per km, ``c_t·window_km``
+
+
+def _fit(prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray) -> _Fit:
+    params, segments, lix = prep.params, prep.segments, prep.lix
     n_lix = len(segments)
-    mass = kernel_mass + np.bincount(prep.spread_lixel, prep.spread_mass, minlength=n_lix)
-    t1, t2 = decay_moments(params.half_life_days, params.window_days)
+    mass = kernel_mass + np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix)
+    t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
     t_eff = t1 * t1 / t2
     c_t = t1 / t2
     length_km = segments["length_m"].to_numpy(float) / 1000.0
@@ -981,23 +1097,16 @@ def finish_scoring(
     src = prep.sources
     raw = np.bincount(
         np.r_[_lixel_at(lix, src.edge, src.offset), prep.spread_lixel],
-        weights=np.r_[src.w1, prep.spread_mass],
+        weights=np.r_[src.w1, spread_mass],
         minlength=n_lix,
     ).astype(float)
-    harm = inc["harm"].to_numpy(float)
-    harm_raw = np.bincount(
-        np.r_[_lixel_at(lix, src.edge, src.offset), prep.spread_lixel],
-        weights=np.r_[src.w1 * harm[src.owner], prep.spread_mass * harm[prep.spread_owner]],
-        minlength=n_lix,
-    )
-    _, node_comp = connected_components(prep.net.csr, directed=False)
-    component = node_comp[prep.net.eu][lix.edge]
-    smoother = Smoother(_midpoints(segments), params.prior_scale_m)
+    # each segment's prior leaves out the evidence its posterior adds: the episodes
+    # and exposure of the kernel's window around it
     m, regional, informed = prior_means(
         raw,
         length_km * t1 / 30.0,
-        smoother,
-        component,
+        prep.smoother,
+        prep.component,
         base_rate=prep.base_rate,
         base_weight=params.base_rate_weight,
     )
@@ -1010,24 +1119,118 @@ def finish_scoring(
         return_inverse=True,
     )[1].ravel()
     # only roads connected to some episode: empty, disconnected road says nothing about k
-    live = np.bincount(component, weights=raw)[component] > 0
-    k = params.overdispersion_k or fit_overdispersion(
-        np.bincount(bins[live], (c_t * raw)[live]).astype(float),
-        np.bincount(bins[live], (m * length_km * t_eff / 30.0)[live]).astype(float),
+    live = np.bincount(prep.component, weights=raw)[prep.component] > 0
+    k = params.overdispersion_k or max(
+        params.min_overdispersion,
+        fit_overdispersion(
+            np.bincount(bins[live], (c_t * raw)[live]).astype(float),
+            np.bincount(bins[live], (m * length_km * t_eff / 30.0)[live]).astype(float),
+        ),
     )
     n_eff = c_t * mass / np.maximum(length_km, 1e-12) * window_km
     e_eff = np.full(n_lix, window_km * t_eff / 30.0)
-    post = posterior(n_eff, e_eff, m, k)
+    return _Fit(
+        mass=mass,
+        raw=raw,
+        post=posterior(n_eff, e_eff, m, k),
+        m=m,
+        regional=regional,
+        informed=informed,
+        k=k,
+        e_eff=e_eff,
+        per_mass=c_t * window_km,
+    )
+
+
+def _respread(prep: ScoringInput, fit: _Fit, spread_mass: FloatArray) -> FloatArray:
+    """Each uncertain episode's mass re-shared by length × the rate the others give.
+
+    Where an episode reported to within ``R`` happened is, given the report,
+    distributed over the roads inside ``R`` in proportion to length × rate
+    (a Poisson process seen through a uniform location error). The rate is
+    each segment's posterior mean without that episode's own share: the
+    episode is placed by the other evidence, not by itself.
+    """
+    lixel, owner = prep.spread_lixel, prep.spread_owner
+    length_km = prep.segments["length_m"].to_numpy(float)[lixel] / 1000.0
+    own_n = fit.per_mass * spread_mass / np.maximum(length_km, 1e-12)
+    others = np.maximum(fit.post.shape[lixel] - own_n, 1e-300) / fit.post.rate[lixel]
+    score = prep.spread_length[lixel] * others
+    total = np.bincount(owner, weights=score, minlength=len(prep.incidents))[owner]
+    weight = prep.incidents["weight"].to_numpy(float)[owner]
+    return np.asarray(np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0))
+
+
+def finish_scoring(
+    prep: ScoringInput,
+    kernel_mass: FloatArray,
+    count: IntArray,
+    top_id: IntArray,
+    top_val: FloatArray,
+    *,
+    narrow_mass: FloatArray | None = None,
+) -> RiskResult:
+    """Prior, posterior, intervals, classes, near-repeat and contributors from the density.
+
+    With `narrow_mass` (the density of :attr:`ScoringInput.narrow_sources`, at
+    half the bandwidth), the interval is the union of the two posteriors'
+    intervals: a kernel estimate is biased where the rate changes within its
+    window (the peak of a hot corridor is flattened, its edges blurred), and
+    the half-bandwidth estimate, less biased and more variable, widens the
+    interval where the two disagree (undersmoothing for inference: Hall
+    1992). ``rate`` and the class stay those of the chosen bandwidth.
+
+    Location-uncertain episodes start spread over their radius by length and
+    are then re-allocated by length × rate (:func:`_respread`) until the
+    allocation settles (:data:`SPREAD_TOLERANCE`, at most
+    :data:`SPREAD_ITERATIONS` passes). Shared by :func:`score_segments` and
+    the dask engine, which sums partitions' densities.
+    """
+    params, segments, inc = prep.params, prep.segments, prep.incidents
+    n_lix = len(segments)
+    spread_mass = prep.spread_mass
+    fit = _fit(prep, kernel_mass, spread_mass)
+    if len(spread_mass):
+        weight = inc["weight"].to_numpy(float)[prep.spread_owner]
+        for _ in range(SPREAD_ITERATIONS):
+            new = _respread(prep, fit, spread_mass)
+            moved = np.abs(new - spread_mass) / np.maximum(weight, 1e-300)
+            spread_mass = new
+            fit = _fit(prep, kernel_mass, spread_mass)
+            if moved.max() < SPREAD_TOLERANCE:
+                break
+    post, m, informed, k = fit.post, fit.m, fit.informed, fit.k
+    length_km = segments["length_m"].to_numpy(float) / 1000.0
+    harm = inc["harm"].to_numpy(float)
+    src = prep.sources
+    harm_raw = np.bincount(
+        np.r_[_lixel_at(prep.lix, src.edge, src.offset), prep.spread_lixel],
+        weights=np.r_[src.w1 * harm[src.owner], spread_mass * harm[prep.spread_owner]],
+        minlength=n_lix,
+    )
     lo_q = (1.0 - params.credible_level) / 2.0
-    data_weight = post.data_weight(e_eff)
+    data_weight = post.data_weight(fit.e_eff)
     decided = informed | (data_weight >= 0.5)
     classes, p = classify_posterior(
         post, params.class_thresholds, confidence=params.class_confidence, decided=decided
     )
-    segments["mass"] = mass
+    segments["mass"] = fit.mass
     segments["rate"] = post.mean
-    segments["rate_low"] = post.quantile(lo_q)
-    segments["rate_high"] = post.quantile(1.0 - lo_q)
+    low, high = post.quantile(lo_q), post.quantile(1.0 - lo_q)
+    if narrow_mass is not None:
+        t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
+        n_window = params.window_km / INTERVAL_BANDWIDTH_DIVISOR
+        fine_mass = narrow_mass + np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix)
+        fine = posterior(
+            t1 / t2 * fine_mass / np.maximum(length_km, 1e-12) * n_window,
+            np.full(n_lix, n_window * (t1 * t1 / t2) / 30.0),
+            m,
+            k,
+        )
+        low = np.minimum(low, fine.quantile(lo_q))
+        high = np.maximum(high, fine.quantile(1.0 - lo_q))
+    segments["rate_low"] = low
+    segments["rate_high"] = high
     segments["risk_class"] = classes
     segments["post_shape"] = post.shape
     segments["post_rate"] = post.rate
@@ -1035,23 +1238,25 @@ def finish_scoring(
         segments[f"p_{name}"] = col
     segments["prior_rate"] = m
     segments["data_weight"] = data_weight
-    segments["regional_episodes"] = regional
+    segments["regional_episodes"] = fit.regional
     factor = _near_repeat(prep, segments)
     segments["rate_now"] = post.mean * factor
     segments["near_repeat"] = factor > 1.0
-    s_harm = smoother.smooth(harm_raw)
-    s_mass = smoother.smooth(raw)
+    s_harm = prep.smoother.smooth(harm_raw)
+    s_mass = prep.smoother.smooth(fit.raw)
     segments["harm_per_episode"] = np.where(s_mass > 1e-12, s_harm / np.maximum(s_mass, 1e-12), 0.0)
     segments["incidents"], segments["top_contributors"] = _contributors(
-        prep, Density(mass, count, top_id, top_val, np.ones(0))
+        prep, Density(fit.mass, count, top_id, top_val, np.ones(0))
     )
     informed_len = float(length_km[informed].sum())
+    t1, _ = decay_moments(params.half_life_days, prep.observed_days)
     return RiskResult(
         segments=segments,
         incidents=inc,
         params=params,
         as_of=prep.as_of,
         exposure_days=t1,
+        observed_days=prep.observed_days,
         overdispersion=k,
         baseline_rate=(
             float(np.sum(m[informed] * length_km[informed]) / informed_len)
