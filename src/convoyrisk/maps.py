@@ -49,6 +49,7 @@ from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
+from .compiled import compile_graph
 from .convert import validate_graph
 from .panels import (
     BACKGROUND,
@@ -275,13 +276,11 @@ def segment_runs(segments: pd.DataFrame) -> np.ndarray:
 
 def _road_names(G: nx.MultiDiGraph, road_ids: np.ndarray) -> tuple[list[str], list[int]]:
     """Distinct road names and each road's index into them (-1: no name)."""
-    name_of: dict[Any, str] = {}
-    for *_, d in G.edges(data=True):
-        rid = d.get("road_id")
-        if rid is not None and rid not in name_of:
-            label = str(d.get("name") or d.get("ref") or "").strip()
-            if label and label.lower() != "nan":
-                name_of[rid] = label
+    compiled = compile_graph(G)
+    label = pd.Series(compiled.road_name, index=compiled.road_id, dtype=object)
+    named = label[(label != "") & (label.str.lower() != "nan")]
+    # each road's name: that of its first named edge
+    name_of: dict[Any, str] = named[~named.index.duplicated()].to_dict()
     names = sorted(set(name_of.values()))
     pos = {n: i for i, n in enumerate(names)}
     return names, [pos.get(name_of.get(r, ""), -1) for r in road_ids.tolist()]
@@ -624,11 +623,9 @@ def _places_data(places: gpd.GeoDataFrame | None, decimals: int) -> list[dict[st
 
 def _minimap_data(G: nx.MultiDiGraph, decimals: int) -> dict[str, Any]:
     """The roads, strongly simplified, for the minimap (the longest few thousand)."""
-    rows = [
-        (d["geometry"], float(d.get("length", d["geometry"].length)))
-        for *_, d in G.edges(data=True)
-        if not d.get("reversed", False) and d.get("geometry") is not None
-    ]
+    compiled = compile_graph(G)
+    fwd = compiled.forward_edges
+    rows = list(zip(compiled.geoms[fwd], compiled.length_m[fwd].tolist(), strict=True))
     decimals = min(decimals, 4)
     if not rows:
         return {"decimals": decimals, "lines": []}

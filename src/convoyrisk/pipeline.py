@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import settings
 from ._errors import InputError
+from .density import split_segments
 from .exposure import Trip
 from .incidents import (
     Filters,
@@ -41,7 +42,7 @@ from .incidents import (
 )
 from .network import load_graph, name_nodes, nearest_node
 from .places import Place, geocode, load_places
-from .risk import RiskParams, RiskResult, score_segments, split_segments
+from .risk import RiskParams, RiskResult, score_segments
 from .routing import (
     METHOD,
     Route,

@@ -41,7 +41,7 @@ import shapely
 from scipy.spatial import cKDTree
 
 from ._errors import InputError
-from .convert import validate_graph
+from .compiled import CompiledGraph, compile_graph
 from .utils import Progress
 
 SNAPPED = "snapped"
@@ -197,9 +197,9 @@ class LineIndex:
         (index, edges)
             The index, and the ``(u, v, key)`` of each indexed line.
         """
-        validate_graph(G)
-        edges = _forward_edges(G)
-        return cls(edges.geoms), pd.MultiIndex.from_arrays(
+        compiled = compile_graph(G)
+        edges = _forward_edges(compiled)
+        return cls(compiled.geoms[compiled.forward_edges]), pd.MultiIndex.from_arrays(
             list(edges.uvk.T), names=["u", "v", "key"]
         )
 
@@ -472,9 +472,8 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
         chainage grows from ``u`` to ``v``, -1 when it shrinks, NaN when
         undefined), so ``chainage = chain_start_m + chain_sign * offset_m``.
     """
-    validate_graph(G)
-    edges = _forward_edges(G)
-    start, sign = _chainage(edges)
+    edges = _forward_edges(compile_graph(G))
+    start, sign = edges.chain_start, edges.chain_sign
     index = pd.MultiIndex.from_arrays(list(edges.uvk.T), names=["u", "v", "key"])
     return pd.DataFrame(
         {"road": edges.road, "chain_start_m": start, "chain_sign": sign}, index=index
@@ -483,53 +482,58 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class _Edges:
-    """The forward edges of a graph, as arrays (one pass over the graph)."""
+    """The forward edges of a graph as snapping reads them, with their chainage."""
 
     uvk: IntArray
-    geoms: npt.NDArray[Any]
     road: npt.NDArray[Any]
     length: FloatArray
     road_id: IntArray
+    chain_start: FloatArray
+    chain_sign: FloatArray
 
 
-def _forward_edges(G: nx.MultiDiGraph) -> _Edges:
-    uvk: list[tuple[int, int, int]] = []
-    geoms: list[Any] = []
-    road: list[str] = []
-    length: list[float] = []
-    road_id: list[int] = []
-    for u, v, k, data in G.edges(keys=True, data=True):
-        if data.get("reversed", False):
-            continue
-        uvk.append((u, v, k))
-        geoms.append(data["geometry"])
-        road.append(str(data.get("name") or data.get("ref") or "").strip())
-        length.append(float(data["length"]))
-        road_id.append(int(data.get("road_id", len(road_id))))
-    if not uvk:
+def snap_arrays(compiled: CompiledGraph) -> None:
+    """Compute and keep in ``compiled.memo`` what snapping reads of a graph.
+
+    The forward edges and their chainage; a later :func:`snap_incidents` on
+    `compiled` (or a copy carrying its ``memo``) starts from them.
+    """
+    _forward_edges(compiled)
+
+
+def _forward_edges(compiled: CompiledGraph) -> _Edges:
+    """The forward edges' arrays and chainage, computed once per compiled graph."""
+    edges = compiled.memo.get("snapping.edges")
+    if isinstance(edges, _Edges):
+        return edges
+    fwd = compiled.forward_edges
+    if len(fwd) == 0:
         msg = "The graph has no edges: the road layer gave no usable lines."
         raise InputError(msg)
-    return _Edges(
-        uvk=np.array(uvk, dtype=np.int64).reshape(-1, 3),
-        geoms=np.array(geoms, dtype=object),
-        road=np.array(road, dtype=object),
-        length=np.array(length),
-        road_id=np.array(road_id, dtype=np.int64),
-    )
+    uvk = np.column_stack([compiled.u[fwd], compiled.v[fwd], compiled.key[fwd]])
+    road = compiled.road_name[fwd]
+    length = compiled.length_m[fwd]
+    road_id = compiled.road_id[fwd]
+    start, sign = _chainage(uvk, road, length, road_id)
+    edges = _Edges(uvk, road, length, road_id, start, sign)
+    compiled.memo["snapping.edges"] = edges
+    return edges
 
 
-def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
+def _chainage(
+    uvk: IntArray, road: npt.NDArray[Any], length: FloatArray, road_id: IntArray
+) -> tuple[FloatArray, FloatArray]:
     """Chainage at ``u`` and its direction along the edge, per forward edge."""
-    n = len(edges.length)
+    n = len(length)
     start = np.zeros(n)
     sign = np.ones(n)
-    names = pd.Series(edges.road)
+    names = pd.Series(road)
     shared = names[(names != "") & names.duplicated(keep=False)]  # a lone edge: its own road
-    from_node = edges.uvk[:, 0]
+    from_node = uvk[:, 0]
     for _, group in shared.groupby(shared, sort=False):
         H = nx.MultiGraph()
         for i in group.index:
-            H.add_edge(edges.uvk[i, 0], edges.uvk[i, 1], row=i)
+            H.add_edge(uvk[i, 0], uvk[i, 1], row=i)
         for nodes in nx.connected_components(H):
             sub = H.subgraph(nodes)
             ends = [n for n, deg in sub.degree() if deg == 1]
@@ -541,8 +545,8 @@ def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
                 start[edge_rows] = np.nan
                 sign[edge_rows] = np.nan
                 continue
-            first = min(edge_rows, key=lambda i: edges.road_id[i])
-            first_ends = (edges.uvk[first, 0], edges.uvk[first, 1])
+            first = min(edge_rows, key=lambda i: road_id[i])
+            first_ends = (uvk[first, 0], uvk[first, 1])
             node = min(ends, key=lambda n: (0 if n in first_ends else 1, n))
             chain, previous = 0.0, -1
             for _ in range(sub.number_of_edges()):
@@ -550,18 +554,18 @@ def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
                     (w, d) for _, w, d in sub.edges(node, data=True) if d["row"] != previous
                 )
                 i = int(data["row"])
-                length = float(edges.length[i])
+                step = float(length[i])
                 if from_node[i] == node:
                     start[i], sign[i] = chain, 1.0
                 else:
-                    start[i], sign[i] = chain + length, -1.0
-                chain += length
+                    start[i], sign[i] = chain + step, -1.0
+                chain += step
                 node, previous = nxt, i
     return start, sign
 
 
 def snap_incidents(  # noqa: PLR0915 - one output column after another
-    G: nx.MultiDiGraph,
+    G: nx.MultiDiGraph | CompiledGraph,
     incidents: gpd.GeoDataFrame,
     *,
     max_distance_m: float = 5_000.0,
@@ -574,7 +578,8 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
     Parameters
     ----------
     G
-        Graph from :func:`convoyrisk.network.graph_from_gdf`.
+        Graph from :func:`convoyrisk.network.graph_from_gdf`, or its compiled
+        form (:func:`convoyrisk.compiled.compile_graph`).
     incidents
         Points with a CRS (e.g. :attr:`IncidentTable.incidents`); an optional
         ``precision_m`` column gives each one's uncertainty radius (0 if absent).
@@ -603,14 +608,14 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
         ``road_in_radius_m`` (road length inside the uncertainty disc).
         Rows not on the network have ``u = v = key = -1`` and NaN distances.
     """
-    validate_graph(G)
+    compiled = G if isinstance(G, CompiledGraph) else compile_graph(G)
     if incidents.crs is None:
         msg = "`incidents` has no CRS: set one (e.g. `gdf.set_crs('EPSG:4326')`)."
         raise InputError(msg)
     if not max_distance_m > 0:
         msg = f"`max_distance_m` must be positive, got {max_distance_m}."
         raise InputError(msg)
-    points = incidents.to_crs(G.graph["crs"])
+    points = incidents.to_crs(compiled.crs)
     geoms = points.geometry.to_numpy()
     if len(geoms) and not (shapely.get_type_id(geoms) == 0).all():
         msg = "`incidents` must be points: convert other geometries first (e.g. `.centroid`)."
@@ -622,10 +627,10 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
         precision = np.zeros(len(points))
     exact = precision <= exact_m
     reach = np.where(exact, max_distance_m, np.maximum(max_distance_m, precision))
-    edges = _forward_edges(G)
+    edges = _forward_edges(compiled)
     if index is None:
-        index = LineIndex(edges.geoms)
-    elif index.n_lines != len(edges.geoms):
+        index = LineIndex(compiled.geoms[compiled.forward_edges])
+    elif index.n_lines != len(edges.uvk):
         msg = "`index` does not match the graph: build it with `LineIndex.from_graph(G)`."
         raise InputError(msg)
     hit = index.nearest(
@@ -635,7 +640,7 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
     line = np.where(on, hit.line, 0)
     n = len(points)
     uvk = np.where(on[:, None], edges.uvk[line], -1)
-    chain_start, chain_sign = _chainage(edges)
+    chain_start, chain_sign = edges.chain_start, edges.chain_sign
     roads = pd.Categorical(edges.road)
     names = list(roads.categories)
     if "" not in names:
