@@ -832,7 +832,7 @@ class ScoringInput:
     observed_days: float
     smoother: Smoother
     component: IntArray  # connected component of each segment
-    narrow_sources: Sources  # the same episodes at half the bandwidth (the interval's check)
+    narrow_sources: Sources  # the same episodes at `interval_bandwidth_m` (the interval's check)
     spread_length: FloatArray  # segment lengths, metres (the uncertain episodes' first shares)
 
 
@@ -953,8 +953,8 @@ def prepare_scoring(
     # the interval also looks at half the bandwidth (never finer than an episode's precision)
     narrow = dataclasses.replace(
         sources,
-        h1=np.maximum(h / INTERVAL_BANDWIDTH_DIVISOR, precision[live]),
-        h2=np.maximum(h / INTERVAL_BANDWIDTH_DIVISOR, precision[live]),
+        h1=np.maximum(interval_bandwidth_m(params), precision[live]),
+        h2=np.maximum(interval_bandwidth_m(params), precision[live]),
     )
     s_lix, s_own, s_mass = _spread(inc, segments, lix, net, rows=np.flatnonzero(spread), edge=edge)
     return ScoringInput(
@@ -1061,6 +1061,19 @@ def _base_rate(
 
 INTERVAL_BANDWIDTH_DIVISOR = 2.0
 """The interval also uses the density at the bandwidth divided by this (:func:`finish_scoring`)."""
+
+INTERVAL_MAX_BANDWIDTH_M = 2_500.0
+"""... and at most this bandwidth, metres (half the default bandwidth).
+
+Tuning may widen the bandwidth to predict next year's counts best (10 km with thousands of
+episodes); half of that still blurs a corridor's edges and flattens its peak, and the
+interval missed the truth on a third of the riskiest road (docs/risk-model.md §6)."""
+
+
+def interval_bandwidth_m(params: RiskParams) -> float:
+    """Bandwidth of the interval's second look: half the bandwidth, at most the cap."""
+    return min(params.bandwidth_m / INTERVAL_BANDWIDTH_DIVISOR, INTERVAL_MAX_BANDWIDTH_M)
+
 
 SPREAD_ITERATIONS = 25
 """At most this many passes re-allocating location-uncertain episodes (:func:`finish_scoring`)."""
@@ -1173,12 +1186,12 @@ def finish_scoring(
     """Prior, posterior, intervals, classes, near-repeat and contributors from the density.
 
     With `narrow_mass` (the density of :attr:`ScoringInput.narrow_sources`, at
-    half the bandwidth), the interval is the union of the two posteriors'
-    intervals: a kernel estimate is biased where the rate changes within its
-    window (the peak of a hot corridor is flattened, its edges blurred), and
-    the half-bandwidth estimate, less biased and more variable, widens the
-    interval where the two disagree (undersmoothing for inference: Hall
-    1992). ``rate`` and the class stay those of the chosen bandwidth.
+    half the bandwidth, at most :data:`INTERVAL_MAX_BANDWIDTH_M`), the interval
+    is the union of the two posteriors' intervals: a kernel estimate is biased
+    where the rate changes within its window (the peak of a hot corridor is
+    flattened, its edges blurred), and the finer estimate, less biased and more
+    variable, widens the interval where the two disagree (undersmoothing for
+    inference: Hall 1992). ``rate`` and the class stay those of the chosen bandwidth.
 
     Location-uncertain episodes start spread over their radius by length and
     are then re-allocated by length × rate (:func:`_respread`) until the
@@ -1219,7 +1232,7 @@ def finish_scoring(
     low, high = post.quantile(lo_q), post.quantile(1.0 - lo_q)
     if narrow_mass is not None:
         t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
-        n_window = params.window_km / INTERVAL_BANDWIDTH_DIVISOR
+        n_window = params.window_km * interval_bandwidth_m(params) / params.bandwidth_m
         fine_mass = narrow_mass + np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix)
         fine = posterior(
             t1 / t2 * fine_mass / np.maximum(length_km, 1e-12) * n_window,
