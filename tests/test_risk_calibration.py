@@ -51,7 +51,7 @@ def test_calibrated_by_decile_and_covered_on_most_road(desert_600) -> None:
     assert ((middle > 1 / 1.6) & (middle < 1.6)).all(), middle
     # the 90 % interval covers the true rate on most of the road outside the hottest tenth
     assert table.loc["rest", "coverage"] >= 0.8
-    # and on the hottest tenth (81 % here; 69–87 % across the worlds of §8)
+    # and on the hottest tenth (81 % here; 72–97 % across the worlds of §8)
     assert table.loc["top 10% of true rate", "coverage"] >= 0.7
     # the rate lies in its interval, and the prior is at least as spread as an exponential
     assert ((s["rate_low"] <= s["rate"]) & (s["rate"] <= s["rate_high"])).all()
