@@ -202,6 +202,29 @@ def test_road_length_within_the_radius() -> None:
     assert out["road_in_radius_m"] == pytest.approx(geom.intersection(ring).length, rel=1e-4)
 
 
+def test_road_length_within_many_discs_in_chunks(monkeypatch) -> None:
+    """Many discs over many curved lines, a few pairs per chunk: shapely's intersection lengths."""
+    from benchmarks.synthetic import grid_roads
+
+    from convoyrisk import snapping
+
+    roads = grid_roads(400, seed=3)
+    lines = roads.geometry.to_numpy()
+    index = LineIndex(lines)
+    rng = np.random.default_rng(4)
+    lo, hi = np.array(roads.total_bounds[:2]), np.array(roads.total_bounds[2:])
+    xy = rng.uniform(lo, hi, (60, 2))
+    radius = rng.uniform(50.0, 900.0, 60)
+    whole = index.length_within(xy[:, 0], xy[:, 1], radius)
+    monkeypatch.setattr(snapping, "_PAIRS_PER_CHUNK", 40)
+    chunked = index.length_within(xy[:, 0], xy[:, 1], radius)
+    np.testing.assert_array_equal(chunked, whole)
+    union = shapely.union_all(lines)
+    for (x, y), r, got in zip(xy, radius, whole, strict=True):
+        disc = shapely.Point(x, y).buffer(r, quad_segs=512)
+        assert got == pytest.approx(union.intersection(disc).length, rel=1e-4, abs=1e-6)
+
+
 def test_chainage_along_a_named_road() -> None:
     # two lines of one named road, the second digitised backwards
     import networkx as nx

@@ -66,6 +66,7 @@ its compiled search is about 7x the numpy engine's, but loading it costs about 2
 
 _FIRST_K = 8
 _CHUNK = 131_072
+_PAIRS_PER_CHUNK = 2_000_000  # (point, piece) pairs of length_within at once, about
 _MAX_PAIRS = 4_000_000
 
 
@@ -363,15 +364,42 @@ class LineIndex:
         ok = np.flatnonzero(np.isfinite(px) & np.isfinite(py) & (r > 0))
         if len(ok) == 0:
             return out
-        hits = self.tree.query_ball_point(np.c_[px[ok], py[ok]], r[ok] + self.half)
+        # points in chunks of about _PAIRS_PER_CHUNK (point, piece) pairs: a country's
+        # imprecise incidents reach millions of pieces, held as Python lists by the tree
+        per_point = np.pi * (r[ok] + self.half) ** 2 * self.n_pieces / self._area
+        cuts = np.searchsorted(
+            np.cumsum(per_point),
+            np.arange(1, int(per_point.sum() // _PAIRS_PER_CHUNK) + 1) * float(_PAIRS_PER_CHUNK),
+        )
+        for part in np.split(ok, np.unique(cuts[(cuts > 0) & (cuts < len(ok))])):
+            self._add_within(out, part, px, py, r)
+        return out
+
+    @property
+    def _area(self) -> float:
+        span = np.ptp(np.r_[self.a, self.b], axis=0)
+        return float(max(span[0], 1.0) * max(span[1], 1.0))
+
+    def _add_within(
+        self, out: FloatArray, ok: IntArray, px: FloatArray, py: FloatArray, r: FloatArray
+    ) -> None:
+        """Add to ``out[ok]`` the length of line inside the discs of the points `ok`."""
+        hits = self.tree.query_ball_point(
+            np.c_[px[ok], py[ok]], r[ok] + self.half, return_sorted=True
+        )
         counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(ok))
         if counts.sum() == 0:
-            return out
+            return
         owner = np.repeat(ok, counts)
-        pieces = np.fromiter((p for h in hits for p in h), dtype=np.int64, count=int(counts.sum()))
-        # a segment cut into several pieces appears once per point
-        pairs = np.unique(np.c_[owner, self.piece_seg[pieces]], axis=0)
-        owner, segs = pairs[:, 0], pairs[:, 1]
+        pieces = np.fromiter(
+            itertools.chain.from_iterable(hits), dtype=np.int64, count=int(counts.sum())
+        )
+        del hits
+        # a segment cut into several pieces appears once per point (each point's pieces
+        # are sorted, and a segment's pieces are consecutive)
+        segs = self.piece_seg[pieces]
+        first = np.r_[True, (owner[1:] != owner[:-1]) | (segs[1:] != segs[:-1])]
+        owner, segs = owner[first], segs[first]
         a, b = self.a[segs], self.b[segs]
         dx, dy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
         fx, fy = a[:, 0] - px[owner], a[:, 1] - py[owner]
@@ -386,7 +414,6 @@ class LineIndex:
         t1 = np.clip((-qb + root) / den, 0.0, 1.0)
         inside = np.where(good, (t1 - t0) * self.seg_length[segs], 0.0)
         np.add.at(out, owner, inside)
-        return out
 
 
 def _spatial_order(x: FloatArray, y: FloatArray, cell: float) -> IntArray:
