@@ -31,6 +31,7 @@ import pandas as pd
 from . import settings
 from ._errors import InputError
 from .exposure import Trip
+from .graphcache import load_graph_cached
 from .incidents import (
     Filters,
     IncidentTable,
@@ -39,7 +40,7 @@ from .incidents import (
     read_incidents,
     validate_incidents,
 )
-from .network import load_graph, name_nodes, nearest_node
+from .network import name_nodes, nearest_node
 from .places import Place, geocode, load_places
 from .risk import RiskParams, RiskResult, score_segments, split_segments
 from .routing import (
@@ -767,9 +768,17 @@ def engine_functions(
 
 
 def _graph(
-    roads: str | Path | nx.MultiDiGraph | None, places: gpd.GeoDataFrame, progress: Progress | None
+    roads: str | Path | nx.MultiDiGraph | None,
+    places: gpd.GeoDataFrame,
+    progress: Progress | None,
+    *,
+    cache: bool,
 ) -> nx.MultiDiGraph:
-    G = roads if isinstance(roads, nx.MultiDiGraph) else load_graph(roads, progress=progress)
+    G = (
+        roads
+        if isinstance(roads, nx.MultiDiGraph)
+        else load_graph_cached(roads, cache=cache, progress=progress)
+    )
     return name_nodes(G, places)
 
 
@@ -800,6 +809,7 @@ def run(
     workers: int | None = None,
     progress: Progress | None = None,
     log: Log | None = None,
+    cache: bool = False,
 ) -> Briefing:
     """Roads, incidents, places and a route request to scored segments and routes.
 
@@ -838,6 +848,10 @@ def run(
         Progress callback for the long steps.
     log
         Called with one line per step (roads, incidents, notes).
+    cache
+        Keep the network built from a road file in the cache of built networks,
+        and read it from there next time (:mod:`convoyrisk.graphcache`; the
+        command line does, unless ``--no-cache``).
 
     Returns
     -------
@@ -857,7 +871,7 @@ def run(
         params = params.replace(base_rates=str(settings.default_base_rates()))
     stops = _resolve(request, gazetteer) if request is not None else None
     snap, score = engine_functions(engine, scheduler=scheduler, workers=workers)
-    G = _graph(roads, gazetteer, progress)
+    G = _graph(roads, gazetteer, progress, cache=cache)
     table = read_incident_sources(
         incidents, columns=columns, filters=filters, merge=merge, progress=progress
     )
