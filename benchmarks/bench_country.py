@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,13 +72,17 @@ def _child_peak_mb(proc: subprocess.Popen[bytes], peak: list[float]) -> None:
         time.sleep(0.02)
 
 
-def run_cli(args: list[str], timeout_s: float) -> dict[str, Any]:
-    """Run ``convoyrisk ARGS`` in a subprocess: seconds, peak RSS MB, return code."""
+def run_cli(args: list[str], timeout_s: float, cache: Path | None = None) -> dict[str, Any]:
+    """Run ``convoyrisk ARGS`` in a subprocess: seconds, peak RSS MB, return code.
+
+    `cache` is the subprocess's ``CONVOYRISK_CACHE_DIR`` (built networks).
+    """
     cmd = [sys.executable, "-m", "convoyrisk", *args]
     print("running", " ".join(["convoyrisk", *args]), flush=True)
     peak = [0.0]
+    env = {**os.environ, "CONVOYRISK_CACHE_DIR": str(cache)} if cache is not None else None
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     watcher = threading.Thread(target=_child_peak_mb, args=(proc, peak), daemon=True)
     watcher.start()
     try:
@@ -181,10 +186,19 @@ def cli_runs(country: Country, folder: Path, timeout_s: float) -> dict[str, dict
     runs: dict[str, dict[str, Any]] = {}
     html = folder / "cli_map.html"
     html.unlink(missing_ok=True)
+    cache = folder / "cache"
+    shutil.rmtree(cache, ignore_errors=True)  # the first run builds the network
     runs["map on the PBF"] = run_cli(
-        ["map", "--roads", str(country.pbf), *common, "--out", str(html)], timeout_s
+        ["map", "--roads", str(country.pbf), *common, "--out", str(html)], timeout_s, cache
     )
     runs["map on the PBF"]["html_mb"] = html.stat().st_size / 2**20 if html.exists() else None
+    html_again = folder / "cli_map_again.html"
+    html_again.unlink(missing_ok=True)
+    name = "map on the PBF again (network from the cache)"
+    runs[name] = run_cli(
+        ["map", "--roads", str(country.pbf), *common, "--out", str(html_again)], timeout_s, cache
+    )
+    runs[name]["html_mb"] = html_again.stat().st_size / 2**20 if html_again.exists() else None
     built = folder / "built.gpkg"
     built.unlink(missing_ok=True)
     runs["network build"] = run_cli(

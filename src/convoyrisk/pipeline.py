@@ -41,7 +41,8 @@ from .incidents import (
     validate_incidents,
 )
 from .network import name_nodes, nearest_node
-from .places import Place, geocode, load_places
+from .osm import is_osm_file, read_osm_places
+from .places import Place, extend_places, geocode, load_places
 from .risk import RiskParams, RiskResult, score_segments, split_segments
 from .routing import (
     METHOD,
@@ -782,6 +783,15 @@ def _graph(
     return name_nodes(G, places)
 
 
+def _lookup(
+    gazetteer: gpd.GeoDataFrame, roads: str | Path | nx.MultiDiGraph | None
+) -> gpd.GeoDataFrame:
+    """The gazetteer, then the named place nodes of `roads` when it is an OSM file."""
+    if isinstance(roads, str | Path) and is_osm_file(roads) and Path(roads).is_file():
+        return extend_places(gazetteer, read_osm_places(roads))
+    return gazetteer
+
+
 def _incident_summary(table: IncidentTable, risk: RiskResult) -> str:
     used = risk.incidents["used"].value_counts().to_dict() if len(risk.incidents) else {}
     counts = ", ".join(f"{n} {k}" for k, n in sorted(used.items())) or "0 used"
@@ -826,7 +836,10 @@ def run(
         merged as ``convoyrisk snap`` does: :func:`read_incident_sources`);
         the embedded November 2023 incidents if None.
     places
-        A gazetteer CSV or GeoDataFrame; the embedded one if None.
+        A gazetteer CSV or GeoDataFrame; the embedded one if None. When `roads`
+        is an OSM file, its named ``place=*`` nodes are looked up after it
+        (:func:`osm.read_osm_places`), so route ends and stops resolve from the
+        extract alone; a name the gazetteer knows resolves to the gazetteer's place.
     request
         Routes to find and score; None for the risk alone.
     params
@@ -869,7 +882,7 @@ def run(
     if roads is None and not params.base_rates:
         # the embedded scenario comes with its published 1997–2020 base rates
         params = params.replace(base_rates=str(settings.default_base_rates()))
-    stops = _resolve(request, gazetteer) if request is not None else None
+    stops = _resolve(request, _lookup(gazetteer, roads)) if request is not None else None
     snap, score = engine_functions(engine, scheduler=scheduler, workers=workers)
     G = _graph(roads, gazetteer, progress, cache=cache)
     table = read_incident_sources(
