@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import importlib.util
 import io
 import json
 import os
@@ -129,10 +130,48 @@ class Stages:
         return out
 
 
-def library_stages(country: Country, folder: Path, st: Stages) -> dict[str, Any]:
+OSMNX_MAX_EDGES = 120_000
+"""OSMnx ``graph_from_xml`` runs as a peer up to this many grid edges (``--osmnx`` forces it)."""
+
+
+def to_xml(pbf: Path, xml: Path) -> Path:
+    """The PBF rewritten as OSM XML with pyosmium's writer (for OSMnx, which reads XML only)."""
+    import osmium  # noqa: PLC0415 - optional dependency
+
+    if not xml.exists():
+        with osmium.SimpleWriter(str(xml)) as writer:
+            for obj in osmium.FileProcessor(str(pbf)):
+                if isinstance(obj, osmium.osm.Node):
+                    writer.add_node(obj)
+                elif isinstance(obj, osmium.osm.Way):
+                    writer.add_way(obj)
+    return xml
+
+
+def osmnx_peer(country: Country, folder: Path, st: Stages) -> dict[str, Any]:
+    """OSMnx ``graph_from_xml`` on the same extract as XML: its seconds, memory, edges and km."""
+    import osmnx as ox  # noqa: PLC0415 - a peer, optional
+
+    xml = to_xml(country.pbf, folder / "country.osm")
+    H = st(
+        "peer: osmnx.graph_from_xml",
+        lambda: ox.graph_from_xml(xml, simplify=True, retain_all=True),
+        f"same extract as OSM XML ({xml.stat().st_size / 2**20:.0f} MB, conversion untimed); "
+        "simplified, all ways",
+    )
+    edges = ox.convert.to_undirected(H).number_of_edges()
+    km = sum(d["length"] for *_, d in ox.convert.to_undirected(H).edges(data=True)) / 1000
+    return {"osmnx_edges": edges, "osmnx_km": km}
+
+
+def library_stages(
+    country: Country, folder: Path, st: Stages, *, osmnx: bool = False
+) -> dict[str, Any]:
     """Each stage of ``convoyrisk map`` as a library call, in this process."""
     G = st("load_graph", lambda: cr.load_graph(country.pbf))
     n_edges = sum(1 for *_, r in G.edges(data="reversed") if not r)
+    ours_km = sum(d["length"] for *_, d in G.edges(data=True) if not d["reversed"]) / 1000
+    peer = osmnx_peer(country, folder, st) if osmnx else {}
     places = load_places(country.places)
     table = st("read_incident_sources", lambda: read_incident_sources(country.incidents))
     incidents = table.incidents
@@ -168,6 +207,8 @@ def library_stages(country: Country, folder: Path, st: Stages) -> dict[str, Any]
 
     st("peer: GeoDataFrame.explore() + save", explore, note)
     return {
+        **peer,
+        "km": ours_km,
         "edges": n_edges,
         "nodes": G.number_of_nodes(),
         "segments": len(risk.segments),
@@ -244,6 +285,14 @@ def markdown(
     ]
     total = sum(r["seconds"] for r in st.rows if not r["stage"].startswith("peer"))
     lines.append(f"| **sum of the convoyrisk stages** | **{total:.1f}** | | |")
+    if "osmnx_edges" in sizes:
+        lines += [
+            "",
+            (
+                f"Network: convoyrisk {sizes['edges']:,} edges, {sizes['km']:,.0f} km; OSMnx "
+                f"(undirected) {sizes['osmnx_edges']:,} edges, {sizes['osmnx_km']:,.0f} km."
+            ),
+        ]
     lines += [
         "",
         (
@@ -279,6 +328,13 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="per subprocess, seconds")
     ap.add_argument("--no-cli", action="store_true", help="skip the subprocess runs")
     ap.add_argument("--doc", type=Path, help="write the Markdown here")
+    ap.add_argument(
+        "--osmnx",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"OSMnx graph_from_xml as a peer (default: up to {OSMNX_MAX_EDGES:,} edges, "
+        "if OSMnx is installed)",
+    )
     args = ap.parse_args()
     edges, n_inc = SIZES["quick" if args.quick else "full"]
     edges = args.edges or edges
@@ -289,7 +345,10 @@ def main() -> None:
     country = write_country(folder, edges, n_inc, full_bbox=full_bbox)
     print(f"wrote {folder} in {time.perf_counter() - t0:.1f} s", flush=True)
     st = Stages(args.profile)
-    sizes = library_stages(country, folder, st)
+    osmnx = args.osmnx
+    if osmnx is None:
+        osmnx = edges <= OSMNX_MAX_EDGES and importlib.util.find_spec("osmnx") is not None
+    sizes = library_stages(country, folder, st, osmnx=osmnx)
     runs = {} if args.no_cli else cli_runs(country, folder, args.timeout)
     command = "python -m benchmarks.bench_country " + " ".join(sys.argv[1:])
     text = markdown(command.strip(), country, sizes, st, runs)
