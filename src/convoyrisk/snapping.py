@@ -38,6 +38,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import shapely
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from ._errors import InputError
@@ -546,44 +548,63 @@ def _forward_edges(G: nx.MultiDiGraph) -> _Edges:
 
 
 def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
-    """Chainage at ``u`` and its direction along the edge, per forward edge."""
+    """Chainage at ``u`` and its direction along the edge, per forward edge.
+
+    The edges sharing a name form a graph whose nodes are (name, node) pairs;
+    each of its components that is a simple path (edges = nodes − 1, no node
+    of degree over 2) is a road, measured from one of its two ends: the end on
+    the road's first-digitised edge (lowest ``road_id``), else the lower node
+    id. The chainage of a node is its shortest-path distance from that end
+    (one Dijkstra for every road at once; along a path, the same sums as
+    walking it).
+    """
     n = len(edges.length)
     start = np.zeros(n)
     sign = np.ones(n)
     names = pd.Series(edges.road)
-    shared = names[(names != "") & names.duplicated(keep=False)]  # a lone edge: its own road
-    from_node = edges.uvk[:, 0]
-    for _, group in shared.groupby(shared, sort=False):
-        H = nx.MultiGraph()
-        for i in group.index:
-            H.add_edge(edges.uvk[i, 0], edges.uvk[i, 1], row=i)
-        for nodes in nx.connected_components(H):
-            sub = H.subgraph(nodes)
-            ends = [n for n, deg in sub.degree() if deg == 1]
-            is_chain = sub.number_of_edges() == len(nodes) - 1 and all(
-                deg <= 2 for _, deg in sub.degree()
-            )
-            edge_rows = [d["row"] for *_, d in sub.edges(data=True)]
-            if not is_chain or len(ends) != 2:
-                start[edge_rows] = np.nan
-                sign[edge_rows] = np.nan
-                continue
-            first = min(edge_rows, key=lambda i: edges.road_id[i])
-            first_ends = (edges.uvk[first, 0], edges.uvk[first, 1])
-            node = min(ends, key=lambda n: (0 if n in first_ends else 1, n))
-            chain, previous = 0.0, -1
-            for _ in range(sub.number_of_edges()):
-                (nxt, data) = next(
-                    (w, d) for _, w, d in sub.edges(node, data=True) if d["row"] != previous
-                )
-                i = int(data["row"])
-                length = float(edges.length[i])
-                if from_node[i] == node:
-                    start[i], sign[i] = chain, 1.0
-                else:
-                    start[i], sign[i] = chain + length, -1.0
-                chain += length
-                node, previous = nxt, i
+    rows = np.flatnonzero(((names != "") & names.duplicated(keep=False)).to_numpy())
+    if len(rows) == 0:  # a lone edge is its own road
+        return start, sign
+    m = len(rows)
+    name = pd.factorize(pd.Series(edges.road[rows]))[0]
+    ends = pd.MultiIndex.from_arrays(
+        [np.r_[name, name], np.r_[edges.uvk[rows, 0], edges.uvk[rows, 1]]]
+    )
+    code, nodes = pd.factorize(ends)
+    a, b = code[:m], code[m:]
+    n_nodes = len(nodes)
+    node_id = nodes.get_level_values(1).to_numpy()
+    _, comp = connected_components(
+        coo_matrix((np.ones(m), (a, b)), shape=(n_nodes, n_nodes)), directed=False
+    )
+    n_comp = int(comp.max()) + 1
+    degree = np.bincount(a, minlength=n_nodes) + np.bincount(b, minlength=n_nodes)
+    max_degree = np.zeros(n_comp, dtype=np.int64)
+    np.maximum.at(max_degree, comp, degree)
+    chain = (
+        (np.bincount(comp[a], minlength=n_comp) == np.bincount(comp, minlength=n_comp) - 1)
+        & (max_degree <= 2)
+        & (np.bincount(comp, weights=degree == 1, minlength=n_comp) == 2)
+    )
+    bad = ~chain[comp[a]]
+    start[rows[bad]] = np.nan
+    sign[rows[bad]] = np.nan
+    # each road's first-digitised edge (lowest road_id), and the end to measure from
+    e_comp = comp[a]
+    order = np.lexsort((np.arange(m), edges.road_id[rows], e_comp))
+    lowest = np.r_[True, e_comp[order][1:] != e_comp[order][:-1]]
+    first = np.full(n_comp, -1, dtype=np.int64)
+    first[e_comp[order][lowest]] = order[lowest]
+    tip = np.flatnonzero((degree == 1) & chain[comp])
+    f = first[comp[tip]]
+    on_first = (tip == a[f]) | (tip == b[f])
+    tip = tip[np.lexsort((node_id[tip], ~on_first, comp[tip]))]
+    origin = tip[np.r_[True, comp[tip][1:] != comp[tip][:-1]]]
+    ok = ~bad
+    graph = csr_matrix((edges.length[rows[ok]], (a[ok], b[ok])), shape=(n_nodes, n_nodes))
+    dist = np.asarray(dijkstra(graph, directed=False, indices=origin, min_only=True), dtype=float)
+    start[rows[ok]] = dist[a[ok]]
+    sign[rows[ok]] = np.where(dist[b[ok]] > dist[a[ok]], 1.0, -1.0)
     return start, sign
 
 
