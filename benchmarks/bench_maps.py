@@ -16,6 +16,7 @@ of the process's resident set during the call, sampled every 20 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -257,7 +258,7 @@ def _line(r: dict[str, Any]) -> str:
     )
 
 
-def write_doc(rows: list[dict[str, Any]], command: str) -> None:
+def write_doc(rows: list[dict[str, Any]], command: str, load: tuple[float, float]) -> None:
     import branca  # noqa: PLC0415
 
     versions = (
@@ -281,7 +282,8 @@ interval, incidents, top contributors) and the same incidents, and write an HTML
 {table}
 
 - Ours: `risk_map()` + `save_map()` offline: Leaflet, MarkerCluster, heat, minimap,
-  fullscreen and measure embedded (about 0.4 MB of each file), geometry simplified
+  fullscreen and measure embedded (about 0.4 MB of each file), the Natural Earth
+  context layer around the data (borders, rivers, region names: a few kB), geometry simplified
   (10 m) and rounded to 1e-5° (about 1 m), delta-encoded integers; the roads switch to a
   canvas renderer above 20,000 segments.
 - explore(): the folium GeoJson that GeoDataFrame.explore() builds, with a per-feature
@@ -292,8 +294,9 @@ interval, incidents, top contributors) and the same incidents, and write an HTML
 - Time to draw in the browser is not in the table: explore()'s page needs the network.
   Our 100k map (canvas renderer, 5,000 clustered incidents) was ready in headless
   Chromium, networking off, in 6.4–7.7 s on this machine, with no console error.
-- The machine was shared with other benchmarks while this ran (load average about 6 on
-  2 cores): absolute seconds are inflated, the ratios (same process, back to back) hold.
+- The machine was shared with other work while this ran (1-minute load average
+  {load[0]:.1f} at the start, {load[1]:.1f} at the end, on 2 cores): absolute seconds are
+  inflated, the ratios (same process, back to back) hold better.
 """
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(text, encoding="utf-8")
@@ -312,9 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1_000] if args.quick else [1_000, 10_000, 100_000])
     print(HEAD)
+    load_start = os.getloadavg()[0]
     rows = run(sizes, 1 if args.quick else args.repeats, args.per_road)
     if not (args.quick or args.sizes):
-        write_doc(rows, "python -m benchmarks.bench_maps")
+        write_doc(rows, "python -m benchmarks.bench_maps", (load_start, os.getloadavg()[0]))
         print(f"written to {DOC}")
     return 0
 

@@ -42,7 +42,8 @@ import convoyrisk as cr
 from benchmarks.memory import PeakRSS
 from benchmarks.synthetic import clustered_points, dated, graph_of, grid_roads
 from convoyrisk.backtest import backtest
-from convoyrisk.risk import DENSE_BUDGET, RiskParams, edge_index, network_arrays
+from convoyrisk.density import DENSE_BUDGET, edge_index, network_arrays
+from convoyrisk.risk import RiskParams
 from convoyrisk.simulate import simulate_world
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "risk.md"

@@ -43,7 +43,7 @@ import pandas as pd
 from benchmarks.bench_risk import _incidents
 from benchmarks.memory import PeakRSS, rss_mb, start_sampler, stop_sampler
 from benchmarks.synthetic import graph_of, grid_roads
-from convoyrisk import engine, risk
+from convoyrisk import density, engine
 from convoyrisk.risk import RiskParams, score_segments
 from convoyrisk.snapping import AUTO_NUMBA_POINTS, snap_incidents
 from convoyrisk.utils import write_text_atomic
@@ -67,7 +67,7 @@ def run_case(stage: str, n_edges: int, n_inc: int, eng: str, out: Path) -> dict[
         pts = snap_incidents(G, pts, max_distance_m=MAX_SNAP_M)
     if eng == "whole":
         # the bound switched off, as before it existed: every Dijkstra row spans the network
-        risk.Network.nodes_near = _all_nodes  # type: ignore[method-assign]
+        density.Network.nodes_near = _all_nodes  # type: ignore[method-assign]
         eng = "local"
     rss_before = rss_mb()
     workers: list[float] = []
@@ -308,7 +308,7 @@ noise.
 
 Memory: a snapping worker holds the whole network and line index plus the slices it is
 working on (at most 100,000 rows); a scoring worker holds only the part of the network its
-slice of incidents can reach (`risk.reachable_part`) plus that slice (at most 50,000
+slice of incidents can reach (`density.reachable_part`) plus that slice (at most 50,000
 incidents). Both stay put as incidents grow, while the in-process peak grows with them. The
 client holds the inputs and the gathered results.
 

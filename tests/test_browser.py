@@ -554,8 +554,11 @@ def test_print_is_one_a4_landscape_page_with_the_whole_network(
     assert text.count("Restricted") + text.count("RESTRICTED") >= 2  # top and bottom
     assert "As of 2023-11-04" in text
     assert "°N" in text and "°E" in text  # the grid's labels
-    # controls are not printed
+    # controls are not printed, nor the region names (they crowd the town names on
+    # paper); the country names are
     assert "Lat/lon grid" not in text  # (an entry of the layer control)
+    assert "Kidal region" not in text and "Gao region" not in text
+    assert "M A L I" in text or "MALI" in text
     subprocess.run(
         ["pdftoppm", "-png", "-r", "60", "-singlefile", str(path), str(tmp_path / "page")],
         check=True,
@@ -649,6 +652,70 @@ def test_tab_reaches_the_layer_control_within_a_few_stops(
         )
         == 0
     )
+
+
+def test_river_drawn_near_gao_under_the_roads_and_labels_out_of_the_way(
+    browser: Browser, default_map: Path, tmp_path: Path
+) -> None:
+    browser.open(default_map)
+    # the context pane is below the roads and the routes, and takes no pointer
+    z = browser.eval(
+        "['crContext', 'crRoutes', 'crRoads'].map(p => +window.convoyriskLayers.roads._map"
+        ".getPane(p).style.zIndex)"
+    )
+    assert z[0] < z[1] and z[0] < z[2]
+    assert (
+        browser.eval(
+            "getComputedStyle(window.convoyriskLayers.roads._map.getPane('crContext'))"
+            ".pointerEvents"
+        )
+        == "none"
+    )
+    # region and country names are there, and none is a Tab stop
+    names = browser.eval(
+        "Array.from(document.querySelectorAll('.cr-region')).map(e => e.textContent)"
+    )
+    assert {"Kidal region", "Gao region"} <= set(names)
+    assert (
+        browser.eval(
+            "Array.from(document.querySelectorAll('.cr-region-icon, .cr-country-icon'))"
+            ".filter(e => e.tabIndex >= 0).length"
+        )
+        == 0
+    )
+    # zoomed out to West Africa, region names give way (Natural Earth's label zooms);
+    # country names stay
+    browser.eval("window.convoyriskLayers.roads._map.setZoom(5, {animate: false}) && 0")
+    assert browser.eval("document.querySelectorAll('.cr-region').length") == 0
+    assert browser.eval("document.querySelectorAll('.cr-country').length") >= 2
+    browser.eval("window.convoyriskLayers.roads._map.setZoom(7, {animate: false}) && 0")
+    back = browser.eval(
+        "Array.from(document.querySelectorAll('.cr-region')).map(e => e.textContent)"
+    )
+    assert {"Kidal region", "Gao region"} <= set(back)
+    browser.open(default_map)
+    # with every other pane hidden, the river's blue shows within 15 px of Gao
+    # (16.27 N, 0.04 W) on the map as it opens: it is really drawn there
+    x, y = browser.eval(
+        "(() => { const m = window.convoyriskLayers.roads._map;"
+        " document.querySelectorAll('.leaflet-pane').forEach(p => {"
+        "  if (!p.classList.contains('leaflet-crContext-pane') &&"
+        "      !p.classList.contains('leaflet-map-pane')) { p.style.visibility = 'hidden'; } });"
+        " m.getPane('crContext').style.visibility = 'visible';"
+        " const p = m.latLngToContainerPoint([16.27, -0.04]); return [p.x, p.y]; })()"
+    )
+    img = np.asarray(Image.open(browser.screenshot(tmp_path / "river.png")).convert("RGB"))
+    assert 0 < x < img.shape[1] and 0 < y < img.shape[0]
+    # #3f7fbf at 85% over the sand background #f3f0e8: (90, 144, 197)
+    part = img[int(y) - 15 : int(y) + 15, int(x) - 15 : int(x) + 15].astype(int)
+    assert int((np.abs(part - np.array([90, 144, 197])).sum(axis=2) <= 30).sum()) >= 5
+    # and nowhere near Kidal (18.44 N, 1.41 E), in the desert
+    kx, ky = browser.eval(
+        "(() => { const p = window.convoyriskLayers.roads._map.latLngToContainerPoint("
+        "[18.44, 1.41]); return [p.x, p.y]; })()"
+    )
+    part = img[int(ky) - 15 : int(ky) + 15, int(kx) - 15 : int(kx) + 15].astype(int)
+    assert int((np.abs(part - np.array([90, 144, 197])).sum(axis=2) <= 30).sum()) == 0
 
 
 def test_mbtiles_tiles_rendered_offline(

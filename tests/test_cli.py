@@ -29,7 +29,9 @@ def test_routes_json() -> None:
         ):
             assert key in r
         assert 0 <= r["p_incident"] <= 1
-    assert routes[0]["expected_incidents"] <= routes[1]["expected_incidents"]
+    # objective "shortest" (the default) ranks by length, whatever the risk
+    assert doc["objective"] == "shortest"
+    assert routes[0]["length_km"] <= routes[1]["length_km"]
     assert doc["risk"]["as_of"] == "2023-11-04"
 
 

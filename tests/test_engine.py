@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 import convoyrisk as cr
-from convoyrisk import engine, risk
+from convoyrisk import density, engine
 from convoyrisk.risk import RiskParams
 from convoyrisk.simulate import simulate_world
 
@@ -123,7 +123,7 @@ def test_merge_top_matches_a_sort() -> None:
     rng = np.random.default_rng(0)
     ids = [rng.integers(-1, 50, (30, 3)) for _ in range(4)]
     vals = [rng.uniform(0, 1, (30, 3)).round(1) for _ in range(4)]
-    top_i, top_v = risk.merge_top(ids, vals, 3)
+    top_i, top_v = density.merge_top(ids, vals, 3)
     for row in range(30):
         pairs = sorted(
             (-v[row, j], i[row, j])

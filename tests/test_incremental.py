@@ -89,12 +89,13 @@ def test_state_holds_the_fitted_k_and_no_tuning(state) -> None:
 def test_adding_incidents_equals_a_full_rescore(world, state) -> None:
     """100 new incidents: every rate, class, count and named contributor as the full path."""
     G, old, new = world
+    before = state.result.segments["rate"].to_numpy().copy()
     updated = add_incidents(state, G, new)
     want = _full(G, state, old, new)
     assert want.episodes > state.result.episodes
     _assert_same(updated.result, want)
     # the stored result is left as it was
-    _assert_same(state.result, _full(G, state, old))
+    np.testing.assert_array_equal(state.result.segments["rate"].to_numpy(), before)
 
 
 def test_two_updates_in_a_row_equal_one_full_rescore(world, state) -> None:
@@ -117,7 +118,7 @@ def test_only_the_new_sources_are_spread(world, state, monkeypatch) -> None:
     monkeypatch.setattr(incremental, "network_density", counting)
     updated = add_incidents(state, G, new)
     n_new_sources = len(updated.prep.sources.edge) - len(state.prep.sources.edge)
-    assert seen == [n_new_sources]
+    assert seen == [n_new_sources, n_new_sources]  # the kernel, and the interval's narrow one
     assert 0 < n_new_sources <= len(new)
 
 
@@ -182,11 +183,12 @@ def test_a_new_device_joins_an_episode_and_takes_its_lead(world, state, monkeypa
     # the episode's harm is both devices' casualties, on the lead row
     want_harm = old["killed"].iloc[row] + old["injured"].iloc[row] + 2.0
     assert inc["harm"].iloc[-1] == pytest.approx(want_harm)
-    # added source, the removed one's footprint, the sources reaching it: all local
-    assert len(seen) == 3
-    assert seen[0] == 1
-    assert seen[1] == 1
+    # for the kernel and for the interval's narrow one: the added source, the removed one's
+    # footprint, the sources reaching it (all local)
+    assert len(seen) == 6
+    assert seen[0] == seen[1] == seen[3] == seen[4] == 1
     assert seen[2] < len(updated.prep.sources.edge)
+    assert seen[5] <= seen[2]  # the narrow kernel reaches less far
     _assert_same(updated.result, _full(G, base, old, new))
 
 
@@ -250,7 +252,8 @@ def test_incidents_after_the_as_of_date_warn_and_change_nothing(world, state) ->
     with pytest.warns(ConvoyRiskWarning, match="after the as-of date 2023-01-01"):
         updated = add_incidents(state, G, late)
     assert (updated.result.incidents["used"].iloc[-5:] == "after the as-of date").all()
-    np.testing.assert_array_equal(updated.result.segments["rate"], state.result.segments["rate"])
+    assert updated.result.episodes == state.result.episodes
+    _assert_same(updated.result, _full(G, state, world[1], late))
 
 
 def test_another_graph_or_crs_is_refused(world, state) -> None:

@@ -135,6 +135,8 @@ def test_panels_legend_and_footer(page: str, default_risk) -> None:
     assert "As of 2023-11-04" in footer
     assert "UN spokesman" in footer
     assert f"bandwidth {default_risk.params.bandwidth_m:g} m" in footer
+    # the six embedded IEDs span 31 Oct - 4 Nov: 5 days, plus a mean gap (5·7/6 ≈ 6 days)
+    assert "rates over a record of 6 days (from the incidents' dates)" in footer
     assert "<svg" in panel  # the profile chart
 
 

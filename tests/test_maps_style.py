@@ -260,7 +260,9 @@ def test_read_mbtiles_bad_files_are_input_errors(tmp_path: Path) -> None:
         read_mbtiles(path, (0.0, 16.0, 1.5, 18.5))
 
 
-def test_context_layer_borders_and_names_from_natural_earth(default_graph, default_risk) -> None:
+def test_context_layer_borders_rivers_and_names_from_natural_earth(
+    default_graph, default_risk
+) -> None:
     data = map_data(cr.risk_map(default_graph, default_risk).get_root().render())
     ctx = data["context"]
     names = {n for n, *_ in ctx["names"]}
@@ -273,7 +275,14 @@ def test_context_layer_borders_and_names_from_natural_earth(default_graph, defau
     # the Mali-Niger border passes through Labbezanga (14.95 N, 0.69 E), on the Niger
     # river, within the 1:50m generalisation (~5 km)
     assert min(b.distance(shapely.Point(0.69, 14.95)) for b in borders) < 0.08
-    assert "Natural Earth" in data["footer"]
+    # the Niger (through Gao, 16.27 N 0.04 W) and the regions the roads cross
+    rivers = decode_lines(ctx["rivers"], 3)
+    assert min(r.distance(shapely.Point(-0.04, 16.27)) for r in rivers) < 0.05
+    regions = {n for n, *_ in ctx["regions"]}
+    assert {"Kidal region", "Gao region", "Timbuktu region"} <= regions
+    assert decode_lines(ctx["region_lines"], 3)
+    footer = data["footer"]
+    assert "Natural Earth" in footer and "rivers" in footer and "region names" in footer
     plain = cr.risk_map(default_graph, default_risk, context=False).get_root().render()
     assert map_data(plain)["context"] is None
 

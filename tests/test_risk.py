@@ -314,3 +314,37 @@ def test_tuning_asked_for_without_held_out_data_says_so() -> None:
     assert r.params.bandwidth_m == RiskParams().bandwidth_m
     # "auto" with two episodes does not try, and says nothing
     score_segments(G, inc, as_of="2023-11-04", tune="auto")
+
+
+def test_a_year_of_data_is_read_as_a_year() -> None:
+    """One episode a day for a year on 100 km of road is 0.3 per km per 30 days (by hand).
+
+    With the record's length taken from the data the rate is right; taken as
+    the whole two-year window, it would be half. No decay (half-life 10⁶ days).
+    """
+    G = _roads([shapely.LineString([(500_000, 2_000_000), (600_000, 2_000_000)])])
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2023-01-01", "2023-12-31", freq="D")  # 365 days, one a day
+    xy = [(500_000 + float(x), 2_000_000.0) for x in rng.uniform(0, 100_000, len(days))]
+    snapped = _incidents(G, xy, [d.strftime("%Y-%m-%d") for d in days])
+    p = RiskParams(half_life_days=1e6, tune="off", episode_m=0.0)
+    seg = score_segments(G, snapped, params=p, as_of="2023-12-31").segments
+    mean = float(np.average(seg["rate"], weights=seg["length_m"]))
+    expected = 365 / 100.0 / (365 * 366 / 365 / 30.0)  # episodes / km / (days observed / 30)
+    # the oldest is 364 days old: the record is 365·366/365 days long
+    assert mean == pytest.approx(expected, rel=0.03)
+    whole = score_segments(
+        G, snapped, params=p.replace(observed_since="window"), as_of="2023-12-31"
+    )
+    assert float(np.average(whole.segments["rate"], weights=seg["length_m"])) == pytest.approx(
+        expected * 366 / 730, rel=0.03
+    )
+    since = score_segments(
+        G, snapped, params=p.replace(observed_since="2023-01-01"), as_of="2023-12-31"
+    )
+    assert since.observed_days == 365.0
+
+
+def test_observed_since_is_checked() -> None:
+    with pytest.raises(InputError, match="observed_since"):
+        RiskParams(observed_since="01/01/2023")

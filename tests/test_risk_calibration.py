@@ -3,7 +3,9 @@ bandwidth, no Empirical Bayes), seeded: calibration by decile, interval coverage
 
 The bounds are what the model achieves on these worlds with a margin (docs/risk-model.md §8
 gives the full tables): they would fail on v1's model (rates 1.6–1.8 times too high, every
-rate halved by empty road) and on an estimator that ignores the data.
+rate halved by empty road), on an estimator that ignores the data, on rates that divide a
+year of data by the two-year window (all: 0.83 here) and on the likelihood-estimated ``k``
+without its floor and the half-bandwidth interval (top tenth covered 61 %).
 """
 
 from __future__ import annotations
@@ -42,15 +44,18 @@ def test_calibrated_by_decile_and_covered_on_most_road(desert_600) -> None:
     table = calibration_table(
         s["rate"], s["rate_low"], s["rate_high"], truth, s["length_m"]
     ).set_index("group")
-    # overall scale within 20 % of the truth
-    assert 0.8 <= table.loc["all", "ratio"] <= 1.2
+    # overall scale within 15 % of the truth
+    assert 0.85 <= table.loc["all", "ratio"] <= 1.15
     # by decile of predicted rate (what a planner sees), within a factor 1.6 in the middle
     middle = table.loc[[str(d) for d in range(3, 9)], "ratio"]
     assert ((middle > 1 / 1.6) & (middle < 1.6)).all(), middle
     # the 90 % interval covers the true rate on most of the road outside the hottest tenth
-    assert table.loc["rest", "coverage"] >= 0.7
-    # on the hottest tenth it falls short (docs/risk-model.md §8), but is not a point mass
-    assert table.loc["top 10% of true rate", "coverage"] >= 0.35
+    assert table.loc["rest", "coverage"] >= 0.8
+    # and on the hottest tenth (81 % here; 72–97 % across the worlds of §8)
+    assert table.loc["top 10% of true rate", "coverage"] >= 0.7
+    # the rate lies in its interval, and the prior is at least as spread as an exponential
+    assert ((s["rate_low"] <= s["rate"]) & (s["rate"] <= s["rate_high"])).all()
+    assert risk.overdispersion >= risk.params.min_overdispersion == 1.0
     # the riskiest tenth is rated higher than the rest, as it is
     assert table.loc["top 10% of true rate", "predicted"] > 2 * table.loc["rest", "predicted"]
 

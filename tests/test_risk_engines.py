@@ -16,7 +16,7 @@ from rich.console import Console
 from scipy.sparse.csgraph import dijkstra
 
 import convoyrisk as cr
-from convoyrisk import cli, risk
+from convoyrisk import cli, density, risk
 from convoyrisk.risk import RiskParams
 
 pytest.importorskip("numba")
@@ -45,13 +45,13 @@ def world() -> tuple[nx.MultiDiGraph, gpd.GeoDataFrame]:
     return G, cr.snap_incidents(G, incidents, max_distance_m=1_000.0)
 
 
-def _density(G, snapped, params: RiskParams, **kw) -> tuple[risk.Density, pd.DataFrame]:
+def _density(G, snapped, params: RiskParams, **kw) -> tuple[density.Density, pd.DataFrame]:
     prep = risk.prepare_scoring(G, snapped, params, "2023-01-01")
     net, lix, inc, sources = prep.net, prep.lix, prep.incidents, prep.sources
-    return risk.network_density(net, lix, sources, params, **kw), inc
+    return density.network_density(net, lix, sources, params.kernel_spec, **kw), inc
 
 
-def _same(a: risk.Density, b: risk.Density, inc: pd.DataFrame, *, rel: float) -> None:
+def _same(a: density.Density, b: density.Density, inc: pd.DataFrame, *, rel: float) -> None:
     np.testing.assert_allclose(a.mass, b.mass, rtol=rel, atol=rel * a.mass.max())
     np.testing.assert_array_equal(a.count, b.count)
     np.testing.assert_allclose(a.raw, b.raw, rtol=1e-12)
@@ -95,9 +95,9 @@ def test_the_subnetwork_bound_changes_nothing(world) -> None:
     prep = risk.prepare_scoring(G, snapped, params, "2023-01-01")
     net, lix, inc, sources = prep.net, prep.lix, prep.incidents, prep.sources
     assert net.stretch >= 1.0  # lengths run along curved geometries: never below the chord
-    bounded = risk.network_density(net, lix, sources, params, workers=1)
+    bounded = density.network_density(net, lix, sources, params.kernel_spec, workers=1)
     whole_net = dataclasses.replace(net, stretch=0.0)  # 0: no bound, every node
-    whole = risk.network_density(whole_net, lix, sources, params, workers=1)
+    whole = density.network_density(whole_net, lix, sources, params.kernel_spec, workers=1)
     _same(bounded, whole, inc, rel=1e-12)
 
 
@@ -106,7 +106,7 @@ def test_nodes_near_holds_every_node_within_the_distance() -> None:
     G = graph_of(grid_roads(3_000, seed=3))  # 40 x 40 nodes, 200 m apart
     for _, _, d in G.edges(data=True):
         d["length"] *= 0.4  # a path may now reach farther than its length in straight line
-    net = risk.network_arrays(G)
+    net = density.network_arrays(G)
     assert 0.3 < net.stretch < 0.5
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -122,9 +122,9 @@ def test_nodes_near_holds_every_node_within_the_distance() -> None:
 
 def test_engine_argument_is_checked(world) -> None:
     # auto: numpy for a few incidents (no compiling), numba for many
-    assert risk.density_engine("auto", 6) == "numpy"
-    assert risk.density_engine("auto", risk.AUTO_NUMBA_SOURCES) == "numba"
-    assert risk.density_engine("numba", 6) == "numba"
+    assert density.density_engine("auto", 6) == "numpy"
+    assert density.density_engine("auto", density.AUTO_NUMBA_SOURCES) == "numba"
+    assert density.density_engine("numba", 6) == "numba"
     G, snapped = world
     with pytest.raises(cr.InputError, match="`engine` must be"):
         cr.score_segments(G, snapped, engine="gpu")
@@ -188,13 +188,13 @@ def test_a_partition_scores_the_same_on_the_part_it_can_reach(world) -> None:
     params = RiskParams(segment_length_m=200.0, bandwidth_m=1_500.0)
     prep = risk.prepare_scoring(G, snapped, params, "2023-01-01")
     net, lix, inc, sources = prep.net, prep.lix, prep.incidents, prep.sources
-    order, _starts = risk.source_order(net, sources)
+    order, _starts = density.source_order(net, sources)
     ids = np.sort(order[: len(order) // 4])  # a quarter of the incidents, neighbours in Z-order
     some = sources.take(ids)
-    whole = risk.network_density(net, lix, some, params, workers=1)
-    part_net, part_lix, part_src, lix_of = risk.reachable_part(net, lix, some)
+    whole = density.network_density(net, lix, some, params.kernel_spec, workers=1)
+    part_net, part_lix, part_src, lix_of = density.reachable_part(net, lix, some)
     assert len(part_net.eu) < 0.8 * len(net.eu)  # it is a part
-    part = risk.network_density(part_net, part_lix, part_src, params, workers=1)
+    part = density.network_density(part_net, part_lix, part_src, params.kernel_spec, workers=1)
     mass = np.zeros_like(whole.mass)
     mass[lix_of] = part.mass
     np.testing.assert_allclose(mass, whole.mass, rtol=1e-12, atol=1e-12 * whole.mass.max())
@@ -205,5 +205,5 @@ def test_a_partition_scores_the_same_on_the_part_it_can_reach(world) -> None:
     # contributions below the naming threshold were ranked on the way may differ)
     top_id, top_val = np.full_like(whole.top_id, -1), np.zeros_like(whole.top_val)
     top_id[lix_of], top_val[lix_of] = part.top_id, part.top_val
-    mapped = risk.Density(mass, count, top_id, top_val, part.raw)
+    mapped = density.Density(mass, count, top_id, top_val, part.raw)
     assert risk._top_text(inc, mapped) == risk._top_text(inc, whole)

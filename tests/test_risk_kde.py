@@ -13,7 +13,8 @@ import shapely
 from shapely.ops import substring
 
 import convoyrisk as cr
-from convoyrisk.risk import RiskParams, kernel_cdf, kernel_density, split_segments
+from convoyrisk.density import kernel_cdf, kernel_density, split_segments
+from convoyrisk.risk import RiskParams
 
 from .helpers.graphs import PLANE, lines_graph
 

@@ -11,7 +11,7 @@ from scipy import stats
 
 import convoyrisk as cr
 from convoyrisk.backtest import locate_segments
-from convoyrisk.risk import split_segments
+from convoyrisk.density import split_segments
 from convoyrisk.simulate import (
     PRECISION_CODES,
     SIM_CRS,

@@ -29,6 +29,7 @@ from ._errors import (
     PlaceNotFoundError,
 )
 from .backtest import backtest
+from .compiled import CompiledGraph, compile_graph
 from .convert import validate_graph
 from .export import write_output
 from .incidents import IncidentTable, read_incidents
@@ -70,6 +71,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "Briefing",
+    "CompiledGraph",
     "ConvoyRiskError",
     "ConvoyRiskWarning",
     "FetchError",
@@ -86,6 +88,7 @@ __all__ = [
     "alternative_routes",
     "backtest",
     "chokepoints",
+    "compile_graph",
     "desert_network",
     "edges_gdf",
     "fetch",

@@ -1,7 +1,7 @@
-"""Compiled network kernel density for one batch of source edges (numba), used by :mod:`.risk`.
+"""Compiled network kernel density for one batch of source edges (numba), used by :mod:`.density`.
 
 Imported only when numba is installed. It does, in one compiled pass, what the
-numpy path of :func:`convoyrisk.risk._batch` does in vectorised steps, with the
+numpy path of :func:`convoyrisk.density._batch` does in vectorised steps, with the
 same formulas and tie rules:
 
 - the product of ``max(degree − 1, 1)`` along each shortest path (Okabe's equal
@@ -29,13 +29,13 @@ FloatArray = npt.NDArray[np.float64]
 KERNEL_CODES = {"uniform": 0, "triangular": 1, "epanechnikov": 2, "quartic": 3, "triweight": 4}
 """Kernel names to the codes the compiled code takes."""
 
-_TIE_M = 1e-6  # as risk._TIE_M
+_TIE_M = 1e-6  # as density._TIE_M
 _COUNTED = 1e-12  # a lixel counts an incident when its first kernel's share is above this
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _unit_cdf(kernel: int, x: float) -> float:  # pragma: no cover - compiled
-    """``∫₀^x k(z) dz`` of the unit kernel, for ``0 ≤ x ≤ 1``, as risk._unit_cdf."""
+    """``∫₀^x k(z) dz`` of the unit kernel, for ``0 ≤ x ≤ 1``, as density._unit_cdf."""
     x2 = x * x
     if kernel == 0:
         return x / 2.0
@@ -50,7 +50,7 @@ def _unit_cdf(kernel: int, x: float) -> float:  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _cdf(kernel: int, x: float, h: float) -> float:  # pragma: no cover - compiled
-    """Signed ``∫₀^x K(t) dt`` for bandwidth `h`, as risk.kernel_cdf."""
+    """Signed ``∫₀^x K(t) dt`` for bandwidth `h`, as density.kernel_cdf."""
     u = min(abs(x) / h, 1.0)
     v = _unit_cdf(kernel, u)
     if x < 0:
@@ -62,7 +62,7 @@ def _cdf(kernel: int, x: float, h: float) -> float:  # pragma: no cover - compil
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _one_sided(kernel: int, d: float, a: float, b: float, h: float) -> float:  # pragma: no cover
-    """``∫_a^b K(d + t) dt`` for ``d ≥ 0`` (``inf`` gives 0), as risk._one_sided."""
+    """``∫_a^b K(d + t) dt`` for ``d ≥ 0`` (``inf`` gives 0), as density._one_sided."""
     return _unit_cdf(kernel, min((d + b) / h, 1.0)) - _unit_cdf(kernel, min((d + a) / h, 1.0))
 
 
@@ -281,7 +281,7 @@ def batch_density(  # noqa: C901, PLR0912, PLR0915, PLR0917 - one compiled pass
 def _nearer(
     via_a: float, via_b: float, p_a: float, p_b: float, a_wins_tie: bool
 ) -> tuple[float, float]:  # pragma: no cover - compiled
-    """The shorter way and its factor; ties (within _TIE_M) as risk._chunk breaks them."""
+    """The shorter way and its factor; ties (within _TIE_M) as density._chunk breaks them."""
     gap = via_a - via_b
     if gap < -_TIE_M or (abs(gap) <= _TIE_M and a_wins_tie):
         return via_a, p_a

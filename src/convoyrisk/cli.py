@@ -75,7 +75,7 @@ from .risk import (
 from .routing import Route, routes_gdf
 from .snapping import EXACT_M, snap_incidents, status_counts
 from .sources import write_merge_report
-from .utils import Progress, atomic_paths, check_output, exit_on_sigterm
+from .utils import Progress, atomic_paths, check_outputs, exit_on_sigterm
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_USAGE = 2
@@ -632,6 +632,7 @@ def routes_cmd(fmt: str, out: Path | None, marking: str, **opts: Any) -> None:  
     """
     if out is not None:
         output_format(out)
+        check_outputs({"`--out`": out}, inputs=_inputs(opts))
     job = _run(opts)
     if out is not None:
         path = write_run(out, job, marking=marking)
@@ -699,7 +700,7 @@ def map_cmd(
     **opts: Any,  # noqa: ANN401 - click passes options
 ) -> None:
     """Write the risk map (HTML, or a PDF, GPX, KML... by extension); print the alternatives."""
-    check_output(out, inputs=_inputs(opts))
+    check_outputs({"`--out`": out}, inputs=_inputs(opts))
     look = _map_look(opts)
     if output_format(out) == ".gpx" and no_routes:
         msg = f"Cannot write {out}: GPX holds routes and there are none (drop --no-routes)."
@@ -822,7 +823,7 @@ def network_build_cmd(  # noqa: PLR0917 - click passes options as arguments
     if out.suffix.lower() not in {".gpkg", ".graphml"}:
         msg = f"`--out` {out} must end in .gpkg or .graphml."
         raise InputError(msg)
-    check_output(out, inputs=[source, places])
+    check_outputs({"`--out`": out}, inputs=[source, places])
     _check_road_file(source)
     if crs is not None:
         try:
@@ -939,6 +940,7 @@ def _inputs(opts: dict[str, Any]) -> list[Path | None]:
         opts.get("config"),
         *opts.get("route_files", ()),
         opts.get("avoid_file"),
+        opts.get("basemap"),
     ]
 
 
@@ -1055,10 +1057,14 @@ def snap_cmd(
     if out.suffix.lower() not in {".csv", ".gpkg"}:
         msg = f"`--out` {out} must end in .csv or .gpkg."
         raise InputError(msg)
-    check_output(out, inputs=[roads, *incidents])
-    check_output(_rejects_path(out), inputs=[roads, *incidents], what="the rejects file")
-    if merge_report is not None:
-        check_output(merge_report, inputs=[roads, *incidents], what="`--merge-report`")
+    check_outputs(
+        {
+            "`--out`": out,
+            "the rejects file": _rejects_path(out),
+            "`--merge-report`": merge_report,
+        },
+        inputs=[roads, *incidents],
+    )
     columns = {}
     for item in column_map:
         ours, sep, theirs = item.partition("=")
@@ -1182,8 +1188,7 @@ def score_cmd(out: Path, **opts: Any) -> None:  # noqa: ANN401 - click passes op
     if out.suffix.lower() not in SEGMENT_FORMATS:
         msg = f"Cannot write segments to {out}: use one of {', '.join(SEGMENT_FORMATS)}."
         raise InputError(msg)
-    check_output(out, inputs=_inputs(opts))
-    check_output(params_path(out), inputs=_inputs(opts), what="the parameters file")
+    check_outputs({"`--out`": out, "the parameters file": params_path(out)}, inputs=_inputs(opts))
     job = _run(opts, want_routes=False)
     path = write_segments(job.risk, out)
     risk = job.risk
@@ -1529,6 +1534,7 @@ def _fetch(source: str, opts: dict[str, Any], **extra: Any) -> None:  # noqa: AN
     from .fetch import fetch_to_file  # noqa: PLC0415 - only this command needs it
 
     quiet = bool(opts.get("quiet"))
+    check_outputs({"`--out`": opts["out"]})  # before any download
 
     def page_done(page: int, events: int, total: int | None) -> None:
         of = f"/{total}" if total else ""

@@ -128,6 +128,20 @@ def _add_edges(
         clear(G)
 
 
+def is_forward(data: dict[str, Any]) -> bool:
+    """Whether an edge (its attribute dict) is the forward one of its road: ``reversed`` false.
+
+    The one definition of a forward edge (one per road, drawn as digitised);
+    :class:`~convoyrisk.compiled.CompiledGraph` holds it per edge as ``forward``.
+
+    Examples
+    --------
+    >>> is_forward({"reversed": False}), is_forward({"reversed": True}), is_forward({})
+    (True, False, True)
+    """
+    return not data.get("reversed", False)
+
+
 @without_gc
 def edges_gdf(G: nx.MultiDiGraph, *, forward_only: bool = True) -> gpd.GeoDataFrame:
     """Edges as a GeoDataFrame indexed by ``(u, v, key)``, in the graph's CRS.
@@ -143,7 +157,7 @@ def edges_gdf(G: nx.MultiDiGraph, *, forward_only: bool = True) -> gpd.GeoDataFr
     rows = [
         {"u": u, "v": v, "key": k, **data}
         for u, v, k, data in G.edges(keys=True, data=True)
-        if not (forward_only and data.get("reversed", False))
+        if not forward_only or is_forward(data)
     ]
     if not rows:
         msg = "The graph has no edges: the road layer gave no usable lines."

@@ -37,10 +37,11 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from . import risk as _risk
+from . import density, risk
 from ._errors import InputError
+from .compiled import CompiledGraph, compile_graph
 from .risk import RiskParams, RiskResult
-from .snapping import AUTO_NUMBA_POINTS, EXACT_M, LineIndex, snap_incidents
+from .snapping import AUTO_NUMBA_POINTS, EXACT_M, LineIndex, snap_arrays, snap_incidents
 from .utils import Progress
 
 if TYPE_CHECKING:
@@ -172,13 +173,15 @@ def _n_workers(client: Client) -> int:
 
 
 def _snap_part(
-    G: nx.MultiDiGraph,
+    compiled: CompiledGraph,
     index: LineIndex,
     part: gpd.GeoDataFrame,
     max_distance_m: float,
     exact_m: float,
 ) -> gpd.GeoDataFrame:
-    return snap_incidents(G, part, max_distance_m=max_distance_m, exact_m=exact_m, index=index)
+    return snap_incidents(
+        compiled, part, max_distance_m=max_distance_m, exact_m=exact_m, index=index
+    )
 
 
 def snap_incidents_dask(
@@ -216,13 +219,22 @@ def snap_incidents_dask(
     if incidents.crs is None or len(incidents) == 0:
         # nothing to distribute; the in-process engine gives the answer or the error
         return snap_incidents(G, incidents, max_distance_m=max_distance_m, exact_m=exact_m)
+    compiled = compile_graph(G)
     index, _ = LineIndex.from_graph(G)
     if index.engine == "auto" and len(incidents) >= AUTO_NUMBA_POINTS:
         # the in-process engine would use numba here; build its grid once, not per task
         index = LineIndex(index_lines(G), engine="numba")
+    # the workers get the compiled arrays without the geometry (the index holds it), with
+    # the forward edges and their chainage computed here once
+    snap_arrays(compiled)
+    light = dataclasses.replace(
+        compiled,
+        geoms=np.empty(0, dtype=object),
+        memo={k: v for k, v in compiled.memo.items() if k.startswith("snapping.")},
+    )
     with dask_client(scheduler) as client_:
         client: Any = client_
-        g_f, i_f = client.scatter([_snap_graph(G), index], broadcast=True, hash=False)
+        g_f, i_f = client.scatter([light, index], broadcast=True, hash=False)
         parts = _slices(len(incidents), npartitions, partition_rows, _n_workers(client))
         # scattered, not embedded in the tasks: large task arguments are slow to send
         part_f = client.scatter([incidents.iloc[s] for s in parts], hash=False)
@@ -255,26 +267,10 @@ def _gather(
     return list(client.gather(futures))
 
 
-def _snap_graph(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
-    """The forward edges of `G` with the attributes snapping reads, in `G`'s order.
-
-    Half the graph (no reversed edges, nodes with x, y only): less to send to each worker.
-    """
-    H = nx.MultiDiGraph(crs=G.graph["crs"])
-    # node x, y: the graph contract that snap_incidents checks on each worker
-    H.add_nodes_from((n, {"x": d["x"], "y": d["y"]}) for n, d in G.nodes(data=True))
-    keep = ("geometry", "length", "name", "ref", "road_id")
-    H.add_edges_from(
-        (u, v, k, {a: d[a] for a in keep if a in d})
-        for u, v, k, d in G.edges(keys=True, data=True)
-        if not d.get("reversed", False)
-    )
-    return H
-
-
 def index_lines(G: nx.MultiDiGraph) -> list[Any]:
     """Geometries of the forward edges of `G`, in the order :class:`LineIndex` indexes them."""
-    return [d["geometry"] for _, _, d in G.edges(data=True) if not d.get("reversed", False)]
+    compiled = compile_graph(G)
+    return list(compiled.geoms[compiled.forward_edges])
 
 
 # ----------------------------------------------------------------------------------------
@@ -283,14 +279,14 @@ def index_lines(G: nx.MultiDiGraph) -> list[Any]:
 
 
 def _density_part(
-    net: _risk.Network,
-    lix: _risk.Lixels,
-    sources: _risk.Sources,
-    params: RiskParams,
+    net: density.Network,
+    lix: density.Lixels,
+    sources: density.Sources,
+    spec: density.KernelSpec,
 ) -> tuple[Any, ...]:
     """Mass, counts and top contributors of one slice of sources (run on a worker)."""
     # one thread each: the cluster's workers are the parallelism
-    d = _risk.network_density(net, lix, sources, params, workers=1)
+    d = density.network_density(net, lix, sources, spec, workers=1)
     return d.mass, d.count, d.top_id, d.top_val
 
 
@@ -345,42 +341,70 @@ def score_segments_dask(
     progress
         Called as ``progress("scoring", sources_done, sources)`` as partitions finish.
     """
-    r = _risk
     params = (params or RiskParams()).replace(**overrides)
-    prep = r.prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
-    net, lix, sources = prep.net, prep.lix, prep.sources
-    live = sources.owner
-    k = params.top_contributors
-    if len(live) == 0:
-        density = r.network_density(net, lix, sources, params)
-    else:
-        with dask_client(scheduler) as client_:
-            client: Any = client_
-            n_parts = npartitions or max(
-                math.ceil(len(live) / partition_sources), _n_workers(client)
-            )
-            order, starts = r.source_order(net, sources)
-            parts = _cut_sources(sources, order, starts, n_parts)
-            # each task gets the part of the network its incidents can reach, as arrays
-            # (the edge geometries stay on the client): memory per worker follows the
-            # partition's area, not the whole network's
-            light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
-            pieces = [r.reachable_part(light, lix, p) for p in parts]
-            futures = []
-            for part_net, part_lix, part_src, _ in pieces:
-                args = client.scatter([part_net, part_lix, part_src], hash=False)
-                futures.append(client.submit(_density_part, *args, params, pure=False))
-            results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
-        n_lix = len(lix.edge)
-        mass = np.zeros(n_lix)
-        count = np.zeros(n_lix, dtype=np.int64)
-        top_id, top_val = np.full((n_lix, k), -1, dtype=np.int64), np.zeros((n_lix, max(k, 1)))
-        for (*_, lix_of), (p_mass, p_count, p_id, p_val) in zip(pieces, results, strict=True):
-            mass[lix_of] += p_mass
-            count[lix_of] += p_count
-            part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
-            part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
-            top_id, top_val = r.merge_top([top_id, part_id], [top_val, part_val], k)
-        density = r.Density(mass, count, top_id, top_val, np.ones(len(live)))
+    prep = risk.prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
+    with dask_client(scheduler) if len(prep.sources.owner) else contextlib.nullcontext() as client:
+        dens = _cluster_density(
+            client,
+            prep,
+            prep.sources,
+            params.kernel_spec,
+            npartitions=npartitions,
+            partition_sources=partition_sources,
+            progress=progress,
+        )
+        narrow = _cluster_density(
+            client,
+            prep,
+            prep.narrow_sources,
+            dataclasses.replace(params.kernel_spec, top_contributors=0),
+            npartitions=npartitions,
+            partition_sources=partition_sources,
+            progress=None,
+        )
+    return risk.finish_scoring(
+        prep, dens.mass, dens.count, dens.top_id, dens.top_val, narrow_mass=narrow.mass
+    )
 
-    return r.finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
+
+def _cluster_density(
+    client_: Client | None,
+    prep: risk.ScoringInput,
+    sources: density.Sources,
+    spec: density.KernelSpec,
+    *,
+    npartitions: int | None,
+    partition_sources: int,
+    progress: Progress | None,
+) -> density.Density:
+    """The kernel density of `sources` summed over partitions run on the cluster."""
+    net, lix = prep.net, prep.lix
+    live = sources.owner
+    k = spec.top_contributors
+    if len(live) == 0 or client_ is None:
+        return density.network_density(net, lix, sources, spec)
+    client: Any = client_
+    n_parts = npartitions or max(math.ceil(len(live) / partition_sources), _n_workers(client))
+    order, starts = density.source_order(net, sources)
+    parts = _cut_sources(sources, order, starts, n_parts)
+    # each task gets the part of the network its incidents can reach, as arrays
+    # (the edge geometries stay on the client): memory per worker follows the
+    # partition's area, not the whole network's
+    light = dataclasses.replace(net, geoms=np.empty(0, dtype=object))
+    pieces = [density.reachable_part(light, lix, p) for p in parts]
+    futures = []
+    for part_net, part_lix, part_src, _ in pieces:
+        args = client.scatter([part_net, part_lix, part_src], hash=False)
+        futures.append(client.submit(_density_part, *args, spec, pure=False))
+    results = _gather(client, futures, [len(p.edge) for p in parts], "scoring", progress)
+    n_lix = len(lix.edge)
+    mass = np.zeros(n_lix)
+    count = np.zeros(n_lix, dtype=np.int64)
+    top_id, top_val = np.full((n_lix, k), -1, dtype=np.int64), np.zeros((n_lix, max(k, 1)))
+    for (*_, lix_of), (p_mass, p_count, p_id, p_val) in zip(pieces, results, strict=True):
+        mass[lix_of] += p_mass
+        count[lix_of] += p_count
+        part_id, part_val = np.full_like(top_id, -1), np.zeros_like(top_val)
+        part_id[lix_of], part_val[lix_of] = p_id[:, :k], p_val[:, : top_val.shape[1]]
+        top_id, top_val = density.merge_top([top_id, part_id], [top_val, part_val], k)
+    return density.Density(mass, count, top_id, top_val, np.ones(len(live)))

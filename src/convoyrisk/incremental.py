@@ -53,16 +53,12 @@ from scipy.sparse.csgraph import dijkstra
 
 from ._errors import ConvoyRiskWarning, InputError
 from .convert import validate_graph
+from .density import Density, IntArray, KernelSpec, Sources, merge_top, network_density
 from .risk import (
-    Density,
-    IntArray,
     RiskParams,
     RiskResult,
     ScoringInput,
-    Sources,
     finish_scoring,
-    merge_top,
-    network_density,
     parse_as_of,
     prepare_incidents,
     prepare_scoring,
@@ -89,6 +85,8 @@ class ScoringState:
         The incidents as given (snapped, before weights and episodes).
     density
         Kernel density of ``prep.sources``: lixel mass, reach counts, top contributors.
+    narrow
+        Kernel density of ``prep.narrow_sources`` (the interval's finer look; mass only).
     graph_edges
         Edges of the graph scored (to refuse another graph).
     """
@@ -98,6 +96,7 @@ class ScoringState:
     segments: gpd.GeoDataFrame
     snapped: gpd.GeoDataFrame
     density: Density
+    narrow: Density
     graph_edges: int
 
     @property
@@ -143,9 +142,25 @@ def score_with_state(
     prep = prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
     base = prep.segments.copy()
     density = network_density(
-        prep.net, prep.lix, prep.sources, params, engine=engine, workers=workers, progress=progress
+        prep.net,
+        prep.lix,
+        prep.sources,
+        params.kernel_spec,
+        engine=engine,
+        workers=workers,
+        progress=progress,
     )
-    result = finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
+    narrow = network_density(
+        prep.net,
+        prep.lix,
+        prep.narrow_sources,
+        _narrow_spec(params),
+        engine=engine,
+        workers=workers,
+    )
+    result = finish_scoring(
+        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
+    )
     fixed = params.replace(tune="off", overdispersion_k=result.overdispersion)
     return ScoringState(
         result=result,
@@ -153,8 +168,14 @@ def score_with_state(
         segments=base,
         snapped=snapped,
         density=density,
+        narrow=narrow,
         graph_edges=G.number_of_edges(),
     )
+
+
+def _narrow_spec(params: RiskParams) -> KernelSpec:
+    """The kernel of the interval's finer look: no contributors named (as score_segments)."""
+    return dataclasses.replace(params.kernel_spec, top_contributors=0)
 
 
 def add_incidents(
@@ -221,15 +242,40 @@ def add_incidents(
             stacklevel=2,
         )
     factor = 0.5 ** ((as_of_ts - old.as_of).days / params.half_life_days)
-    added, removed = _changed_sources(old.sources, prep.sources, len(union), factor)
-    density = _update_density(state, prep, factor, added, removed, engine=engine, workers=workers)
-    result = finish_scoring(prep, density.mass, density.count, density.top_id, density.top_val)
+    # narrow sources are the same rows at another bandwidth: a row changed in either is redone
+    wide = _changed_sources(old.sources, prep.sources, len(union), factor)
+    fine = _changed_sources(old.narrow_sources, prep.narrow_sources, len(union), factor)
+    changed = (np.union1d(wide[0], fine[0]), np.union1d(wide[1], fine[1]))
+    density = _update_density(
+        prep,
+        state.density,
+        (old.sources, prep.sources),
+        spec=params.kernel_spec,
+        factor=factor,
+        changed=changed,
+        engine=engine,
+        workers=workers,
+    )
+    narrow = _update_density(
+        prep,
+        state.narrow,
+        (old.narrow_sources, prep.narrow_sources),
+        spec=_narrow_spec(params),
+        factor=factor,
+        changed=changed,
+        engine=engine,
+        workers=workers,
+    )
+    result = finish_scoring(
+        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
+    )
     return ScoringState(
         result=result,
         prep=prep,
         segments=state.segments,
         snapped=union,
         density=density,
+        narrow=narrow,
         graph_edges=state.graph_edges,
     )
 
@@ -292,42 +338,43 @@ def _changed_sources(
 
 
 def _update_density(
-    state: ScoringState,
     prep: ScoringInput,
-    factor: float,
-    added: IntArray,
-    removed: IntArray,
+    old: Density,
+    sources: tuple[Sources, Sources],
     *,
+    spec: KernelSpec,
+    factor: float,
+    changed: tuple[IntArray, IntArray],
     engine: str,
     workers: int | None,
 ) -> Density:
-    """The stored density scaled by `factor`, plus the added sources, with removed ones redone."""
-    net, lix, params = prep.net, prep.lix, prep.params
-    k = params.top_contributors
-    old = state.density
+    """The stored density scaled by `factor`, plus the added sources, with removed ones redone.
+
+    `sources` are the stored ones and the union's; `changed` the union's sources
+    added and the stored ones removed (by position in each).
+    """
+    net, lix = prep.net, prep.lix
+    (stored, current), (added, removed) = sources, changed
+    k = spec.top_contributors
     mass = old.mass * factor
     count = old.count.copy()
     top_id, top_val = old.top_id.copy(), old.top_val * factor
     if len(added):
-        extra = network_density(
-            net, lix, prep.sources.take(added), params, engine=engine, workers=workers
-        )
+        extra = network_density(net, lix, current.take(added), spec, engine=engine, workers=workers)
         mass += extra.mass
         count += extra.count
         top_id, top_val = merge_top([top_id, extra.top_id], [top_val, extra.top_val], k)
         top_id = np.ascontiguousarray(top_id)
     if len(removed):
         # where a stored source reached, sum again every source that reaches there
-        gone = state.prep.sources.take(removed)
+        gone = stored.take(removed)
         unit = dataclasses.replace(
             gone, w1=np.ones(len(removed)), w2=np.where(gone.w2 > 0, 1.0, 0.0)
         )
-        foot = network_density(net, lix, unit, params, engine=engine, workers=workers)
+        foot = network_density(net, lix, unit, spec, engine=engine, workers=workers)
         region = np.flatnonzero((foot.mass > 0) | (foot.count > 0))
-        redo = _sources_reaching(prep, region)
-        again = network_density(
-            net, lix, prep.sources.take(redo), params, engine=engine, workers=workers
-        )
+        redo = _sources_reaching(prep, current, region)
+        again = network_density(net, lix, current.take(redo), spec, engine=engine, workers=workers)
         mass[region] = again.mass[region]
         count[region] = again.count[region]
         top_id[region] = again.top_id[region]
@@ -335,13 +382,13 @@ def _update_density(
     return Density(mass, count, top_id, top_val, np.ones(0))
 
 
-def _sources_reaching(prep: ScoringInput, lixels: IntArray) -> IntArray:
+def _sources_reaching(prep: ScoringInput, src: Sources, lixels: IntArray) -> IntArray:
     """Sources whose kernels may reach any of `lixels` (a shortest-path bound, no false misses).
 
     A kernel reaches a lixel on another edge only through a shortest path of
     at most its reach from an end of its own edge to an end of the lixel's edge.
     """
-    net, src = prep.net, prep.sources
+    net = prep.net
     if len(lixels) == 0 or len(src.edge) == 0:
         return np.zeros(0, dtype=np.int64)
     edges = np.unique(prep.lix.edge[lixels])

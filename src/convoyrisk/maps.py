@@ -49,6 +49,7 @@ from jinja2 import Template
 
 from . import settings
 from ._errors import InputError
+from .compiled import compile_graph
 from .convert import validate_graph
 from .panels import (
     BACKGROUND,
@@ -275,13 +276,11 @@ def segment_runs(segments: pd.DataFrame) -> np.ndarray:
 
 def _road_names(G: nx.MultiDiGraph, road_ids: np.ndarray) -> tuple[list[str], list[int]]:
     """Distinct road names and each road's index into them (-1: no name)."""
-    name_of: dict[Any, str] = {}
-    for *_, d in G.edges(data=True):
-        rid = d.get("road_id")
-        if rid is not None and rid not in name_of:
-            label = str(d.get("name") or d.get("ref") or "").strip()
-            if label and label.lower() != "nan":
-                name_of[rid] = label
+    compiled = compile_graph(G)
+    label = pd.Series(compiled.road_name, index=compiled.road_id, dtype=object)
+    named = label[(label != "") & (label.str.lower() != "nan")]
+    # each road's name: that of its first named edge
+    name_of: dict[Any, str] = named[~named.index.duplicated()].to_dict()
     names = sorted(set(name_of.values()))
     pos = {n: i for i, n in enumerate(names)}
     return names, [pos.get(name_of.get(r, ""), -1) for r in road_ids.tolist()]
@@ -631,11 +630,9 @@ def _places_data(places: gpd.GeoDataFrame | None, decimals: int) -> list[dict[st
 
 def _minimap_data(G: nx.MultiDiGraph, decimals: int) -> dict[str, Any]:
     """The roads, strongly simplified, for the minimap (the longest few thousand)."""
-    rows = [
-        (d["geometry"], float(d.get("length", d["geometry"].length)))
-        for *_, d in G.edges(data=True)
-        if not d.get("reversed", False) and d.get("geometry") is not None
-    ]
+    compiled = compile_graph(G)
+    fwd = compiled.forward_edges
+    rows = list(zip(compiled.geoms[fwd], compiled.length_m[fwd].tolist(), strict=True))
     decimals = min(decimals, 4)
     if not rows:
         return {"decimals": decimals, "lines": []}
@@ -694,7 +691,7 @@ def _base_layers(
     bounds: tuple[float, float, float, float], *, basemap: str | Path | None, context: bool
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str]:
     """The embedded MBTiles tiles, the Natural Earth context, and what the base is, in words."""
-    from .basemap import CONTEXT_SOURCE, context_layer, read_mbtiles  # noqa: PLC0415 - on use
+    from .basemap import context_layer, context_source, read_mbtiles  # noqa: PLC0415 - on use
 
     bases, tiles, ctx = [], None, None
     if basemap is not None:
@@ -717,8 +714,14 @@ def _base_layers(
             "borders": encode_lines([shapely.LineString(a) for a in layer["borders"]], 3),
             "coasts": encode_lines([shapely.LineString(a) for a in layer["coasts"]], 3),
             "names": [[n, round(y, 3), round(x, 3)] for n, x, y in layer["names"]],
+            "rivers": encode_lines([shapely.LineString(a) for a in layer["rivers"]], 3),
+            "region_lines": encode_lines([shapely.LineString(a) for a in layer["region_lines"]], 3),
+            "regions": [
+                [f"{n} {kind.lower()}".strip(), round(y, 3), round(x, 3), min_label]
+                for n, x, y, kind, min_label in layer["regions"]
+            ],
         }
-        bases.append(CONTEXT_SOURCE)
+        bases.append(context_source(layer))
     return tiles, ctx, "; ".join(bases) or "none (roads, places and incidents give the context)"
 
 

@@ -450,6 +450,18 @@ def briefing_panel_html(
     return "".join(parts)
 
 
+def _record_text(risk: RiskResult) -> str:
+    """How long the incident record the rates divide by is, and where that came from."""
+    days = risk.observed_days
+    if not math.isfinite(days):
+        return f"rates per {risk.params.window_days:g}-day window"
+    since = risk.params.observed_since
+    how = {"auto": "from the incidents' dates", "window": "the whole window"}.get(
+        since, f"since {since}"
+    )
+    return f"rates over a record of {days:.0f} days ({how})"
+
+
 def footer_html(
     risk: RiskResult,
     sources: list[str],
@@ -472,6 +484,7 @@ def footer_html(
             f"half-life {p.half_life_days:g} d, window {p.window_days:g} d, "
             f"{p.credible_level:.0%} intervals"
         ),
+        _record_text(risk),
         f"{len(risk.segments)} segments; {incidents_drawn} incidents drawn, {used} used",
         "Sources: " + ("; ".join(escape_html(s) for s in sources) or "not given"),
         f'<span class="cr-basemap-note">Base: {escape_html(base)}</span>',

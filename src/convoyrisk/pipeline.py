@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import settings
 from ._errors import InputError
+from .density import split_segments
 from .exposure import Trip
 from .graphcache import load_graph_cached
 from .incidents import (
@@ -43,7 +44,7 @@ from .incidents import (
 from .network import name_nodes, nearest_node
 from .osm import is_osm_file, read_osm_places
 from .places import Place, extend_places, geocode, load_places
-from .risk import RiskParams, RiskResult, score_segments, split_segments
+from .risk import RiskParams, RiskResult, score_segments
 from .routing import (
     METHOD,
     Route,

@@ -61,7 +61,8 @@ from scipy.sparse.csgraph import dijkstra
 
 from ._errors import InputError, MissingInputError, NoRouteError
 from .bayes import NO_DATA_CLASS
-from .convert import validate_graph
+from .compiled import compile_graph
+from .convert import is_forward, validate_graph
 from .exposure import Trip, route_exposure
 from .risk import RiskResult
 from .utils import first_line
@@ -129,36 +130,28 @@ class RoutingIndex:
     """
 
     def __init__(self, G: nx.MultiDiGraph) -> None:
-        validate_graph(G)
+        compiled = compile_graph(G)
         self.G = G
-        self.nodes = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
-        m = G.number_of_edges()
-        table = np.empty((m, 6))  # one pass over the edges: u, v, key, length, road, reversed
-        for i, (u, v, k, d) in enumerate(G.edges(keys=True, data=True)):
-            table[i] = (u, v, k, d["length"], d.get("road_id", -1 - i), d.get("reversed", 0))
-        uvk = table[:, :3].astype(np.int64)
-        self.edges: list[Edge] = [(int(u), int(v), int(k)) for u, v, k in uvk.tolist()]
-        self.length_m = table[:, 3].copy()
-        self.road_id = table[:, 4].astype(np.int64)
-        self.reversed = table[:, 5].astype(bool)
-        sorter = np.argsort(self.nodes)
-        self._sorted_nodes, self._sorter = self.nodes[sorter], sorter
-        eu = sorter[np.searchsorted(self._sorted_nodes, uvk[:, 0])]
-        ev = sorter[np.searchsorted(self._sorted_nodes, uvk[:, 1])]
-        self.eu, self.ev = eu, ev
-        n = len(self.nodes)
+        self.compiled = compiled
+        self.nodes = compiled.node_ids
+        self.edges: list[Edge] = compiled.edge_tuples()
+        self.length_m = compiled.length_m
+        self.road_id = compiled.road_id
+        self.reversed = ~compiled.forward
+        self.eu, self.ev = compiled.eu, compiled.ev
+        n = compiled.n_nodes
         # edges sorted by (u, v): each run of equal pairs is one matrix entry
-        order = np.lexsort((ev, eu))
-        su, sv = eu[order], ev[order]
-        new = np.r_[True, (su[1:] != su[:-1]) | (sv[1:] != sv[:-1])] if m else np.zeros(0, bool)
-        self._order = order
-        self._pair_start = np.flatnonzero(new)
-        pu, pv = su[self._pair_start], sv[self._pair_start]
-        indptr = np.r_[0, np.cumsum(np.bincount(pu, minlength=n))]
+        self._order = compiled.pair_order
+        self._pair_start = compiled.pair_start
         self._matrix = csr_matrix(
-            (np.ones(len(pu)), pv.astype(np.int32), indptr.astype(np.int32)), shape=(n, n)
+            (
+                np.ones(len(compiled.pair_start)),
+                compiled.indices.astype(np.int32),
+                compiled.indptr.astype(np.int32),
+            ),
+            shape=(n, n),
         )
-        self._sorted_w = np.ones(m)
+        self._sorted_w = np.ones(compiled.n_edges)
         self._edge_position: dict[Edge, int] | None = None
 
     @property
@@ -170,11 +163,11 @@ class RoutingIndex:
 
     def node_index(self, node: int) -> int:
         """Matrix row of a node id."""
-        i = int(np.searchsorted(self._sorted_nodes, int(node)))
-        if i >= len(self._sorted_nodes) or self._sorted_nodes[i] != int(node):
+        i = int(self.compiled.node_index([int(node)])[0])
+        if i < 0:
             msg = f"Node {node} is not in the road graph: pass a node id of the graph."
             raise InputError(msg)
-        return int(self._sorter[i])
+        return i
 
     def _set_weights(self, weight: np.ndarray) -> None:
         sorted_w = weight[self._order]
@@ -625,17 +618,17 @@ def roads_in_areas(G: nx.MultiDiGraph, areas: gpd.GeoDataFrame | gpd.GeoSeries) 
     if areas.crs is None:
         msg = "The areas to avoid have no CRS: set one (GeoJSON is EPSG:4326)."
         raise InputError(msg)
-    validate_graph(G)
+    compiled = compile_graph(G)
     geoms = areas.geometry if isinstance(areas, gpd.GeoDataFrame) else areas
     polys = geoms[geoms.geom_type.isin(["Polygon", "MultiPolygon"])]
     if len(polys) == 0:
         msg = "The areas to avoid hold no Polygon or MultiPolygon: draw areas, not lines or points."
         raise InputError(msg)
     polys = polys.to_crs(G.graph["crs"])
-    rows = [(int(d["road_id"]), d["geometry"]) for *_, d in G.edges(data=True)]
-    tree = shapely.STRtree([g for _, g in rows])
+    fwd = compiled.forward_edges  # a road's two directions share its geometry
+    tree = shapely.STRtree(compiled.geoms[fwd])
     _, hit = tree.query(polys.to_numpy(), predicate="intersects")
-    return {rows[int(i)][0] for i in np.unique(hit)}
+    return {int(r) for r in compiled.road_id[fwd][np.unique(hit)]}
 
 
 def read_areas(path: str | Path) -> gpd.GeoDataFrame:
@@ -655,7 +648,7 @@ def roads_of_segments(risk: RiskResult | gpd.GeoDataFrame, segment_ids: Iterable
     """``road_id`` of the roads that hold the given segments.
 
     `risk` is a :class:`~convoyrisk.risk.RiskResult` or its segment table
-    (:func:`convoyrisk.risk.split_segments` numbers segments the same way).
+    (:func:`convoyrisk.density.split_segments` numbers segments the same way).
 
     Raises
     ------
@@ -837,7 +830,7 @@ def route_segments(G: nx.MultiDiGraph, route: Route, risk: RiskResult) -> pd.Dat
     parts = []
     for e in route.edges:
         data = G.edges[e]
-        part = by_road[data["road_id"]].sort_values("start_m", ascending=not data["reversed"])
+        part = by_road[data["road_id"]].sort_values("start_m", ascending=is_forward(data))
         parts.append(part)
     out = pd.DataFrame(pd.concat(parts, ignore_index=True))
     out["chainage_m"] = np.concatenate([[0.0], np.cumsum(out["length_m"].to_numpy())[:-1]])
@@ -949,14 +942,19 @@ def _undirected_roads(
     G: nx.MultiDiGraph, avoid: set[int]
 ) -> tuple[nx.Graph, dict[frozenset[int], int], dict[frozenset[int], int]]:
     """The road network as a simple undirected graph, roads per node pair, a road per pair."""
+    compiled = compile_graph(G)
+    keep = (compiled.eu != compiled.ev) & ~np.isin(
+        compiled.road_id, np.fromiter(avoid, dtype=np.int64, count=len(avoid))
+    )
+    u, v, road = compiled.u[keep], compiled.v[keep], compiled.road_id[keep]
     U = nx.Graph()
-    roads: dict[frozenset[int], set[int]] = {}
-    for u, v, d in G.edges(data=True):
-        if u != v and int(d["road_id"]) not in avoid:
-            roads.setdefault(frozenset((u, v)), set()).add(int(d["road_id"]))
-            U.add_edge(u, v)
-    multiplicity = {pair: len(r) for pair, r in roads.items()}
-    road_of = {pair: min(r) for pair, r in roads.items()}
+    U.add_edges_from(zip(u.tolist(), v.tolist(), strict=True))
+    pairs = pd.DataFrame({"a": np.minimum(u, v), "b": np.maximum(u, v), "road": road})
+    agg = pairs.groupby(["a", "b"], sort=False)["road"].agg(["nunique", "min"])
+    lo, hi = agg.index.get_level_values("a").tolist(), agg.index.get_level_values("b").tolist()
+    keys = [frozenset((int(x), int(y))) for x, y in zip(lo, hi, strict=True)]
+    multiplicity = {k: int(n) for k, n in zip(keys, agg["nunique"].tolist(), strict=True)}
+    road_of = {k: int(r) for k, r in zip(keys, agg["min"].tolist(), strict=True)}
     return U, multiplicity, road_of
 
 
@@ -994,7 +992,7 @@ def _road_records(G: nx.MultiDiGraph) -> dict[int, dict[str, Any]]:
     out: dict[int, dict[str, Any]] = {}
     for u, v, d in G.edges(data=True):
         rid = int(d["road_id"])
-        if rid in out and d.get("reversed", False):
+        if rid in out and not is_forward(d):
             continue
         out[rid] = {
             "road_id": rid,

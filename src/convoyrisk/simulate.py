@@ -351,7 +351,7 @@ class SimulatedWorld:
         segments
             With ``u``, ``v``, ``key``, ``start_m`` and ``end_m`` (metres along
             the geometry; ``length_m`` stands for the extent when ``end_m`` is
-            missing), as :func:`convoyrisk.risk.split_segments` or
+            missing), as :func:`convoyrisk.density.split_segments` or
             ``RiskResult.segments`` give them, on the graph the world was drawn on.
 
         Raises

@@ -43,7 +43,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from ._errors import InputError
-from .convert import validate_graph
+from .compiled import CompiledGraph, compile_graph
 from .utils import Progress
 
 SNAPPED = "snapped"
@@ -200,9 +200,9 @@ class LineIndex:
         (index, edges)
             The index, and the ``(u, v, key)`` of each indexed line.
         """
-        validate_graph(G)
-        edges = _forward_edges(G)
-        return cls(edges.geoms), pd.MultiIndex.from_arrays(
+        compiled = compile_graph(G)
+        edges = _forward_edges(compiled)
+        return cls(compiled.geoms[compiled.forward_edges]), pd.MultiIndex.from_arrays(
             list(edges.uvk.T), names=["u", "v", "key"]
         )
 
@@ -501,9 +501,8 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
         chainage grows from ``u`` to ``v``, -1 when it shrinks, NaN when
         undefined), so ``chainage = chain_start_m + chain_sign * offset_m``.
     """
-    validate_graph(G)
-    edges = _forward_edges(G)
-    start, sign = _chainage(edges)
+    edges = _forward_edges(compile_graph(G))
+    start, sign = edges.chain_start, edges.chain_sign
     index = pd.MultiIndex.from_arrays(list(edges.uvk.T), names=["u", "v", "key"])
     return pd.DataFrame(
         {"road": edges.road, "chain_start_m": start, "chain_sign": sign}, index=index
@@ -512,42 +511,47 @@ def road_chainage(G: nx.MultiDiGraph) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class _Edges:
-    """The forward edges of a graph, as arrays (one pass over the graph)."""
+    """The forward edges of a graph as snapping reads them, with their chainage."""
 
     uvk: IntArray
-    geoms: npt.NDArray[Any]
     road: npt.NDArray[Any]
     length: FloatArray
     road_id: IntArray
+    chain_start: FloatArray
+    chain_sign: FloatArray
 
 
-def _forward_edges(G: nx.MultiDiGraph) -> _Edges:
-    uvk: list[tuple[int, int, int]] = []
-    geoms: list[Any] = []
-    road: list[str] = []
-    length: list[float] = []
-    road_id: list[int] = []
-    for u, v, k, data in G.edges(keys=True, data=True):
-        if data.get("reversed", False):
-            continue
-        uvk.append((u, v, k))
-        geoms.append(data["geometry"])
-        road.append(str(data.get("name") or data.get("ref") or "").strip())
-        length.append(float(data["length"]))
-        road_id.append(int(data.get("road_id", len(road_id))))
-    if not uvk:
+def snap_arrays(compiled: CompiledGraph) -> None:
+    """Compute and keep in ``compiled.memo`` what snapping reads of a graph.
+
+    The forward edges and their chainage; a later :func:`snap_incidents` on
+    `compiled` (or a copy carrying its ``memo``) starts from them.
+    """
+    _forward_edges(compiled)
+
+
+def _forward_edges(compiled: CompiledGraph) -> _Edges:
+    """The forward edges' arrays and chainage, computed once per compiled graph."""
+    edges = compiled.memo.get("snapping.edges")
+    if isinstance(edges, _Edges):
+        return edges
+    fwd = compiled.forward_edges
+    if len(fwd) == 0:
         msg = "The graph has no edges: the road layer gave no usable lines."
         raise InputError(msg)
-    return _Edges(
-        uvk=np.array(uvk, dtype=np.int64).reshape(-1, 3),
-        geoms=np.array(geoms, dtype=object),
-        road=np.array(road, dtype=object),
-        length=np.array(length),
-        road_id=np.array(road_id, dtype=np.int64),
-    )
+    uvk = np.column_stack([compiled.u[fwd], compiled.v[fwd], compiled.key[fwd]])
+    road = compiled.road_name[fwd]
+    length = compiled.length_m[fwd]
+    road_id = compiled.road_id[fwd]
+    start, sign = _chainage(uvk, road, length, road_id)
+    edges = _Edges(uvk, road, length, road_id, start, sign)
+    compiled.memo["snapping.edges"] = edges
+    return edges
 
 
-def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
+def _chainage(
+    uvk: IntArray, road: npt.NDArray[Any], length: FloatArray, road_id: IntArray
+) -> tuple[FloatArray, FloatArray]:
     """Chainage at ``u`` and its direction along the edge, per forward edge.
 
     The edges sharing a name form a graph whose nodes are (name, node) pairs;
@@ -558,18 +562,16 @@ def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
     (one Dijkstra for every road at once; along a path, the same sums as
     walking it).
     """
-    n = len(edges.length)
+    n = len(length)
     start = np.zeros(n)
     sign = np.ones(n)
-    names = pd.Series(edges.road)
+    names = pd.Series(road)
     rows = np.flatnonzero(((names != "") & names.duplicated(keep=False)).to_numpy())
     if len(rows) == 0:  # a lone edge is its own road
         return start, sign
     m = len(rows)
-    name = pd.factorize(pd.Series(edges.road[rows]))[0]
-    ends = pd.MultiIndex.from_arrays(
-        [np.r_[name, name], np.r_[edges.uvk[rows, 0], edges.uvk[rows, 1]]]
-    )
+    name = pd.factorize(pd.Series(road[rows]))[0]
+    ends = pd.MultiIndex.from_arrays([np.r_[name, name], np.r_[uvk[rows, 0], uvk[rows, 1]]])
     code, nodes = pd.factorize(ends)
     a, b = code[:m], code[m:]
     n_nodes = len(nodes)
@@ -591,7 +593,7 @@ def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
     sign[rows[bad]] = np.nan
     # each road's first-digitised edge (lowest road_id), and the end to measure from
     e_comp = comp[a]
-    order = np.lexsort((np.arange(m), edges.road_id[rows], e_comp))
+    order = np.lexsort((np.arange(m), road_id[rows], e_comp))
     lowest = np.r_[True, e_comp[order][1:] != e_comp[order][:-1]]
     first = np.full(n_comp, -1, dtype=np.int64)
     first[e_comp[order][lowest]] = order[lowest]
@@ -601,7 +603,7 @@ def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
     tip = tip[np.lexsort((node_id[tip], ~on_first, comp[tip]))]
     origin = tip[np.r_[True, comp[tip][1:] != comp[tip][:-1]]]
     ok = ~bad
-    graph = csr_matrix((edges.length[rows[ok]], (a[ok], b[ok])), shape=(n_nodes, n_nodes))
+    graph = csr_matrix((length[rows[ok]], (a[ok], b[ok])), shape=(n_nodes, n_nodes))
     dist = np.asarray(dijkstra(graph, directed=False, indices=origin, min_only=True), dtype=float)
     start[rows[ok]] = dist[a[ok]]
     sign[rows[ok]] = np.where(dist[b[ok]] > dist[a[ok]], 1.0, -1.0)
@@ -609,7 +611,7 @@ def _chainage(edges: _Edges) -> tuple[FloatArray, FloatArray]:
 
 
 def snap_incidents(  # noqa: PLR0915 - one output column after another
-    G: nx.MultiDiGraph,
+    G: nx.MultiDiGraph | CompiledGraph,
     incidents: gpd.GeoDataFrame,
     *,
     max_distance_m: float = 5_000.0,
@@ -622,7 +624,8 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
     Parameters
     ----------
     G
-        Graph from :func:`convoyrisk.network.graph_from_gdf`.
+        Graph from :func:`convoyrisk.network.graph_from_gdf`, or its compiled
+        form (:func:`convoyrisk.compiled.compile_graph`).
     incidents
         Points with a CRS (e.g. :attr:`IncidentTable.incidents`); an optional
         ``precision_m`` column gives each one's uncertainty radius (0 if absent).
@@ -651,14 +654,14 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
         ``road_in_radius_m`` (road length inside the uncertainty disc).
         Rows not on the network have ``u = v = key = -1`` and NaN distances.
     """
-    validate_graph(G)
+    compiled = G if isinstance(G, CompiledGraph) else compile_graph(G)
     if incidents.crs is None:
         msg = "`incidents` has no CRS: set one (e.g. `gdf.set_crs('EPSG:4326')`)."
         raise InputError(msg)
     if not max_distance_m > 0:
         msg = f"`max_distance_m` must be positive, got {max_distance_m}."
         raise InputError(msg)
-    points = incidents.to_crs(G.graph["crs"])
+    points = incidents.to_crs(compiled.crs)
     geoms = points.geometry.to_numpy()
     if len(geoms) and not (shapely.get_type_id(geoms) == 0).all():
         msg = "`incidents` must be points: convert other geometries first (e.g. `.centroid`)."
@@ -670,10 +673,10 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
         precision = np.zeros(len(points))
     exact = precision <= exact_m
     reach = np.where(exact, max_distance_m, np.maximum(max_distance_m, precision))
-    edges = _forward_edges(G)
+    edges = _forward_edges(compiled)
     if index is None:
-        index = LineIndex(edges.geoms)
-    elif index.n_lines != len(edges.geoms):
+        index = LineIndex(compiled.geoms[compiled.forward_edges])
+    elif index.n_lines != len(edges.uvk):
         msg = "`index` does not match the graph: build it with `LineIndex.from_graph(G)`."
         raise InputError(msg)
     hit = index.nearest(
@@ -683,7 +686,7 @@ def snap_incidents(  # noqa: PLR0915 - one output column after another
     line = np.where(on, hit.line, 0)
     n = len(points)
     uvk = np.where(on[:, None], edges.uvk[line], -1)
-    chain_start, chain_sign = _chainage(edges)
+    chain_start, chain_sign = edges.chain_start, edges.chain_sign
     roads = pd.Categorical(edges.road)
     names = list(roads.categories)
     if "" not in names:

@@ -165,8 +165,8 @@ def snap_track(
     line = gpd.GeoSeries([track], crs=crs).to_crs(G.graph["crs"]).iloc[0]
     n_pts = max(2, math.ceil(line.length / spacing_m) + 1)
     pts = shapely.line_interpolate_point(line, np.linspace(0.0, line.length, n_pts))
-    forward = np.flatnonzero(~ix.reversed)
-    geoms = np.array([G.edges[ix.edges[i]]["geometry"] for i in forward], dtype=object)
+    forward = ix.compiled.forward_edges
+    geoms = ix.compiled.geoms[forward]
     tree = shapely.STRtree(geoms)
     (pi, gi), dist = tree.query_nearest(
         pts, max_distance=max_offset_m, return_distance=True, all_matches=False

@@ -11,7 +11,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import ParamSpec, TypeVar
@@ -85,12 +85,73 @@ def check_output(
     folder = dest.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    if not folder.is_dir() or not _can_create_in(folder, file=folder == dest.parent):
         msg = (
             f"{what} {given}: cannot create or write in {folder}: choose a folder you can write to."
         )
         raise InputError(msg)
     return dest
+
+
+def _can_create_in(folder: Path, *, file: bool) -> bool:
+    """Whether a file (or, for a path whose folders are missing, a folder) can be made in `folder`.
+
+    Tried, not asked: ``os.access`` says yes to root for ``/proc`` or a
+    read-only mount, where creating anything fails. The probe is removed at once.
+    """
+    try:
+        if file:
+            fd, name = tempfile.mkstemp(prefix=".convoyrisk-probe.", dir=folder)
+            os.close(fd)
+            Path(name).unlink()
+        else:
+            Path(tempfile.mkdtemp(prefix=".convoyrisk-probe.", dir=folder)).rmdir()
+    except OSError:
+        return False
+    return True
+
+
+def check_outputs(
+    outputs: Mapping[str, str | os.PathLike[str] | None],
+    *,
+    inputs: Iterable[str | os.PathLike[str] | None] = (),
+) -> dict[str, Path]:
+    """Check every output of a run before its work starts (:func:`check_output` on each).
+
+    The command line calls this first in every command that writes, so a bad
+    output path is one line and exit code 2 at once, not after minutes of work.
+
+    Parameters
+    ----------
+    outputs
+        Each output, keyed by how messages name it (e.g. ``"`--out`"``, ``"the
+        rejects file"``); None values (options not given) are skipped.
+    inputs
+        Files read by the same run: writing over one of them is refused.
+
+    Returns
+    -------
+    dict
+        Where each given output will be written (symbolic links resolved).
+
+    Raises
+    ------
+    InputError
+        For the first output that :func:`check_output` refuses, or two outputs
+        that are the same file.
+    """
+    inputs = list(inputs)
+    checked: dict[str, Path] = {}
+    for what, path in outputs.items():
+        if path is None:
+            continue
+        dest = check_output(path, inputs=inputs, what=what)
+        for other, seen in checked.items():
+            if seen == dest:
+                msg = f"{what} {path} is the same file as {other}: give each output its own name."
+                raise InputError(msg)
+        checked[what] = dest
+    return checked
 
 
 @contextlib.contextmanager

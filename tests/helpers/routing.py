@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 import convoyrisk as cr
-from convoyrisk.risk import RiskParams, RiskResult, split_segments
+from convoyrisk.density import split_segments
+from convoyrisk.risk import RiskParams, RiskResult
 
 X0, Y0 = 500_000.0, 2_000_000.0  # on the equator of PLANE (true scale)
 

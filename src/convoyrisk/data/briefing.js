@@ -88,26 +88,55 @@ function convoyriskBriefing(map, D) {
     baseLayer.addTo(map);
   }
 
-  /* Context: Natural Earth country borders, coasts and names (offline, under everything). */
+  /* Context: Natural Earth region boundaries, rivers, country borders, coasts, and the
+     names of countries and regions (offline, under everything, never taking the pointer
+     or a Tab stop). */
+  var context = null;
   if (D.context) {
-    var context = L.layerGroup(), k3 = 1000;
+    var k3 = 1000, C = D.context;
+    context = L.layerGroup();
     var ctxRenderer = L.svg({ pane: "crContext" });
-    D.context.coasts.forEach(function (p) {
-      context.addLayer(L.polyline(decode(p, k3), { pane: "crContext", renderer: ctxRenderer,
-        color: "#b8ae9c", weight: 1, interactive: false, className: "cr-coast" }));
-    });
-    D.context.borders.forEach(function (p) {
-      context.addLayer(L.polyline(decode(p, k3), { pane: "crContext", renderer: ctxRenderer,
-        color: "#9a8f7a", weight: 1.5, dashArray: "8 4 2 4", interactive: false,
-        className: "cr-border" }));
-    });
-    D.context.names.forEach(function (n) {
-      context.addLayer(L.marker([n[1], n[2]], { interactive: false, keyboard: false, pane: "crContext",
-        icon: L.divIcon({ className: "cr-country-icon", html: el("div", "cr-country", n[0]),
-                          iconSize: null, iconAnchor: [30, 8] }) }));
-    });
+    var ctxLines = function (parts, style) {
+      parts.forEach(function (p) {
+        style.pane = "crContext"; style.renderer = ctxRenderer; style.interactive = false;
+        context.addLayer(L.polyline(decode(p, k3), style));
+      });
+    };
+    var ctxNames = function (names, cls, anchor, group) {
+      return names.map(function (n) {
+        var mark = L.marker([n[1], n[2]], { interactive: false, keyboard: false,
+          pane: "crContext", icon: L.divIcon({ className: cls + "-icon",
+            html: el("div", cls, n[0]), iconSize: null, iconAnchor: anchor }) });
+        group.addLayer(mark);
+        return mark;
+      });
+    };
+    ctxLines(C.region_lines || [], { color: "#b9ad95", weight: 1, dashArray: "1 4",
+      className: "cr-region-line" });
+    ctxLines(C.rivers || [], { color: "#3f7fbf", weight: 2, opacity: 0.85,
+      className: "cr-river" });
+    ctxLines(C.coasts, { color: "#b8ae9c", weight: 1, className: "cr-coast" });
+    ctxLines(C.borders, { color: "#8a8a8a", weight: 1.2, dashArray: "6 4",
+      className: "cr-border" });
+    /* region names from the zoom Natural Earth labels them at, less one (Mali's regions
+       from 5.6, Burkina Faso's 45 provinces from 8): a country-wide map is not covered
+       in names */
+    var regionNames = L.layerGroup();
+    var regionMarks = ctxNames(C.regions || [], "cr-region", [20, 6], regionNames);
+    var showRegions = function () {
+      var z = map.getZoom();
+      regionMarks.forEach(function (mark, i) {
+        var on = z >= C.regions[i][3] - 1;
+        if (on && !regionNames.hasLayer(mark)) { regionNames.addLayer(mark); }
+        if (!on && regionNames.hasLayer(mark)) { regionNames.removeLayer(mark); }
+      });
+    };
+    context.addLayer(regionNames);
+    ctxNames(C.names, "cr-country", [30, 8], context);
+    map.on("zoomend", showRegions);
+    map.whenReady(showRegions);
     context.addTo(map);
-    overlays.push(["Borders (Natural Earth)", context, true]);
+    overlays.push(["Borders, rivers, regions (Natural Earth)", context, true]);
   }
 
   /* Routes: wide translucent bands, best route widest, with the rank drawn along. */
@@ -657,6 +686,6 @@ function convoyriskBriefing(map, D) {
 
   window.convoyriskLayers = {
     roads: roads, incidents: incidents, markers: marks, heat: heat, routes: bands, aggregates: aggs,
-    worst: worst, grid: grid, layers: layers
+    worst: worst, grid: grid, layers: layers, context: context
   };
 }
