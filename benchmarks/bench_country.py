@@ -24,12 +24,17 @@ Writes a Markdown table to ``--doc`` if given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import ctypes
+import gc
+import importlib.util
 import io
 import json
 import os
 import platform
 import pstats
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,7 +49,7 @@ import geopandas as gpd
 
 import convoyrisk as cr
 from benchmarks.country import Country, write_country
-from benchmarks.memory import PeakRSS
+from benchmarks.memory import PeakRSS, rss_mb
 from convoyrisk.maps import risk_map, save_map
 from convoyrisk.pipeline import node_of, read_incident_sources
 from convoyrisk.places import geocode, load_places
@@ -71,13 +76,17 @@ def _child_peak_mb(proc: subprocess.Popen[bytes], peak: list[float]) -> None:
         time.sleep(0.02)
 
 
-def run_cli(args: list[str], timeout_s: float) -> dict[str, Any]:
-    """Run ``convoyrisk ARGS`` in a subprocess: seconds, peak RSS MB, return code."""
+def run_cli(args: list[str], timeout_s: float, cache: Path | None = None) -> dict[str, Any]:
+    """Run ``convoyrisk ARGS`` in a subprocess: seconds, peak RSS MB, return code.
+
+    `cache` is the subprocess's ``CONVOYRISK_CACHE_DIR`` (built networks).
+    """
     cmd = [sys.executable, "-m", "convoyrisk", *args]
     print("running", " ".join(["convoyrisk", *args]), flush=True)
     peak = [0.0]
+    env = {**os.environ, "CONVOYRISK_CACHE_DIR": str(cache)} if cache is not None else None
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     watcher = threading.Thread(target=_child_peak_mb, args=(proc, peak), daemon=True)
     watcher.start()
     try:
@@ -124,10 +133,48 @@ class Stages:
         return out
 
 
-def library_stages(country: Country, folder: Path, st: Stages) -> dict[str, Any]:
+OSMNX_MAX_EDGES = 120_000
+"""OSMnx ``graph_from_xml`` runs as a peer up to this many grid edges (``--osmnx`` forces it)."""
+
+
+def to_xml(pbf: Path, xml: Path) -> Path:
+    """The PBF rewritten as OSM XML with pyosmium's writer (for OSMnx, which reads XML only)."""
+    import osmium  # noqa: PLC0415 - optional dependency
+
+    if not xml.exists():
+        with osmium.SimpleWriter(str(xml)) as writer:
+            for obj in osmium.FileProcessor(str(pbf)):
+                if isinstance(obj, osmium.osm.Node):
+                    writer.add_node(obj)
+                elif isinstance(obj, osmium.osm.Way):
+                    writer.add_way(obj)
+    return xml
+
+
+def osmnx_peer(country: Country, folder: Path, st: Stages) -> dict[str, Any]:
+    """OSMnx ``graph_from_xml`` on the same extract as XML: its seconds, memory, edges and km."""
+    import osmnx as ox  # noqa: PLC0415 - a peer, optional
+
+    xml = to_xml(country.pbf, folder / "country.osm")
+    H = st(
+        "peer: osmnx.graph_from_xml",
+        lambda: ox.graph_from_xml(xml, simplify=True, retain_all=True),
+        f"same extract as OSM XML ({xml.stat().st_size / 2**20:.0f} MB, conversion untimed); "
+        "simplified, all ways",
+    )
+    edges = ox.convert.to_undirected(H).number_of_edges()
+    km = sum(d["length"] for *_, d in ox.convert.to_undirected(H).edges(data=True)) / 1000
+    return {"osmnx_edges": edges, "osmnx_km": km}
+
+
+def library_stages(
+    country: Country, folder: Path, st: Stages, *, osmnx: bool = False
+) -> dict[str, Any]:
     """Each stage of ``convoyrisk map`` as a library call, in this process."""
     G = st("load_graph", lambda: cr.load_graph(country.pbf))
     n_edges = sum(1 for *_, r in G.edges(data="reversed") if not r)
+    ours_km = sum(d["length"] for *_, d in G.edges(data=True) if not d["reversed"]) / 1000
+    peer = osmnx_peer(country, folder, st) if osmnx else {}
     places = load_places(country.places)
     table = st("read_incident_sources", lambda: read_incident_sources(country.incidents))
     incidents = table.incidents
@@ -163,6 +210,8 @@ def library_stages(country: Country, folder: Path, st: Stages) -> dict[str, Any]
 
     st("peer: GeoDataFrame.explore() + save", explore, note)
     return {
+        **peer,
+        "km": ours_km,
         "edges": n_edges,
         "nodes": G.number_of_nodes(),
         "segments": len(risk.segments),
@@ -181,10 +230,19 @@ def cli_runs(country: Country, folder: Path, timeout_s: float) -> dict[str, dict
     runs: dict[str, dict[str, Any]] = {}
     html = folder / "cli_map.html"
     html.unlink(missing_ok=True)
+    cache = folder / "cache"
+    shutil.rmtree(cache, ignore_errors=True)  # the first run builds the network
     runs["map on the PBF"] = run_cli(
-        ["map", "--roads", str(country.pbf), *common, "--out", str(html)], timeout_s
+        ["map", "--roads", str(country.pbf), *common, "--out", str(html)], timeout_s, cache
     )
     runs["map on the PBF"]["html_mb"] = html.stat().st_size / 2**20 if html.exists() else None
+    html_again = folder / "cli_map_again.html"
+    html_again.unlink(missing_ok=True)
+    name = "map on the PBF again (network from the cache)"
+    runs[name] = run_cli(
+        ["map", "--roads", str(country.pbf), *common, "--out", str(html_again)], timeout_s, cache
+    )
+    runs[name]["html_mb"] = html_again.stat().st_size / 2**20 if html_again.exists() else None
     built = folder / "built.gpkg"
     built.unlink(missing_ok=True)
     runs["network build"] = run_cli(
@@ -230,6 +288,14 @@ def markdown(
     ]
     total = sum(r["seconds"] for r in st.rows if not r["stage"].startswith("peer"))
     lines.append(f"| **sum of the convoyrisk stages** | **{total:.1f}** | | |")
+    if "osmnx_edges" in sizes:
+        lines += [
+            "",
+            (
+                f"Network: convoyrisk {sizes['edges']:,} edges, {sizes['km']:,.0f} km; OSMnx "
+                f"(undirected) {sizes['osmnx_edges']:,} edges, {sizes['osmnx_km']:,.0f} km."
+            ),
+        ]
     lines += [
         "",
         (
@@ -265,6 +331,13 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=900.0, help="per subprocess, seconds")
     ap.add_argument("--no-cli", action="store_true", help="skip the subprocess runs")
     ap.add_argument("--doc", type=Path, help="write the Markdown here")
+    ap.add_argument(
+        "--osmnx",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"OSMnx graph_from_xml as a peer (default: up to {OSMNX_MAX_EDGES:,} edges, "
+        "if OSMnx is installed)",
+    )
     args = ap.parse_args()
     edges, n_inc = SIZES["quick" if args.quick else "full"]
     edges = args.edges or edges
@@ -275,7 +348,16 @@ def main() -> None:
     country = write_country(folder, edges, n_inc, full_bbox=full_bbox)
     print(f"wrote {folder} in {time.perf_counter() - t0:.1f} s", flush=True)
     st = Stages(args.profile)
-    sizes = library_stages(country, folder, st)
+    osmnx = args.osmnx
+    if osmnx is None:
+        osmnx = edges <= OSMNX_MAX_EDGES and importlib.util.find_spec("osmnx") is not None
+    sizes = library_stages(country, folder, st, osmnx=osmnx)
+    # hand the library stages' memory back before the subprocesses run (on a country this
+    # process would otherwise hold ~7 GB beside them)
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    print(f"this process holds {rss_mb():,.0f} MB before the subprocess runs", flush=True)
     runs = {} if args.no_cli else cli_runs(country, folder, args.timeout)
     command = "python -m benchmarks.bench_country " + " ".join(sys.argv[1:])
     text = markdown(command.strip(), country, sizes, st, runs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -11,6 +12,14 @@ import pytest
 import convoyrisk as cr
 
 from .helpers.hotspot import write_hotspot_csv
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the cache of built networks (and downloads) out of the user's home in tests."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONVOYRISK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -202,6 +202,29 @@ def test_road_length_within_the_radius() -> None:
     assert out["road_in_radius_m"] == pytest.approx(geom.intersection(ring).length, rel=1e-4)
 
 
+def test_road_length_within_many_discs_in_chunks(monkeypatch) -> None:
+    """Many discs over many curved lines, a few pairs per chunk: shapely's intersection lengths."""
+    from benchmarks.synthetic import grid_roads
+
+    from convoyrisk import snapping
+
+    roads = grid_roads(400, seed=3)
+    lines = roads.geometry.to_numpy()
+    index = LineIndex(lines)
+    rng = np.random.default_rng(4)
+    lo, hi = np.array(roads.total_bounds[:2]), np.array(roads.total_bounds[2:])
+    xy = rng.uniform(lo, hi, (60, 2))
+    radius = rng.uniform(50.0, 900.0, 60)
+    whole = index.length_within(xy[:, 0], xy[:, 1], radius)
+    monkeypatch.setattr(snapping, "_PAIRS_PER_CHUNK", 40)
+    chunked = index.length_within(xy[:, 0], xy[:, 1], radius)
+    np.testing.assert_array_equal(chunked, whole)
+    union = shapely.union_all(lines)
+    for (x, y), r, got in zip(xy, radius, whole, strict=True):
+        disc = shapely.Point(x, y).buffer(r, quad_segs=512)
+        assert got == pytest.approx(union.intersection(disc).length, rel=1e-4, abs=1e-6)
+
+
 def test_chainage_along_a_named_road() -> None:
     # two lines of one named road, the second digitised backwards
     import networkx as nx
@@ -230,6 +253,61 @@ def test_chainage_along_a_named_road() -> None:
     assert out["chainage_m"].tolist() == pytest.approx([1_000.0, 6_000.0, 1_500.0])
     chain = road_chainage(G)
     assert set(chain["road"]) == {"N1", "side"}
+
+
+def _walked_chainage(G) -> dict:
+    """Chainage by walking each named road with networkx (the definition, edge by edge)."""
+    import networkx as nx
+
+    fwd = [(u, v, k, d) for u, v, k, d in G.edges(keys=True, data=True) if not d["reversed"]]
+    name = [str(d.get("name") or d.get("ref") or "").strip() for *_, d in fwd]
+    out = {(u, v, k): (0.0, 1.0) for u, v, k, _ in fwd}
+    for road in {n for n in name if n and name.count(n) > 1}:
+        H = nx.MultiGraph()
+        for i in (i for i, n in enumerate(name) if n == road):
+            H.add_edge(fwd[i][0], fwd[i][1], row=i)
+        for nodes in nx.connected_components(H):
+            sub = H.subgraph(nodes)
+            rows = [d["row"] for *_, d in sub.edges(data=True)]
+            tips = [n for n, deg in sub.degree() if deg == 1]
+            if sub.number_of_edges() != len(nodes) - 1 or max(dict(sub.degree()).values()) > 2:
+                tips = []
+            if len(tips) != 2:
+                for i in rows:
+                    out[fwd[i][:3]] = (np.nan, np.nan)
+                continue
+            first = min(rows, key=lambda i: (fwd[i][3]["road_id"], i))
+            node = min(tips, key=lambda n: (0 if n in fwd[first][:2] else 1, n))
+            at, previous = 0.0, -1
+            for _ in rows:
+                nxt, i = next(
+                    (w, d["row"]) for _, w, d in sub.edges(node, data=True) if d["row"] != previous
+                )
+                u, _v, _k, d = fwd[i]
+                out[fwd[i][:3]] = (at, 1.0) if u == node else (at + d["length"], -1.0)
+                at += d["length"]
+                node, previous = nxt, i
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_chainage_equals_walking_each_named_road(seed: int) -> None:
+    """Random names on a grid: chains, branches, loops and lone edges, as a walk gives them."""
+    from benchmarks.synthetic import grid_roads
+
+    roads = grid_roads(300, seed=seed)
+    rng = np.random.default_rng(seed)
+    roads["name"] = rng.choice(["", "A", "B", "C", "D", "E"], len(roads), p=[0.3] + [0.14] * 5)
+    G = cr.graph_from_gdf(roads)
+    got = road_chainage(G)
+    want = _walked_chainage(G)
+    assert set(got.index) == set(want)
+    start = np.array([want[i][0] for i in got.index])
+    sign = np.array([want[i][1] for i in got.index])
+    assert np.isnan(start).any()  # some named roads branch
+    assert (np.nan_to_num(start) > 0).sum() > 10  # and some are chains of several edges
+    np.testing.assert_array_equal(got["chain_start_m"].to_numpy(), start)
+    np.testing.assert_array_equal(got["chain_sign"].to_numpy(), sign)
 
 
 def test_default_scenario_anefis_is_112_km_from_kidal(default_graph) -> None:

@@ -41,6 +41,7 @@ from .backtest import backtest
 from .bayes import NO_DATA_CLASS, RISK_CLASSES
 from .config import params_from_mapping, parse_overrides, read_config
 from .export import OUTPUT_FORMATS, output_format, write_run
+from .graphcache import load_graph_cached
 from .incidents import Filters, merge_duplicates
 from .maps import map_title, risk_map, save_map
 from .network import (
@@ -201,6 +202,13 @@ def _data_options(func: F) -> F:
             "--roads",
             type=click.Path(path_type=Path),
             help="Roads: OSM .osm.pbf/.osm/.osm.bz2, OSMnx GraphML, GIS line layer, built .gpkg.",
+        ),
+        click.option(
+            "--no-cache",
+            "no_cache",
+            is_flag=True,
+            help="Build the network from --roads even if it is in the cache of built networks "
+            "(~/.cache/convoyrisk/networks, or $CONVOYRISK_CACHE_DIR), and do not keep it there.",
         ),
         click.option(
             "--incidents",
@@ -504,6 +512,7 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> Briefing:
             workers=opts.get("workers"),
             progress=progress,
             log=say,
+            cache=not opts.get("no_cache"),
         )
 
 
@@ -949,6 +958,12 @@ def _inputs(opts: dict[str, Any]) -> list[Path | None]:
     help="Roads: OSM .osm.pbf/.osm/.osm.bz2, OSMnx GraphML, GIS line layer, built .gpkg.",
 )
 @click.option(
+    "--no-cache",
+    "no_cache",
+    is_flag=True,
+    help="Build the network from --roads even if it is in the cache of built networks.",
+)
+@click.option(
     "--out",
     "out",
     type=click.Path(path_type=Path),
@@ -1021,6 +1036,7 @@ def snap_cmd(
     *,
     incidents: tuple[Path, ...],
     roads: Path | None,
+    no_cache: bool,
     out: Path,
     max_snap: float,
     exact_m: float,
@@ -1064,7 +1080,7 @@ def snap_cmd(
     )
     snap, _ = engine_functions(engine, scheduler=scheduler)
     with _progress_bar(quiet=quiet) as progress:
-        G = load_graph(roads, progress=progress)
+        G = load_graph_cached(roads, cache=not no_cache, progress=progress)
         table = read_incident_sources(
             list(incidents) or None,
             columns=columns or None,
@@ -1219,7 +1235,9 @@ def backtest_cmd(split: str, horizon: float | None, fmt: str, **opts: Any) -> No
     params = _risk_params(opts)
     places = load_places(opts["places"])
     with _progress_bar(quiet=bool(opts["quiet"])) as progress:
-        G = name_nodes(load_graph(opts["roads"], progress=progress), places)
+        G = name_nodes(
+            load_graph_cached(opts["roads"], cache=not opts["no_cache"], progress=progress), places
+        )
         table = read_incident_sources(
             list(opts["incidents"]) or None, filters=_filters(opts), progress=progress
         )

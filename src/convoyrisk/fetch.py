@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import FetchError, InputError
+from .settings import cache_dir
 from .utils import atomic_path, write_text_atomic
 
 ACLED_API = "https://acleddata.com"
@@ -118,17 +119,6 @@ given by its code (``--country 432``)."""
 
 PageProgress = Callable[[int, int, int | None], None]
 """Called after each page as ``progress(page, events_so_far, total_pages_or_None)``."""
-
-
-def cache_dir() -> Path:
-    """Where finished queries are kept: ``$CONVOYRISK_CACHE_DIR``, else the user's cache folder.
-
-    The user's cache folder is ``$XDG_CACHE_HOME/convoyrisk`` (``~/.cache/convoyrisk``).
-    """
-    if os.environ.get("CONVOYRISK_CACHE_DIR"):
-        return Path(os.environ["CONVOYRISK_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "convoyrisk"
 
 
 @dataclass

@@ -328,7 +328,14 @@ def _roads_data(
         geom = gpd.GeoSeries(shapely.line_merge(lines), crs=segs.crs)
         first = pd.Series(segs["segment_id"].to_numpy()[order_in]).groupby(runs[order_in]).first()
         ids = first.to_numpy()
-        members = pd.Series(segs["segment_id"].astype(int).to_numpy()).groupby(runs)
+        # each run's segment ids in row order: one stable sort, not a pandas group per run
+        # (a country has a million runs: get_group on each took minutes)
+        by_run = segs["segment_id"].astype(int).to_numpy()[np.argsort(runs, kind="stable")]
+        bounds = np.r_[0, np.cumsum(count)].tolist()
+        member_ids = by_run.tolist()
+        members: list[list[int]] | None = [
+            member_ids[bounds[r] : bounds[r + 1]] for r in range(len(count))
+        ]
     else:
         rows = segs
         count = np.ones(len(segs), dtype=np.int64)
@@ -350,7 +357,7 @@ def _roads_data(
     chain = _route_chainage(G, routes, risk)
     km: dict[str, list[list[float]]] = {}
     group_ids = (
-        [members.get_group(int(r)).tolist() for r in np.arange(len(count))[draw]]
+        [members[r] for r in np.arange(len(count))[draw].tolist()]
         if members is not None and chain
         else None
     )

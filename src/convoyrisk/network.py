@@ -978,8 +978,10 @@ def name_nodes(
     pts = places.to_crs(G.graph["crs"])
     pxy = shapely.get_coordinates(pts.geometry.to_numpy())
     tree = cKDTree(pxy)
-    for _n, data in G.nodes(data=True):
-        d, i = tree.query((data["x"], data["y"]))
-        if d <= within_m:
-            data["name"] = str(pts["name"].iat[int(i)])
+    nodes = [data for _, data in G.nodes(data=True)]
+    xy = np.array([(data["x"], data["y"]) for data in nodes], dtype=float).reshape(-1, 2)
+    dist, nearest = tree.query(xy)  # all nodes at once (a country has a million)
+    names = pts["name"].astype(str).to_numpy()
+    for k in np.flatnonzero(dist <= within_m):
+        nodes[k]["name"] = names[nearest[k]]
     return G

@@ -32,6 +32,7 @@ from . import settings
 from ._errors import InputError
 from .density import split_segments
 from .exposure import Trip
+from .graphcache import load_graph_cached
 from .incidents import (
     Filters,
     IncidentTable,
@@ -40,8 +41,9 @@ from .incidents import (
     read_incidents,
     validate_incidents,
 )
-from .network import load_graph, name_nodes, nearest_node
-from .places import Place, geocode, load_places
+from .network import name_nodes, nearest_node
+from .osm import is_osm_file, read_osm_places
+from .places import Place, extend_places, geocode, load_places
 from .risk import RiskParams, RiskResult, score_segments
 from .routing import (
     METHOD,
@@ -768,10 +770,27 @@ def engine_functions(
 
 
 def _graph(
-    roads: str | Path | nx.MultiDiGraph | None, places: gpd.GeoDataFrame, progress: Progress | None
+    roads: str | Path | nx.MultiDiGraph | None,
+    places: gpd.GeoDataFrame,
+    progress: Progress | None,
+    *,
+    cache: bool,
 ) -> nx.MultiDiGraph:
-    G = roads if isinstance(roads, nx.MultiDiGraph) else load_graph(roads, progress=progress)
+    G = (
+        roads
+        if isinstance(roads, nx.MultiDiGraph)
+        else load_graph_cached(roads, cache=cache, progress=progress)
+    )
     return name_nodes(G, places)
+
+
+def _lookup(
+    gazetteer: gpd.GeoDataFrame, roads: str | Path | nx.MultiDiGraph | None
+) -> gpd.GeoDataFrame:
+    """The gazetteer, then the named place nodes of `roads` when it is an OSM file."""
+    if isinstance(roads, str | Path) and is_osm_file(roads) and Path(roads).is_file():
+        return extend_places(gazetteer, read_osm_places(roads))
+    return gazetteer
 
 
 def _incident_summary(table: IncidentTable, risk: RiskResult) -> str:
@@ -801,6 +820,7 @@ def run(
     workers: int | None = None,
     progress: Progress | None = None,
     log: Log | None = None,
+    cache: bool = False,
 ) -> Briefing:
     """Roads, incidents, places and a route request to scored segments and routes.
 
@@ -817,7 +837,10 @@ def run(
         merged as ``convoyrisk snap`` does: :func:`read_incident_sources`);
         the embedded November 2023 incidents if None.
     places
-        A gazetteer CSV or GeoDataFrame; the embedded one if None.
+        A gazetteer CSV or GeoDataFrame; the embedded one if None. When `roads`
+        is an OSM file, its named ``place=*`` nodes are looked up after it
+        (:func:`osm.read_osm_places`), so route ends and stops resolve from the
+        extract alone; a name the gazetteer knows resolves to the gazetteer's place.
     request
         Routes to find and score; None for the risk alone.
     params
@@ -839,6 +862,10 @@ def run(
         Progress callback for the long steps.
     log
         Called with one line per step (roads, incidents, notes).
+    cache
+        Keep the network built from a road file in the cache of built networks,
+        and read it from there next time (:mod:`convoyrisk.graphcache`; the
+        command line does, unless ``--no-cache``).
 
     Returns
     -------
@@ -856,9 +883,9 @@ def run(
     if roads is None and not params.base_rates:
         # the embedded scenario comes with its published 1997–2020 base rates
         params = params.replace(base_rates=str(settings.default_base_rates()))
-    stops = _resolve(request, gazetteer) if request is not None else None
+    stops = _resolve(request, _lookup(gazetteer, roads)) if request is not None else None
     snap, score = engine_functions(engine, scheduler=scheduler, workers=workers)
-    G = _graph(roads, gazetteer, progress)
+    G = _graph(roads, gazetteer, progress, cache=cache)
     table = read_incident_sources(
         incidents, columns=columns, filters=filters, merge=merge, progress=progress
     )

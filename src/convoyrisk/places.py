@@ -144,6 +144,24 @@ def _looks_like_geonames(path: Path) -> bool:
     return len(fields) >= 15 and fields[0].strip().isdigit()
 
 
+def extend_places(first: gpd.GeoDataFrame, more: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """`first`, then the places of `more` none of whose spellings `first` already knows.
+
+    A name known to both resolves to `first`'s place (:func:`geocode` takes the
+    first place holding a spelling); `more`'s other spellings of it are dropped
+    with it.
+    """
+    known = set(_index(first))
+    spellings = [
+        {normalise_name(s) for s in [name, *str(aliases).split("|")]} - {""}
+        for name, aliases in zip(more["name"], more["aliases"], strict=True)
+    ]
+    new = np.array([not (names & known) for names in spellings], dtype=bool)
+    extra = more.loc[new].to_crs(first.crs)
+    out = pd.concat([first, extra], ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry=first.geometry.name, crs=first.crs)
+
+
 def _index(places: gpd.GeoDataFrame) -> dict[str, int]:
     index: dict[str, int] = {}
     for i, (name, aliases) in enumerate(zip(places["name"], places["aliases"], strict=True)):

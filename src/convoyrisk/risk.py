@@ -912,6 +912,54 @@ def prepare_scoring(
     net = network_arrays(G)
     segments, lix = cut_lixels(net, params.segment_length_m)
     segments = segments.set_crs(G.graph["crs"])
+    return prepare_incidents(
+        net,
+        segments,
+        lix,
+        snapped,
+        params=params,
+        as_of=as_of,
+        base_rate=_base_rate(segments, params, base_rates),
+    )
+
+
+def prepare_incidents(
+    net: Network,
+    segments: gpd.GeoDataFrame,
+    lix: Lixels,
+    snapped: gpd.GeoDataFrame,
+    *,
+    params: RiskParams,
+    as_of: str | pd.Timestamp | None,
+    base_rate: FloatArray | None = None,
+) -> ScoringInput:
+    """The incident part of :func:`prepare_scoring`, on a network already cut into segments.
+
+    Weights, episodes, kernel sources and spread masses of `snapped`, for
+    :func:`network_density` and :func:`finish_scoring`. Used by
+    :mod:`convoyrisk.incremental` to re-prepare the incidents of a scored
+    network without building its arrays and segments again.
+
+    Parameters
+    ----------
+    net, segments, lix
+        The network arrays, its segments (unscored columns; :func:`finish_scoring`
+        adds the scores to this frame in place) and lixels, from a previous
+        :func:`prepare_scoring` on the same graph and ``segment_length_m``.
+    snapped
+        Incidents snapped onto that graph.
+    params
+        Model parameters.
+    as_of
+        Date the risk is estimated for; the latest incident date if None.
+    base_rate
+        Base rate per segment (NaN where none), or None.
+
+    Returns
+    -------
+    ScoringInput
+        Everything scoring needs besides the kernel density.
+    """
     inc = snapped.copy()
     as_of_ts = parse_as_of(as_of, inc["date"])
     w = incident_weights(inc, as_of_ts, params)
@@ -968,7 +1016,7 @@ def prepare_scoring(
         spread_lixel=s_lix,
         spread_owner=s_own,
         spread_mass=s_mass,
-        base_rate=_base_rate(segments, params, base_rates),
+        base_rate=base_rate,
         observed_days=observed_days(inc["age_days"], params, as_of_ts),
         smoother=Smoother(_midpoints(segments), params.prior_scale_m),
         component=connected_components(net.csr, directed=False)[1][net.eu][lix.edge],

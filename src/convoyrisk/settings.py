@@ -47,3 +47,14 @@ def default_base_rates() -> Path:
 def default_incidents() -> Path:
     """Path of the embedded November 2023 incidents."""
     return data_dir / "incidents.csv"
+
+
+def cache_dir() -> Path:
+    """Where downloads and built networks are kept: ``$CONVOYRISK_CACHE_DIR``, else the user's.
+
+    The user's cache folder is ``$XDG_CACHE_HOME/convoyrisk`` (``~/.cache/convoyrisk``).
+    """
+    if os.environ.get("CONVOYRISK_CACHE_DIR"):
+        return Path(os.environ["CONVOYRISK_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "convoyrisk"

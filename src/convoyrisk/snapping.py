@@ -38,6 +38,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import shapely
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 from ._errors import InputError
@@ -66,6 +68,7 @@ its compiled search is about 7x the numpy engine's, but loading it costs about 2
 
 _FIRST_K = 8
 _CHUNK = 131_072
+_PAIRS_PER_CHUNK = 2_000_000  # (point, piece) pairs of length_within at once, about
 _MAX_PAIRS = 4_000_000
 
 
@@ -363,15 +366,42 @@ class LineIndex:
         ok = np.flatnonzero(np.isfinite(px) & np.isfinite(py) & (r > 0))
         if len(ok) == 0:
             return out
-        hits = self.tree.query_ball_point(np.c_[px[ok], py[ok]], r[ok] + self.half)
+        # points in chunks of about _PAIRS_PER_CHUNK (point, piece) pairs: a country's
+        # imprecise incidents reach millions of pieces, held as Python lists by the tree
+        per_point = np.pi * (r[ok] + self.half) ** 2 * self.n_pieces / self._area
+        cuts = np.searchsorted(
+            np.cumsum(per_point),
+            np.arange(1, int(per_point.sum() // _PAIRS_PER_CHUNK) + 1) * float(_PAIRS_PER_CHUNK),
+        )
+        for part in np.split(ok, np.unique(cuts[(cuts > 0) & (cuts < len(ok))])):
+            self._add_within(out, part, px, py, r)
+        return out
+
+    @property
+    def _area(self) -> float:
+        span = np.ptp(np.r_[self.a, self.b], axis=0)
+        return float(max(span[0], 1.0) * max(span[1], 1.0))
+
+    def _add_within(
+        self, out: FloatArray, ok: IntArray, px: FloatArray, py: FloatArray, r: FloatArray
+    ) -> None:
+        """Add to ``out[ok]`` the length of line inside the discs of the points `ok`."""
+        hits = self.tree.query_ball_point(
+            np.c_[px[ok], py[ok]], r[ok] + self.half, return_sorted=True
+        )
         counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(ok))
         if counts.sum() == 0:
-            return out
+            return
         owner = np.repeat(ok, counts)
-        pieces = np.fromiter((p for h in hits for p in h), dtype=np.int64, count=int(counts.sum()))
-        # a segment cut into several pieces appears once per point
-        pairs = np.unique(np.c_[owner, self.piece_seg[pieces]], axis=0)
-        owner, segs = pairs[:, 0], pairs[:, 1]
+        pieces = np.fromiter(
+            itertools.chain.from_iterable(hits), dtype=np.int64, count=int(counts.sum())
+        )
+        del hits
+        # a segment cut into several pieces appears once per point (each point's pieces
+        # are sorted, and a segment's pieces are consecutive)
+        segs = self.piece_seg[pieces]
+        first = np.r_[True, (owner[1:] != owner[:-1]) | (segs[1:] != segs[:-1])]
+        owner, segs = owner[first], segs[first]
         a, b = self.a[segs], self.b[segs]
         dx, dy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
         fx, fy = a[:, 0] - px[owner], a[:, 1] - py[owner]
@@ -386,7 +416,6 @@ class LineIndex:
         t1 = np.clip((-qb + root) / den, 0.0, 1.0)
         inside = np.where(good, (t1 - t0) * self.seg_length[segs], 0.0)
         np.add.at(out, owner, inside)
-        return out
 
 
 def _spatial_order(x: FloatArray, y: FloatArray, cell: float) -> IntArray:
@@ -523,44 +552,61 @@ def _forward_edges(compiled: CompiledGraph) -> _Edges:
 def _chainage(
     uvk: IntArray, road: npt.NDArray[Any], length: FloatArray, road_id: IntArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Chainage at ``u`` and its direction along the edge, per forward edge."""
+    """Chainage at ``u`` and its direction along the edge, per forward edge.
+
+    The edges sharing a name form a graph whose nodes are (name, node) pairs;
+    each of its components that is a simple path (edges = nodes − 1, no node
+    of degree over 2) is a road, measured from one of its two ends: the end on
+    the road's first-digitised edge (lowest ``road_id``), else the lower node
+    id. The chainage of a node is its shortest-path distance from that end
+    (one Dijkstra for every road at once; along a path, the same sums as
+    walking it).
+    """
     n = len(length)
     start = np.zeros(n)
     sign = np.ones(n)
     names = pd.Series(road)
-    shared = names[(names != "") & names.duplicated(keep=False)]  # a lone edge: its own road
-    from_node = uvk[:, 0]
-    for _, group in shared.groupby(shared, sort=False):
-        H = nx.MultiGraph()
-        for i in group.index:
-            H.add_edge(uvk[i, 0], uvk[i, 1], row=i)
-        for nodes in nx.connected_components(H):
-            sub = H.subgraph(nodes)
-            ends = [n for n, deg in sub.degree() if deg == 1]
-            is_chain = sub.number_of_edges() == len(nodes) - 1 and all(
-                deg <= 2 for _, deg in sub.degree()
-            )
-            edge_rows = [d["row"] for *_, d in sub.edges(data=True)]
-            if not is_chain or len(ends) != 2:
-                start[edge_rows] = np.nan
-                sign[edge_rows] = np.nan
-                continue
-            first = min(edge_rows, key=lambda i: road_id[i])
-            first_ends = (uvk[first, 0], uvk[first, 1])
-            node = min(ends, key=lambda n: (0 if n in first_ends else 1, n))
-            chain, previous = 0.0, -1
-            for _ in range(sub.number_of_edges()):
-                (nxt, data) = next(
-                    (w, d) for _, w, d in sub.edges(node, data=True) if d["row"] != previous
-                )
-                i = int(data["row"])
-                step = float(length[i])
-                if from_node[i] == node:
-                    start[i], sign[i] = chain, 1.0
-                else:
-                    start[i], sign[i] = chain + step, -1.0
-                chain += step
-                node, previous = nxt, i
+    rows = np.flatnonzero(((names != "") & names.duplicated(keep=False)).to_numpy())
+    if len(rows) == 0:  # a lone edge is its own road
+        return start, sign
+    m = len(rows)
+    name = pd.factorize(pd.Series(road[rows]))[0]
+    ends = pd.MultiIndex.from_arrays([np.r_[name, name], np.r_[uvk[rows, 0], uvk[rows, 1]]])
+    code, nodes = pd.factorize(ends)
+    a, b = code[:m], code[m:]
+    n_nodes = len(nodes)
+    node_id = nodes.get_level_values(1).to_numpy()
+    _, comp = connected_components(
+        coo_matrix((np.ones(m), (a, b)), shape=(n_nodes, n_nodes)), directed=False
+    )
+    n_comp = int(comp.max()) + 1
+    degree = np.bincount(a, minlength=n_nodes) + np.bincount(b, minlength=n_nodes)
+    max_degree = np.zeros(n_comp, dtype=np.int64)
+    np.maximum.at(max_degree, comp, degree)
+    chain = (
+        (np.bincount(comp[a], minlength=n_comp) == np.bincount(comp, minlength=n_comp) - 1)
+        & (max_degree <= 2)
+        & (np.bincount(comp, weights=degree == 1, minlength=n_comp) == 2)
+    )
+    bad = ~chain[comp[a]]
+    start[rows[bad]] = np.nan
+    sign[rows[bad]] = np.nan
+    # each road's first-digitised edge (lowest road_id), and the end to measure from
+    e_comp = comp[a]
+    order = np.lexsort((np.arange(m), road_id[rows], e_comp))
+    lowest = np.r_[True, e_comp[order][1:] != e_comp[order][:-1]]
+    first = np.full(n_comp, -1, dtype=np.int64)
+    first[e_comp[order][lowest]] = order[lowest]
+    tip = np.flatnonzero((degree == 1) & chain[comp])
+    f = first[comp[tip]]
+    on_first = (tip == a[f]) | (tip == b[f])
+    tip = tip[np.lexsort((node_id[tip], ~on_first, comp[tip]))]
+    origin = tip[np.r_[True, comp[tip][1:] != comp[tip][:-1]]]
+    ok = ~bad
+    graph = csr_matrix((length[rows[ok]], (a[ok], b[ok])), shape=(n_nodes, n_nodes))
+    dist = np.asarray(dijkstra(graph, directed=False, indices=origin, min_only=True), dtype=float)
+    start[rows[ok]] = dist[a[ok]]
+    sign[rows[ok]] = np.where(dist[b[ok]] > dist[a[ok]], 1.0, -1.0)
     return start, sign
 
 
