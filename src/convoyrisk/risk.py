@@ -1123,10 +1123,10 @@ def interval_bandwidth_m(params: RiskParams) -> float:
     return min(params.bandwidth_m / INTERVAL_BANDWIDTH_DIVISOR, INTERVAL_MAX_BANDWIDTH_M)
 
 
-SPREAD_ITERATIONS = 25
+SPREAD_ITERATIONS = 100
 """At most this many passes re-allocating location-uncertain episodes (:func:`finish_scoring`)."""
 
-SPREAD_TOLERANCE = 1e-4
+SPREAD_TOLERANCE = 1e-12
 """Re-allocation stops when no episode's share on any segment moves by more than this."""
 
 
