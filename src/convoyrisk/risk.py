@@ -74,9 +74,7 @@ from .bayes import (
 from .compiled import compile_graph
 from .convert import validate_graph
 from .density import (
-    JUNCTIONS,
     KERNEL_ROUGHNESS,
-    KERNELS,
     MIN_SHARE,
     Density,
     KernelSpec,
@@ -115,7 +113,7 @@ class RiskParams:
         is known only to within a radius larger than this are spread over the
         roads inside that radius instead (by road length).
     kernel
-        One of :data:`KERNELS`.
+        One of :data:`convoyrisk.density.KERNELS`.
     junction
         ``"equal-split"`` (Okabe's discontinuous equal-split kernel) or ``"none"``.
     conserve_mass
@@ -280,12 +278,7 @@ class RiskParams:
         if self.tune not in {"auto", "on", "off"}:
             msg = f"`tune` must be auto, on or off; got {self.tune!r}."
             raise InputError(msg)
-        if self.kernel not in KERNELS:
-            msg = f"`kernel` must be one of {', '.join(KERNELS)}; got {self.kernel!r}."
-            raise InputError(msg)
-        if self.junction not in JUNCTIONS:
-            msg = f"`junction` must be one of {', '.join(JUNCTIONS)}; got {self.junction!r}."
-            raise InputError(msg)
+        _ = self.kernel_spec  # KernelSpec checks the kernel and the junction rule
         for name in ("credible_level", "class_confidence"):
             if not 0 < getattr(self, name) < 1:
                 msg = f"`{name}` must be in (0, 1), got {getattr(self, name)}."
