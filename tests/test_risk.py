@@ -345,6 +345,34 @@ def test_a_year_of_data_is_read_as_a_year() -> None:
     assert since.observed_days == 365.0
 
 
-def test_observed_since_is_checked() -> None:
+@pytest.mark.parametrize("value", ["01/01/2023", "2023-02-30", "soon"])
+def test_observed_since_is_checked(value: str) -> None:
     with pytest.raises(InputError, match="observed_since"):
-        RiskParams(observed_since="01/01/2023")
+        RiskParams(observed_since=value)
+
+
+def test_uncertain_episode_goes_where_the_rate_is() -> None:
+    """A report known to 15 km, between a road with 60 attacks and an empty one.
+
+    Both roads have the same length inside its radius, so sharing by length alone
+    would put half of it on the empty road; by length × the rate the other
+    evidence gives (the roads 20 km apart, beyond the kernel and, with a 5 km
+    prior scale, the prior), almost none.
+    """
+    hot = shapely.LineString([(500_000, 2_000_000), (600_000, 2_000_000)])
+    empty = shapely.LineString([(500_000, 2_020_000), (600_000, 2_020_000)])
+    link = shapely.LineString([(600_000, 2_000_000), (600_000, 2_020_000)])
+    G = _roads([hot, empty, link])
+    rng = np.random.default_rng(5)
+    xy = [(500_000 + float(x), 2_000_000.0) for x in rng.uniform(0, 100_000, 60)]
+    days = [d.strftime("%Y-%m-%d") for d in pd.date_range("2023-01-01", periods=60, freq="6D")]
+    precise = _incidents(G, xy, days)
+    report = _incidents(G, [(550_000.0, 2_010_000.0)], ["2023-06-01"], precision=15_000.0)
+    snapped = pd.concat([precise, report.assign(event_id="R")], ignore_index=True)
+    p = RiskParams(tune="off", prior_scale_m=5_000.0, episode_m=0.0)
+    seg = score_segments(G, snapped, params=p, as_of="2023-12-31").segments
+    mids = shapely.get_y(seg.geometry.interpolate(0.5, normalized=True).to_numpy())
+    on_empty = np.isclose(mids, 2_020_000.0)
+    decay = 0.5 ** ((pd.Timestamp("2023-12-31") - pd.Timestamp("2023-06-01")).days / 180.0)
+    share = float(seg.loc[on_empty, "mass"].sum()) / decay
+    assert share < 0.05, share

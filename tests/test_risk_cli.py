@@ -86,6 +86,11 @@ def test_score_errors(tmp_path: Path) -> None:
     assert_one_line_error(
         cli("score", "--out", str(tmp_path / "x.csv"), "--set", "kernel=gauss", "-q"), "kernel"
     )
+    # a record that starts after the as-of date (a bare TOML date is read as its text)
+    out = str(tmp_path / "x.csv")
+    late = cli("score", "--out", out, "--set", "observed_since=2030-01-01", "-q")
+    assert_one_line_error(late, "observed_since", "after the as-of date")
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_backtest_table_and_json() -> None:

@@ -21,6 +21,7 @@ A configuration file holds a ``[risk]`` table whose keys are the fields of
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import math
 import tomllib
 from pathlib import Path
@@ -39,6 +40,9 @@ def _field_types() -> dict[str, str]:
 def _coerce(name: str, value: Any, where: str) -> Any:  # noqa: ANN401, C901 - TOML values, one branch per type
     kind = _field_types()[name]
     bad = f"`{name}` in {where} must be"
+    # a bare TOML date (observed_since = 2023-01-01) is the text of that date
+    is_date = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    value = value.isoformat() if kind == "str" and is_date else value
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, int | float):
             msg = f"{bad} a number, got {value!r}."

@@ -267,14 +267,8 @@ class RiskParams:
             if not (weight >= 0 and math.isfinite(weight)):
                 msg = f"`type_weights` of {name!r} must be zero or more, got {weight}."
                 raise InputError(msg)
-        if self.observed_since not in {"auto", "window"} and not _ISO_DATE.fullmatch(
-            str(self.observed_since)
-        ):
-            msg = (
-                "`observed_since` must be auto, window or a date YYYY-MM-DD; "
-                f"got {self.observed_since!r}."
-            )
-            raise InputError(msg)
+        if self.observed_since not in {"auto", "window"}:
+            _record_start(self.observed_since)
         if self.tune not in {"auto", "on", "off"}:
             msg = f"`tune` must be auto, on or off; got {self.tune!r}."
             raise InputError(msg)
@@ -410,6 +404,17 @@ def decay_weights(
     return factor, reason
 
 
+def _record_start(value: str) -> pd.Timestamp:
+    """`observed_since` as a date; one line saying what to write if it is not one."""
+    msg = f"`observed_since` must be auto, window or a date YYYY-MM-DD; got {value!r}."
+    if not _ISO_DATE.fullmatch(str(value)):
+        raise InputError(msg)
+    try:
+        return pd.Timestamp(str(value))
+    except ValueError as exc:
+        raise InputError(msg) from exc
+
+
 def observed_days(ages: npt.ArrayLike, params: RiskParams, as_of: pd.Timestamp) -> float:
     """Length of the incident record before the as-of date, days (at most ``window_days``).
 
@@ -440,8 +445,15 @@ def observed_days(ages: npt.ArrayLike, params: RiskParams, as_of: pd.Timestamp) 
     if params.observed_since == "window":
         return window
     if params.observed_since != "auto":
-        since = pd.Timestamp(params.observed_since)
-        return float(min(window, max((as_of.normalize() - since).days + 1.0, 1.0)))
+        since = _record_start(params.observed_since)
+        if since > as_of.normalize():
+            msg = (
+                f"`observed_since` {params.observed_since} is after the as-of date "
+                f"{as_of.date().isoformat()}: give the date the incident record starts, "
+                "on or before it."
+            )
+            raise InputError(msg)
+        return float(min(window, (as_of.normalize() - since).days + 1.0))
     a = np.asarray(ages, dtype=float)
     a = a[np.isfinite(a) & (a >= 0)]
     if len(a) == 0:
@@ -826,7 +838,6 @@ class ScoringInput:
     smoother: Smoother
     component: IntArray  # connected component of each segment
     narrow_sources: Sources  # the same episodes at `interval_bandwidth_m` (the interval's check)
-    spread_length: FloatArray  # segment lengths, metres (the uncertain episodes' first shares)
 
 
 def _lixel_at(lix: Lixels, edge: IntArray, offset: FloatArray) -> IntArray:
@@ -1013,7 +1024,6 @@ def prepare_incidents(
         observed_days=observed_days(inc["age_days"], params, as_of_ts),
         smoother=Smoother(_midpoints(segments), params.prior_scale_m),
         component=connected_components(net.csr, directed=False)[1][net.eu][lix.edge],
-        spread_length=segments["length_m"].to_numpy(float),
         narrow_sources=narrow,
     )
 
@@ -1209,7 +1219,7 @@ def _respread(prep: ScoringInput, fit: _Fit, spread_mass: FloatArray) -> FloatAr
     length_km = prep.segments["length_m"].to_numpy(float)[lixel] / 1000.0
     own_n = fit.per_mass * spread_mass / np.maximum(length_km, 1e-12)
     others = np.maximum(fit.post.shape[lixel] - own_n, 1e-300) / fit.post.rate[lixel]
-    score = prep.spread_length[lixel] * others
+    score = length_km * others
     total = np.bincount(owner, weights=score, minlength=len(prep.incidents))[owner]
     weight = prep.incidents["weight"].to_numpy(float)[owner]
     return np.asarray(np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0))
