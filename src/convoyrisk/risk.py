@@ -60,6 +60,7 @@ from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import ConvoyRiskWarning, InputError
+from ._respread import respread_pass
 from .bayes import (
     NO_DATA_CLASS,
     RISK_CLASSES,
@@ -1148,20 +1149,51 @@ class _Fit:
     per_mass: float  # Poisson-equivalent count per unit of mass per km, ``c_t·window_km``
 
 
-def _fit(prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray) -> _Fit:
-    params, segments, lix = prep.params, prep.segments, prep.lix
+@dataclass
+class _FitBase:
+    """What every fit of one scoring shares: what the re-allocation of episodes leaves alone."""
+
+    length_km: FloatArray
+    src_lixel: IntArray  # the lixel of each kernel source
+    bins: IntArray  # bins of about the kernel's window along each road (for ``k``)
+    t1: float
+    t2: float
+
+    @classmethod
+    def of(cls, prep: ScoringInput) -> _FitBase:
+        """The invariants of `prep`."""
+        segments, lix, params = prep.segments, prep.lix, prep.params
+        start_km = segments["start_m"].to_numpy(float) / 1000.0
+        bins = np.unique(
+            np.column_stack([lix.edge, np.floor(start_km / params.window_km).astype(np.int64)]),
+            axis=0,
+            return_inverse=True,
+        )[1].ravel()
+        t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
+        return cls(
+            length_km=segments["length_m"].to_numpy(float) / 1000.0,
+            src_lixel=_lixel_at(lix, prep.sources.edge, prep.sources.offset),
+            bins=bins,
+            t1=t1,
+            t2=t2,
+        )
+
+
+def _fit(
+    prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray, base: _FitBase
+) -> _Fit:
+    params, segments = prep.params, prep.segments
     n_lix = len(segments)
     mass = kernel_mass + np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix)
-    t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
+    t1, t2 = base.t1, base.t2
     t_eff = t1 * t1 / t2
     c_t = t1 / t2
-    length_km = segments["length_m"].to_numpy(float) / 1000.0
+    length_km = base.length_km
     window_km = params.window_km
     # raw decayed episode counts per segment (where each episode is, not smoothed)
-    src = prep.sources
     raw = np.bincount(
-        np.r_[_lixel_at(lix, src.edge, src.offset), prep.spread_lixel],
-        weights=np.r_[src.w1, spread_mass],
+        np.r_[base.src_lixel, prep.spread_lixel],
+        weights=np.r_[prep.sources.w1, spread_mass],
         minlength=n_lix,
     ).astype(float)
     # each segment's prior leaves out the evidence its posterior adds: the episodes
@@ -1176,12 +1208,7 @@ def _fit(prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray) -
     )
     # overdispersion on bins of about the kernel's window along each road, where counts
     # are large enough to show it (single segments hold mostly zeros)
-    start_km = segments["start_m"].to_numpy(float) / 1000.0
-    bins = np.unique(
-        np.column_stack([lix.edge, np.floor(start_km / window_km).astype(np.int64)]),
-        axis=0,
-        return_inverse=True,
-    )[1].ravel()
+    bins = base.bins
     # only roads connected to some episode: empty, disconnected road says nothing about k
     live = np.bincount(prep.component, weights=raw)[prep.component] > 0
     k = params.overdispersion_k or max(
@@ -1206,23 +1233,41 @@ def _fit(prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray) -
     )
 
 
-def _respread(prep: ScoringInput, fit: _Fit, spread_mass: FloatArray) -> FloatArray:
-    """Each uncertain episode's mass re-shared by length × the rate the others give.
+class _Respread:
+    """Re-sharing of each uncertain episode's mass by length × the rate the others give.
 
     Where an episode reported to within ``R`` happened is, given the report,
     distributed over the roads inside ``R`` in proportion to length × rate
     (a Poisson process seen through a uniform location error). The rate is
     each segment's posterior mean without that episode's own share: the
-    episode is placed by the other evidence, not by itself.
+    episode is placed by the other evidence, not by itself. One compiled pass
+    over the (episode, segment) pairs (:func:`convoyrisk._respread.respread_pass`).
     """
-    lixel, owner = prep.spread_lixel, prep.spread_owner
-    length_km = prep.segments["length_m"].to_numpy(float)[lixel] / 1000.0
-    own_n = fit.per_mass * spread_mass / np.maximum(length_km, 1e-12)
-    others = np.maximum(fit.post.shape[lixel] - own_n, 1e-300) / fit.post.rate[lixel]
-    score = length_km * others
-    total = np.bincount(owner, weights=score, minlength=len(prep.incidents))[owner]
-    weight = prep.incidents["weight"].to_numpy(float)[owner]
-    return np.asarray(np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0))
+
+    def __init__(self, prep: ScoringInput, base: _FitBase) -> None:
+        owner = prep.spread_owner
+        self.lixel = np.ascontiguousarray(prep.spread_lixel, dtype=np.int64)
+        self.owner = np.ascontiguousarray(owner, dtype=np.int64)
+        self.length_km = np.ascontiguousarray(base.length_km[self.lixel])
+        self.weight = np.ascontiguousarray(prep.incidents["weight"].to_numpy(float)[owner])
+        self.n_owner = len(prep.incidents)
+
+    def step(self, fit: _Fit, spread_mass: FloatArray) -> tuple[FloatArray, float]:
+        """The new shares, and the largest move of a share relative to its episode's weight."""
+        new = np.empty(len(self.lixel))
+        moved = respread_pass(
+            self.lixel,
+            self.owner,
+            self.length_km,
+            self.weight,
+            np.ascontiguousarray(spread_mass, dtype=float),
+            np.ascontiguousarray(fit.post.shape, dtype=float),
+            np.ascontiguousarray(fit.post.rate, dtype=float),
+            float(fit.per_mass),
+            self.n_owner,
+            new,
+        )
+        return new, float(moved)
 
 
 def finish_scoring(
@@ -1253,22 +1298,21 @@ def finish_scoring(
     params, segments, inc = prep.params, prep.segments, prep.incidents
     n_lix = len(segments)
     spread_mass = prep.spread_mass
-    fit = _fit(prep, kernel_mass, spread_mass)
+    base = _FitBase.of(prep)
+    fit = _fit(prep, kernel_mass, spread_mass, base)
     if len(spread_mass):
-        weight = inc["weight"].to_numpy(float)[prep.spread_owner]
+        respread = _Respread(prep, base)
         for _ in range(SPREAD_ITERATIONS):
-            new = _respread(prep, fit, spread_mass)
-            moved = np.abs(new - spread_mass) / np.maximum(weight, 1e-300)
-            spread_mass = new
-            fit = _fit(prep, kernel_mass, spread_mass)
-            if moved.max() < SPREAD_TOLERANCE:
+            spread_mass, moved = respread.step(fit, spread_mass)
+            fit = _fit(prep, kernel_mass, spread_mass, base)
+            if moved < SPREAD_TOLERANCE:
                 break
     post, m, informed, k = fit.post, fit.m, fit.informed, fit.k
     length_km = segments["length_m"].to_numpy(float) / 1000.0
     harm = inc["harm"].to_numpy(float)
     src = prep.sources
     harm_raw = np.bincount(
-        np.r_[_lixel_at(prep.lix, src.edge, src.offset), prep.spread_lixel],
+        np.r_[base.src_lixel, prep.spread_lixel],
         weights=np.r_[src.w1 * harm[src.owner], spread_mass * harm[prep.spread_owner]],
         minlength=n_lix,
     )
