@@ -144,11 +144,15 @@ def test_respread_pass_is_the_vectorised_reallocation() -> None:
     score = length_km * (np.maximum(shape[lixel] - own, 1e-300) / rate[lixel])
     total = np.bincount(owner, weights=score, minlength=n_inc)[owner]
     expected = np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0)
-    new = np.empty(n_pairs)
+    new, by_lixel, raw = np.empty(n_pairs), np.zeros(n_seg), np.full(n_seg, 0.5)
     moved = respread_pass(
-        lixel, owner, length_km, weight, spread, shape, rate, per_mass, n_inc, new
+        lixel, owner, length_km, weight, spread, shape, rate, per_mass, n_inc, new, by_lixel, raw
     )
     assert np.array_equal(new, expected)
+    assert np.array_equal(by_lixel, np.bincount(lixel, weights=expected, minlength=n_seg))
+    assert np.array_equal(
+        raw, np.bincount(np.r_[np.arange(n_seg), lixel], np.r_[np.full(n_seg, 0.5), expected])
+    )
     assert moved == np.max(np.abs(expected - spread) / weight)
     # each episode's shares sum to its weight
     sums = np.bincount(owner, weights=new, minlength=n_inc)

@@ -28,6 +28,8 @@ def respread_pass(  # noqa: PLR0917 - parallel arrays of one compiled loop
     per_mass: float,
     n_owner: int,
     new: FloatArray,
+    by_lixel: FloatArray,
+    raw: FloatArray,
 ) -> float:
     """Write each pair's new share into `new`; return the largest move relative to weight.
 
@@ -35,6 +37,10 @@ def respread_pass(  # noqa: PLR0917 - parallel arrays of one compiled loop
     ``length_km[i]``, the episode weighing ``weight[i]``): the score is length
     × the segment's posterior mean without the pair's own share, and the
     episode's weight is shared in proportion to its pairs' scores.
+
+    The new shares are also added, pair by pair in order (as ``np.bincount``
+    adds them), to `by_lixel` (zeros on entry) and to `raw` (the other
+    sources' counts on entry).
     """
     n = len(lixel)
     total = np.zeros(n_owner)
@@ -53,4 +59,6 @@ def respread_pass(  # noqa: PLR0917 - parallel arrays of one compiled loop
         d = abs(value - spread_mass[i]) / max(weight[i], 1e-300)
         moved = max(moved, d)
         new[i] = value
+        by_lixel[lixel[i]] += value
+        raw[lixel[i]] += value
     return moved

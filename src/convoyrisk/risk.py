@@ -1155,6 +1155,7 @@ class _FitBase:
 
     length_km: FloatArray
     src_lixel: IntArray  # the lixel of each kernel source
+    src_raw: FloatArray  # the kernel sources' decayed counts per lixel
     bins: IntArray  # bins of about the kernel's window along each road (for ``k``)
     t1: float
     t2: float
@@ -1170,9 +1171,11 @@ class _FitBase:
             return_inverse=True,
         )[1].ravel()
         t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
+        src_lixel = _lixel_at(lix, prep.sources.edge, prep.sources.offset)
         return cls(
             length_km=segments["length_m"].to_numpy(float) / 1000.0,
-            src_lixel=_lixel_at(lix, prep.sources.edge, prep.sources.offset),
+            src_lixel=src_lixel,
+            src_raw=np.bincount(src_lixel, prep.sources.w1, minlength=len(segments)).astype(float),
             bins=bins,
             t1=t1,
             t2=t2,
@@ -1180,22 +1183,35 @@ class _FitBase:
 
 
 def _fit(
-    prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray, base: _FitBase
+    prep: ScoringInput,
+    kernel_mass: FloatArray,
+    spread_mass: FloatArray,
+    base: _FitBase,
+    sums: tuple[FloatArray, FloatArray] | None = None,
 ) -> _Fit:
+    """The fit, given the shares of the uncertain episodes.
+
+    `sums`: the shares per segment and the raw counts, if :class:`_Respread`
+    summed them already.
+    """
     params, segments = prep.params, prep.segments
     n_lix = len(segments)
-    mass = kernel_mass + np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix)
+    if sums is None:
+        by_lixel = np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix).astype(float)
+        # raw decayed episode counts per segment (where each episode is, not smoothed)
+        raw = np.bincount(
+            np.r_[base.src_lixel, prep.spread_lixel],
+            weights=np.r_[prep.sources.w1, spread_mass],
+            minlength=n_lix,
+        ).astype(float)
+    else:
+        by_lixel, raw = sums
+    mass = kernel_mass + by_lixel
     t1, t2 = base.t1, base.t2
     t_eff = t1 * t1 / t2
     c_t = t1 / t2
     length_km = base.length_km
     window_km = params.window_km
-    # raw decayed episode counts per segment (where each episode is, not smoothed)
-    raw = np.bincount(
-        np.r_[base.src_lixel, prep.spread_lixel],
-        weights=np.r_[prep.sources.w1, spread_mass],
-        minlength=n_lix,
-    ).astype(float)
     # each segment's prior leaves out the evidence its posterior adds: the episodes
     # and exposure of the kernel's window around it
     m, regional, informed = prior_means(
@@ -1251,10 +1267,18 @@ class _Respread:
         self.length_km = np.ascontiguousarray(base.length_km[self.lixel])
         self.weight = np.ascontiguousarray(prep.incidents["weight"].to_numpy(float)[owner])
         self.n_owner = len(prep.incidents)
+        self.src_raw = base.src_raw
 
-    def step(self, fit: _Fit, spread_mass: FloatArray) -> tuple[FloatArray, float]:
-        """The new shares, and the largest move of a share relative to its episode's weight."""
+    def step(
+        self, fit: _Fit, spread_mass: FloatArray
+    ) -> tuple[FloatArray, float, tuple[FloatArray, FloatArray]]:
+        """The new shares, and the largest move of one relative to its episode's weight.
+
+        Also the shares per segment and the raw counts per segment, for :func:`_fit`.
+        """
         new = np.empty(len(self.lixel))
+        by_lixel = np.zeros(len(self.src_raw))
+        raw = self.src_raw.copy()
         moved = respread_pass(
             self.lixel,
             self.owner,
@@ -1266,8 +1290,10 @@ class _Respread:
             float(fit.per_mass),
             self.n_owner,
             new,
+            by_lixel,
+            raw,
         )
-        return new, float(moved)
+        return new, float(moved), (by_lixel, raw)
 
 
 def finish_scoring(
@@ -1303,8 +1329,8 @@ def finish_scoring(
     if len(spread_mass):
         respread = _Respread(prep, base)
         for _ in range(SPREAD_ITERATIONS):
-            spread_mass, moved = respread.step(fit, spread_mass)
-            fit = _fit(prep, kernel_mass, spread_mass, base)
+            spread_mass, moved, sums = respread.step(fit, spread_mass)
+            fit = _fit(prep, kernel_mass, spread_mass, base, sums)
             if moved < SPREAD_TOLERANCE:
                 break
     post, m, informed, k = fit.post, fit.m, fit.informed, fit.k
