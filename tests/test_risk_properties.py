@@ -135,8 +135,8 @@ def test_respread_pass_is_the_vectorised_reallocation() -> None:
     n_seg, n_inc, n_pairs = 50, 8, 120
     lixel = rng.integers(0, n_seg, n_pairs)
     owner = np.sort(rng.integers(0, n_inc, n_pairs))
-    length_km = rng.uniform(0.1, 1.0, n_seg)[lixel]
-    weight = rng.uniform(0.5, 1.0, n_inc)[owner]
+    seg_km, inc_weight = rng.uniform(0.1, 1.0, n_seg), rng.uniform(0.5, 1.0, n_inc)
+    length_km, weight = seg_km[lixel], inc_weight[owner]
     spread = rng.uniform(0.0, 0.2, n_pairs)
     shape, rate = rng.uniform(0.5, 3.0, n_seg), rng.uniform(1.0, 5.0, n_seg)
     per_mass = 2.5
@@ -146,7 +146,7 @@ def test_respread_pass_is_the_vectorised_reallocation() -> None:
     expected = np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0)
     new, by_lixel, raw = np.empty(n_pairs), np.zeros(n_seg), np.full(n_seg, 0.5)
     moved = respread_pass(
-        lixel, owner, length_km, weight, spread, shape, rate, per_mass, n_inc, new, by_lixel, raw
+        lixel, owner, seg_km, inc_weight, spread, shape, rate, per_mass, new, by_lixel, raw
     )
     assert np.array_equal(new, expected)
     assert np.array_equal(by_lixel, np.bincount(lixel, weights=expected, minlength=n_seg))

@@ -26,38 +26,36 @@ def respread_pass(  # noqa: PLR0917 - parallel arrays of one compiled loop
     shape: FloatArray,
     rate: FloatArray,
     per_mass: float,
-    n_owner: int,
     new: FloatArray,
     by_lixel: FloatArray,
     raw: FloatArray,
 ) -> float:
     """Write each pair's new share into `new`; return the largest move relative to weight.
 
-    For pair ``i`` (episode ``owner[i]`` on segment ``lixel[i]`` of
-    ``length_km[i]``, the episode weighing ``weight[i]``): the score is length
-    × the segment's posterior mean without the pair's own share, and the
-    episode's weight is shared in proportion to its pairs' scores.
+    For pair ``i`` (episode ``owner[i]``, weighing ``weight[owner[i]]``, on
+    segment ``lixel[i]`` of ``length_km[lixel[i]]``): the score is length × the
+    segment's posterior mean without the pair's own share, and the episode's
+    weight is shared in proportion to its pairs' scores.
 
     The new shares are also added, pair by pair in order (as ``np.bincount``
     adds them), to `by_lixel` (zeros on entry) and to `raw` (the other
     sources' counts on entry).
     """
     n = len(lixel)
-    total = np.zeros(n_owner)
-    score = np.empty(n)
-    for i in range(n):
-        lk = length_km[i]
-        own = per_mass * spread_mass[i] / max(lk, 1e-12)
+    total = np.zeros(len(weight))
+    for i in range(n):  # `new` holds the scores until the second loop
         j = lixel[i]
+        lk = length_km[j]
+        own = per_mass * spread_mass[i] / max(lk, 1e-12)
         s = lk * (max(shape[j] - own, 1e-300) / rate[j])
-        score[i] = s
+        new[i] = s
         total[owner[i]] += s
     moved = 0.0
     for i in range(n):
         t = total[owner[i]]
-        value = weight[i] * score[i] / max(t, 1e-300) if t > 0 else 0.0
-        d = abs(value - spread_mass[i]) / max(weight[i], 1e-300)
-        moved = max(moved, d)
+        w = weight[owner[i]]
+        value = w * new[i] / max(t, 1e-300) if t > 0 else 0.0
+        moved = max(moved, abs(value - spread_mass[i]) / max(w, 1e-300))
         new[i] = value
         by_lixel[lixel[i]] += value
         raw[lixel[i]] += value

@@ -1261,12 +1261,10 @@ class _Respread:
     """
 
     def __init__(self, prep: ScoringInput, base: _FitBase) -> None:
-        owner = prep.spread_owner
         self.lixel = np.ascontiguousarray(prep.spread_lixel, dtype=np.int64)
-        self.owner = np.ascontiguousarray(owner, dtype=np.int64)
-        self.length_km = np.ascontiguousarray(base.length_km[self.lixel])
-        self.weight = np.ascontiguousarray(prep.incidents["weight"].to_numpy(float)[owner])
-        self.n_owner = len(prep.incidents)
+        self.owner = np.ascontiguousarray(prep.spread_owner, dtype=np.int64)
+        self.length_km = np.ascontiguousarray(base.length_km)
+        self.weight = np.ascontiguousarray(prep.incidents["weight"].to_numpy(float))
         self.src_raw = base.src_raw
 
     def step(
@@ -1288,7 +1286,6 @@ class _Respread:
             np.ascontiguousarray(fit.post.shape, dtype=float),
             np.ascontiguousarray(fit.post.rate, dtype=float),
             float(fit.per_mass),
-            self.n_owner,
             new,
             by_lixel,
             raw,
