@@ -55,9 +55,11 @@ from ._errors import ConvoyRiskWarning, InputError
 from .convert import validate_graph
 from .density import Density, IntArray, KernelSpec, Sources, merge_top, network_density
 from .risk import (
+    FloatArray,
     RiskParams,
     RiskResult,
     ScoringInput,
+    allocate_spread,
     finish_scoring,
     parse_as_of,
     prepare_incidents,
@@ -87,6 +89,9 @@ class ScoringState:
         Kernel density of ``prep.sources``: lixel mass, reach counts, top contributors.
     narrow
         Kernel density of ``prep.narrow_sources`` (the interval's finer look; mass only).
+    spread_mass
+        The location-uncertain episodes' allocation :func:`~convoyrisk.risk.allocate_spread`
+        settled on (aligned with ``prep.spread_lixel``): an update starts from it.
     graph_edges
         Edges of the graph scored (to refuse another graph).
     """
@@ -97,6 +102,7 @@ class ScoringState:
     snapped: gpd.GeoDataFrame
     density: Density
     narrow: Density
+    spread_mass: FloatArray
     graph_edges: int
 
     @property
@@ -158,8 +164,15 @@ def score_with_state(
         engine=engine,
         workers=workers,
     )
+    spread = allocate_spread(prep, density.mass)
     result = finish_scoring(
-        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
+        prep,
+        density.mass,
+        density.count,
+        density.top_id,
+        density.top_val,
+        narrow_mass=narrow.mass,
+        spread_mass=spread,
     )
     fixed = params.replace(tune="off", overdispersion_k=result.overdispersion)
     return ScoringState(
@@ -169,6 +182,7 @@ def score_with_state(
         snapped=snapped,
         density=density,
         narrow=narrow,
+        spread_mass=spread,
         graph_edges=G.number_of_edges(),
     )
 
@@ -232,6 +246,7 @@ def add_incidents(
         params=params,
         as_of=as_of_ts,
         base_rate=old.base_rate,
+        reuse=old,
     )
     late = prep.incidents["used"].to_numpy()[len(state.snapped) :] == "after the as-of date"
     if late.any():
@@ -266,8 +281,16 @@ def add_incidents(
         engine=engine,
         workers=workers,
     )
+    # the uncertain episodes settle from where they were (the same fixed point, fewer passes)
+    spread = allocate_spread(prep, density.mass, start=_warm_start(state, prep))
     result = finish_scoring(
-        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
+        prep,
+        density.mass,
+        density.count,
+        density.top_id,
+        density.top_val,
+        narrow_mass=narrow.mass,
+        spread_mass=spread,
     )
     return ScoringState(
         result=result,
@@ -276,6 +299,7 @@ def add_incidents(
         snapped=union,
         density=density,
         narrow=narrow,
+        spread_mass=spread,
         graph_edges=state.graph_edges,
     )
 
@@ -308,6 +332,44 @@ def _check_inputs(state: ScoringState, G: nx.MultiDiGraph, incidents: gpd.GeoDat
             "graph with snap_incidents first."
         )
         raise InputError(msg)
+
+
+def _warm_start(state: ScoringState, prep: ScoringInput) -> FloatArray:
+    """The stored allocation of each uncertain episode still spread over the same segments.
+
+    Rescaled to the episode's weight now; new or changed episodes start by
+    length (``prep.spread_mass``). Only a starting point: the re-allocation
+    converges to the same allocation from any.
+    """
+    old = state.prep
+    start = prep.spread_mass.copy()
+    if len(start) == 0 or len(old.spread_owner) == 0:
+        return start
+    # each episode's entries are one contiguous block (see risk._spread)
+    o_own, o_first, o_len = np.unique(old.spread_owner, return_index=True, return_counts=True)
+    n_own, n_first, n_len = np.unique(prep.spread_owner, return_index=True, return_counts=True)
+    slot = np.full(max(int(o_own.max()), int(n_own.max())) + 1, -1, dtype=np.int64)
+    slot[o_own] = np.arange(len(o_own))
+    j = slot[n_own]
+    block = np.flatnonzero((j >= 0) & (o_len[np.maximum(j, 0)] == n_len))
+    if len(block) == 0:
+        return start
+    pos = np.arange(int(n_len[block].sum())) - np.repeat(
+        np.cumsum(n_len[block]) - n_len[block], n_len[block]
+    )
+    new_at = np.repeat(n_first[block], n_len[block]) + pos
+    old_at = np.repeat(o_first[j[block]], n_len[block]) + pos
+    w_old = old.incidents["weight"].to_numpy(float)[n_own[block]]
+    w_new = prep.incidents["weight"].to_numpy(float)[n_own[block]]
+    ratio = np.where(w_old > 0, w_new / np.where(w_old > 0, w_old, 1.0), 0.0)
+    same = np.ones(len(block), dtype=bool)
+    entry_block = np.repeat(np.arange(len(block)), n_len[block])
+    differs = old.spread_lixel[old_at] != prep.spread_lixel[new_at]
+    same[np.unique(entry_block[differs])] = False
+    same &= w_old > 0
+    use = same[entry_block]
+    start[new_at[use]] = state.spread_mass[old_at[use]] * np.repeat(ratio, n_len[block])[use]
+    return start
 
 
 def _changed_sources(

@@ -46,6 +46,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import geopandas as gpd
@@ -81,7 +82,6 @@ from .density import (
     Lixels,
     Network,
     Sources,
-    TopK,
     cut_lixels,
     edge_index,
     merge_top,
@@ -838,6 +838,7 @@ class ScoringInput:
     smoother: Smoother
     component: IntArray  # connected component of each segment
     narrow_sources: Sources  # the same episodes at `interval_bandwidth_m` (the interval's check)
+    midpoints: FloatArray  # each segment's midpoint (x, y), for the prior, spreading, near-repeat
 
 
 def _lixel_at(lix: Lixels, edge: IntArray, offset: FloatArray) -> IntArray:
@@ -916,6 +917,7 @@ def prepare_scoring(
     net = network_arrays(G)
     segments, lix = cut_lixels(net, params.segment_length_m)
     segments = segments.set_crs(G.graph["crs"])
+    midpoints = _midpoints(segments)
     return prepare_incidents(
         net,
         segments,
@@ -923,7 +925,8 @@ def prepare_scoring(
         snapped,
         params=params,
         as_of=as_of,
-        base_rate=_base_rate(segments, params, base_rates),
+        base_rate=_base_rate(segments, midpoints, params, base_rates),
+        midpoints=midpoints,
     )
 
 
@@ -936,6 +939,8 @@ def prepare_incidents(
     params: RiskParams,
     as_of: str | pd.Timestamp | None,
     base_rate: FloatArray | None = None,
+    midpoints: FloatArray | None = None,
+    reuse: ScoringInput | None = None,
 ) -> ScoringInput:
     """The incident part of :func:`prepare_scoring`, on a network already cut into segments.
 
@@ -958,12 +963,22 @@ def prepare_incidents(
         Date the risk is estimated for; the latest incident date if None.
     base_rate
         Base rate per segment (NaN where none), or None.
+    midpoints
+        The segments' midpoints (x, y), if already computed.
+    reuse
+        A preparation of the same network, segments and ``prior_scale_m``: its
+        midpoints, prior smoother and connected components are taken from it
+        instead of computed again (they do not depend on the incidents).
 
     Returns
     -------
     ScoringInput
         Everything scoring needs besides the kernel density.
     """
+    if reuse is not None:
+        midpoints = reuse.midpoints
+    elif midpoints is None:
+        midpoints = _midpoints(segments)
     inc = snapped.copy()
     as_of_ts = parse_as_of(as_of, inc["date"])
     w = incident_weights(inc, as_of_ts, params)
@@ -1008,7 +1023,9 @@ def prepare_incidents(
         h1=np.maximum(interval_bandwidth_m(params), precision[live]),
         h2=np.maximum(interval_bandwidth_m(params), precision[live]),
     )
-    s_lix, s_own, s_mass = _spread(inc, segments, lix, net, rows=np.flatnonzero(spread), edge=edge)
+    s_lix, s_own, s_mass = _spread(
+        inc, segments, lix, net, midpoints, rows=np.flatnonzero(spread), edge=edge
+    )
     return ScoringInput(
         net=net,
         segments=segments,
@@ -1022,9 +1039,16 @@ def prepare_incidents(
         spread_mass=s_mass,
         base_rate=base_rate,
         observed_days=observed_days(inc["age_days"], params, as_of_ts),
-        smoother=Smoother(_midpoints(segments), params.prior_scale_m),
-        component=connected_components(net.csr, directed=False)[1][net.eu][lix.edge],
+        smoother=(
+            reuse.smoother if reuse is not None else Smoother(midpoints, params.prior_scale_m)
+        ),
+        component=(
+            reuse.component
+            if reuse is not None
+            else connected_components(net.csr, directed=False)[1][net.eu][lix.edge]
+        ),
         narrow_sources=narrow,
+        midpoints=midpoints,
     )
 
 
@@ -1033,30 +1057,36 @@ def _spread(
     segments: gpd.GeoDataFrame,
     lix: Lixels,
     net: Network,
+    midpoints: FloatArray,
     *,
     rows: IntArray,
     edge: IntArray,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Lixels, owners and masses of location-uncertain episodes spread by road length."""
+    """Lixels, owners and masses of location-uncertain episodes spread by road length.
+
+    Each episode's entries are contiguous, in the order of `rows`.
+    """
     if len(rows) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    tree = cKDTree(_midpoints(segments))
     pts = shapely.get_coordinates(inc.geometry.to_numpy()[rows])
     radius = np.maximum(_column(inc.iloc[rows], "precision_m", 0.0), 0.0)
     weight = inc["weight"].to_numpy(float)[rows]
     length = segments["length_m"].to_numpy(float)
-    out_l, out_o, out_m = [], [], []
-    for i, (pt, r) in enumerate(zip(pts, radius, strict=True)):
-        hit = np.asarray(tree.query_ball_point(pt, r), dtype=np.int64)
-        if len(hit) == 0:  # no segment midpoint in the disc: the snapped segment holds it
-            e = edge[rows[i : i + 1]]
-            off = _column(inc.iloc[rows[i : i + 1]], "offset_m", 0.0)
-            hit = _lixel_at(lix, e, off * net.length[e] / np.maximum(net.glen[e], 1e-9))
-        share = length[hit] / length[hit].sum()
-        out_l.append(hit)
-        out_o.append(np.full(len(hit), rows[i], dtype=np.int64))
-        out_m.append(weight[i] * share)
-    return np.concatenate(out_l), np.concatenate(out_o), np.concatenate(out_m)
+    hits = cKDTree(midpoints).query_ball_point(pts, radius)
+    n_hit = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(rows))
+    empty = np.flatnonzero(n_hit == 0)
+    if len(empty):  # no segment midpoint in the disc: the snapped segment holds it
+        e = edge[rows[empty]]
+        off = _column(inc.iloc[rows[empty]], "offset_m", 0.0)
+        held = _lixel_at(lix, e, off * net.length[e] / np.maximum(net.glen[e], 1e-9))
+        for i, at in zip(empty, held, strict=True):
+            hits[i] = [int(at)]
+        n_hit[empty] = 1
+    lixel = np.fromiter(itertools.chain.from_iterable(hits), dtype=np.int64, count=n_hit.sum())
+    seg_len = length[lixel]
+    total = np.add.reduceat(seg_len, np.r_[0, np.cumsum(n_hit)[:-1]])
+    mass = np.repeat(weight, n_hit) * (seg_len / np.repeat(total, n_hit))
+    return lixel, np.repeat(rows.astype(np.int64), n_hit), mass
 
 
 def read_base_rates(path: str | Path) -> gpd.GeoDataFrame:
@@ -1088,6 +1118,7 @@ def read_base_rates(path: str | Path) -> gpd.GeoDataFrame:
 
 def _base_rate(
     segments: gpd.GeoDataFrame,
+    midpoints: FloatArray,
     params: RiskParams,
     areas: gpd.GeoDataFrame | str | Path | None,
 ) -> FloatArray | None:
@@ -1099,7 +1130,7 @@ def _base_rate(
     layer: gpd.GeoDataFrame = (
         read_base_rates(areas) if isinstance(areas, str | Path) else areas
     ).to_crs(segments.crs)
-    mids = shapely.points(_midpoints(segments))
+    mids = shapely.points(midpoints)
     polygons = layer.geometry.to_numpy()
     seg_i, area_i = shapely.STRtree(polygons).query(mids, predicate="within")
     out = np.full(len(segments), np.nan)
@@ -1132,6 +1163,69 @@ SPREAD_ITERATIONS = 100
 SPREAD_TOLERANCE = 1e-12
 """Re-allocation stops when no episode's share on any segment moves by more than this."""
 
+COMPILED_MIN_PAIRS = 100_000
+"""From this many (segment, episode) pairs of location-uncertain episodes, re-allocating them
+and naming their contributions run compiled (numba, if installed): the same results to the bit,
+faster; below it numpy, which spares loading numba."""
+
+
+def _compiled(n_pairs: int) -> ModuleType | None:
+    """The compiled loops (:mod:`convoyrisk._nrisk`) for `n_pairs` pairs, or None for numpy."""
+    if n_pairs < COMPILED_MIN_PAIRS:
+        return None
+    try:
+        from . import _nrisk  # noqa: PLC0415 - numba is slow to import: only when worth it
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return _nrisk
+
+
+def _respread_pass(  # noqa: PLR0917 - the arrays of one pass
+    lixel: IntArray,
+    owner: IntArray,
+    mass: FloatArray,
+    shape: FloatArray,
+    rate: FloatArray,
+    length_km: FloatArray,
+    own_per_mass: FloatArray,
+    weight: FloatArray,
+    n_owners: int,
+    n_lix: int,
+) -> tuple[FloatArray, float, FloatArray]:
+    """One pass re-allocating location-uncertain episodes by length × the others' rate (numpy).
+
+    Parameters
+    ----------
+    lixel, owner, mass
+        One row per (segment, episode) pair: the segment, the episode's
+        incident row, the episode's mass there now.
+    shape, rate
+        Each segment's posterior Gamma shape and rate at the current allocation.
+    length_km, own_per_mass, weight
+        Per pair: the segment's length, the Poisson-equivalent count per unit
+        of mass there, the episode's weight.
+    n_owners, n_lix
+        Number of incident rows and of segments.
+
+    Returns
+    -------
+    (new, moved, lixel_sum)
+        Each pair's new mass ``weight·score/Σ score`` with ``score = length ×
+        (shape − own count)/rate`` (the posterior mean without the episode's
+        own share, times length), the largest move as a share of the
+        episode's weight, and the new masses summed per segment.
+    """
+    score = shape[lixel]
+    score -= own_per_mass * mass
+    np.maximum(score, 1e-300, out=score)
+    score /= rate[lixel]
+    score *= length_km
+    total = np.bincount(owner, weights=score, minlength=n_owners)[owner]
+    new = np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0)
+    moved = float((np.abs(new - mass) / np.maximum(weight, 1e-300)).max(initial=0.0))
+    lixel_sum = np.bincount(lixel, weights=new, minlength=n_lix).astype(float)
+    return new, moved, lixel_sum
+
 
 @dataclass
 class _Fit:
@@ -1148,81 +1242,163 @@ class _Fit:
     per_mass: float  # Poisson-equivalent count per unit of mass per km, ``c_t·window_km``
 
 
-def _fit(prep: ScoringInput, kernel_mass: FloatArray, spread_mass: FloatArray) -> _Fit:
-    params, segments, lix = prep.params, prep.segments, prep.lix
-    n_lix = len(segments)
-    mass = kernel_mass + np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix)
-    t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
-    t_eff = t1 * t1 / t2
-    c_t = t1 / t2
-    length_km = segments["length_m"].to_numpy(float) / 1000.0
-    window_km = params.window_km
-    # raw decayed episode counts per segment (where each episode is, not smoothed)
-    src = prep.sources
-    raw = np.bincount(
-        np.r_[_lixel_at(lix, src.edge, src.offset), prep.spread_lixel],
-        weights=np.r_[src.w1, spread_mass],
-        minlength=n_lix,
-    ).astype(float)
-    # each segment's prior leaves out the evidence its posterior adds: the episodes
-    # and exposure of the kernel's window around it
-    m, regional, informed = prior_means(
-        raw,
-        length_km * t1 / 30.0,
-        prep.smoother,
-        prep.component,
-        base_rate=prep.base_rate,
-        base_weight=params.base_rate_weight,
-    )
-    # overdispersion on bins of about the kernel's window along each road, where counts
-    # are large enough to show it (single segments hold mostly zeros)
-    start_km = segments["start_m"].to_numpy(float) / 1000.0
-    bins = np.unique(
-        np.column_stack([lix.edge, np.floor(start_km / window_km).astype(np.int64)]),
-        axis=0,
-        return_inverse=True,
-    )[1].ravel()
-    # only roads connected to some episode: empty, disconnected road says nothing about k
-    live = np.bincount(prep.component, weights=raw)[prep.component] > 0
-    k = params.overdispersion_k or max(
-        params.min_overdispersion,
-        fit_overdispersion(
-            np.bincount(bins[live], (c_t * raw)[live]).astype(float),
-            np.bincount(bins[live], (m * length_km * t_eff / 30.0)[live]).astype(float),
-        ),
-    )
-    n_eff = c_t * mass / np.maximum(length_km, 1e-12) * window_km
-    e_eff = np.full(n_lix, window_km * t_eff / 30.0)
-    return _Fit(
-        mass=mass,
-        raw=raw,
-        post=posterior(n_eff, e_eff, m, k),
-        m=m,
-        regional=regional,
-        informed=informed,
-        k=k,
-        e_eff=e_eff,
-        per_mass=c_t * window_km,
-    )
+class _Fitter:
+    """Empirical Bayes fits of one preparation for any allocation of the uncertain episodes.
 
-
-def _respread(prep: ScoringInput, fit: _Fit, spread_mass: FloatArray) -> FloatArray:
-    """Each uncertain episode's mass re-shared by length × the rate the others give.
-
-    Where an episode reported to within ``R`` happened is, given the report,
-    distributed over the roads inside ``R`` in proportion to length × rate
-    (a Poisson process seen through a uniform location error). The rate is
-    each segment's posterior mean without that episode's own share: the
-    episode is placed by the other evidence, not by itself.
+    What does not depend on the allocation (time moments, lengths, the raw
+    counts of the kernel sources, the overdispersion bins) is computed once:
+    the re-allocation refits some thirty times.
     """
-    lixel, owner = prep.spread_lixel, prep.spread_owner
-    length_km = prep.segments["length_m"].to_numpy(float)[lixel] / 1000.0
-    own_n = fit.per_mass * spread_mass / np.maximum(length_km, 1e-12)
-    others = np.maximum(fit.post.shape[lixel] - own_n, 1e-300) / fit.post.rate[lixel]
-    score = length_km * others
-    total = np.bincount(owner, weights=score, minlength=len(prep.incidents))[owner]
-    weight = prep.incidents["weight"].to_numpy(float)[owner]
-    return np.asarray(np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0))
+
+    def __init__(self, prep: ScoringInput, kernel_mass: FloatArray) -> None:
+        params, segments, lix = prep.params, prep.segments, prep.lix
+        self.prep = prep
+        self.kernel_mass = kernel_mass
+        self.n_lix = len(segments)
+        t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
+        self.t1, self.t_eff, self.c_t = t1, t1 * t1 / t2, t1 / t2
+        self.length_km = segments["length_m"].to_numpy(float) / 1000.0
+        self.window_km = params.window_km
+        # raw decayed episode counts of the kernel sources (where each episode is, not smoothed)
+        src = prep.sources
+        self.kernel_raw = np.bincount(
+            _lixel_at(lix, src.edge, src.offset), weights=src.w1, minlength=self.n_lix
+        ).astype(float)
+        self.bins: IntArray | None = None
+        if not params.overdispersion_k:
+            # overdispersion on bins of about the kernel's window along each road, where
+            # counts are large enough to show it (single segments hold mostly zeros)
+            start_km = segments["start_m"].to_numpy(float) / 1000.0
+            self.bins = np.unique(
+                np.column_stack([lix.edge, np.floor(start_km / self.window_km).astype(np.int64)]),
+                axis=0,
+                return_inverse=True,
+            )[1].ravel()
+        self.e_eff = np.full(self.n_lix, self.window_km * self.t_eff / 30.0)
+        self.per_mass = self.c_t * self.window_km
+
+    def fit(self, spread_mass: FloatArray, spread_sum: FloatArray | None = None) -> _Fit:
+        """The fit with the uncertain episodes allocated as `spread_mass` (summed per segment)."""
+        prep, params = self.prep, self.prep.params
+        spread = (
+            np.bincount(prep.spread_lixel, spread_mass, minlength=self.n_lix).astype(float)
+            if spread_sum is None
+            else spread_sum
+        )
+        mass = self.kernel_mass + spread
+        raw = self.kernel_raw + spread
+        length_km = self.length_km
+        # each segment's prior leaves out the evidence its posterior adds: the episodes
+        # and exposure of the kernel's window around it
+        m, regional, informed = prior_means(
+            raw,
+            length_km * self.t1 / 30.0,
+            prep.smoother,
+            prep.component,
+            base_rate=prep.base_rate,
+            base_weight=params.base_rate_weight,
+        )
+        k = params.overdispersion_k
+        if not k:
+            bins = self.bins
+            if bins is None:  # pragma: no cover - set in __init__ when k is estimated
+                raise AssertionError
+            # only roads connected to some episode: empty, disconnected road says nothing
+            live = np.bincount(prep.component, weights=raw)[prep.component] > 0
+            k = max(
+                params.min_overdispersion,
+                fit_overdispersion(
+                    np.bincount(bins[live], (self.c_t * raw)[live]).astype(float),
+                    np.bincount(bins[live], (m * length_km * self.t_eff / 30.0)[live]).astype(
+                        float
+                    ),
+                ),
+            )
+        n_eff = self.c_t * mass / np.maximum(length_km, 1e-12) * self.window_km
+        return _Fit(
+            mass=mass,
+            raw=raw,
+            post=posterior(n_eff, self.e_eff, m, k),
+            m=m,
+            regional=regional,
+            informed=informed,
+            k=k,
+            e_eff=self.e_eff,
+            per_mass=self.per_mass,
+        )
+
+    def allocate(self, start: FloatArray) -> tuple[FloatArray, _Fit]:
+        """Re-allocate the uncertain episodes from `start` until they settle, and the last fit.
+
+        Each pass gives each episode's mass to the segments in its radius in
+        proportion to length × the rate the others give them: the posterior
+        mean without that episode's own share (the episode is placed by the
+        other evidence, not by itself): where an episode reported to within
+        ``R`` happened is, given the report, distributed over the roads inside
+        ``R`` in proportion to length × rate (a Poisson process seen through a
+        uniform location error).
+        """
+        prep = self.prep
+        spread_mass = start
+        fit = self.fit(spread_mass)
+        if len(spread_mass) == 0:
+            return spread_mass, fit
+        lixel, owner = prep.spread_lixel, prep.spread_owner
+        length_km = self.length_km[lixel]
+        own_per_mass = self.per_mass / np.maximum(length_km, 1e-12)
+        weight = prep.incidents["weight"].to_numpy(float)[owner]
+        n_own, n_lix = len(prep.incidents), self.n_lix
+        compiled = _compiled(len(lixel))
+        lixel_sum = np.empty(n_lix)
+        for _ in range(SPREAD_ITERATIONS):
+            shape, rate = fit.post.shape, fit.post.rate
+            if compiled is None:
+                new, moved, lixel_sum = _respread_pass(
+                    lixel, owner, spread_mass, shape, rate, length_km, own_per_mass, weight,
+                    n_own, n_lix,
+                )  # fmt: skip
+            else:
+                new = np.empty(len(lixel))
+                moved = compiled.respread_pass(
+                    lixel, owner, spread_mass, shape, rate, length_km, own_per_mass, weight,
+                    n_own, new, lixel_sum,
+                )  # fmt: skip
+            spread_mass = new
+            fit = self.fit(spread_mass, lixel_sum)
+            if moved < SPREAD_TOLERANCE:
+                break
+        return spread_mass, fit
+
+
+def allocate_spread(
+    prep: ScoringInput, kernel_mass: FloatArray, *, start: FloatArray | None = None
+) -> FloatArray:
+    """Location-uncertain episodes' mass on each segment in their radius, by length × rate.
+
+    An episode known only to within ``R`` is first spread over the segments
+    within ``R`` by length (``prep.spread_mass``), then re-allocated in
+    proportion to length × the posterior mean rate without its own share,
+    pass after pass until no share moves by more than :data:`SPREAD_TOLERANCE`
+    of the episode's weight (at most :data:`SPREAD_ITERATIONS` passes).
+    :func:`finish_scoring` does this unless given the result.
+
+    Parameters
+    ----------
+    prep
+        From :func:`prepare_scoring` or :func:`prepare_incidents`.
+    kernel_mass
+        Kernel density of ``prep.sources`` per segment.
+    start
+        An allocation to start from, aligned with ``prep.spread_lixel`` (a
+        previous result, for an update: fewer passes to the same fixed point,
+        within the tolerance); by length if None.
+
+    Returns
+    -------
+    numpy.ndarray
+        Mass of each (``prep.spread_lixel``, ``prep.spread_owner``) pair.
+    """
+    return _Fitter(prep, kernel_mass).allocate(prep.spread_mass if start is None else start)[0]
 
 
 def finish_scoring(
@@ -1233,6 +1409,7 @@ def finish_scoring(
     top_val: FloatArray,
     *,
     narrow_mass: FloatArray | None = None,
+    spread_mass: FloatArray | None = None,
 ) -> RiskResult:
     """Prior, posterior, intervals, classes, near-repeat and contributors from the density.
 
@@ -1245,24 +1422,19 @@ def finish_scoring(
     inference: Hall 1992). ``rate`` and the class stay those of the chosen bandwidth.
 
     Location-uncertain episodes start spread over their radius by length and
-    are then re-allocated by length × rate (:func:`_respread`) until the
+    are then re-allocated by length × rate (:func:`allocate_spread`) until the
     allocation settles (:data:`SPREAD_TOLERANCE`, at most
-    :data:`SPREAD_ITERATIONS` passes). Shared by :func:`score_segments` and
-    the dask engine, which sums partitions' densities.
+    :data:`SPREAD_ITERATIONS` passes), unless `spread_mass` gives the
+    allocation. Shared by :func:`score_segments` and the dask engine, which
+    sums partitions' densities.
     """
     params, segments, inc = prep.params, prep.segments, prep.incidents
     n_lix = len(segments)
-    spread_mass = prep.spread_mass
-    fit = _fit(prep, kernel_mass, spread_mass)
-    if len(spread_mass):
-        weight = inc["weight"].to_numpy(float)[prep.spread_owner]
-        for _ in range(SPREAD_ITERATIONS):
-            new = _respread(prep, fit, spread_mass)
-            moved = np.abs(new - spread_mass) / np.maximum(weight, 1e-300)
-            spread_mass = new
-            fit = _fit(prep, kernel_mass, spread_mass)
-            if moved.max() < SPREAD_TOLERANCE:
-                break
+    fitter = _Fitter(prep, kernel_mass)
+    if spread_mass is None:
+        spread_mass, fit = fitter.allocate(prep.spread_mass)
+    else:
+        fit = fitter.fit(spread_mass)
     post, m, informed, k = fit.post, fit.m, fit.informed, fit.k
     length_km = segments["length_m"].to_numpy(float) / 1000.0
     harm = inc["harm"].to_numpy(float)
@@ -1331,7 +1503,7 @@ def finish_scoring(
     )
 
 
-def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, list[str]]:
+def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, npt.NDArray[np.object_]]:
     """Episodes reaching each segment, and the largest contributions named (spread ones too)."""
     n_lix = len(density.mass)
     k_top = prep.params.top_contributors
@@ -1339,11 +1511,65 @@ def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, list[
     if len(prep.spread_lixel):  # location-uncertain episodes contribute too
         count = count + np.bincount(prep.spread_lixel, minlength=n_lix)
         if k_top:
-            spread = TopK(n_lix, k_top)
-            spread.add(prep.spread_lixel, prep.spread_owner, prep.spread_mass, np.zeros(n_lix))
-            top_id, top_val = merge_top([top_id, spread.idx], [top_val, spread.val], k_top)
+            s_id, s_val = top_per_segment(
+                prep.spread_lixel, prep.spread_owner, prep.spread_mass, n_lix, k_top
+            )
+            top_id, top_val = merge_top([top_id, s_id], [top_val, s_val], k_top)
     text = _top_text(prep.incidents, Density(density.mass, count, top_id, top_val, np.ones(0)))
     return count, text
+
+
+def top_per_segment(
+    lixel: IntArray, owner: IntArray, mass: FloatArray, n_lix: int, k: int
+) -> tuple[IntArray, FloatArray]:
+    """The `k` largest positive contributions to each segment (ties: the lowest owner first).
+
+    Parameters
+    ----------
+    lixel, owner, mass
+        One contribution per row: its segment, its incident row, its mass. An
+        owner contributes at most once to a segment.
+    n_lix
+        Number of segments.
+    k
+        Contributions kept per segment (at least 1).
+
+    Returns
+    -------
+    (top_id, top_val)
+        ``(n_lix, k)`` arrays, largest first; −1 and 0 where fewer contribute.
+        As :class:`convoyrisk.density.TopK` keeps them.
+    """
+    compiled = _compiled(len(lixel))
+    if compiled is not None:
+        top: tuple[IntArray, FloatArray] = compiled.top_per_segment(lixel, owner, mass, n_lix, k)
+        return top
+    # numpy: a few passes over the contributions sorted by segment
+    top_id = np.full((n_lix, k), -1, dtype=np.int64)
+    top_val = np.zeros((n_lix, k))
+    keep = mass > 0
+    order = np.argsort(lixel[keep], kind="stable")
+    seg = lixel[keep][order]
+    own = owner[keep][order]
+    val = mass[keep][order]
+    if len(seg) == 0:
+        return top_id, top_val
+    new_seg = np.r_[True, seg[1:] != seg[:-1]]
+    starts = np.flatnonzero(new_seg)
+    group = np.cumsum(new_seg) - 1
+    segs = seg[starts]
+    big = np.iinfo(np.int64).max
+    for j in range(k):
+        best = np.maximum.reduceat(val, starts)
+        live = best > -np.inf
+        if not live.any():
+            break
+        cand = (val == best[group]) & (val > -np.inf)
+        first = np.minimum.reduceat(np.where(cand, own, big), starts)
+        top_id[segs[live], j] = first[live]
+        top_val[segs[live], j] = best[live]
+        val = np.where(cand & (own == first[group]), -np.inf, val)
+    return top_id, top_val
 
 
 def _near_repeat(prep: ScoringInput, segments: gpd.GeoDataFrame) -> FloatArray:
@@ -1362,7 +1588,7 @@ def _near_repeat(prep: ScoringInput, segments: gpd.GeoDataFrame) -> FloatArray:
     pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) == 0:
         return factor
-    hits = cKDTree(_midpoints(segments)).query_ball_point(pts, params.near_repeat_m)
+    hits = cKDTree(prep.midpoints).query_ball_point(pts, params.near_repeat_m)
     near = np.unique(np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]))
     factor[near] = 1.0 + params.near_repeat_boost
     return factor
@@ -1384,26 +1610,28 @@ def _labels(incidents: pd.DataFrame) -> npt.NDArray[np.object_]:
     return np.asarray(labels, dtype=np.object_)
 
 
-def _top_text(incidents: pd.DataFrame, density: Density) -> list[str]:
-    labels = _labels(incidents)
+def _top_text(incidents: pd.DataFrame, density: Density) -> npt.NDArray[np.object_]:
+    """``"label (share%); ..."`` of each segment's largest contributions (share ≥ MIN_SHARE)."""
     total = density.mass
-    out = [""] * len(total)
-    if density.top_id.shape[1] == 0:
+    out = np.full(len(total), "", dtype=object)
+    k = density.top_id.shape[1]
+    if k == 0:
         return out
+    labels = _labels(incidents)
     share = np.divide(
-        density.top_val[:, : density.top_id.shape[1]],
+        density.top_val[:, :k],
         total[:, None],
         out=np.zeros(density.top_id.shape),
         where=total[:, None] > 0,
     )
     show = (density.top_id >= 0) & (share >= MIN_SHARE)
-    for s in np.flatnonzero(show.any(axis=1)):
-        parts = [
-            f"{labels[i]} ({p:.0%})"
-            for i, p, ok in zip(density.top_id[s], share[s], show[s], strict=True)
-            if ok
-        ]
-        out[s] = "; ".join(parts)
+    for j in range(k):
+        rows = np.flatnonzero(show[:, j])
+        # as f"{p:.0%}": p·100 rounded half to even
+        pct = np.rint(share[rows, j] * 100.0).astype(np.int64).astype(str).astype(object)
+        part = labels[density.top_id[rows, j]] + " (" + pct + "%)"
+        head = out[rows]
+        out[rows] = np.where(head == "", part, head + "; " + part)
     return out
 
 
