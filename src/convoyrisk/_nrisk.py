@@ -25,9 +25,8 @@ def respread_pass(  # noqa: PLR0917 - the arrays of one pass
     shape: FloatArray,
     rate: FloatArray,
     length_km: FloatArray,
-    own_per_mass: FloatArray,
+    per_mass: float,
     weight: FloatArray,
-    n_owners: int,
     out: FloatArray,
     lixel_sum: FloatArray,
 ) -> float:  # pragma: no cover - compiled
@@ -36,21 +35,24 @@ def respread_pass(  # noqa: PLR0917 - the arrays of one pass
     Writes the new masses into `out` and their sum per segment into `lixel_sum`.
     """
     n = len(lixel)
-    total = np.zeros(n_owners)
+    total = np.zeros(len(weight))
     for i in range(n):
-        s = shape[lixel[i]] - own_per_mass[i] * mass[i]
-        s = max(s, 1e-300)
-        s = s / rate[lixel[i]]
-        s = s * length_km[i]
-        out[i] = s
-        total[owner[i]] += s
+        s = lixel[i]
+        length = length_km[s]
+        own = per_mass / max(length, 1e-12)
+        score = shape[s] - own * mass[i]
+        score = max(score, 1e-300)
+        score = score / rate[s]
+        score = score * length
+        out[i] = score
+        total[owner[i]] += score
     lixel_sum[:] = 0.0
     moved = 0.0
     for i in range(n):
         t = total[owner[i]]
-        v = weight[i] * out[i] / max(t, 1e-300) if t > 0 else 0.0
-        step = abs(v - mass[i]) / max(weight[i], 1e-300)
-        moved = max(moved, step)
+        w = weight[owner[i]]
+        v = w * out[i] / max(t, 1e-300) if t > 0 else 0.0
+        moved = max(moved, abs(v - mass[i]) / max(w, 1e-300))
         out[i] = v
         lixel_sum[lixel[i]] += v
     return moved

@@ -345,31 +345,28 @@ def _warm_start(state: ScoringState, prep: ScoringInput) -> FloatArray:
     start = prep.spread_mass.copy()
     if len(start) == 0 or len(old.spread_owner) == 0:
         return start
-    # each episode's entries are one contiguous block (see risk._spread)
-    o_own, o_first, o_len = np.unique(old.spread_owner, return_index=True, return_counts=True)
-    n_own, n_first, n_len = np.unique(prep.spread_owner, return_index=True, return_counts=True)
+    # each episode's pairs are one contiguous block (see risk.prepare_incidents)
+    o_own, o_first, o_len = _blocks(old.spread_owner)
+    n_own, n_first, n_len = _blocks(prep.spread_owner)
     slot = np.full(max(int(o_own.max()), int(n_own.max())) + 1, -1, dtype=np.int64)
     slot[o_own] = np.arange(len(o_own))
     j = slot[n_own]
-    block = np.flatnonzero((j >= 0) & (o_len[np.maximum(j, 0)] == n_len))
-    if len(block) == 0:
-        return start
-    pos = np.arange(int(n_len[block].sum())) - np.repeat(
-        np.cumsum(n_len[block]) - n_len[block], n_len[block]
-    )
-    new_at = np.repeat(n_first[block], n_len[block]) + pos
-    old_at = np.repeat(o_first[j[block]], n_len[block]) + pos
-    w_old = old.incidents["weight"].to_numpy(float)[n_own[block]]
-    w_new = prep.incidents["weight"].to_numpy(float)[n_own[block]]
-    ratio = np.where(w_old > 0, w_new / np.where(w_old > 0, w_old, 1.0), 0.0)
-    same = np.ones(len(block), dtype=bool)
-    entry_block = np.repeat(np.arange(len(block)), n_len[block])
-    differs = old.spread_lixel[old_at] != prep.spread_lixel[new_at]
-    same[np.unique(entry_block[differs])] = False
-    same &= w_old > 0
-    use = same[entry_block]
-    start[new_at[use]] = state.spread_mass[old_at[use]] * np.repeat(ratio, n_len[block])[use]
+    w_old = old.incidents["weight"].to_numpy(float)
+    w_new = prep.incidents["weight"].to_numpy(float)
+    jj = np.maximum(j, 0)
+    match = (j >= 0) & (o_len[jj] == n_len) & (w_old[o_own[jj]] > 0)
+    for b in np.flatnonzero(match):  # one slice per episode: a few thousand at most
+        o, n, size = o_first[j[b]], n_first[b], n_len[b]
+        if np.array_equal(old.spread_lixel[o : o + size], prep.spread_lixel[n : n + size]):
+            owner = n_own[b]
+            start[n : n + size] = state.spread_mass[o : o + size] * (w_new[owner] / w_old[owner])
     return start
+
+
+def _blocks(owner: IntArray) -> tuple[IntArray, IntArray, IntArray]:
+    """Owner, first position and length of each run of equal `owner` values."""
+    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    return owner[first], first, np.diff(np.r_[first, len(owner)])
 
 
 def _changed_sources(

@@ -968,7 +968,9 @@ def prepare_incidents(
     reuse
         A preparation of the same network, segments and ``prior_scale_m``: its
         midpoints, prior smoother and connected components are taken from it
-        instead of computed again (they do not depend on the incidents).
+        instead of computed again (they do not depend on the incidents), and
+        so are the segments in the radius of each location-uncertain row it
+        spread from the same point, radius and snapped position.
 
     Returns
     -------
@@ -1024,7 +1026,7 @@ def prepare_incidents(
         h2=np.maximum(interval_bandwidth_m(params), precision[live]),
     )
     s_lix, s_own, s_mass = _spread(
-        inc, segments, lix, net, midpoints, rows=np.flatnonzero(spread), edge=edge
+        inc, segments, lix, net, midpoints, rows=np.flatnonzero(spread), edge=edge, reuse=reuse
     )
     return ScoringInput(
         net=net,
@@ -1061,10 +1063,13 @@ def _spread(
     *,
     rows: IntArray,
     edge: IntArray,
+    reuse: ScoringInput | None = None,
 ) -> tuple[IntArray, IntArray, FloatArray]:
     """Lixels, owners and masses of location-uncertain episodes spread by road length.
 
-    Each episode's entries are contiguous, in the order of `rows`.
+    Each episode's pairs are contiguous, in the order of `rows`, its segments
+    in increasing order. With `reuse`, the segments of a row spread there with
+    the same point, radius and snapped position are taken from it.
     """
     if len(rows) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
@@ -1072,21 +1077,76 @@ def _spread(
     radius = np.maximum(_column(inc.iloc[rows], "precision_m", 0.0), 0.0)
     weight = inc["weight"].to_numpy(float)[rows]
     length = segments["length_m"].to_numpy(float)
-    hits = cKDTree(midpoints).query_ball_point(pts, radius)
-    n_hit = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(rows))
-    empty = np.flatnonzero(n_hit == 0)
+    # rows already spread in `reuse`: where their pairs start there, and how many (else -1)
+    from_first, n_hit = _spread_known(inc, rows, pts, radius, reuse)
+    query = np.flatnonzero(from_first < 0)
+    hits = (
+        cKDTree(midpoints).query_ball_point(pts[query], radius[query], return_sorted=True)
+        if len(query)
+        else np.zeros(0, dtype=object)
+    )
+    n_hit[query] = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(query))
+    empty = np.flatnonzero(n_hit[query] == 0)
     if len(empty):  # no segment midpoint in the disc: the snapped segment holds it
-        e = edge[rows[empty]]
-        off = _column(inc.iloc[rows[empty]], "offset_m", 0.0)
+        at = rows[query[empty]]
+        e = edge[at]
+        off = _column(inc.iloc[at], "offset_m", 0.0)
         held = _lixel_at(lix, e, off * net.length[e] / np.maximum(net.glen[e], 1e-9))
-        for i, at in zip(empty, held, strict=True):
-            hits[i] = [int(at)]
-        n_hit[empty] = 1
-    lixel = np.fromiter(itertools.chain.from_iterable(hits), dtype=np.int64, count=n_hit.sum())
+        for i, seg in zip(empty, held, strict=True):
+            hits[i] = [int(seg)]
+        n_hit[query[empty]] = 1
+    blocks: list[npt.ArrayLike] = list(hits)
+    if reuse is not None:  # the blocks known, in order, then the queried ones in place
+        old = reuse.spread_lixel
+        blocks = [old[f : f + n] for f, n in zip(from_first.tolist(), n_hit.tolist(), strict=True)]
+        for q, row in enumerate(query.tolist()):
+            blocks[row] = hits[q]
+    lixel = np.concatenate([np.asarray(b, dtype=np.int64) for b in blocks])
+    starts = np.cumsum(n_hit) - n_hit
     seg_len = length[lixel]
-    total = np.add.reduceat(seg_len, np.r_[0, np.cumsum(n_hit)[:-1]])
+    total = np.add.reduceat(seg_len, starts)
     mass = np.repeat(weight, n_hit) * (seg_len / np.repeat(total, n_hit))
     return lixel, np.repeat(rows.astype(np.int64), n_hit), mass
+
+
+def _spread_known(
+    inc: gpd.GeoDataFrame,
+    rows: IntArray,
+    pts: FloatArray,
+    radius: FloatArray,
+    reuse: ScoringInput | None,
+) -> tuple[IntArray, IntArray]:
+    """For each of `rows` spread in `reuse` from the same place: its first pair there, its count.
+
+    -1 and 0 for the others. The same place is the same point, radius and
+    snapped edge and offset (the segments in the radius, or the snapped one if
+    none, depend on nothing else).
+    """
+    first = np.full(len(rows), -1, dtype=np.int64)
+    size = np.zeros(len(rows), dtype=np.int64)
+    if reuse is None or len(reuse.spread_owner) == 0:
+        return first, size
+    old, own = reuse.incidents, reuse.spread_owner
+    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+    sizes = np.diff(np.r_[starts, len(own)])
+    block = np.full(len(old), -1, dtype=np.int64)
+    block[own[starts]] = np.arange(len(starts))
+    cand = np.flatnonzero(rows < len(old))
+    cand = cand[block[rows[cand]] >= 0]
+    if len(cand) == 0:
+        return first, size
+    r = rows[cand]
+    same = (
+        np.all(shapely.get_coordinates(old.geometry.to_numpy()[r]) == pts[cand], axis=1)
+        & (np.maximum(_column(old.iloc[r], "precision_m", 0.0), 0.0) == radius[cand])
+        & (_column(old.iloc[r], "offset_m", 0.0) == _column(inc.iloc[r], "offset_m", 0.0))
+    )
+    for col in ("u", "v", "key"):
+        same &= old[col].to_numpy()[r] == inc[col].to_numpy()[r]
+    cand, r = cand[same], r[same]
+    first[cand] = starts[block[r]]
+    size[cand] = sizes[block[r]]
+    return first, size
 
 
 def read_base_rates(path: str | Path) -> gpd.GeoDataFrame:
@@ -1187,10 +1247,8 @@ def _respread_pass(  # noqa: PLR0917 - the arrays of one pass
     shape: FloatArray,
     rate: FloatArray,
     length_km: FloatArray,
-    own_per_mass: FloatArray,
+    per_mass: float,
     weight: FloatArray,
-    n_owners: int,
-    n_lix: int,
 ) -> tuple[FloatArray, float, FloatArray]:
     """One pass re-allocating location-uncertain episodes by length × the others' rate (numpy).
 
@@ -1199,13 +1257,13 @@ def _respread_pass(  # noqa: PLR0917 - the arrays of one pass
     lixel, owner, mass
         One row per (segment, episode) pair: the segment, the episode's
         incident row, the episode's mass there now.
-    shape, rate
-        Each segment's posterior Gamma shape and rate at the current allocation.
-    length_km, own_per_mass, weight
-        Per pair: the segment's length, the Poisson-equivalent count per unit
-        of mass there, the episode's weight.
-    n_owners, n_lix
-        Number of incident rows and of segments.
+    shape, rate, length_km
+        Per segment: the posterior Gamma shape and rate at the current
+        allocation, the length.
+    per_mass
+        Poisson-equivalent count per unit of mass per km.
+    weight
+        Per incident row: the episode's weight.
 
     Returns
     -------
@@ -1215,15 +1273,18 @@ def _respread_pass(  # noqa: PLR0917 - the arrays of one pass
         own share, times length), the largest move as a share of the
         episode's weight, and the new masses summed per segment.
     """
+    length = length_km[lixel]
+    own = per_mass / np.maximum(length, 1e-12)
     score = shape[lixel]
-    score -= own_per_mass * mass
+    score -= own * mass
     np.maximum(score, 1e-300, out=score)
     score /= rate[lixel]
-    score *= length_km
-    total = np.bincount(owner, weights=score, minlength=n_owners)[owner]
-    new = np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0)
-    moved = float((np.abs(new - mass) / np.maximum(weight, 1e-300)).max(initial=0.0))
-    lixel_sum = np.bincount(lixel, weights=new, minlength=n_lix).astype(float)
+    score *= length
+    total = np.bincount(owner, weights=score, minlength=len(weight))[owner]
+    w = weight[owner]
+    new = np.where(total > 0, w * score / np.maximum(total, 1e-300), 0.0)
+    moved = float((np.abs(new - mass) / np.maximum(w, 1e-300)).max(initial=0.0))
+    lixel_sum = np.bincount(lixel, weights=new, minlength=len(length_km)).astype(float)
     return new, moved, lixel_sum
 
 
@@ -1344,25 +1405,18 @@ class _Fitter:
         if len(spread_mass) == 0:
             return spread_mass, fit
         lixel, owner = prep.spread_lixel, prep.spread_owner
-        length_km = self.length_km[lixel]
-        own_per_mass = self.per_mass / np.maximum(length_km, 1e-12)
-        weight = prep.incidents["weight"].to_numpy(float)[owner]
-        n_own, n_lix = len(prep.incidents), self.n_lix
+        weight = prep.incidents["weight"].to_numpy(float)
         compiled = _compiled(len(lixel))
-        lixel_sum = np.empty(n_lix)
+        lixel_sum = np.empty(self.n_lix)
         for _ in range(SPREAD_ITERATIONS):
-            shape, rate = fit.post.shape, fit.post.rate
+            args = (lixel, owner, spread_mass, fit.post.shape, fit.post.rate)
             if compiled is None:
-                new, moved, lixel_sum = _respread_pass(
-                    lixel, owner, spread_mass, shape, rate, length_km, own_per_mass, weight,
-                    n_own, n_lix,
-                )  # fmt: skip
+                new, moved, lixel_sum = _respread_pass(*args, self.length_km, self.per_mass, weight)
             else:
                 new = np.empty(len(lixel))
                 moved = compiled.respread_pass(
-                    lixel, owner, spread_mass, shape, rate, length_km, own_per_mass, weight,
-                    n_own, new, lixel_sum,
-                )  # fmt: skip
+                    *args, self.length_km, self.per_mass, weight, new, lixel_sum
+                )
             spread_mass = new
             fit = self.fit(spread_mass, lixel_sum)
             if moved < SPREAD_TOLERANCE:
