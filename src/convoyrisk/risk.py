@@ -1557,7 +1557,7 @@ def finish_scoring(
     )
 
 
-def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, npt.NDArray[np.object_]]:
+def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, list[str]]:
     """Episodes reaching each segment, and the largest contributions named (spread ones too)."""
     n_lix = len(density.mass)
     k_top = prep.params.top_contributors
@@ -1664,13 +1664,13 @@ def _labels(incidents: pd.DataFrame) -> npt.NDArray[np.object_]:
     return np.asarray(labels, dtype=np.object_)
 
 
-def _top_text(incidents: pd.DataFrame, density: Density) -> npt.NDArray[np.object_]:
+def _top_text(incidents: pd.DataFrame, density: Density) -> list[str]:
     """``"label (share%); ..."`` of each segment's largest contributions (share ≥ MIN_SHARE)."""
     total = density.mass
     out = np.full(len(total), "", dtype=object)
     k = density.top_id.shape[1]
     if k == 0:
-        return out
+        return list(out)
     labels = _labels(incidents)
     share = np.divide(
         density.top_val[:, :k],
@@ -1686,7 +1686,7 @@ def _top_text(incidents: pd.DataFrame, density: Density) -> npt.NDArray[np.objec
         part = labels[density.top_id[rows, j]] + " (" + pct + "%)"
         head = out[rows]
         out[rows] = np.where(head == "", part, head + "; " + part)
-    return out
+    return list(out)
 
 
 # ----------------------------------------------------------------------------------------
