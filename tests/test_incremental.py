@@ -272,7 +272,7 @@ def test_an_update_reuses_spreads_that_equal_fresh_ones(world, state) -> None:
 
     One stored row is moved 3 km: its segments must be looked up again, not reused.
     """
-    G, old, new = world
+    _, old, new = world
     prep = state.prep
     moved = old.copy()
     row = int(np.flatnonzero(prep.incidents["spread_m"].to_numpy(float) > 0)[0])

@@ -20,7 +20,7 @@ from benchmarks.synthetic import clustered_points, dated, graph_of, grid_roads
 
 import convoyrisk as cr
 from convoyrisk import risk
-from convoyrisk.density import MIN_SHARE, Density, TopK
+from convoyrisk.density import MIN_SHARE, Density, TopK, network_density
 from convoyrisk.risk import RiskParams
 
 pytest.importorskip("numba")
@@ -49,8 +49,6 @@ def prep() -> risk.ScoringInput:
 
 
 def _kernel_mass(prep: risk.ScoringInput) -> np.ndarray:
-    from convoyrisk.density import network_density  # noqa: PLC0415 - only here
-
     return network_density(prep.net, prep.lix, prep.sources, PARAMS.kernel_spec).mass
 
 
