@@ -52,6 +52,7 @@ import pandas as pd
 from scipy.sparse.csgraph import dijkstra
 
 from ._errors import ConvoyRiskWarning, InputError
+from .compiled import compile_graph
 from .convert import validate_graph
 from .density import Density, IntArray, KernelSpec, Sources, merge_top, network_density
 from .risk import (
@@ -183,7 +184,7 @@ def score_with_state(
         density=density,
         narrow=narrow,
         spread_mass=spread,
-        graph_edges=G.number_of_edges(),
+        graph_edges=len(compile_graph(G).u),
     )
 
 
@@ -306,7 +307,8 @@ def add_incidents(
 
 def _check_inputs(state: ScoringState, G: nx.MultiDiGraph, incidents: gpd.GeoDataFrame) -> None:
     crs = G.graph.get("crs")
-    if G.number_of_edges() != state.graph_edges or (
+    # the compiled graph is cached with the graph (an edge count walks every node)
+    if len(compile_graph(G).u) != state.graph_edges or (
         crs is not None and state.segments.crs is not None and not state.segments.crs.equals(crs)
     ):
         msg = (

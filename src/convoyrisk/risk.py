@@ -872,8 +872,8 @@ def _episodes(inc: gpd.GeoDataFrame, params: RiskParams) -> None:
     devices = np.zeros(len(inc), dtype=np.int64)
     if len(idx):
         geoms = inc.geometry.to_numpy()[idx]
-        x = _column(inc.iloc[idx], "snap_x", np.nan)
-        y = _column(inc.iloc[idx], "snap_y", np.nan)
+        x = _column(inc, "snap_x", np.nan)[idx]
+        y = _column(inc, "snap_y", np.nan)[idx]
         x = np.where(np.isfinite(x), x, shapely.get_x(geoms))
         y = np.where(np.isfinite(y), y, shapely.get_y(geoms))
         ep = group_episodes(
@@ -886,7 +886,7 @@ def _episodes(inc: gpd.GeoDataFrame, params: RiskParams) -> None:
         episode[idx] = ep
         size = np.bincount(ep)
         devices[idx] = size[ep]
-        prec = np.maximum(_column(inc.iloc[idx], "precision_m", 0.0), 0.0)
+        prec = np.maximum(_column(inc, "precision_m", 0.0)[idx], 0.0)
         age = inc["age_days"].to_numpy(float)[idx]
         order = np.lexsort((np.arange(len(idx)), -age, prec, ep))
         first = np.r_[True, ep[order][1:] != ep[order][:-1]]
@@ -1005,7 +1005,7 @@ def prepare_incidents(
     inc["spread_m"] = np.where(spread, precision, 0.0)
     live = np.flatnonzero(kernel)
     ge = edge[live]
-    offset = _column(inc.iloc[live], "offset_m", 0.0)
+    offset = _column(inc, "offset_m", 0.0)[live]
     offset = np.clip(
         offset * net.length[ge] / np.where(net.glen[ge] > 0, net.glen[ge], 1.0), 0.0, net.length[ge]
     )
@@ -1074,7 +1074,7 @@ def _spread(
     if len(rows) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     pts = shapely.get_coordinates(inc.geometry.to_numpy()[rows])
-    radius = np.maximum(_column(inc.iloc[rows], "precision_m", 0.0), 0.0)
+    radius = np.maximum(_column(inc, "precision_m", 0.0)[rows], 0.0)
     weight = inc["weight"].to_numpy(float)[rows]
     length = segments["length_m"].to_numpy(float)
     # rows already spread in `reuse`: where their pairs start there, and how many (else -1)
@@ -1090,7 +1090,7 @@ def _spread(
     if len(empty):  # no segment midpoint in the disc: the snapped segment holds it
         at = rows[query[empty]]
         e = edge[at]
-        off = _column(inc.iloc[at], "offset_m", 0.0)
+        off = _column(inc, "offset_m", 0.0)[at]
         held = _lixel_at(lix, e, off * net.length[e] / np.maximum(net.glen[e], 1e-9))
         for i, seg in zip(empty, held, strict=True):
             hits[i] = [int(seg)]
@@ -1138,8 +1138,8 @@ def _spread_known(
     r = rows[cand]
     same = (
         np.all(shapely.get_coordinates(old.geometry.to_numpy()[r]) == pts[cand], axis=1)
-        & (np.maximum(_column(old.iloc[r], "precision_m", 0.0), 0.0) == radius[cand])
-        & (_column(old.iloc[r], "offset_m", 0.0) == _column(inc.iloc[r], "offset_m", 0.0))
+        & (np.maximum(_column(old, "precision_m", 0.0)[r], 0.0) == radius[cand])
+        & (_column(old, "offset_m", 0.0)[r] == _column(inc, "offset_m", 0.0)[r])
     )
     for col in ("u", "v", "key"):
         same &= old[col].to_numpy()[r] == inc[col].to_numpy()[r]
@@ -1408,15 +1408,20 @@ class _Fitter:
         weight = prep.incidents["weight"].to_numpy(float)
         compiled = _compiled(len(lixel))
         lixel_sum = np.empty(self.n_lix)
+        if compiled is not None:  # 32-bit indices: less memory to stream through each pass
+            lixel, owner = lixel.astype(np.int32), owner.astype(np.int32)
         for _ in range(SPREAD_ITERATIONS):
-            args = (lixel, owner, spread_mass, fit.post.shape, fit.post.rate)
             if compiled is None:
-                new, moved, lixel_sum = _respread_pass(*args, self.length_km, self.per_mass, weight)
+                new, moved, lixel_sum = _respread_pass(
+                    lixel, owner, spread_mass, fit.post.shape, fit.post.rate, self.length_km,
+                    self.per_mass, weight,
+                )  # fmt: skip
             else:
                 new = np.empty(len(lixel))
                 moved = compiled.respread_pass(
-                    *args, self.length_km, self.per_mass, weight, new, lixel_sum
-                )
+                    lixel, owner, spread_mass, fit.post.shape, fit.post.rate, self.length_km,
+                    self.per_mass, weight, new, lixel_sum,
+                )  # fmt: skip
             spread_mass = new
             fit = self.fit(spread_mass, lixel_sum)
             if moved < SPREAD_TOLERANCE:
