@@ -1684,11 +1684,12 @@ def _top_text(incidents: pd.DataFrame, density: Density) -> list[str]:
         where=total[:, None] > 0,
     )
     show = (density.top_id >= 0) & (share >= MIN_SHARE)
+    # as f"{p:.0%}": p·100 rounded half to even; each " (n%)" written once
+    pct = np.rint(np.where(show, share, 0.0) * 100.0).astype(np.int64)
+    suffix = np.array([f" ({n}%)" for n in range(int(pct.max(initial=0)) + 1)], dtype=object)
     for j in range(k):
         rows = np.flatnonzero(show[:, j])
-        # as f"{p:.0%}": p·100 rounded half to even
-        pct = np.rint(share[rows, j] * 100.0).astype(np.int64).astype(str).astype(object)
-        part = labels[density.top_id[rows, j]] + " (" + pct + "%)"
+        part = labels[density.top_id[rows, j]] + suffix[pct[rows, j]]
         head = out[rows]
         out[rows] = np.where(head == "", part, head + "; " + part)
     return list(out)
