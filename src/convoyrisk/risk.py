@@ -1541,7 +1541,7 @@ def finish_scoring(
     s_mass = prep.smoother.smooth(fit.raw)
     segments["harm_per_episode"] = np.where(s_mass > 1e-12, s_harm / np.maximum(s_mass, 1e-12), 0.0)
     segments["incidents"], segments["top_contributors"] = _contributors(
-        prep, Density(fit.mass, count, top_id, top_val, np.ones(0))
+        prep, Density(fit.mass, count, top_id, top_val, np.ones(0)), spread_mass
     )
     informed_len = float(length_km[informed].sum())
     t1, _ = decay_moments(params.half_life_days, prep.observed_days)
@@ -1562,8 +1562,14 @@ def finish_scoring(
     )
 
 
-def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, list[str]]:
-    """Episodes reaching each segment, and the largest contributions named (spread ones too)."""
+def _contributors(
+    prep: ScoringInput, density: Density, spread_mass: FloatArray
+) -> tuple[IntArray, list[str]]:
+    """Episodes reaching each segment, and the largest contributions named (spread ones too).
+
+    A location-uncertain episode contributes the mass it holds on the segment
+    after re-allocation (`spread_mass`), the share of the segment's mass it is.
+    """
     n_lix = len(density.mass)
     k_top = prep.params.top_contributors
     count, top_id, top_val = density.count, density.top_id, density.top_val
@@ -1571,7 +1577,7 @@ def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, list[
         count = count + np.bincount(prep.spread_lixel, minlength=n_lix)
         if k_top:
             s_id, s_val = top_per_segment(
-                prep.spread_lixel, prep.spread_owner, prep.spread_mass, n_lix, k_top
+                prep.spread_lixel, prep.spread_owner, spread_mass, n_lix, k_top
             )
             top_id, top_val = merge_top([top_id, s_id], [top_val, s_val], k_top)
     text = _top_text(prep.incidents, Density(density.mass, count, top_id, top_val, np.ones(0)))
