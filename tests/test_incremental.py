@@ -291,20 +291,6 @@ def test_an_update_reuses_spreads_that_equal_fresh_ones(world, state) -> None:
     assert not np.array_equal(fresh.spread_lixel[mine], prep.spread_lixel[prep.spread_owner == row])
 
 
-def test_the_stored_allocation_is_where_a_full_scoring_settles(world, state) -> None:
-    """The state's uncertain episodes' allocation, warm-started, is the full path's (to 1e-10)."""
-    G, old, new = world
-    updated = add_incidents(state, G, new)
-    union = pd.concat([old, new], ignore_index=True)
-    full = score_with_state(G, union, params=state.params, as_of=AS_OF)
-    weight = updated.prep.incidents["weight"].to_numpy(float)
-    np.testing.assert_array_equal(updated.prep.spread_lixel, full.prep.spread_lixel)
-    np.testing.assert_allclose(
-        updated.spread_mass, full.spread_mass, rtol=0, atol=1e-10 * weight.max()
-    )
-    assert not np.allclose(updated.spread_mass, updated.prep.spread_mass)  # re-allocated
-
-
 def test_an_update_on_the_compiled_path_equals_a_full_rescore(world, state, monkeypatch) -> None:
     """With the compiled re-allocation and ranking (large inputs), the same as the full path."""
     monkeypatch.setattr(risk, "COMPILED_MIN_PAIRS", 0)

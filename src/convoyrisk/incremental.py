@@ -6,7 +6,8 @@ segments, the incidents as given, each episode's kernel source, and the summed
 lixel mass, reach counts and largest contributors. :func:`add_incidents` then
 
 1. re-weighs and re-groups the union of the old and new incidents (weights,
-   episodes and sources are cheap: vectorised, no network work);
+   episodes and sources are cheap: vectorised, no network work; the segments
+   in the radius of each unchanged location-uncertain episode are reused);
 2. compares the union's kernel sources with the stored ones, row by row: a
    source is unchanged if its row, edge, offset, bandwidths and weights are the
    same (the weights after rescaling for a moved as-of date, see below);
@@ -18,10 +19,12 @@ lixel mass, reach counts and largest contributors. :func:`add_incidents` then
    as-of date moved it out of the window), recomputes the segments that
    source reached from every source that reaches them, since a contribution
    cannot be taken out of the stored top contributors;
-5. runs the per-segment Empirical Bayes step, :func:`~convoyrisk.risk.finish_scoring`,
-   on the whole network. That step is global (the regional prior pools the raw
-   counts over ``prior_scale_m``), vectorised, and costs about as much as the
-   rest of an update (see docs/benchmarks/country.md).
+5. re-allocates the location-uncertain episodes by length × rate
+   (:func:`~convoyrisk.risk.allocate_spread`) and runs the per-segment
+   Empirical Bayes step, :func:`~convoyrisk.risk.finish_scoring`, on the whole
+   network. Both are global (the regional prior pools the raw counts over
+   ``prior_scale_m``, and an episode's share moves with the rates around it),
+   vectorised or compiled, and cost most of an update (docs/scale.md).
 
 The hyperparameters stay those of the first scoring: ``bandwidth_m``,
 ``half_life_days``, the other :class:`~convoyrisk.risk.RiskParams`, and the
@@ -56,7 +59,6 @@ from .compiled import compile_graph
 from .convert import validate_graph
 from .density import Density, IntArray, KernelSpec, Sources, merge_top, network_density
 from .risk import (
-    FloatArray,
     RiskParams,
     RiskResult,
     ScoringInput,
@@ -90,9 +92,6 @@ class ScoringState:
         Kernel density of ``prep.sources``: lixel mass, reach counts, top contributors.
     narrow
         Kernel density of ``prep.narrow_sources`` (the interval's finer look; mass only).
-    spread_mass
-        The location-uncertain episodes' allocation :func:`~convoyrisk.risk.allocate_spread`
-        settled on (aligned with ``prep.spread_lixel``): an update starts from it.
     graph_edges
         Edges of the graph scored (to refuse another graph).
     """
@@ -103,7 +102,6 @@ class ScoringState:
     snapped: gpd.GeoDataFrame
     density: Density
     narrow: Density
-    spread_mass: FloatArray
     graph_edges: int
 
     @property
@@ -165,15 +163,8 @@ def score_with_state(
         engine=engine,
         workers=workers,
     )
-    spread = allocate_spread(prep, density.mass)
     result = finish_scoring(
-        prep,
-        density.mass,
-        density.count,
-        density.top_id,
-        density.top_val,
-        narrow_mass=narrow.mass,
-        spread_mass=spread,
+        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
     )
     fixed = params.replace(tune="off", overdispersion_k=result.overdispersion)
     return ScoringState(
@@ -183,7 +174,6 @@ def score_with_state(
         snapped=snapped,
         density=density,
         narrow=narrow,
-        spread_mass=spread,
         graph_edges=len(compile_graph(G).u),
     )
 
@@ -282,8 +272,10 @@ def add_incidents(
         engine=engine,
         workers=workers,
     )
-    # the uncertain episodes settle from where they were (the same fixed point, fewer passes)
-    spread = allocate_spread(prep, density.mass, start=_warm_start(state, prep))
+    # the uncertain episodes are re-allocated from their spread by length, as in a full
+    # scoring: started from the stored allocation they settle one pass sooner of about
+    # fifteen, equal to the full path to 1e-11 instead of rounding (docs/scale.md)
+    spread = allocate_spread(prep, density.mass)
     result = finish_scoring(
         prep,
         density.mass,
@@ -300,7 +292,6 @@ def add_incidents(
         snapped=union,
         density=density,
         narrow=narrow,
-        spread_mass=spread,
         graph_edges=state.graph_edges,
     )
 
@@ -334,41 +325,6 @@ def _check_inputs(state: ScoringState, G: nx.MultiDiGraph, incidents: gpd.GeoDat
             "graph with snap_incidents first."
         )
         raise InputError(msg)
-
-
-def _warm_start(state: ScoringState, prep: ScoringInput) -> FloatArray:
-    """The stored allocation of each uncertain episode still spread over the same segments.
-
-    Rescaled to the episode's weight now; new or changed episodes start by
-    length (``prep.spread_mass``). Only a starting point: the re-allocation
-    converges to the same allocation from any.
-    """
-    old = state.prep
-    start = prep.spread_mass.copy()
-    if len(start) == 0 or len(old.spread_owner) == 0:
-        return start
-    # each episode's pairs are one contiguous block (see risk.prepare_incidents)
-    o_own, o_first, o_len = _blocks(old.spread_owner)
-    n_own, n_first, n_len = _blocks(prep.spread_owner)
-    slot = np.full(max(int(o_own.max()), int(n_own.max())) + 1, -1, dtype=np.int64)
-    slot[o_own] = np.arange(len(o_own))
-    j = slot[n_own]
-    w_old = old.incidents["weight"].to_numpy(float)
-    w_new = prep.incidents["weight"].to_numpy(float)
-    jj = np.maximum(j, 0)
-    match = (j >= 0) & (o_len[jj] == n_len) & (w_old[o_own[jj]] > 0)
-    for b in np.flatnonzero(match):  # one slice per episode: a few thousand at most
-        o, n, size = o_first[j[b]], n_first[b], n_len[b]
-        if np.array_equal(old.spread_lixel[o : o + size], prep.spread_lixel[n : n + size]):
-            owner = n_own[b]
-            start[n : n + size] = state.spread_mass[o : o + size] * (w_new[owner] / w_old[owner])
-    return start
-
-
-def _blocks(owner: IntArray) -> tuple[IntArray, IntArray, IntArray]:
-    """Owner, first position and length of each run of equal `owner` values."""
-    first = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-    return owner[first], first, np.diff(np.r_[first, len(owner)])
 
 
 def _changed_sources(
