@@ -21,6 +21,7 @@ FloatArray = npt.NDArray[np.float64]
 def respread_pass(  # noqa: PLR0917 - the arrays of one pass
     lixel: IntArray,
     owner: IntArray,
+    starts: IntArray,
     mass: FloatArray,
     shape: FloatArray,
     rate: FloatArray,
@@ -32,29 +33,32 @@ def respread_pass(  # noqa: PLR0917 - the arrays of one pass
 ) -> float:  # pragma: no cover - compiled
     """One re-allocation pass, as ``risk._respread_pass``; returns the largest move.
 
-    Writes the new masses into `out` and their sum per segment into `lixel_sum`.
+    The pairs of one episode are contiguous: ``starts[b]`` to ``starts[b + 1]``
+    (each episode once). Each episode's scores are summed, then its pairs
+    normalised while still in cache. Writes the new masses into `out` and
+    their sum per segment into `lixel_sum`.
     """
-    n = len(lixel)
-    total = np.zeros(len(weight))
-    for i in range(n):
-        s = lixel[i]
-        length = length_km[s]
-        own = per_mass / max(length, 1e-12)
-        score = shape[s] - own * mass[i]
-        score = max(score, 1e-300)
-        score = score / rate[s]
-        score = score * length
-        out[i] = score
-        total[owner[i]] += score
     lixel_sum[:] = 0.0
     moved = 0.0
-    for i in range(n):
-        t = total[owner[i]]
-        w = weight[owner[i]]
-        v = w * out[i] / max(t, 1e-300) if t > 0 else 0.0
-        moved = max(moved, abs(v - mass[i]) / max(w, 1e-300))
-        out[i] = v
-        lixel_sum[lixel[i]] += v
+    for b in range(len(starts) - 1):
+        lo, hi = starts[b], starts[b + 1]
+        total = 0.0
+        for i in range(lo, hi):
+            s = lixel[i]
+            length = length_km[s]
+            own = per_mass / max(length, 1e-12)
+            score = shape[s] - own * mass[i]
+            score = max(score, 1e-300)
+            score = score / rate[s]
+            score = score * length
+            out[i] = score
+            total += score
+        w = weight[owner[lo]]
+        for i in range(lo, hi):
+            v = w * out[i] / max(total, 1e-300) if total > 0 else 0.0
+            moved = max(moved, abs(v - mass[i]) / max(w, 1e-300))
+            out[i] = v
+            lixel_sum[lixel[i]] += v
     return moved
 
 

@@ -1408,6 +1408,11 @@ class _Fitter:
         weight = prep.incidents["weight"].to_numpy(float)
         compiled = _compiled(len(lixel))
         lixel_sum = np.empty(self.n_lix)
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1], True])
+        if compiled is not None and not np.all(np.diff(owner[starts[:-1]]) > 0):
+            compiled = (
+                None  # pragma: no cover - the compiled pass wants each episode's pairs together
+            )
         if compiled is not None:  # 32-bit indices: less memory to stream through each pass
             lixel, owner = lixel.astype(np.int32), owner.astype(np.int32)
         for _ in range(SPREAD_ITERATIONS):
@@ -1419,8 +1424,8 @@ class _Fitter:
             else:
                 new = np.empty(len(lixel))
                 moved = compiled.respread_pass(
-                    lixel, owner, spread_mass, fit.post.shape, fit.post.rate, self.length_km,
-                    self.per_mass, weight, new, lixel_sum,
+                    lixel, owner, starts, spread_mass, fit.post.shape, fit.post.rate,
+                    self.length_km, self.per_mass, weight, new, lixel_sum,
                 )  # fmt: skip
             spread_mass = new
             fit = self.fit(spread_mass, lixel_sum)
