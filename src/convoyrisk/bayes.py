@@ -186,10 +186,14 @@ def prior_means(
     return m, s_mass, informed
 
 
-def nb_loglik(k: float, y: FloatArray, mu: FloatArray) -> float:
+def nb_loglik(
+    k: float, y: FloatArray, mu: FloatArray, *, log_y_factorial: FloatArray | None = None
+) -> float:
     """Negative-binomial log-likelihood of counts `y` with means `mu` and overdispersion `k`.
 
     ``Var = μ + k·μ²``; `y` may be fractional (the Gamma function extends it).
+    `log_y_factorial`, ``gammaln(y + 1)``, may be given when the same counts
+    are tried with many ``k``.
 
     Examples
     --------
@@ -205,7 +209,7 @@ def nb_loglik(k: float, y: FloatArray, mu: FloatArray) -> float:
         np.sum(
             special.gammaln(y + r)
             - special.gammaln(r)
-            - special.gammaln(y + 1.0)
+            - (special.gammaln(y + 1.0) if log_y_factorial is None else log_y_factorial)
             + r * np.log(r / (r + mu))
             + y * np.log(np.where(mu > 0, mu, 1.0) / (r + mu))
         )
@@ -225,8 +229,11 @@ def fit_overdispersion(y: FloatArray, mu: FloatArray, *, prior_sd: float = 1.5) 
     if len(y) == 0 or y.sum() <= 0:
         return 1.0
 
+    log_y_factorial = special.gammaln(y + 1.0)
+
     def neg(log_k: float) -> float:
-        return -nb_loglik(math.exp(log_k), y, mu) + 0.5 * (log_k / prior_sd) ** 2
+        loglik = nb_loglik(math.exp(log_k), y, mu, log_y_factorial=log_y_factorial)
+        return -loglik + 0.5 * (log_k / prior_sd) ** 2
 
     lo, hi = math.log(K_RANGE[0]), math.log(K_RANGE[1])
     res = optimize.minimize_scalar(neg, bounds=(lo, hi), method="bounded")
