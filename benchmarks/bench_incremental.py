@@ -161,8 +161,8 @@ def main() -> None:  # noqa: PLR0915 - one linear recipe
     )
     print(
         "| case | incidents (scored + added) | add_incidents s (CPU s) | of which: re-weigh | "
-        "density | re-allocation | rest of Bayes step | full re-score s | peak RSS MB (score / update) | "
-        "max rel. diff of rate | classes and contributors equal |"
+        "density | re-allocation | rest of Bayes step | full re-score s | "
+        "peak RSS MB (score / update) | max rel. diff of rate | classes and contributors equal |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     print("\n".join(rows))
