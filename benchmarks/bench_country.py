@@ -167,8 +167,50 @@ def osmnx_peer(country: Country, folder: Path, st: Stages) -> dict[str, Any]:
     return {"osmnx_edges": edges, "osmnx_km": km}
 
 
+def dask_stages(G: Any, incidents: Any, snapped: Any, risk: Any, st: Stages) -> dict[str, Any]:
+    """Snapping and scoring through the dask engine on a local cluster, against in-process.
+
+    The cluster (2 worker processes, 1 thread each) is started before the timed calls.
+    """
+    import numpy as np  # noqa: PLC0415
+    from distributed import Client, LocalCluster  # noqa: PLC0415 - optional
+
+    from convoyrisk.engine import score_segments_dask, snap_incidents_dask  # noqa: PLC0415
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        snapped_d = st(
+            "snap_incidents (dask engine, local cluster)",
+            lambda: snap_incidents_dask(G, incidents, scheduler=client),
+            "2 worker processes, 1 thread each",
+        )
+        risk_d = st(
+            "score_segments (dask engine, local cluster)",
+            lambda: score_segments_dask(G, snapped_d, scheduler=client),
+            "2 worker processes, 1 thread each",
+        )
+    a, b = risk.segments, risk_d.segments
+    same_snap = bool(
+        (snapped["status"].astype(str) == snapped_d["status"].astype(str)).all()
+        and np.allclose(
+            snapped["offset_m"], snapped_d["offset_m"], rtol=0, atol=1e-9, equal_nan=True
+        )
+    )
+    rel = float(np.max(np.abs(a["rate"].to_numpy() - b["rate"].to_numpy()) / a["rate"].to_numpy()))
+    return {
+        "dask_snap_same": same_snap,
+        "dask_rate_rel": rel,
+        "dask_classes_differ": int(
+            (a["risk_class"].astype(str) != b["risk_class"].astype(str)).sum()
+        ),
+        "dask_top_differ": int((a["top_contributors"] != b["top_contributors"]).sum()),
+    }
+
+
 def library_stages(
-    country: Country, folder: Path, st: Stages, *, osmnx: bool = False
+    country: Country, folder: Path, st: Stages, *, osmnx: bool = False, dask: bool = False
 ) -> dict[str, Any]:
     """Each stage of ``convoyrisk map`` as a library call, in this process."""
     G = st("load_graph", lambda: cr.load_graph(country.pbf))
@@ -188,6 +230,7 @@ def library_stages(
     )
 
     risk = st("score_segments", lambda: cr.score_segments(G, snapped))
+    same = dask_stages(G, incidents, snapped, risk, st) if dask else {}
     a = node_of(G, geocode(country.origin, places))
     b = node_of(G, geocode(country.destination, places))
     found = st("alternative_routes (k=3)", lambda: alternative_routes(G, a, b, k=3, risk=risk))
@@ -211,6 +254,7 @@ def library_stages(
     st("peer: GeoDataFrame.explore() + save", explore, note)
     return {
         **peer,
+        **same,
         "km": ours_km,
         "edges": n_edges,
         "nodes": G.number_of_nodes(),
@@ -296,6 +340,17 @@ def markdown(
                 f"(undirected) {sizes['osmnx_edges']:,} edges, {sizes['osmnx_km']:,.0f} km."
             ),
         ]
+    if "dask_rate_rel" in sizes:
+        lines += [
+            "",
+            (
+                "Dask engine against in-process: snapping "
+                + ("identical" if sizes["dask_snap_same"] else "DIFFERENT")
+                + f"; rates max rel. diff {sizes['dask_rate_rel']:.1e}, "
+                f"{sizes['dask_classes_differ']} classes and {sizes['dask_top_differ']} "
+                "top-contributor texts differ."
+            ),
+        ]
     lines += [
         "",
         (
@@ -332,6 +387,11 @@ def main() -> None:
     ap.add_argument("--no-cli", action="store_true", help="skip the subprocess runs")
     ap.add_argument("--doc", type=Path, help="write the Markdown here")
     ap.add_argument(
+        "--dask",
+        action="store_true",
+        help="also snap and score through the dask engine on a local cluster, and compare",
+    )
+    ap.add_argument(
         "--osmnx",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -351,7 +411,7 @@ def main() -> None:
     osmnx = args.osmnx
     if osmnx is None:
         osmnx = edges <= OSMNX_MAX_EDGES and importlib.util.find_spec("osmnx") is not None
-    sizes = library_stages(country, folder, st, osmnx=osmnx)
+    sizes = library_stages(country, folder, st, osmnx=osmnx, dask=args.dask)
     # hand the library stages' memory back before the subprocesses run (on a country this
     # process would otherwise hold ~7 GB beside them)
     gc.collect()

@@ -15,8 +15,8 @@ with :func:`~convoyrisk.incremental.add_incidents`, two ways:
   moved to the latest of them (every stored weight rescaled).
 
 Each update is timed (and its parts: re-weighing the incidents, the density of
-the changed sources, re-allocating the location-uncertain episodes from the
-stored allocation, the rest of the Empirical Bayes step) and checked against a
+the changed sources, the Empirical Bayes step with the re-allocation of the
+location-uncertain episodes) and checked against a
 full ``score_segments`` of the union with the same parameters and as-of date.
 """
 
@@ -43,7 +43,7 @@ from convoyrisk import incremental
 from convoyrisk.incremental import add_incidents, score_with_state
 from convoyrisk.pipeline import read_incident_sources
 
-PARTS = ("prepare_incidents", "network_density", "allocate_spread", "finish_scoring")
+PARTS = ("prepare_incidents", "network_density", "finish_scoring")
 """The steps of an update timed apart (functions of :mod:`convoyrisk.incremental`)."""
 
 
@@ -161,10 +161,10 @@ def main() -> None:  # noqa: PLR0915 - one linear recipe
     )
     print(
         "| case | incidents (scored + added) | add_incidents s (CPU s) | of which: re-weigh | "
-        "density | re-allocation | rest of Bayes step | full re-score s | "
+        "density | Bayes step | full re-score s | "
         "peak RSS MB (score / update) | max rel. diff of rate | classes and contributors equal |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     print("\n".join(rows))
 
 

@@ -8,6 +8,9 @@ from the PBF's node locations with ``pyproj.Geod`` (not convoyrisk's code).
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +23,8 @@ import convoyrisk as cr
 from convoyrisk.pipeline import read_incident_sources
 
 osmium = pytest.importorskip("osmium")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +79,26 @@ def test_acled_csv_reads_whole(country: Country) -> None:
     towns = np.array([t[2] for t in country.towns])
     assert lat.min() >= towns.min() - 0.1
     assert lat.max() <= towns.max() + 0.1
+
+
+def test_quick_benchmark_runs_every_stage_and_the_whole_job(tmp_path: Path) -> None:
+    """``bench_country --quick`` (the CI size): every stage timed, the whole CLI job succeeds.
+
+    The whole ``convoyrisk map`` run on the PBF, again from the cache of built
+    networks, and on a built GeoPackage must each exit 0 and write the same map.
+    """
+    doc = tmp_path / "quick.md"
+    cmd = [sys.executable, "-m", "benchmarks.bench_country", "--quick", "--no-osmnx"]
+    cmd += ["--folder", str(tmp_path / "data"), "--doc", str(doc), "--timeout", "300"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    stages = {row["stage"] for row in result["rows"]}
+    for stage in ("load_graph", "snap_incidents", "score_segments", "score_routes", "risk_map"):
+        assert stage in stages
+    assert all(row["seconds"] > 0 and row["peak_mb"] > 0 for row in result["rows"])
+    runs = result["runs"]
+    assert {r["rc"] for r in runs.values()} == {0}
+    sizes = {round(r["html_mb"], 6) for r in runs.values() if "html_mb" in r}
+    assert len(sizes) == 1 and sizes.pop() > 0  # the same map from the PBF, the cache, the .gpkg
+    assert "| whole run (subprocess) |" in doc.read_text(encoding="utf-8")

@@ -18,6 +18,7 @@ from convoyrisk.bayes import (
     NO_DATA_CLASS,
     decay_moments,
     fit_overdispersion,
+    nb_loglik,
     posterior,
 )
 from convoyrisk.episodes import group_episodes
@@ -78,6 +79,21 @@ def test_overdispersion_is_recovered_from_negative_binomial_counts() -> None:
     lam = rng.gamma(1 / k, k * mu)
     y = rng.poisson(lam).astype(float)
     assert fit_overdispersion(y, mu) == pytest.approx(k, rel=0.1)
+
+
+def test_overdispersion_fit_maximises_nb_loglik() -> None:
+    """The fit's objective is :func:`nb_loglik` (checked against scipy) plus the penalty.
+
+    Counts mostly zero and fractional, as a country's bins: the optimum of the
+    penalised NB log-likelihood found by brute force on a fine grid of log k.
+    """
+    rng = np.random.default_rng(5)
+    mu = rng.uniform(0.01, 3.0, 4_000)
+    y = np.where(rng.random(4_000) < 0.7, 0.0, rng.gamma(0.5, 2.0 * mu))
+    grid = np.linspace(np.log(0.05), np.log(20.0), 4_001)
+    objective = [nb_loglik(np.exp(g), y, mu) - 0.5 * (g / 1.5) ** 2 for g in grid]
+    best = float(np.exp(grid[int(np.argmax(objective))]))
+    assert fit_overdispersion(y, mu) == pytest.approx(best, rel=2e-3)
 
 
 def test_posterior_intervals_cover_at_their_level_under_the_model() -> None:

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convoyrisk as cr
+from convoyrisk._respread import respread_pass
 from convoyrisk.risk import RiskParams
 
 from .helpers.graphs import PLANE, lines_graph
@@ -121,3 +122,41 @@ def test_an_older_incident_never_weighs_more(network, where, younger, older_by, 
     total_old = float(w_old["weight"].iloc[0])
     assert total_new >= total_old
     assert np.isfinite(total_new)
+
+
+def test_respread_pass_is_the_vectorised_reallocation() -> None:
+    """The compiled pass gives, bitwise, the numpy formula of the re-allocation.
+
+    Each episode's weight is shared over its pairs in proportion to length × the
+    segment's posterior mean without the pair's own share (docs/risk-model.md §2).
+    """
+
+    rng = np.random.default_rng(7)
+    n_seg, n_inc, n_pairs = 50, 8, 120
+    lixel = rng.integers(0, n_seg, n_pairs)
+    owner = np.sort(rng.integers(0, n_inc, n_pairs))
+    seg_km, inc_weight = rng.uniform(0.1, 1.0, n_seg), rng.uniform(0.5, 1.0, n_inc)
+    length_km, weight = seg_km[lixel], inc_weight[owner]
+    spread = rng.uniform(0.0, 0.2, n_pairs)
+    shape, rate = rng.uniform(0.5, 3.0, n_seg), rng.uniform(1.0, 5.0, n_seg)
+    per_mass = 2.5
+    own = per_mass * spread / np.maximum(length_km, 1e-12)
+    score = length_km * (np.maximum(shape[lixel] - own, 1e-300) / rate[lixel])
+    total = np.bincount(owner, weights=score, minlength=n_inc)[owner]
+    expected = np.where(total > 0, weight * score / np.maximum(total, 1e-300), 0.0)
+    new, by_lixel, raw = np.empty(n_pairs), np.zeros(n_seg), np.full(n_seg, 0.5)
+    moved = respread_pass(
+        lixel, owner, seg_km, inc_weight, spread, shape, rate, per_mass, new, by_lixel, raw
+    )
+    assert np.array_equal(new, expected)
+    assert np.array_equal(by_lixel, np.bincount(lixel, weights=expected, minlength=n_seg))
+    assert np.array_equal(
+        raw, np.bincount(np.r_[np.arange(n_seg), lixel], np.r_[np.full(n_seg, 0.5), expected])
+    )
+    assert moved == np.max(np.abs(expected - spread) / weight)
+    # each episode's shares sum to its weight
+    sums = np.bincount(owner, weights=new, minlength=n_inc)
+    present = np.bincount(owner, minlength=n_inc) > 0
+    assert np.allclose(
+        sums[present], np.bincount(owner, weights=weight)[present] / np.bincount(owner)[present]
+    )

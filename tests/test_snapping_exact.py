@@ -210,15 +210,18 @@ def test_road_length_within_many_discs_in_chunks(monkeypatch) -> None:
 
     roads = grid_roads(400, seed=3)
     lines = roads.geometry.to_numpy()
-    index = LineIndex(lines)
+    index = LineIndex(lines, engine="numpy")  # the k-d tree path, in chunks
     rng = np.random.default_rng(4)
     lo, hi = np.array(roads.total_bounds[:2]), np.array(roads.total_bounds[2:])
-    xy = rng.uniform(lo, hi, (60, 2))
+    xy = rng.uniform(lo - 500.0, hi + 500.0, (60, 2))  # some discs reach past the roads
     radius = rng.uniform(50.0, 900.0, 60)
     whole = index.length_within(xy[:, 0], xy[:, 1], radius)
     monkeypatch.setattr(snapping, "_PAIRS_PER_CHUNK", 40)
     chunked = index.length_within(xy[:, 0], xy[:, 1], radius)
     np.testing.assert_array_equal(chunked, whole)
+    # the compiled grid path (the default with numba), with small cells: many per disc
+    grid = LineIndex(lines, engine="numba", cell_m=150.0)
+    np.testing.assert_allclose(grid.length_within(xy[:, 0], xy[:, 1], radius), whole, rtol=1e-12)
     union = shapely.union_all(lines)
     for (x, y), r, got in zip(xy, radius, whole, strict=True):
         disc = shapely.Point(x, y).buffer(r, quad_segs=512)

@@ -168,3 +168,55 @@ def build_grid(
     ptr = np.zeros(nx * ny + 1, dtype=np.int64)
     np.add.at(ptr, cells + 1, 1)
     return np.cumsum(ptr), segs.astype(np.int64), x0, y0, nx, ny
+
+
+@numba.njit(cache=True, nogil=True)
+def length_within(  # noqa: PLR0917 - compiled: positional arguments only
+    px: FloatArray,
+    py: FloatArray,
+    radius: FloatArray,
+    a: FloatArray,
+    b: FloatArray,
+    seg_length: FloatArray,
+    grid: tuple[IntArray, IntArray, float, float, int, int],
+    size: float,
+    out: FloatArray,
+) -> None:  # pragma: no cover - compiled
+    """Add to ``out[i]`` the length of segments inside the disc of ``radius[i]`` around point i.
+
+    Each segment listed in a cell that the disc's bounding box touches is
+    clipped to the disc once per point (a stamp per segment skips its other
+    cells): the chord of the segment's line through the circle, clipped to the
+    segment.
+    """
+    cell_ptr, cell_seg, x0, y0, nx, ny = grid
+    stamp = np.full(len(a), -1, dtype=np.int64)
+    for i in range(len(px)):
+        x, y, r = px[i], py[i], radius[i]
+        i0 = max(math.floor((x - r - x0) / size), 0)
+        i1 = min(math.floor((x + r - x0) / size), nx - 1)
+        j0 = max(math.floor((y - r - y0) / size), 0)
+        j1 = min(math.floor((y + r - y0) / size), ny - 1)
+        total = 0.0
+        for ci in range(i0, i1 + 1):
+            for cj in range(j0, j1 + 1):
+                cell = ci * ny + cj
+                for q in range(cell_ptr[cell], cell_ptr[cell + 1]):
+                    s = cell_seg[q]
+                    if stamp[s] == i:
+                        continue
+                    stamp[s] = i
+                    dx = b[s, 0] - a[s, 0]
+                    dy = b[s, 1] - a[s, 1]
+                    fx = a[s, 0] - x
+                    fy = a[s, 1] - y
+                    qa = dx * dx + dy * dy
+                    qb = 2.0 * (fx * dx + fy * dy)
+                    qc = fx * fx + fy * fy - r * r
+                    disc = qb * qb - 4.0 * qa * qc
+                    if disc > 0.0 and qa > 0.0:
+                        root = math.sqrt(disc)
+                        t0 = min(max((-qb - root) / (2.0 * qa), 0.0), 1.0)
+                        t1 = min(max((-qb + root) / (2.0 * qa), 0.0), 1.0)
+                        total += (t1 - t0) * seg_length[s]
+        out[i] += total

@@ -83,26 +83,20 @@ def graph_from_tables(
     dv = np.r_[v, u[back]]
     keys = pd.DataFrame({"u": du, "v": dv}).groupby(["u", "v"], sort=False).cumcount().to_numpy()
     cols = [c for c in edges.columns if c not in {"u", "v", "geometry"}]
-    values = [edges[c].tolist() for c in cols]
-    rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*values, strict=True)]
-    length = edges["length"].to_numpy(float).tolist()
-    road = edges["road_id"].to_numpy(np.int64).tolist()
-    for i, row in enumerate(rows):
-        row["length"] = length[i]
-        row["road_id"] = road[i]
-        row["oneway"] = bool(oneway[i])
-    ul, vl, kl = du.tolist(), dv.tolist(), keys.tolist()
-    m = len(rows)
-    gl = geoms.tolist()
+    typed = {
+        "length": edges["length"].to_numpy(float).tolist(),
+        "road_id": edges["road_id"].to_numpy(np.int64).tolist(),
+        "oneway": oneway.tolist(),
+    }
+    values = [typed[c] if c in typed else edges[c].tolist() for c in cols]
+    values.append(geoms.tolist())
+    names = [*cols, "geometry", "reversed"]
+    # one dict per edge, built once (a country has millions: no second copy of them)
+    rows = [dict(zip(names, (*vals, False), strict=True)) for vals in zip(*values, strict=True)]
+    del values
     rl = np.asarray(rgeoms, dtype=object).tolist()
-    _add_edges(
-        G,
-        ul,
-        vl,
-        kl,
-        [{**rows[i], "geometry": gl[i], "reversed": False} for i in range(m)]
-        + [{**rows[i], "geometry": rl[j], "reversed": True} for j, i in enumerate(back.tolist())],
-    )
+    rows += [{**rows[i], "geometry": rl[j], "reversed": True} for j, i in enumerate(back.tolist())]
+    _add_edges(G, du.tolist(), dv.tolist(), keys.tolist(), rows)
     return G
 
 

@@ -19,12 +19,12 @@ lixel mass, reach counts and largest contributors. :func:`add_incidents` then
    as-of date moved it out of the window), recomputes the segments that
    source reached from every source that reaches them, since a contribution
    cannot be taken out of the stored top contributors;
-5. re-allocates the location-uncertain episodes by length × rate
-   (:func:`~convoyrisk.risk.allocate_spread`) and runs the per-segment
-   Empirical Bayes step, :func:`~convoyrisk.risk.finish_scoring`, on the whole
-   network. Both are global (the regional prior pools the raw counts over
-   ``prior_scale_m``, and an episode's share moves with the rates around it),
-   vectorised or compiled, and cost most of an update (docs/scale.md).
+5. runs the per-segment Empirical Bayes step, :func:`~convoyrisk.risk.finish_scoring`,
+   on the whole network, re-allocating the location-uncertain episodes by
+   length × rate from their spread by length, as a full scoring does. It is
+   global (the regional prior pools the raw counts over ``prior_scale_m``, and
+   an episode's share moves with the rates around it), vectorised or compiled,
+   and most of an update's time (docs/scale.md).
 
 The hyperparameters stay those of the first scoring: ``bandwidth_m``,
 ``half_life_days``, the other :class:`~convoyrisk.risk.RiskParams`, and the
@@ -62,7 +62,6 @@ from .risk import (
     RiskParams,
     RiskResult,
     ScoringInput,
-    allocate_spread,
     finish_scoring,
     parse_as_of,
     prepare_incidents,
@@ -272,18 +271,8 @@ def add_incidents(
         engine=engine,
         workers=workers,
     )
-    # the uncertain episodes are re-allocated from their spread by length, as in a full
-    # scoring: started from the stored allocation they settle one pass sooner of about
-    # fifteen, equal to the full path to 1e-11 instead of rounding (docs/scale.md)
-    spread = allocate_spread(prep, density.mass)
     result = finish_scoring(
-        prep,
-        density.mass,
-        density.count,
-        density.top_id,
-        density.top_val,
-        narrow_mass=narrow.mass,
-        spread_mass=spread,
+        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
     )
     return ScoringState(
         result=result,

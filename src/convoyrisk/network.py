@@ -283,7 +283,27 @@ def graph_from_osm(
         Called as ``progress("building network", step, steps)``.
     """
     _tell(progress, 0)
-    segs = read_osm(path, highways=highways, region=region, engine=engine)
+    # the pieces come from a function of their own: the OSM table and the two-point
+    # lines it was cut into (millions at a country's size) are freed before assembly
+    p, metric, node_lonlat = _osm_pieces(
+        read_osm(path, highways=highways, region=region, engine=engine), crs, progress
+    )
+    return _assemble(
+        p,
+        metric,
+        source_crs=settings.default_crs,
+        simplify=simplify,
+        keep=keep,
+        tol=_EPS,
+        node_lonlat=node_lonlat,
+        progress=progress,
+    )
+
+
+def _osm_pieces(
+    segs: gpd.GeoDataFrame, crs: str | CRS | None, progress: Progress | None
+) -> tuple[_Pieces, CRS, np.ndarray]:
+    """The node-to-node pieces of :func:`read_osm`'s table, their metric CRS, nodes' lon/lat."""
     _tell(progress, 1)
     coords = shapely.get_coordinates(segs.geometry.to_numpy()).reshape(-1, 2, 2)
     lonlat = coords.reshape(-1, 2)
@@ -328,16 +348,7 @@ def graph_from_osm(
             "max_scale_error": scale,
         },
     )
-    return _assemble(
-        p,
-        metric,
-        source_crs=settings.default_crs,
-        simplify=simplify,
-        keep=keep,
-        tol=_EPS,
-        node_lonlat=node_lonlat,
-        progress=progress,
-    )
+    return p, metric, node_lonlat
 
 
 def _node_ids(G: nx.Graph) -> tuple[np.ndarray, bool]:
@@ -592,6 +603,8 @@ def _assemble(  # noqa: PLR0915 - one vectorised step after another reads best h
     """Clean pieces (zero length, duplicates, degree-2 chains, components) into a graph."""
     report = dict(p.report)
     geoms, u, v, attrs, oneway = p.geoms, p.u.copy(), p.v.copy(), p.attrs, p.oneway
+    # the pieces are consumed: each filtering step below then frees the step before
+    p.geoms, p.attrs = np.empty(0, dtype=object), pd.DataFrame()
     length = shapely.length(geoms)
 
     # zero-length pieces: their two ends are one node

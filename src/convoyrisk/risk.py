@@ -61,6 +61,7 @@ from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import ConvoyRiskWarning, InputError
+from ._respread import respread_pass
 from .bayes import (
     NO_DATA_CLASS,
     RISK_CLASSES,
@@ -1224,9 +1225,9 @@ SPREAD_TOLERANCE = 1e-12
 """Re-allocation stops when no episode's share on any segment moves by more than this."""
 
 COMPILED_MIN_PAIRS = 100_000
-"""From this many (segment, episode) pairs of location-uncertain episodes, re-allocating them
-and naming their contributions run compiled (numba, if installed): the same results to the bit,
-faster; below it numpy, which spares loading numba."""
+"""From this many (segment, episode) pairs of location-uncertain episodes, their largest
+contributions per segment are ranked compiled (numba, if installed): the same results to the
+bit, faster; below it numpy, which spares loading numba."""
 
 
 def _compiled(n_pairs: int) -> ModuleType | None:
@@ -1238,54 +1239,6 @@ def _compiled(n_pairs: int) -> ModuleType | None:
     except ImportError:  # pragma: no cover - numba is a dependency
         return None
     return _nrisk
-
-
-def _respread_pass(  # noqa: PLR0917 - the arrays of one pass
-    lixel: IntArray,
-    owner: IntArray,
-    mass: FloatArray,
-    shape: FloatArray,
-    rate: FloatArray,
-    length_km: FloatArray,
-    per_mass: float,
-    weight: FloatArray,
-) -> tuple[FloatArray, float, FloatArray]:
-    """One pass re-allocating location-uncertain episodes by length × the others' rate (numpy).
-
-    Parameters
-    ----------
-    lixel, owner, mass
-        One row per (segment, episode) pair: the segment, the episode's
-        incident row, the episode's mass there now.
-    shape, rate, length_km
-        Per segment: the posterior Gamma shape and rate at the current
-        allocation, the length.
-    per_mass
-        Poisson-equivalent count per unit of mass per km.
-    weight
-        Per incident row: the episode's weight.
-
-    Returns
-    -------
-    (new, moved, lixel_sum)
-        Each pair's new mass ``weight·score/Σ score`` with ``score = length ×
-        (shape − own count)/rate`` (the posterior mean without the episode's
-        own share, times length), the largest move as a share of the
-        episode's weight, and the new masses summed per segment.
-    """
-    length = length_km[lixel]
-    own = per_mass / np.maximum(length, 1e-12)
-    score = shape[lixel]
-    score -= own * mass
-    np.maximum(score, 1e-300, out=score)
-    score /= rate[lixel]
-    score *= length
-    total = np.bincount(owner, weights=score, minlength=len(weight))[owner]
-    w = weight[owner]
-    new = np.where(total > 0, w * score / np.maximum(total, 1e-300), 0.0)
-    moved = float((np.abs(new - mass) / np.maximum(w, 1e-300)).max(initial=0.0))
-    lixel_sum = np.bincount(lixel, weights=new, minlength=len(length_km)).astype(float)
-    return new, moved, lixel_sum
 
 
 @dataclass
@@ -1303,166 +1256,148 @@ class _Fit:
     per_mass: float  # Poisson-equivalent count per unit of mass per km, ``c_t·window_km``
 
 
-class _Fitter:
-    """Empirical Bayes fits of one preparation for any allocation of the uncertain episodes.
+@dataclass
+class _FitBase:
+    """What every fit of one scoring shares: what the re-allocation of episodes leaves alone."""
 
-    What does not depend on the allocation (time moments, lengths, the raw
-    counts of the kernel sources, the overdispersion bins) is computed once:
-    the re-allocation refits some thirty times.
-    """
+    length_km: FloatArray
+    src_lixel: IntArray  # the lixel of each kernel source
+    src_raw: FloatArray  # the kernel sources' decayed counts per lixel
+    bins: IntArray  # bins of about the kernel's window along each road (for ``k``)
+    t1: float
+    t2: float
 
-    def __init__(self, prep: ScoringInput, kernel_mass: FloatArray) -> None:
-        params, segments, lix = prep.params, prep.segments, prep.lix
-        self.prep = prep
-        self.kernel_mass = kernel_mass
-        self.n_lix = len(segments)
+    @classmethod
+    def of(cls, prep: ScoringInput) -> _FitBase:
+        """The invariants of `prep`."""
+        segments, lix, params = prep.segments, prep.lix, prep.params
+        start_km = segments["start_m"].to_numpy(float) / 1000.0
+        bins = np.unique(
+            np.column_stack([lix.edge, np.floor(start_km / params.window_km).astype(np.int64)]),
+            axis=0,
+            return_inverse=True,
+        )[1].ravel()
         t1, t2 = decay_moments(params.half_life_days, prep.observed_days)
-        self.t1, self.t_eff, self.c_t = t1, t1 * t1 / t2, t1 / t2
-        self.length_km = segments["length_m"].to_numpy(float) / 1000.0
-        self.window_km = params.window_km
-        # raw decayed episode counts of the kernel sources (where each episode is, not smoothed)
-        src = prep.sources
-        self.kernel_raw = np.bincount(
-            _lixel_at(lix, src.edge, src.offset), weights=src.w1, minlength=self.n_lix
-        ).astype(float)
-        self.bins: IntArray | None = None
-        if not params.overdispersion_k:
-            # overdispersion on bins of about the kernel's window along each road, where
-            # counts are large enough to show it (single segments hold mostly zeros)
-            start_km = segments["start_m"].to_numpy(float) / 1000.0
-            self.bins = np.unique(
-                np.column_stack([lix.edge, np.floor(start_km / self.window_km).astype(np.int64)]),
-                axis=0,
-                return_inverse=True,
-            )[1].ravel()
-        self.e_eff = np.full(self.n_lix, self.window_km * self.t_eff / 30.0)
-        self.per_mass = self.c_t * self.window_km
-
-    def fit(self, spread_mass: FloatArray, spread_sum: FloatArray | None = None) -> _Fit:
-        """The fit with the uncertain episodes allocated as `spread_mass` (summed per segment)."""
-        prep, params = self.prep, self.prep.params
-        spread = (
-            np.bincount(prep.spread_lixel, spread_mass, minlength=self.n_lix).astype(float)
-            if spread_sum is None
-            else spread_sum
-        )
-        mass = self.kernel_mass + spread
-        raw = self.kernel_raw + spread
-        length_km = self.length_km
-        # each segment's prior leaves out the evidence its posterior adds: the episodes
-        # and exposure of the kernel's window around it
-        m, regional, informed = prior_means(
-            raw,
-            length_km * self.t1 / 30.0,
-            prep.smoother,
-            prep.component,
-            base_rate=prep.base_rate,
-            base_weight=params.base_rate_weight,
-        )
-        k = params.overdispersion_k
-        if not k:
-            bins = self.bins
-            if bins is None:  # pragma: no cover - set in __init__ when k is estimated
-                raise AssertionError
-            # only roads connected to some episode: empty, disconnected road says nothing
-            live = np.bincount(prep.component, weights=raw)[prep.component] > 0
-            k = max(
-                params.min_overdispersion,
-                fit_overdispersion(
-                    np.bincount(bins[live], (self.c_t * raw)[live]).astype(float),
-                    np.bincount(bins[live], (m * length_km * self.t_eff / 30.0)[live]).astype(
-                        float
-                    ),
-                ),
-            )
-        n_eff = self.c_t * mass / np.maximum(length_km, 1e-12) * self.window_km
-        return _Fit(
-            mass=mass,
-            raw=raw,
-            post=posterior(n_eff, self.e_eff, m, k),
-            m=m,
-            regional=regional,
-            informed=informed,
-            k=k,
-            e_eff=self.e_eff,
-            per_mass=self.per_mass,
+        src_lixel = _lixel_at(lix, prep.sources.edge, prep.sources.offset)
+        return cls(
+            length_km=segments["length_m"].to_numpy(float) / 1000.0,
+            src_lixel=src_lixel,
+            src_raw=np.bincount(src_lixel, prep.sources.w1, minlength=len(segments)).astype(float),
+            bins=bins,
+            t1=t1,
+            t2=t2,
         )
 
-    def allocate(self, start: FloatArray) -> tuple[FloatArray, _Fit]:
-        """Re-allocate the uncertain episodes from `start` until they settle, and the last fit.
 
-        Each pass gives each episode's mass to the segments in its radius in
-        proportion to length × the rate the others give them: the posterior
-        mean without that episode's own share (the episode is placed by the
-        other evidence, not by itself): where an episode reported to within
-        ``R`` happened is, given the report, distributed over the roads inside
-        ``R`` in proportion to length × rate (a Poisson process seen through a
-        uniform location error).
-        """
-        prep = self.prep
-        spread_mass = start
-        fit = self.fit(spread_mass)
-        if len(spread_mass) == 0:
-            return spread_mass, fit
-        lixel, owner = prep.spread_lixel, prep.spread_owner
-        weight = prep.incidents["weight"].to_numpy(float)
-        compiled = _compiled(len(lixel))
-        lixel_sum = np.empty(self.n_lix)
-        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1], True])
-        if compiled is not None and not np.all(np.diff(owner[starts[:-1]]) > 0):
-            compiled = (
-                None  # pragma: no cover - the compiled pass wants each episode's pairs together
-            )
-        if compiled is not None:  # 32-bit indices: less memory to stream through each pass
-            lixel, owner = lixel.astype(np.int32), owner.astype(np.int32)
-        for _ in range(SPREAD_ITERATIONS):
-            if compiled is None:
-                new, moved, lixel_sum = _respread_pass(
-                    lixel, owner, spread_mass, fit.post.shape, fit.post.rate, self.length_km,
-                    self.per_mass, weight,
-                )  # fmt: skip
-            else:
-                new = np.empty(len(lixel))
-                moved = compiled.respread_pass(
-                    lixel, owner, starts, spread_mass, fit.post.shape, fit.post.rate,
-                    self.length_km, self.per_mass, weight, new, lixel_sum,
-                )  # fmt: skip
-            spread_mass = new
-            fit = self.fit(spread_mass, lixel_sum)
-            if moved < SPREAD_TOLERANCE:
-                break
-        return spread_mass, fit
+def _fit(
+    prep: ScoringInput,
+    kernel_mass: FloatArray,
+    spread_mass: FloatArray,
+    base: _FitBase,
+    sums: tuple[FloatArray, FloatArray] | None = None,
+) -> _Fit:
+    """The fit, given the shares of the uncertain episodes.
 
-
-def allocate_spread(
-    prep: ScoringInput, kernel_mass: FloatArray, *, start: FloatArray | None = None
-) -> FloatArray:
-    """Location-uncertain episodes' mass on each segment in their radius, by length × rate.
-
-    An episode known only to within ``R`` is first spread over the segments
-    within ``R`` by length (``prep.spread_mass``), then re-allocated in
-    proportion to length × the posterior mean rate without its own share,
-    pass after pass until no share moves by more than :data:`SPREAD_TOLERANCE`
-    of the episode's weight (at most :data:`SPREAD_ITERATIONS` passes).
-    :func:`finish_scoring` does this unless given the result.
-
-    Parameters
-    ----------
-    prep
-        From :func:`prepare_scoring` or :func:`prepare_incidents`.
-    kernel_mass
-        Kernel density of ``prep.sources`` per segment.
-    start
-        An allocation to start from, aligned with ``prep.spread_lixel`` (a
-        previous result, for an update: fewer passes to the same fixed point,
-        within the tolerance); by length if None.
-
-    Returns
-    -------
-    numpy.ndarray
-        Mass of each (``prep.spread_lixel``, ``prep.spread_owner``) pair.
+    `sums`: the shares per segment and the raw counts, if :class:`_Respread`
+    summed them already.
     """
-    return _Fitter(prep, kernel_mass).allocate(prep.spread_mass if start is None else start)[0]
+    params, segments = prep.params, prep.segments
+    n_lix = len(segments)
+    if sums is None:
+        by_lixel = np.bincount(prep.spread_lixel, spread_mass, minlength=n_lix).astype(float)
+        # raw decayed episode counts per segment (where each episode is, not smoothed)
+        raw = np.bincount(
+            np.r_[base.src_lixel, prep.spread_lixel],
+            weights=np.r_[prep.sources.w1, spread_mass],
+            minlength=n_lix,
+        ).astype(float)
+    else:
+        by_lixel, raw = sums
+    mass = kernel_mass + by_lixel
+    t1, t2 = base.t1, base.t2
+    t_eff = t1 * t1 / t2
+    c_t = t1 / t2
+    length_km = base.length_km
+    window_km = params.window_km
+    # each segment's prior leaves out the evidence its posterior adds: the episodes
+    # and exposure of the kernel's window around it
+    m, regional, informed = prior_means(
+        raw,
+        length_km * t1 / 30.0,
+        prep.smoother,
+        prep.component,
+        base_rate=prep.base_rate,
+        base_weight=params.base_rate_weight,
+    )
+    # overdispersion on bins of about the kernel's window along each road, where counts
+    # are large enough to show it (single segments hold mostly zeros)
+    bins = base.bins
+    # only roads connected to some episode: empty, disconnected road says nothing about k
+    live = np.bincount(prep.component, weights=raw)[prep.component] > 0
+    k = params.overdispersion_k or max(
+        params.min_overdispersion,
+        fit_overdispersion(
+            np.bincount(bins[live], (c_t * raw)[live]).astype(float),
+            np.bincount(bins[live], (m * length_km * t_eff / 30.0)[live]).astype(float),
+        ),
+    )
+    n_eff = c_t * mass / np.maximum(length_km, 1e-12) * window_km
+    e_eff = np.full(n_lix, window_km * t_eff / 30.0)
+    return _Fit(
+        mass=mass,
+        raw=raw,
+        post=posterior(n_eff, e_eff, m, k),
+        m=m,
+        regional=regional,
+        informed=informed,
+        k=k,
+        e_eff=e_eff,
+        per_mass=c_t * window_km,
+    )
+
+
+class _Respread:
+    """Re-sharing of each uncertain episode's mass by length × the rate the others give.
+
+    Where an episode reported to within ``R`` happened is, given the report,
+    distributed over the roads inside ``R`` in proportion to length × rate
+    (a Poisson process seen through a uniform location error). The rate is
+    each segment's posterior mean without that episode's own share: the
+    episode is placed by the other evidence, not by itself. One compiled pass
+    over the (episode, segment) pairs (:func:`convoyrisk._respread.respread_pass`).
+    """
+
+    def __init__(self, prep: ScoringInput, base: _FitBase) -> None:
+        self.lixel = np.ascontiguousarray(prep.spread_lixel, dtype=np.int64)
+        self.owner = np.ascontiguousarray(prep.spread_owner, dtype=np.int64)
+        self.length_km = np.ascontiguousarray(base.length_km)
+        self.weight = np.ascontiguousarray(prep.incidents["weight"].to_numpy(float))
+        self.src_raw = base.src_raw
+
+    def step(
+        self, fit: _Fit, spread_mass: FloatArray
+    ) -> tuple[FloatArray, float, tuple[FloatArray, FloatArray]]:
+        """The new shares, and the largest move of one relative to its episode's weight.
+
+        Also the shares per segment and the raw counts per segment, for :func:`_fit`.
+        """
+        new = np.empty(len(self.lixel))
+        by_lixel = np.zeros(len(self.src_raw))
+        raw = self.src_raw.copy()
+        moved = respread_pass(
+            self.lixel,
+            self.owner,
+            self.length_km,
+            self.weight,
+            np.ascontiguousarray(spread_mass, dtype=float),
+            np.ascontiguousarray(fit.post.shape, dtype=float),
+            np.ascontiguousarray(fit.post.rate, dtype=float),
+            float(fit.per_mass),
+            new,
+            by_lixel,
+            raw,
+        )
+        return new, float(moved), (by_lixel, raw)
 
 
 def finish_scoring(
@@ -1473,7 +1408,6 @@ def finish_scoring(
     top_val: FloatArray,
     *,
     narrow_mass: FloatArray | None = None,
-    spread_mass: FloatArray | None = None,
 ) -> RiskResult:
     """Prior, posterior, intervals, classes, near-repeat and contributors from the density.
 
@@ -1486,25 +1420,29 @@ def finish_scoring(
     inference: Hall 1992). ``rate`` and the class stay those of the chosen bandwidth.
 
     Location-uncertain episodes start spread over their radius by length and
-    are then re-allocated by length × rate (:func:`allocate_spread`) until the
+    are then re-allocated by length × rate (:func:`_respread`) until the
     allocation settles (:data:`SPREAD_TOLERANCE`, at most
-    :data:`SPREAD_ITERATIONS` passes), unless `spread_mass` gives the
-    allocation. Shared by :func:`score_segments` and the dask engine, which
-    sums partitions' densities.
+    :data:`SPREAD_ITERATIONS` passes). Shared by :func:`score_segments` and
+    the dask engine, which sums partitions' densities.
     """
     params, segments, inc = prep.params, prep.segments, prep.incidents
     n_lix = len(segments)
-    fitter = _Fitter(prep, kernel_mass)
-    if spread_mass is None:
-        spread_mass, fit = fitter.allocate(prep.spread_mass)
-    else:
-        fit = fitter.fit(spread_mass)
+    spread_mass = prep.spread_mass
+    base = _FitBase.of(prep)
+    fit = _fit(prep, kernel_mass, spread_mass, base)
+    if len(spread_mass):
+        respread = _Respread(prep, base)
+        for _ in range(SPREAD_ITERATIONS):
+            spread_mass, moved, sums = respread.step(fit, spread_mass)
+            fit = _fit(prep, kernel_mass, spread_mass, base, sums)
+            if moved < SPREAD_TOLERANCE:
+                break
     post, m, informed, k = fit.post, fit.m, fit.informed, fit.k
     length_km = segments["length_m"].to_numpy(float) / 1000.0
     harm = inc["harm"].to_numpy(float)
     src = prep.sources
     harm_raw = np.bincount(
-        np.r_[_lixel_at(prep.lix, src.edge, src.offset), prep.spread_lixel],
+        np.r_[base.src_lixel, prep.spread_lixel],
         weights=np.r_[src.w1 * harm[src.owner], spread_mass * harm[prep.spread_owner]],
         minlength=n_lix,
     )

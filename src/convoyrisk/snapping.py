@@ -366,6 +366,23 @@ class LineIndex:
         ok = np.flatnonzero(np.isfinite(px) & np.isfinite(py) & (r > 0))
         if len(ok) == 0:
             return out
+        if self.grid is not None:
+            from ._snapgrid import length_within  # noqa: PLC0415 - numba is slow to import
+
+            within = np.zeros(len(ok))
+            length_within(
+                np.ascontiguousarray(px[ok]),
+                np.ascontiguousarray(py[ok]),
+                np.ascontiguousarray(r[ok]),
+                self.a,
+                self.b,
+                self.seg_length,
+                self.grid,
+                self.cell_m,
+                within,
+            )
+            out[ok] = within
+            return out
         # points in chunks of about _PAIRS_PER_CHUNK (point, piece) pairs: a country's
         # imprecise incidents reach millions of pieces, held as Python lists by the tree
         per_point = np.pi * (r[ok] + self.half) ** 2 * self.n_pieces / self._area
