@@ -6,6 +6,7 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pytest
+from benchmarks.synthetic import grid_roads
 from shapely.geometry import LineString
 
 import convoyrisk as cr
@@ -107,3 +108,38 @@ def test_a_graph_that_breaks_the_contract_is_refused(small: nx.MultiDiGraph) -> 
         del d["road_id"]
     with pytest.raises(cr.InputError, match="road_id"):
         compile_graph(bad)
+
+
+def test_compiled_at_build_is_what_the_dicts_give() -> None:
+    """The builders' compiled form (from their arrays) equals reading the graph's dicts back.
+
+    Curved grid roads with random one-ways, names, refs and repeated node pairs.
+    """
+    roads = grid_roads(300, seed=11)
+    # twenty second roads between the same ends as others, bent away from them
+    twins = []
+    for line in roads.geometry.iloc[:20]:
+        (x0, y0), (x1, y1) = line.coords[0], line.coords[-1]
+        twins.append(LineString([(x0, y0), ((x0 + x1) / 2 + 40, (y0 + y1) / 2 + 40), (x1, y1)]))
+    roads = gpd.GeoDataFrame(
+        geometry=np.r_[roads.geometry.to_numpy(), np.asarray(twins, dtype=object)], crs=roads.crs
+    )
+    rng = np.random.default_rng(2)
+    roads["oneway"] = rng.random(len(roads)) < 0.2
+    roads["name"] = np.where(rng.random(len(roads)) < 0.5, "", "Road ") + np.arange(
+        len(roads)
+    ).astype(str)
+    roads["ref"] = np.where(rng.random(len(roads)) < 0.5, "", "N") + (
+        np.arange(len(roads)) % 7
+    ).astype(str)
+    G = cr.graph_from_gdf(roads)
+    assert len(G.edges) > len(set(G.edges(keys=False)))  # parallel edges
+    built = compile_graph(G)
+    read = compile_graph(G, refresh=True)
+    assert read is not built
+    for name in ("node_ids", "node_xy", "u", "v", "key", "eu", "ev", "length_m", "road_id"):
+        np.testing.assert_array_equal(getattr(built, name), getattr(read, name))
+    for name in ("forward", "pair_order", "pair_start", "indptr", "indices"):
+        np.testing.assert_array_equal(getattr(built, name), getattr(read, name))
+    assert built.road_name.tolist() == read.road_name.tolist()
+    assert all(a is b for a, b in zip(built.geoms, read.geoms, strict=True))

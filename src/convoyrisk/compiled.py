@@ -209,21 +209,53 @@ def _build(G: nx.MultiDiGraph) -> CompiledGraph:
     if m == 0:
         msg = "The graph has no edges: the road layer gave no usable lines."
         raise InputError(msg)
-    node_ids = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
-    node_xy = np.array([(d["x"], d["y"]) for _, d in G.nodes(data=True)], dtype=float).reshape(
-        len(node_ids), 2
-    )
     u = np.fromiter((r[0] for r in rows), dtype=np.int64, count=m)
     v = np.fromiter((r[1] for r in rows), dtype=np.int64, count=m)
     key = np.fromiter((r[2] for r in rows), dtype=np.int64, count=m)
     data = [r[3] for r in rows]
-    length = np.fromiter((d["length"] for d in data), dtype=float, count=m)
-    road_id = np.fromiter((d["road_id"] for d in data), dtype=np.int64, count=m)
-    forward = np.fromiter((is_forward(d) for d in data), dtype=bool, count=m)
     geoms = np.empty(m, dtype=object)
     geoms[:] = [d["geometry"] for d in data]
     names = np.empty(m, dtype=object)
-    names[:] = [str(d.get("name") or d.get("ref") or "").strip() for d in data]
+    names[:] = [road_label(d.get("name"), d.get("ref")) for d in data]
+    node_ids, node_xy = _nodes(G)
+    return _from_arrays(
+        G.graph["crs"],
+        node_ids,
+        node_xy,
+        (u, v, key),
+        np.fromiter((d["length"] for d in data), dtype=float, count=m),
+        np.fromiter((d["road_id"] for d in data), dtype=np.int64, count=m),
+        np.fromiter((is_forward(d) for d in data), dtype=bool, count=m),
+        geoms,
+        names,
+    )
+
+
+def road_label(name: Any, ref: Any) -> str:  # noqa: ANN401 - attribute values vary
+    """A road's label: its ``name``, else its ``ref``, else "" (stripped)."""
+    return str(name or ref or "").strip()
+
+
+def _nodes(G: nx.MultiDiGraph) -> tuple[IntArray, npt.NDArray[np.float64]]:
+    node_ids = np.fromiter(G.nodes, dtype=np.int64, count=G.number_of_nodes())
+    node_xy = np.array([(d["x"], d["y"]) for _, d in G.nodes(data=True)], dtype=float).reshape(
+        len(node_ids), 2
+    )
+    return node_ids, node_xy
+
+
+def _from_arrays(  # noqa: PLR0917 - the arrays of one graph
+    crs: Any,  # noqa: ANN401 - any CRS form
+    node_ids: IntArray,
+    node_xy: npt.NDArray[np.float64],
+    uvk: tuple[IntArray, IntArray, IntArray],
+    length: npt.NDArray[np.float64],
+    road_id: IntArray,
+    forward: BoolArray,
+    geoms: npt.NDArray[np.object_],
+    names: npt.NDArray[np.object_],
+) -> CompiledGraph:
+    u, v, key = uvk
     ordered = np.argsort(node_ids, kind="stable")
     sorted_ids = node_ids[ordered]
     eu = ordered[np.searchsorted(sorted_ids, u)].astype(np.int64)
@@ -237,7 +269,7 @@ def _build(G: nx.MultiDiGraph) -> CompiledGraph:
     pu, pv = su[pair_start], sv[pair_start]
     indptr = np.r_[0, np.cumsum(np.bincount(pu, minlength=n))].astype(np.int64)
     return CompiledGraph(
-        crs=G.graph["crs"],
+        crs=crs,
         node_ids=node_ids,
         node_xy=node_xy,
         u=u,
@@ -255,3 +287,46 @@ def _build(G: nx.MultiDiGraph) -> CompiledGraph:
         indptr=indptr,
         indices=pv.astype(np.int64),
     )
+
+
+def compile_added_edges(
+    G: nx.MultiDiGraph,
+    uvk: tuple[IntArray, IntArray, IntArray],
+    *,
+    length: npt.NDArray[np.float64],
+    road_id: IntArray,
+    forward: BoolArray,
+    geoms: npt.NDArray[np.object_],
+    names: npt.NDArray[np.object_],
+) -> CompiledGraph:
+    """Compile a graph just built, from its edges' arrays in the order they were added.
+
+    For the builders (:func:`convoyrisk.convert.graph_from_tables`): what
+    :func:`compile_graph` would read back from the graph's dicts (a country's
+    millions of them), taken from the arrays the graph was built from, in the
+    graph's own edge order (nodes in their order, each node's successors in the
+    order their first edge was added, keys in order), and kept as its
+    compiled form.
+    """
+    u, v, key = uvk
+    node_ids, node_xy = _nodes(G)
+    ordered = np.argsort(node_ids, kind="stable")
+    eu = ordered[np.searchsorted(node_ids[ordered], u)]
+    ev = ordered[np.searchsorted(node_ids[ordered], v)]
+    _, first, inverse = np.unique(
+        eu.astype(np.int64) * len(node_ids) + ev, return_index=True, return_inverse=True
+    )
+    order = np.lexsort((np.arange(len(u)), first[inverse.ravel()], eu))
+    compiled = _from_arrays(
+        G.graph["crs"],
+        node_ids,
+        node_xy,
+        (u[order], v[order], key[order]),
+        length[order],
+        road_id[order],
+        forward[order],
+        geoms[order],
+        names[order],
+    )
+    _compiled[G] = (_stamp(G), compiled)
+    return compiled

@@ -97,6 +97,34 @@ def graph_from_tables(
     rl = np.asarray(rgeoms, dtype=object).tolist()
     rows += [{**rows[i], "geometry": rl[j], "reversed": True} for j, i in enumerate(back.tolist())]
     _add_edges(G, du.tolist(), dv.tolist(), keys.tolist(), rows)
+    # its compiled form, from these arrays rather than read back from the dicts
+    from .compiled import compile_added_edges, road_label  # noqa: PLC0415 - compiled imports us
+
+    m = len(edges)
+    label = [
+        road_label(a, b)
+        for a, b in zip(
+            edges["name"].tolist() if "name" in edges else [None] * m,
+            edges["ref"].tolist() if "ref" in edges else [None] * m,
+            strict=True,
+        )
+    ]
+    labels = np.empty(m, dtype=object)
+    labels[:] = label
+    length = edges["length"].to_numpy(float)
+    road_id = edges["road_id"].to_numpy(np.int64)
+    all_geoms = np.empty(len(du), dtype=object)
+    all_geoms[:m] = geoms
+    all_geoms[m:] = rgeoms
+    compile_added_edges(
+        G,
+        (du.astype(np.int64), dv.astype(np.int64), keys.astype(np.int64)),
+        length=np.r_[length, length[back]],
+        road_id=np.r_[road_id, road_id[back]],
+        forward=np.r_[np.ones(m, dtype=bool), np.zeros(len(back), dtype=bool)],
+        geoms=all_geoms,
+        names=np.r_[labels, labels[back]],
+    )
     return G
 
 
