@@ -292,7 +292,7 @@ def test_an_update_reuses_spreads_that_equal_fresh_ones(world, state) -> None:
 
 
 def test_an_update_on_the_compiled_path_equals_a_full_rescore(world, state, monkeypatch) -> None:
-    """With the compiled re-allocation and ranking (large inputs), the same as the full path."""
+    """With the compiled ranking of contributors (large inputs), the same as the full path."""
     monkeypatch.setattr(risk, "COMPILED_MIN_PAIRS", 0)
     G, old, new = world
     updated = add_incidents(state, G, new)
