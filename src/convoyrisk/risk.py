@@ -1068,9 +1068,10 @@ def _spread(
 ) -> tuple[IntArray, IntArray, FloatArray]:
     """Lixels, owners and masses of location-uncertain episodes spread by road length.
 
-    Each episode's pairs are contiguous, in the order of `rows`, its segments
-    in increasing order. With `reuse`, the segments of a row spread there with
-    the same point, radius and snapped position are taken from it.
+    Each episode's pairs are contiguous, in the order of `rows` (its segments
+    in the order of a k-d tree query). With `reuse`, the segments of a row
+    spread there with the same point, radius and snapped position are taken
+    from it.
     """
     if len(rows) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
@@ -1082,7 +1083,7 @@ def _spread(
     from_first, n_hit = _spread_known(inc, rows, pts, radius, reuse)
     query = np.flatnonzero(from_first < 0)
     hits = (
-        cKDTree(midpoints).query_ball_point(pts[query], radius[query], return_sorted=True)
+        cKDTree(midpoints).query_ball_point(pts[query], radius[query], return_sorted=False)
         if len(query)
         else np.zeros(0, dtype=object)
     )
@@ -1103,9 +1104,12 @@ def _spread(
         for q, row in enumerate(query.tolist()):
             blocks[row] = hits[q]
     lixel = np.concatenate([np.asarray(b, dtype=np.int64) for b in blocks])
-    starts = np.cumsum(n_hit) - n_hit
+    ends = np.cumsum(n_hit)
     seg_len = length[lixel]
-    total = np.add.reduceat(seg_len, starts)
+    # each episode's road length summed as ndarray.sum does (pairwise): the same shares
+    total = np.array(
+        [seg_len[a:b].sum() for a, b in zip((ends - n_hit).tolist(), ends.tolist(), strict=True)]
+    )
     mass = np.repeat(weight, n_hit) * (seg_len / np.repeat(total, n_hit))
     return lixel, np.repeat(rows.astype(np.int64), n_hit), mass
 
