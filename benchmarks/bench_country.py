@@ -214,6 +214,9 @@ def library_stages(
 ) -> dict[str, Any]:
     """Each stage of ``convoyrisk map`` as a library call, in this process."""
     G = st("load_graph", lambda: cr.load_graph(country.pbf))
+    # as the command line does (pipeline.run(freeze=True)): the network's millions of
+    # objects out of the garbage collector's full passes
+    gc.freeze()
     n_edges = sum(1 for *_, r in G.edges(data="reversed") if not r)
     ours_km = sum(d["length"] for *_, d in G.edges(data=True) if not d["reversed"]) / 1000
     peer = osmnx_peer(country, folder, st) if osmnx else {}
@@ -414,6 +417,7 @@ def main() -> None:
     sizes = library_stages(country, folder, st, osmnx=osmnx, dask=args.dask)
     # hand the library stages' memory back before the subprocesses run (on a country this
     # process would otherwise hold ~7 GB beside them)
+    gc.unfreeze()
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -8,7 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 from pyproj import CRS, Geod, Proj
-from shapely.geometry import Point
+from shapely.geometry import LineString, Point
 
 import convoyrisk as cr
 from convoyrisk import settings
@@ -118,3 +118,19 @@ def test_missing_crs() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         cr.read_roads(tmp_path / "nope.gpkg")
+
+
+def test_equal_text_attributes_share_one_object() -> None:
+    """A table's repeated strings become one object per value in the graph (memory), unchanged."""
+    lines = [LineString([(i * 1_000.0, 0.0), ((i + 1) * 1_000.0, 0.0)]) for i in range(6)]
+    kinds = ["track", "primary", "track", "track", None, "primary"]
+    gdf = gpd.GeoDataFrame(
+        {"highway": ["".join(k) if k else k for k in kinds]},  # a new object per row
+        geometry=lines,
+        crs="EPSG:32631",
+    )
+    G = cr.graph_from_gdf(gdf, simplify=False)
+    values = [d["highway"] for *_, d in G.edges(data=True)]
+    assert sorted(values) == sorted([k or "" for k in kinds] * 2)  # two-way; missing: ""
+    tracks = [v for v in values if v == "track"]
+    assert len(tracks) == 6 and len({id(v) for v in tracks}) == 1

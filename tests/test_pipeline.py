@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -147,3 +148,16 @@ def test_request_values_are_checked(kwargs: dict[str, object], needle: str) -> N
         return
     with pytest.raises(cr.InputError, match=needle):
         cr.RouteRequest(**kwargs)  # type: ignore[arg-type]
+
+
+def test_run_freezes_the_network_for_the_collector_only_when_asked() -> None:
+    """``freeze=True`` (the command line's) moves the objects alive after the build out of
+    the collector's sight; the default leaves the collector as it was."""
+    gc.unfreeze()
+    cr.run()
+    assert gc.get_freeze_count() == 0
+    briefing = cr.run(freeze=True)
+    try:
+        assert gc.get_freeze_count() > briefing.G.number_of_edges()  # its dicts, at least
+    finally:
+        gc.unfreeze()

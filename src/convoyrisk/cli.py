@@ -513,6 +513,7 @@ def _run(opts: dict[str, Any], *, want_routes: bool = True) -> Briefing:
             progress=progress,
             log=say,
             cache=not opts.get("no_cache"),
+            freeze=True,  # one job per process: the network's objects stay to the end
         )
 
 

@@ -88,7 +88,7 @@ def graph_from_tables(
         "road_id": edges["road_id"].to_numpy(np.int64).tolist(),
         "oneway": oneway.tolist(),
     }
-    values = [typed[c] if c in typed else edges[c].tolist() for c in cols]
+    values = [typed[c] if c in typed else _shared_values(edges[c]) for c in cols]
     values.append(geoms.tolist())
     names = [*cols, "geometry", "reversed"]
     # one dict per edge, built once (a country has millions: no second copy of them)
@@ -126,6 +126,24 @@ def graph_from_tables(
         names=np.r_[labels, labels[back]],
     )
     return G
+
+
+def _shared_values(column: pd.Series) -> list[Any]:
+    """The column's values as a list in which equal values are one object.
+
+    A road table read from a file holds a string object per row (a country's
+    million ``"track"``); each edge dict keeps its own, in both directions. One
+    object per distinct value saves that memory. Only text columns; missing
+    values are left as they are.
+    """
+    values = column.to_numpy()
+    if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) != "string":
+        return column.tolist()  # only text: 1 and 1.0 and True would be one value
+    codes, uniques = pd.factorize(values)
+    shared = values.copy()
+    found = codes >= 0
+    shared[found] = np.asarray(uniques, dtype=object)[codes[found]]
+    return list(shared)
 
 
 def _add_edges(

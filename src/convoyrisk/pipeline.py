@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import gc
 import inspect
 import math
 import re
@@ -821,6 +822,7 @@ def run(
     progress: Progress | None = None,
     log: Log | None = None,
     cache: bool = False,
+    freeze: bool = False,
 ) -> Briefing:
     """Roads, incidents, places and a route request to scored segments and routes.
 
@@ -866,6 +868,13 @@ def run(
         Keep the network built from a road file in the cache of built networks,
         and read it from there next time (:mod:`convoyrisk.graphcache`; the
         command line does, unless ``--no-cache``).
+    freeze
+        Once the network is built, take every object then alive out of the
+        cyclic garbage collector's sight (:func:`gc.freeze`). A country's network
+        is millions of Python objects, and each full collection walked them all
+        (16 s a pass on the full synthetic country, several passes a run). For a
+        process that runs one job, as the command line does; a program that
+        drops briefings and runs again should call :func:`gc.unfreeze` between.
 
     Returns
     -------
@@ -886,6 +895,8 @@ def run(
     stops = _resolve(request, _lookup(gazetteer, roads)) if request is not None else None
     snap, score = engine_functions(engine, scheduler=scheduler, workers=workers)
     G = _graph(roads, gazetteer, progress, cache=cache)
+    if freeze:
+        gc.freeze()
     table = read_incident_sources(
         incidents, columns=columns, filters=filters, merge=merge, progress=progress
     )
