@@ -18,7 +18,7 @@ import shapely
 from benchmarks.synthetic import clustered_points, dated, graph_of, grid_roads
 
 import convoyrisk as cr
-from convoyrisk import incremental
+from convoyrisk import incremental, risk
 from convoyrisk._errors import ConvoyRiskWarning, InputError
 from convoyrisk.incremental import ScoringState, add_incidents, score_with_state
 from convoyrisk.risk import RiskParams
@@ -265,3 +265,35 @@ def test_another_graph_or_crs_is_refused(world, state) -> None:
         add_incidents(state, G, new.to_crs("EPSG:4326"))
     with pytest.raises(InputError, match="snap_incidents first"):
         add_incidents(state, G, new.drop(columns=["u"]))
+
+
+def test_an_update_reuses_spreads_that_equal_fresh_ones(world, state) -> None:
+    """Uncertain episodes' segments, taken from the state where unchanged, as computed afresh.
+
+    One stored row is moved 3 km: its segments must be looked up again, not reused.
+    """
+    _, old, new = world
+    prep = state.prep
+    moved = old.copy()
+    row = int(np.flatnonzero(prep.incidents["spread_m"].to_numpy(float) > 0)[0])
+    geom = moved.geometry.iloc[row]
+    moved.loc[moved.index[row], moved.geometry.name] = shapely.Point(geom.x + 3_000.0, geom.y)
+    union = pd.concat([moved, new], ignore_index=True)
+    kw = {"params": state.params, "as_of": state.as_of, "base_rate": prep.base_rate}
+    fresh = risk.prepare_incidents(prep.net, state.segments.copy(), prep.lix, union, **kw)
+    reused = risk.prepare_incidents(
+        prep.net, state.segments.copy(), prep.lix, union, reuse=prep, **kw
+    )
+    assert (fresh.spread_owner == row).any()
+    for name in ("spread_lixel", "spread_owner", "spread_mass"):
+        np.testing.assert_array_equal(getattr(reused, name), getattr(fresh, name), err_msg=name)
+    mine = fresh.spread_owner == row
+    assert not np.array_equal(fresh.spread_lixel[mine], prep.spread_lixel[prep.spread_owner == row])
+
+
+def test_an_update_on_the_compiled_path_equals_a_full_rescore(world, state, monkeypatch) -> None:
+    """With the compiled ranking of contributors (large inputs), the same as the full path."""
+    monkeypatch.setattr(risk, "COMPILED_MIN_PAIRS", 0)
+    G, old, new = world
+    updated = add_incidents(state, G, new)
+    _assert_same(updated.result, _full(G, state, old, new))

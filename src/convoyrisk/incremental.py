@@ -6,7 +6,8 @@ segments, the incidents as given, each episode's kernel source, and the summed
 lixel mass, reach counts and largest contributors. :func:`add_incidents` then
 
 1. re-weighs and re-groups the union of the old and new incidents (weights,
-   episodes and sources are cheap: vectorised, no network work);
+   episodes and sources are cheap: vectorised, no network work; the segments
+   in the radius of each unchanged location-uncertain episode are reused);
 2. compares the union's kernel sources with the stored ones, row by row: a
    source is unchanged if its row, edge, offset, bandwidths and weights are the
    same (the weights after rescaling for a moved as-of date, see below);
@@ -19,9 +20,11 @@ lixel mass, reach counts and largest contributors. :func:`add_incidents` then
    source reached from every source that reaches them, since a contribution
    cannot be taken out of the stored top contributors;
 5. runs the per-segment Empirical Bayes step, :func:`~convoyrisk.risk.finish_scoring`,
-   on the whole network. That step is global (the regional prior pools the raw
-   counts over ``prior_scale_m``), vectorised, and costs about as much as the
-   rest of an update (see docs/benchmarks/country.md).
+   on the whole network, re-allocating the location-uncertain episodes by
+   length × rate from their spread by length, as a full scoring does. It is
+   global (the regional prior pools the raw counts over ``prior_scale_m``, and
+   an episode's share moves with the rates around it), vectorised or compiled,
+   and most of an update's time (docs/scale.md).
 
 The hyperparameters stay those of the first scoring: ``bandwidth_m``,
 ``half_life_days``, the other :class:`~convoyrisk.risk.RiskParams`, and the
@@ -52,6 +55,7 @@ import pandas as pd
 from scipy.sparse.csgraph import dijkstra
 
 from ._errors import ConvoyRiskWarning, InputError
+from .compiled import compile_graph
 from .convert import validate_graph
 from .density import Density, IntArray, KernelSpec, Sources, merge_top, network_density
 from .risk import (
@@ -169,7 +173,7 @@ def score_with_state(
         snapped=snapped,
         density=density,
         narrow=narrow,
-        graph_edges=G.number_of_edges(),
+        graph_edges=len(compile_graph(G).u),
     )
 
 
@@ -232,6 +236,7 @@ def add_incidents(
         params=params,
         as_of=as_of_ts,
         base_rate=old.base_rate,
+        reuse=old,
     )
     late = prep.incidents["used"].to_numpy()[len(state.snapped) :] == "after the as-of date"
     if late.any():
@@ -282,7 +287,8 @@ def add_incidents(
 
 def _check_inputs(state: ScoringState, G: nx.MultiDiGraph, incidents: gpd.GeoDataFrame) -> None:
     crs = G.graph.get("crs")
-    if G.number_of_edges() != state.graph_edges or (
+    # the compiled graph is cached with the graph (an edge count walks every node)
+    if len(compile_graph(G).u) != state.graph_edges or (
         crs is not None and state.segments.crs is not None and not state.segments.crs.equals(crs)
     ):
         msg = (

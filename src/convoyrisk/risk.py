@@ -46,6 +46,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import geopandas as gpd
@@ -82,7 +83,6 @@ from .density import (
     Lixels,
     Network,
     Sources,
-    TopK,
     cut_lixels,
     edge_index,
     merge_top,
@@ -839,6 +839,7 @@ class ScoringInput:
     smoother: Smoother
     component: IntArray  # connected component of each segment
     narrow_sources: Sources  # the same episodes at `interval_bandwidth_m` (the interval's check)
+    midpoints: FloatArray  # each segment's midpoint (x, y), for the prior, spreading, near-repeat
 
 
 def _lixel_at(lix: Lixels, edge: IntArray, offset: FloatArray) -> IntArray:
@@ -872,8 +873,8 @@ def _episodes(inc: gpd.GeoDataFrame, params: RiskParams) -> None:
     devices = np.zeros(len(inc), dtype=np.int64)
     if len(idx):
         geoms = inc.geometry.to_numpy()[idx]
-        x = _column(inc.iloc[idx], "snap_x", np.nan)
-        y = _column(inc.iloc[idx], "snap_y", np.nan)
+        x = _column(inc, "snap_x", np.nan)[idx]
+        y = _column(inc, "snap_y", np.nan)[idx]
         x = np.where(np.isfinite(x), x, shapely.get_x(geoms))
         y = np.where(np.isfinite(y), y, shapely.get_y(geoms))
         ep = group_episodes(
@@ -886,7 +887,7 @@ def _episodes(inc: gpd.GeoDataFrame, params: RiskParams) -> None:
         episode[idx] = ep
         size = np.bincount(ep)
         devices[idx] = size[ep]
-        prec = np.maximum(_column(inc.iloc[idx], "precision_m", 0.0), 0.0)
+        prec = np.maximum(_column(inc, "precision_m", 0.0)[idx], 0.0)
         age = inc["age_days"].to_numpy(float)[idx]
         order = np.lexsort((np.arange(len(idx)), -age, prec, ep))
         first = np.r_[True, ep[order][1:] != ep[order][:-1]]
@@ -917,6 +918,7 @@ def prepare_scoring(
     net = network_arrays(G)
     segments, lix = cut_lixels(net, params.segment_length_m)
     segments = segments.set_crs(G.graph["crs"])
+    midpoints = _midpoints(segments)
     return prepare_incidents(
         net,
         segments,
@@ -924,7 +926,8 @@ def prepare_scoring(
         snapped,
         params=params,
         as_of=as_of,
-        base_rate=_base_rate(segments, params, base_rates),
+        base_rate=_base_rate(segments, midpoints, params, base_rates),
+        midpoints=midpoints,
     )
 
 
@@ -937,6 +940,8 @@ def prepare_incidents(
     params: RiskParams,
     as_of: str | pd.Timestamp | None,
     base_rate: FloatArray | None = None,
+    midpoints: FloatArray | None = None,
+    reuse: ScoringInput | None = None,
 ) -> ScoringInput:
     """The incident part of :func:`prepare_scoring`, on a network already cut into segments.
 
@@ -959,12 +964,24 @@ def prepare_incidents(
         Date the risk is estimated for; the latest incident date if None.
     base_rate
         Base rate per segment (NaN where none), or None.
+    midpoints
+        The segments' midpoints (x, y), if already computed.
+    reuse
+        A preparation of the same network, segments and ``prior_scale_m``: its
+        midpoints, prior smoother and connected components are taken from it
+        instead of computed again (they do not depend on the incidents), and
+        so are the segments in the radius of each location-uncertain row it
+        spread from the same point, radius and snapped position.
 
     Returns
     -------
     ScoringInput
         Everything scoring needs besides the kernel density.
     """
+    if reuse is not None:
+        midpoints = reuse.midpoints
+    elif midpoints is None:
+        midpoints = _midpoints(segments)
     inc = snapped.copy()
     as_of_ts = parse_as_of(as_of, inc["date"])
     w = incident_weights(inc, as_of_ts, params)
@@ -989,7 +1006,7 @@ def prepare_incidents(
     inc["spread_m"] = np.where(spread, precision, 0.0)
     live = np.flatnonzero(kernel)
     ge = edge[live]
-    offset = _column(inc.iloc[live], "offset_m", 0.0)
+    offset = _column(inc, "offset_m", 0.0)[live]
     offset = np.clip(
         offset * net.length[ge] / np.where(net.glen[ge] > 0, net.glen[ge], 1.0), 0.0, net.length[ge]
     )
@@ -1009,7 +1026,9 @@ def prepare_incidents(
         h1=np.maximum(interval_bandwidth_m(params), precision[live]),
         h2=np.maximum(interval_bandwidth_m(params), precision[live]),
     )
-    s_lix, s_own, s_mass = _spread(inc, segments, lix, net, rows=np.flatnonzero(spread), edge=edge)
+    s_lix, s_own, s_mass = _spread(
+        inc, segments, lix, net, midpoints, rows=np.flatnonzero(spread), edge=edge, reuse=reuse
+    )
     return ScoringInput(
         net=net,
         segments=segments,
@@ -1023,9 +1042,16 @@ def prepare_incidents(
         spread_mass=s_mass,
         base_rate=base_rate,
         observed_days=observed_days(inc["age_days"], params, as_of_ts),
-        smoother=Smoother(_midpoints(segments), params.prior_scale_m),
-        component=connected_components(net.csr, directed=False)[1][net.eu][lix.edge],
+        smoother=(
+            reuse.smoother if reuse is not None else Smoother(midpoints, params.prior_scale_m)
+        ),
+        component=(
+            reuse.component
+            if reuse is not None
+            else connected_components(net.csr, directed=False)[1][net.eu][lix.edge]
+        ),
         narrow_sources=narrow,
+        midpoints=midpoints,
     )
 
 
@@ -1034,30 +1060,98 @@ def _spread(
     segments: gpd.GeoDataFrame,
     lix: Lixels,
     net: Network,
+    midpoints: FloatArray,
     *,
     rows: IntArray,
     edge: IntArray,
+    reuse: ScoringInput | None = None,
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    """Lixels, owners and masses of location-uncertain episodes spread by road length."""
+    """Lixels, owners and masses of location-uncertain episodes spread by road length.
+
+    Each episode's pairs are contiguous, in the order of `rows` (its segments
+    in the order of a k-d tree query). With `reuse`, the segments of a row
+    spread there with the same point, radius and snapped position are taken
+    from it.
+    """
     if len(rows) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    tree = cKDTree(_midpoints(segments))
     pts = shapely.get_coordinates(inc.geometry.to_numpy()[rows])
-    radius = np.maximum(_column(inc.iloc[rows], "precision_m", 0.0), 0.0)
+    radius = np.maximum(_column(inc, "precision_m", 0.0)[rows], 0.0)
     weight = inc["weight"].to_numpy(float)[rows]
     length = segments["length_m"].to_numpy(float)
-    out_l, out_o, out_m = [], [], []
-    for i, (pt, r) in enumerate(zip(pts, radius, strict=True)):
-        hit = np.asarray(tree.query_ball_point(pt, r), dtype=np.int64)
-        if len(hit) == 0:  # no segment midpoint in the disc: the snapped segment holds it
-            e = edge[rows[i : i + 1]]
-            off = _column(inc.iloc[rows[i : i + 1]], "offset_m", 0.0)
-            hit = _lixel_at(lix, e, off * net.length[e] / np.maximum(net.glen[e], 1e-9))
-        share = length[hit] / length[hit].sum()
-        out_l.append(hit)
-        out_o.append(np.full(len(hit), rows[i], dtype=np.int64))
-        out_m.append(weight[i] * share)
-    return np.concatenate(out_l), np.concatenate(out_o), np.concatenate(out_m)
+    # rows already spread in `reuse`: where their pairs start there, and how many (else -1)
+    from_first, n_hit = _spread_known(inc, rows, pts, radius, reuse)
+    query = np.flatnonzero(from_first < 0)
+    hits = (
+        cKDTree(midpoints).query_ball_point(pts[query], radius[query], return_sorted=False)
+        if len(query)
+        else np.zeros(0, dtype=object)
+    )
+    n_hit[query] = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(query))
+    empty = np.flatnonzero(n_hit[query] == 0)
+    if len(empty):  # no segment midpoint in the disc: the snapped segment holds it
+        at = rows[query[empty]]
+        e = edge[at]
+        off = _column(inc, "offset_m", 0.0)[at]
+        held = _lixel_at(lix, e, off * net.length[e] / np.maximum(net.glen[e], 1e-9))
+        for i, seg in zip(empty, held, strict=True):
+            hits[i] = [int(seg)]
+        n_hit[query[empty]] = 1
+    blocks: list[npt.ArrayLike] = list(hits)
+    if reuse is not None:  # the blocks known, in order, then the queried ones in place
+        old = reuse.spread_lixel
+        blocks = [old[f : f + n] for f, n in zip(from_first.tolist(), n_hit.tolist(), strict=True)]
+        for q, row in enumerate(query.tolist()):
+            blocks[row] = hits[q]
+    lixel = np.concatenate([np.asarray(b, dtype=np.int64) for b in blocks])
+    ends = np.cumsum(n_hit)
+    seg_len = length[lixel]
+    # each episode's road length summed as ndarray.sum does (pairwise): the same shares
+    total = np.array(
+        [seg_len[a:b].sum() for a, b in zip((ends - n_hit).tolist(), ends.tolist(), strict=True)]
+    )
+    mass = np.repeat(weight, n_hit) * (seg_len / np.repeat(total, n_hit))
+    return lixel, np.repeat(rows.astype(np.int64), n_hit), mass
+
+
+def _spread_known(
+    inc: gpd.GeoDataFrame,
+    rows: IntArray,
+    pts: FloatArray,
+    radius: FloatArray,
+    reuse: ScoringInput | None,
+) -> tuple[IntArray, IntArray]:
+    """For each of `rows` spread in `reuse` from the same place: its first pair there, its count.
+
+    -1 and 0 for the others. The same place is the same point, radius and
+    snapped edge and offset (the segments in the radius, or the snapped one if
+    none, depend on nothing else).
+    """
+    first = np.full(len(rows), -1, dtype=np.int64)
+    size = np.zeros(len(rows), dtype=np.int64)
+    if reuse is None or len(reuse.spread_owner) == 0:
+        return first, size
+    old, own = reuse.incidents, reuse.spread_owner
+    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+    sizes = np.diff(np.r_[starts, len(own)])
+    block = np.full(len(old), -1, dtype=np.int64)
+    block[own[starts]] = np.arange(len(starts))
+    cand = np.flatnonzero(rows < len(old))
+    cand = cand[block[rows[cand]] >= 0]
+    if len(cand) == 0:
+        return first, size
+    r = rows[cand]
+    same = (
+        np.all(shapely.get_coordinates(old.geometry.to_numpy()[r]) == pts[cand], axis=1)
+        & (np.maximum(_column(old, "precision_m", 0.0)[r], 0.0) == radius[cand])
+        & (_column(old, "offset_m", 0.0)[r] == _column(inc, "offset_m", 0.0)[r])
+    )
+    for col in ("u", "v", "key"):
+        same &= old[col].to_numpy()[r] == inc[col].to_numpy()[r]
+    cand, r = cand[same], r[same]
+    first[cand] = starts[block[r]]
+    size[cand] = sizes[block[r]]
+    return first, size
 
 
 def read_base_rates(path: str | Path) -> gpd.GeoDataFrame:
@@ -1089,6 +1183,7 @@ def read_base_rates(path: str | Path) -> gpd.GeoDataFrame:
 
 def _base_rate(
     segments: gpd.GeoDataFrame,
+    midpoints: FloatArray,
     params: RiskParams,
     areas: gpd.GeoDataFrame | str | Path | None,
 ) -> FloatArray | None:
@@ -1100,7 +1195,7 @@ def _base_rate(
     layer: gpd.GeoDataFrame = (
         read_base_rates(areas) if isinstance(areas, str | Path) else areas
     ).to_crs(segments.crs)
-    mids = shapely.points(_midpoints(segments))
+    mids = shapely.points(midpoints)
     polygons = layer.geometry.to_numpy()
     seg_i, area_i = shapely.STRtree(polygons).query(mids, predicate="within")
     out = np.full(len(segments), np.nan)
@@ -1132,6 +1227,22 @@ SPREAD_ITERATIONS = 100
 
 SPREAD_TOLERANCE = 1e-12
 """Re-allocation stops when no episode's share on any segment moves by more than this."""
+
+COMPILED_MIN_PAIRS = 100_000
+"""From this many (segment, episode) pairs of location-uncertain episodes, their largest
+contributions per segment are ranked compiled (numba, if installed): the same results to the
+bit, faster; below it numpy, which spares loading numba."""
+
+
+def _compiled(n_pairs: int) -> ModuleType | None:
+    """The compiled loops (:mod:`convoyrisk._nrisk`) for `n_pairs` pairs, or None for numpy."""
+    if n_pairs < COMPILED_MIN_PAIRS:
+        return None
+    try:
+        from . import _nrisk  # noqa: PLC0415 - numba is slow to import: only when worth it
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return _nrisk
 
 
 @dataclass
@@ -1377,7 +1488,7 @@ def finish_scoring(
     s_mass = prep.smoother.smooth(fit.raw)
     segments["harm_per_episode"] = np.where(s_mass > 1e-12, s_harm / np.maximum(s_mass, 1e-12), 0.0)
     segments["incidents"], segments["top_contributors"] = _contributors(
-        prep, Density(fit.mass, count, top_id, top_val, np.ones(0))
+        prep, Density(fit.mass, count, top_id, top_val, np.ones(0)), spread_mass
     )
     informed_len = float(length_km[informed].sum())
     t1, _ = decay_moments(params.half_life_days, prep.observed_days)
@@ -1398,19 +1509,79 @@ def finish_scoring(
     )
 
 
-def _contributors(prep: ScoringInput, density: Density) -> tuple[IntArray, list[str]]:
-    """Episodes reaching each segment, and the largest contributions named (spread ones too)."""
+def _contributors(
+    prep: ScoringInput, density: Density, spread_mass: FloatArray
+) -> tuple[IntArray, list[str]]:
+    """Episodes reaching each segment, and the largest contributions named (spread ones too).
+
+    A location-uncertain episode contributes the mass it holds on the segment
+    after re-allocation (`spread_mass`), the share of the segment's mass it is.
+    """
     n_lix = len(density.mass)
     k_top = prep.params.top_contributors
     count, top_id, top_val = density.count, density.top_id, density.top_val
     if len(prep.spread_lixel):  # location-uncertain episodes contribute too
         count = count + np.bincount(prep.spread_lixel, minlength=n_lix)
         if k_top:
-            spread = TopK(n_lix, k_top)
-            spread.add(prep.spread_lixel, prep.spread_owner, prep.spread_mass, np.zeros(n_lix))
-            top_id, top_val = merge_top([top_id, spread.idx], [top_val, spread.val], k_top)
+            s_id, s_val = top_per_segment(
+                prep.spread_lixel, prep.spread_owner, spread_mass, n_lix, k_top
+            )
+            top_id, top_val = merge_top([top_id, s_id], [top_val, s_val], k_top)
     text = _top_text(prep.incidents, Density(density.mass, count, top_id, top_val, np.ones(0)))
     return count, text
+
+
+def top_per_segment(
+    lixel: IntArray, owner: IntArray, mass: FloatArray, n_lix: int, k: int
+) -> tuple[IntArray, FloatArray]:
+    """The `k` largest positive contributions to each segment (ties: the lowest owner first).
+
+    Parameters
+    ----------
+    lixel, owner, mass
+        One contribution per row: its segment, its incident row, its mass. An
+        owner contributes at most once to a segment.
+    n_lix
+        Number of segments.
+    k
+        Contributions kept per segment (at least 1).
+
+    Returns
+    -------
+    (top_id, top_val)
+        ``(n_lix, k)`` arrays, largest first; −1 and 0 where fewer contribute.
+        As :class:`convoyrisk.density.TopK` keeps them.
+    """
+    compiled = _compiled(len(lixel))
+    if compiled is not None:
+        top: tuple[IntArray, FloatArray] = compiled.top_per_segment(lixel, owner, mass, n_lix, k)
+        return top
+    # numpy: a few passes over the contributions sorted by segment
+    top_id = np.full((n_lix, k), -1, dtype=np.int64)
+    top_val = np.zeros((n_lix, k))
+    keep = mass > 0
+    order = np.argsort(lixel[keep], kind="stable")
+    seg = lixel[keep][order]
+    own = owner[keep][order]
+    val = mass[keep][order]
+    if len(seg) == 0:
+        return top_id, top_val
+    new_seg = np.r_[True, seg[1:] != seg[:-1]]
+    starts = np.flatnonzero(new_seg)
+    group = np.cumsum(new_seg) - 1
+    segs = seg[starts]
+    big = np.iinfo(np.int64).max
+    for j in range(k):
+        best = np.maximum.reduceat(val, starts)
+        live = best > -np.inf
+        if not live.any():
+            break
+        cand = (val == best[group]) & (val > -np.inf)
+        first = np.minimum.reduceat(np.where(cand, own, big), starts)
+        top_id[segs[live], j] = first[live]
+        top_val[segs[live], j] = best[live]
+        val = np.where(cand & (own == first[group]), -np.inf, val)
+    return top_id, top_val
 
 
 def _near_repeat(prep: ScoringInput, segments: gpd.GeoDataFrame) -> FloatArray:
@@ -1429,7 +1600,7 @@ def _near_repeat(prep: ScoringInput, segments: gpd.GeoDataFrame) -> FloatArray:
     pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) == 0:
         return factor
-    hits = cKDTree(_midpoints(segments)).query_ball_point(pts, params.near_repeat_m)
+    hits = cKDTree(prep.midpoints).query_ball_point(pts, params.near_repeat_m)
     near = np.unique(np.concatenate([np.asarray(h, dtype=np.int64) for h in hits]))
     factor[near] = 1.0 + params.near_repeat_boost
     return factor
@@ -1452,26 +1623,29 @@ def _labels(incidents: pd.DataFrame) -> npt.NDArray[np.object_]:
 
 
 def _top_text(incidents: pd.DataFrame, density: Density) -> list[str]:
-    labels = _labels(incidents)
+    """``"label (share%); ..."`` of each segment's largest contributions (share ≥ MIN_SHARE)."""
     total = density.mass
-    out = [""] * len(total)
-    if density.top_id.shape[1] == 0:
-        return out
+    out = np.full(len(total), "", dtype=object)
+    k = density.top_id.shape[1]
+    if k == 0:
+        return list(out)
+    labels = _labels(incidents)
     share = np.divide(
-        density.top_val[:, : density.top_id.shape[1]],
+        density.top_val[:, :k],
         total[:, None],
         out=np.zeros(density.top_id.shape),
         where=total[:, None] > 0,
     )
     show = (density.top_id >= 0) & (share >= MIN_SHARE)
-    for s in np.flatnonzero(show.any(axis=1)):
-        parts = [
-            f"{labels[i]} ({p:.0%})"
-            for i, p, ok in zip(density.top_id[s], share[s], show[s], strict=True)
-            if ok
-        ]
-        out[s] = "; ".join(parts)
-    return out
+    # as f"{p:.0%}": p·100 rounded half to even; each " (n%)" written once
+    pct = np.rint(np.where(show, share, 0.0) * 100.0).astype(np.int64)
+    suffix = np.array([f" ({n}%)" for n in range(int(pct.max(initial=0)) + 1)], dtype=object)
+    for j in range(k):
+        rows = np.flatnonzero(show[:, j])
+        part = labels[density.top_id[rows, j]] + suffix[pct[rows, j]]
+        head = out[rows]
+        out[rows] = np.where(head == "", part, head + "; " + part)
+    return list(out)
 
 
 # ----------------------------------------------------------------------------------------
