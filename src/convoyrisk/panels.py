@@ -462,6 +462,22 @@ def _record_text(risk: RiskResult) -> str:
     return f"rates over a record of {days:.0f} days ({how})"
 
 
+def country_note(detail_zoom: int) -> str:
+    """What a country map leaves out below `detail_zoom`, and what it shows anyway (plain text).
+
+    Examples
+    --------
+    >>> country_note(10)[:60]
+    'Country map: low-risk and insufficient-data minor roads are '
+    """
+    return (
+        f"Country map: low-risk and insufficient-data minor roads are drawn from zoom "
+        f"{detail_zoom} on; below it, major roads and every elevated, high or severe "
+        f"road; rates to two significant digits; the incidents that weigh most are "
+        f"named on elevated and worse roads"
+    )
+
+
 def footer_html(
     risk: RiskResult,
     sources: list[str],
@@ -473,8 +489,12 @@ def footer_html(
     incidents_drawn: int,
     merged: bool,
     base: str,
+    country: str | None = None,
 ) -> str:
-    """The footer: as-of date, parameters, counts and what was left out, sources, the base."""
+    """The footer: as-of date, parameters, counts and what was left out, sources, the base.
+
+    `country` is what a country map leaves out at low zoom (:func:`country_note`).
+    """
     p = risk.params
     used = int((risk.incidents["used"] == "used").sum()) if "used" in risk.incidents else 0
     parts = [
@@ -491,6 +511,8 @@ def footer_html(
     ]
     if merged:
         parts.append("consecutive segments of a road in one class drawn as one line")
+    if country:
+        parts.append(escape_html(country))
     if no_position:
         parts.append(f"{no_position} incident(s) without a position are not drawn")
     if off_network:

@@ -166,54 +166,342 @@ function convoyriskBriefing(map, D) {
     bands.push(band);
   });
 
+  /* A country map's roads (convoyrisk.maps, country=True): features packed as text
+     (five-bit varints, characters from "?"), indexed in cells, and drawn into map tiles
+     a few at a time between frames, so a pan or a zoom costs what is in view. Below
+     R.detailZoom only the overview (the first R.overview features: major roads and
+     every elevated, high or severe run) is drawn. Tooltips come from a hit test on the
+     same index. */
+  function varints(t) {
+    var out = new Float64Array(t.length), n = 0, v = 0, sh = 1;
+    for (var i = 0; i < t.length; i++) {
+      var c = t.charCodeAt(i) - 63;
+      v += (c & 31) * sh;
+      if (c < 32) { out[n++] = v; v = 0; sh = 1; } else { sh *= 32; }
+    }
+    return out.subarray(0, n);
+  }
+  function unzig(z) { return z % 2 ? -(z + 1) / 2 : z / 2; }
+  function sums(t) {  /* zigzag differences back to values */
+    var a = varints(t), x = 0;
+    for (var i = 0; i < a.length; i++) { x += unzig(a[i]); a[i] = x; }
+    return a;
+  }
+  function countryRoads(map, D, R) {
+    var n = R.size, digits = R.digits, lo = Math.pow(10, digits - 1);
+    var cls = new Uint8Array(n);
+    for (var i = 0; i < n; i++) { cls[i] = R.cls.charCodeAt(i) - 48; }
+    var ids = sums(R.id), rate = sums(R.rate), low = sums(R.low), high = sums(R.high);
+    var nInc = R.n ? sums(R.n) : null, count = varints(R.count), road = varints(R.road);
+    function sig(code) {
+      if (!code) { return 0; }
+      code -= 1;
+      var e = Math.floor(code / (9 * lo)) - 12, m = code % (9 * lo) + lo;
+      return Number((m * Math.pow(10, e - digits + 1)).toPrecision(digits));
+    }
+    /* geometry: vertices in Web Mercator pixels at zoom 0 */
+    var g = R.geom, cap = Math.floor(g.length / 2) + 1;
+    var X = new Float64Array(cap), Y = new Float64Array(cap), brk = new Uint8Array(cap);
+    var start = new Int32Array(n + 1), f = 0, nv = 0, acc = 0, sh = 1, half = false;
+    var x = 0, y = 0, newPart = false, k = Math.pow(10, D.decimals);
+    for (var j = 0; j < g.length; j++) {
+      var c = g.charCodeAt(j);
+      if (c === 44) { f += 1; start[f] = nv; newPart = false; continue; }
+      if (c === 32) { newPart = true; continue; }
+      c -= 63;
+      acc += (c & 31) * sh;
+      if (c >= 32) { sh *= 32; continue; }
+      var d = unzig(acc); acc = 0; sh = 1;
+      if (!half) { x += d; half = true; continue; }
+      y += d; half = false;
+      var lat = Math.max(Math.min(y / k, 85.0511), -85.0511) * Math.PI / 180;
+      X[nv] = (x / k + 180) / 360 * 256;
+      Y[nv] = (0.5 - Math.log(Math.tan(Math.PI / 4 + lat / 2)) / (2 * Math.PI)) * 256;
+      brk[nv] = newPart ? 1 : 0; newPart = false; nv += 1;
+    }
+    for (f += 1; f <= n; f++) { start[f] = nv; }
+    /* boxes of features and of cells */
+    var box = new Float64Array(4 * n);
+    for (i = 0; i < n; i++) {
+      var a = Infinity, b = Infinity, cc = -Infinity, dd = -Infinity;
+      for (var v = start[i]; v < start[i + 1]; v++) {
+        if (X[v] < a) { a = X[v]; } if (X[v] > cc) { cc = X[v]; }
+        if (Y[v] < b) { b = Y[v]; } if (Y[v] > dd) { dd = Y[v]; }
+      }
+      box[4 * i] = a; box[4 * i + 1] = b; box[4 * i + 2] = cc; box[4 * i + 3] = dd;
+    }
+    var cells = R.cells.map(function (e) {
+      var q = [Infinity, Infinity, -Infinity, -Infinity];
+      for (var i = e[2]; i < e[2] + e[3]; i++) {
+        q[0] = Math.min(q[0], box[4 * i]); q[1] = Math.min(q[1], box[4 * i + 1]);
+        q[2] = Math.max(q[2], box[4 * i + 2]); q[3] = Math.max(q[3], box[4 * i + 3]);
+      }
+      return { first: e[2], end: e[2] + e[3], box: q, detail: e[2] >= R.overview };
+    });
+    /* contributors (named on elevated and worse runs) */
+    var calm = {}, topAt = new Int32Array(n).fill(-1), tops = varints(R.top), t = 0;
+    R.calm.forEach(function (c) { calm[c] = true; });
+    for (i = 0; i < n; i++) {
+      if (calm[cls[i]]) { continue; }
+      topAt[i] = t; t += 1 + 2 * tops[t];
+    }
+    /* the features of cells that meet a box (zoom-0 pixels), at a zoom */
+    function each(z, x0, y0, x1, y1, fn) {
+      var detail = z >= R.detailZoom;
+      for (var ci = 0; ci < cells.length; ci++) {
+        var e = cells[ci], q = e.box;
+        if ((e.detail && !detail) || q[0] > x1 || q[2] < x0 || q[1] > y1 || q[3] < y0) { continue; }
+        for (var i = e.first; i < e.end; i++) {
+          if (box[4 * i] > x1 || box[4 * i + 2] < x0 || box[4 * i + 1] > y1 || box[4 * i + 3] < y0) { continue; }
+          fn(i);
+        }
+      }
+    }
+    var maxWeight = Math.max.apply(null, D.classes.map(function (c) { return c.weight + 3; }));
+    function trace(ctx, list, s, ox, oy) {
+      ctx.beginPath();
+      for (var q = 0; q < list.length; q++) {
+        var i = list[q], px = 0, py = 0;
+        for (var v = start[i]; v < start[i + 1]; v++) {
+          var sx = X[v] * s - ox, sy = Y[v] * s - oy;
+          if (v === start[i] || brk[v]) { ctx.moveTo(sx, sy); px = sx; py = sy; continue; }
+          /* vertices within half a pixel of the last drawn one add nothing */
+          if (Math.abs(sx - px) < 0.5 && Math.abs(sy - py) < 0.5 && v + 1 < start[i + 1] && !brk[v + 1]) { continue; }
+          ctx.lineTo(sx, sy); px = sx; py = sy;
+        }
+      }
+    }
+    var drawn = { tiles: 0, features: 0 };
+    function draw(job) {
+      var cv = job.tile, r = job.ratio, z = job.coords.z, s = Math.pow(2, z), size = job.size;
+      var ox = job.coords.x * size, oy = job.coords.y * size, pad = maxWeight / s;
+      var byClass = D.classes.map(function () { return []; });
+      each(z, ox / s - pad, oy / s - pad, (ox + size) / s + pad, (oy + size) / s + pad,
+           function (i) { byClass[cls[i]].push(i); });
+      var ctx = cv.getContext("2d");
+      ctx.setTransform(r, 0, 0, r, 0, 0);
+      ctx.lineJoin = "round";
+      D.classes.forEach(function (c, ci) {
+        if (!c.casing || !byClass[ci].length) { return; }
+        trace(ctx, byClass[ci], s, ox, oy);
+        ctx.globalAlpha = 0.9; ctx.strokeStyle = D.casing; ctx.lineWidth = c.weight + 3;
+        ctx.lineCap = "round"; ctx.setLineDash([]); ctx.stroke(); ctx.globalAlpha = 1;
+      });
+      D.classes.forEach(function (c, ci) {
+        if (!byClass[ci].length) { return; }
+        trace(ctx, byClass[ci], s, ox, oy);
+        ctx.strokeStyle = c.colour; ctx.lineWidth = c.weight;
+        ctx.lineCap = c.dash ? "butt" : "round";
+        ctx.setLineDash(c.dash ? c.dash.split(" ").map(Number) : []);
+        ctx.stroke();
+        drawn.features += byClass[ci].length;
+      });
+      drawn.tiles += 1;
+    }
+    /* tiles are drawn between frames, up to BUDGET_MS a frame */
+    var BUDGET_MS = 30, queue = [], asked = false;
+    function run() {
+      asked = false;
+      var t0 = performance.now();
+      while (queue.length && performance.now() - t0 < BUDGET_MS) {
+        var job = queue.shift();
+        if (job.tile.parentNode) { draw(job); }
+        job.done(null, job.tile);
+      }
+      if (queue.length) { asked = true; requestAnimationFrame(run); }
+    }
+    var Tiles = L.GridLayer.extend({
+      createTile: function (coords, done) {
+        var tile = document.createElement("canvas"), size = this.getTileSize().x;
+        var ratio = window.devicePixelRatio || 1;
+        tile.width = size * ratio; tile.height = size * ratio;
+        tile.className = "cr-road-tile";
+        queue.push({ tile: tile, coords: coords, done: done, ratio: ratio, size: size });
+        if (!asked) { asked = true; requestAnimationFrame(run); }
+        return tile;
+      }
+    });
+    var tiles = new Tiles({ pane: "crRoads", updateWhenZooming: false, keepBuffer: 3,
+                            className: "convoyrisk-roads-tiles" });
+    /* hover: the nearest feature under the pointer, the top-drawn class first */
+    function dist2(px, py, i, s) {
+      var best = Infinity;
+      for (var v = start[i]; v < start[i + 1]; v++) {
+        var ax = X[v] * s, ay = Y[v] * s;
+        if (v === start[i] || brk[v]) {
+          best = Math.min(best, (px - ax) * (px - ax) + (py - ay) * (py - ay)); continue;
+        }
+        var bx = X[v - 1] * s, by = Y[v - 1] * s, dx = ax - bx, dy = ay - by;
+        var l2 = dx * dx + dy * dy, u = l2 ? ((px - bx) * dx + (py - by) * dy) / l2 : 0;
+        u = Math.max(0, Math.min(1, u));
+        var qx = bx + u * dx - px, qy = by + u * dy - py;
+        best = Math.min(best, qx * qx + qy * qy);
+      }
+      return best;
+    }
+    function hit(latlng, z) {
+      var s = Math.pow(2, z), p = map.options.crs.latLngToPoint(latlng, z);
+      var tol = 4 + maxWeight / 2, found = -1, score = -Infinity;
+      each(z, (p.x - tol) / s, (p.y - tol) / s, (p.x + tol) / s, (p.y + tol) / s, function (i) {
+        var c = D.classes[cls[i]], reach = c.weight / 2 + 4, d2 = dist2(p.x, p.y, i, s);
+        if (d2 > reach * reach) { return; }
+        var sc = cls[i] * 1e6 - d2;
+        if (sc > score) { score = sc; found = i; }
+      });
+      return found;
+    }
+    function latlngs(i) {
+      var out = [], part = null;
+      for (var v = start[i]; v < start[i + 1]; v++) {
+        if (v === start[i] || brk[v]) { part = []; out.push(part); }
+        part.push(map.options.crs.pointToLatLng(L.point(X[v], Y[v]), 0));
+      }
+      return out;
+    }
+    function tip(i) {
+      var c = D.classes[cls[i]];
+      var box = el("div", "cr-tip");
+      var name = road[i] > 0 ? R.names[road[i] - 1] : "Road";
+      box.appendChild(el("b", null, name + ": " + c.name + (c.name === "insufficient data" ? "" : " risk")));
+      line(box, count[i] > 1 ? "segments" : "segment",
+           count[i] > 1 ? count[i] + " in a row, from " + ids[i] + " (worst shown)" : ids[i]);
+      (R.km[i] || []).forEach(function (kk) {
+        line(box, "route " + kk[0], "km " + kk[1] + (kk[2] - kk[1] >= 1.5 ? "–" + kk[2] : ""));
+      });
+      var rt = sig(rate[i]);
+      line(box, "rate", rt + " per km per 30 days: " + words(rt));
+      line(box, D.level + " interval", sig(low[i]) + " – " + sig(high[i]));
+      if (nInc && nInc[i] > 0) { line(box, "incidents on the segment", nInc[i]); }
+      var who = "listed for elevated and worse roads only on a country map";
+      if (topAt[i] >= 0) {
+        var at = topAt[i], items = [];
+        for (var q = 0; q < tops[at]; q++) {
+          var label = R.items[tops[at + 1 + 2 * q]], pct = tops[at + 2 + 2 * q];
+          items.push(pct ? label + " (" + (pct - 1) + "%)" : label);
+        }
+        who = items.join("; ") || "none within reach";
+      }
+      line(box, "incidents that weigh most", who);
+      return box;
+    }
+    var tooltip = L.tooltip({ direction: "top", offset: [0, -8], className: "cr-road-tip" });
+    var lit = L.layerGroup(), litRenderer = L.svg({ pane: "crRoads" }), shown = -1, pending = null;
+    function hover() {
+      var e = pending; pending = null;
+      if (!e || !map.hasLayer(tiles)) { return; }
+      var i = hit(e.latlng, map.getZoom());
+      if (i !== shown) {
+        lit.clearLayers();
+        shown = i;
+        if (i >= 0) {
+          var c = D.classes[cls[i]];
+          lit.addLayer(L.polyline(latlngs(i), { pane: "crRoads", renderer: litRenderer,
+            color: c.colour, weight: c.weight + 3, opacity: 1, interactive: false,
+            lineCap: "round", lineJoin: "round", dashArray: c.dash, className: "cr-road-lit" }));
+          tooltip.setContent(tip(i));
+        }
+      }
+      map.getContainer().style.cursor = i >= 0 ? "pointer" : "";
+      if (i >= 0) { tooltip.setLatLng(e.latlng); if (!map.hasLayer(tooltip)) { map.openTooltip(tooltip); } }
+      else if (map.hasLayer(tooltip)) { map.closeTooltip(tooltip); }
+    }
+    map.on("mousemove", function (e) {
+      if (!pending) { requestAnimationFrame(hover); }
+      pending = e;
+    });
+    map.on("mouseout zoomstart", function () {
+      lit.clearLayers(); shown = -1;
+      if (map.hasLayer(tooltip)) { map.closeTooltip(tooltip); }
+    });
+    /* what the overview leaves out, said on the map while it does */
+    var Note = L.Control.extend({ onAdd: function () {
+      var div = L.DomUtil.create("div", "convoyrisk-panel cr-lod-note");
+      div.setAttribute("role", "status");
+      return div;
+    } });
+    var note = new Note({ position: "bottomright" }).addTo(map);
+    function sayLevel() {
+      var z = map.getZoom(), box = note.getContainer();
+      box.style.display = z < R.detailZoom ? "" : "none";
+      box.textContent = "Low-risk and insufficient-data minor roads appear from zoom " +
+        R.detailZoom + " (now " + Math.round(z * 10) / 10 + "): zoom in to see them.";
+    }
+    map.on("zoomend", sayLevel);
+    map.whenReady(sayLevel);
+    var group = L.layerGroup([tiles, lit]);
+    group.on("add", function () { note.getContainer().style.visibility = ""; });
+    group.on("remove", function () { note.getContainer().style.visibility = "hidden"; });
+    window.convoyriskRoads = {
+      layer: tiles, size: n, overview: R.overview, detailZoom: R.detailZoom, drawn: drawn,
+      pending: function () { return queue.length; },
+      hit: function (lat, lon) { return hit(L.latLng(lat, lon), map.getZoom()); },
+      feature: function (i) {
+        var ll = latlngs(i)[0];
+        return { cls: D.classes[cls[i]].name, id: ids[i], count: count[i], rate: sig(rate[i]),
+                 mid: ll[Math.floor(ll.length / 2)], latlngs: latlngs(i) };
+      },
+      tip: function (i) { return tip(i).textContent; }
+    };
+    return group;
+  }
+
   /* Road segments (or runs of them): colour, width, dash and casing by class. */
   var R = D.roads;
-  var renderer = R.canvas ? L.canvas({ pane: "crRoads", tolerance: 3 }) : L.svg({ pane: "crRoads" });
-  var casingRenderer = R.canvas ? L.canvas({ pane: "crCasing" }) : L.svg({ pane: "crCasing" });
-  var roads = L.featureGroup(), casings = L.layerGroup();
-  R.parts.forEach(function (parts, i) {
-    var c = D.classes[R.cls[i]];
-    var latlngs = decode(parts);
-    if (c.casing) {
-      casings.addLayer(L.polyline(latlngs, {
-        pane: "crCasing", renderer: casingRenderer, color: D.casing, weight: c.weight + 3,
-        opacity: 0.9, interactive: false, lineCap: "round", lineJoin: "round",
-        className: "cr-casing"
-      }));
-    }
-    var seg = L.polyline(latlngs, {
-      pane: "crRoads", renderer: renderer, color: c.colour, weight: c.weight, dashArray: c.dash,
-      opacity: 1, lineCap: c.dash ? "butt" : "round", lineJoin: "round",
-      className: "convoyrisk-segment cr-" + c.name.replace(/ /g, "-")
+  var roads, roadLayer;
+  if (R.country) {
+    roadLayer = countryRoads(map, D, R);
+    roads = roadLayer;
+  } else {
+    var renderer = R.canvas ? L.canvas({ pane: "crRoads", tolerance: 3 }) : L.svg({ pane: "crRoads" });
+    var casingRenderer = R.canvas ? L.canvas({ pane: "crCasing" }) : L.svg({ pane: "crCasing" });
+    roads = L.featureGroup();
+    var casings = L.layerGroup();
+    R.parts.forEach(function (parts, i) {
+      var c = D.classes[R.cls[i]];
+      var latlngs = decode(parts);
+      if (c.casing) {
+        casings.addLayer(L.polyline(latlngs, {
+          pane: "crCasing", renderer: casingRenderer, color: D.casing, weight: c.weight + 3,
+          opacity: 0.9, interactive: false, lineCap: "round", lineJoin: "round",
+          className: "cr-casing"
+        }));
+      }
+      var seg = L.polyline(latlngs, {
+        pane: "crRoads", renderer: renderer, color: c.colour, weight: c.weight, dashArray: c.dash,
+        opacity: 1, lineCap: c.dash ? "butt" : "round", lineJoin: "round",
+        className: "convoyrisk-segment cr-" + c.name.replace(/ /g, "-")
+      });
+      seg.crIndex = i;
+      roads.addLayer(seg);
     });
-    seg.crIndex = i;
-    roads.addLayer(seg);
-  });
-  roads.bindTooltip(function (layer) {
-    var i = layer.crIndex, c = D.classes[R.cls[i]];
-    var box = el("div", "cr-tip");
-    var road = R.road[i] >= 0 ? R.names[R.road[i]] : "Road";
-    box.appendChild(el("b", null, road + ": " + c.name + (c.name === "insufficient data" ? "" : " risk")));
-    var count = R.count ? R.count[i] : 1;
-    line(box, count > 1 ? "segments" : "segment",
-         count > 1 ? count + " in a row, from " + R.id[i] + " (worst shown)" : R.id[i]);
-    (R.km[i] || []).forEach(function (k) {
-      line(box, "route " + k[0], "km " + k[1] + (k[2] - k[1] >= 1.5 ? "–" + k[2] : ""));
+    roads.bindTooltip(function (layer) {
+      var i = layer.crIndex, c = D.classes[R.cls[i]];
+      var box = el("div", "cr-tip");
+      var road = R.road[i] >= 0 ? R.names[R.road[i]] : "Road";
+      box.appendChild(el("b", null, road + ": " + c.name + (c.name === "insufficient data" ? "" : " risk")));
+      var count = R.count ? R.count[i] : 1;
+      line(box, count > 1 ? "segments" : "segment",
+           count > 1 ? count + " in a row, from " + R.id[i] + " (worst shown)" : R.id[i]);
+      (R.km[i] || []).forEach(function (k) {
+        line(box, "route " + k[0], "km " + k[1] + (k[2] - k[1] >= 1.5 ? "–" + k[2] : ""));
+      });
+      line(box, "rate", R.rate[i] + " per km per 30 days: " + words(R.rate[i]));
+      line(box, D.level + " interval", R.low[i] + " – " + R.high[i]);
+      var top = R.top[i] < 0 ? null : R.labels[R.top[i]];
+      if (R.n && R.n[i] > 0) { line(box, "incidents on the segment", R.n[i]); }
+      line(box, "incidents that weigh most", top || "none within reach");
+      return box;
+    }, { sticky: true, direction: "top", offset: [0, -8] });
+    roads.on("mouseover", function (e) {
+      e.layer.setStyle({ weight: D.classes[R.cls[e.layer.crIndex]].weight + 3 });
     });
-    line(box, "rate", R.rate[i] + " per km per 30 days: " + words(R.rate[i]));
-    line(box, D.level + " interval", R.low[i] + " – " + R.high[i]);
-    var top = R.top[i] < 0 ? null : R.labels[R.top[i]];
-    if (R.n && R.n[i] > 0) { line(box, "incidents on the segment", R.n[i]); }
-    line(box, "incidents that weigh most", top || "none within reach");
-    return box;
-  }, { sticky: true, direction: "top", offset: [0, -8] });
-  roads.on("mouseover", function (e) {
-    e.layer.setStyle({ weight: D.classes[R.cls[e.layer.crIndex]].weight + 3 });
-  });
-  roads.on("mouseout", function (e) {
-    e.layer.setStyle({ weight: D.classes[R.cls[e.layer.crIndex]].weight });
-  });
-  overlays.push(["Road risk", L.layerGroup([casings, roads]), true]);
+    roads.on("mouseout", function (e) {
+      e.layer.setStyle({ weight: D.classes[R.cls[e.layer.crIndex]].weight });
+    });
+    roadLayer = L.layerGroup([casings, roads]);
+  }
+
+  overlays.push(["Road risk", roadLayer, true]);
   overlays = overlays.concat(routeLayers);
 
   /* The worst segments of each route, labelled beside them (never over them). */
@@ -246,6 +534,19 @@ function convoyriskBriefing(map, D) {
 
   /* Incidents: hollow rings (the road colour shows through), with honest uncertainty. */
   var I = D.incidents;
+  if (I.columns) {  /* a country map's incidents come as columns */
+    var cols = I.columns, keys = Object.keys(cols);
+    var nRows = keys.length ? (cols[keys[0]].codes || cols[keys[0]]).length : 0;
+    I.rows = [];
+    for (var ri = 0; ri < nRows; ri++) {
+      var rec = {};
+      keys.forEach(function (key) {
+        var col = cols[key];
+        rec[key] = col.codes ? col.values[col.codes[ri]] : col[ri];
+      });
+      I.rows.push(rec);
+    }
+  }
   /* a MarkerCluster cluster drawn like a group (a sample of its markers sets the look) */
   function clusterIcon(cluster) {
     var ms = cluster.getAllChildMarkers(), step = Math.max(1, Math.floor(ms.length / 200));
