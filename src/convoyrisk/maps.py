@@ -1182,7 +1182,8 @@ def risk_map(
             G, risk, routes, simplify_m=simplify_m, decimals=decimals, canvas=canvas, merge=merged
         )
     incidents, no_position, off_network = _incidents_data(risk.incidents, decimals)
-    clustered = len(incidents) >= CLUSTER_MIN_INCIDENTS if cluster is None else cluster
+    # a country map draws its incidents into tiles, never as clustered markers
+    clustered = not tiled and (len(incidents) >= CLUSTER_MIN_INCIDENTS if cluster is None else cluster)
     uncertain = any(r["radius"] > 0 for r in incidents)
     approximate = any(d.get("geometry_source") == "approximate" for *_, d in G.edges(data=True))
     heat_on = heat and bool(incidents)
@@ -1195,7 +1196,7 @@ def risk_map(
 
     # Leaflet.markercluster 1.1.0 (the one folium-offline ships) needs whole zoom levels
     m, tile_vars = _base_map(
-        title, tile_names, tiles_shown=tiles_shown, zoom_snap=1.0 if clustered else 0.25
+        title, tile_names, tiles_shown=tiles_shown, zoom_snap=1.0 if clustered or tiled else 0.25
     )
 
     place_rows = _places_data(places, decimals)

@@ -12,6 +12,8 @@
 function convoyriskBriefing(map, D) {
   "use strict";
   var S = Math.pow(10, D.decimals);
+  var HEAT = { radius: 30, blur: 25, minOpacity: 0.12, maxZoom: 9,
+               gradient: { 0.3: "#e4ded2", 0.6: "#c9c0ae", 0.85: "#a59a86", 1.0: "#7d725f" } };
   var narrow = window.innerWidth <= 600;
 
   function el(tag, cls, text) {
@@ -166,6 +168,194 @@ function convoyriskBriefing(map, D) {
     bands.push(band);
   });
 
+  /* Canvas map tiles drawn by `draw(job)` between frames, up to TILE_BUDGET_MS of drawing
+     a frame (the tiles nearest the centre first: Leaflet asks for them first). */
+  var TILE_BUDGET_MS = 30, tileQueue = [], tileAsked = false;
+  function runTiles() {
+    tileAsked = false;
+    var t0 = performance.now();
+    while (tileQueue.length && performance.now() - t0 < TILE_BUDGET_MS) {
+      var job = tileQueue.shift();
+      if (job.tile.parentNode) { job.draw(job); }
+      job.done(null, job.tile);
+    }
+    if (tileQueue.length) { tileAsked = true; requestAnimationFrame(runTiles); }
+  }
+  function canvasTiles(draw, pane, className) {
+    var Tiles = L.GridLayer.extend({
+      createTile: function (coords, done) {
+        var tile = document.createElement("canvas"), size = this.getTileSize().x;
+        var ratio = window.devicePixelRatio || 1;
+        tile.width = size * ratio; tile.height = size * ratio;
+        tileQueue.push({ tile: tile, coords: coords, done: done, ratio: ratio, size: size, draw: draw });
+        if (!tileAsked) { tileAsked = true; requestAnimationFrame(runTiles); }
+        return tile;
+      }
+    });
+    return new Tiles({ pane: pane, updateWhenZooming: false, keepBuffer: 3, className: className });
+  }
+  function mercator(lat, lon) {  /* Web Mercator pixels at zoom 0 */
+    var phi = Math.max(Math.min(lat, 85.0511), -85.0511) * Math.PI / 180;
+    return [(lon + 180) / 360 * 256, (0.5 - Math.log(Math.tan(Math.PI / 4 + phi / 2)) / (2 * Math.PI)) * 256];
+  }
+  function incidentBox(r) {
+    var box = el("div", "cr-popup");
+    box.appendChild(el("b", null, r.type + " – " + r.date));
+    line(box, "casualties", "killed " + fmt(r.killed) + ", injured " + fmt(r.injured));
+    line(box, "where", r.location);
+    line(box, "precision", r.precision);
+    line(box, "source", r.source);
+    if (r.notes) { line(box, "notes", r.notes); }
+    line(box, "id", r.id);
+    line(box, "used in the risk", r.used);
+    return box;
+  }
+
+  /* A country map's incidents: rings drawn into map tiles (small below the detail zoom),
+     their uncertainty circles likewise, a click opens the nearest one's popup. */
+  function countryIncidents(rows, detailZoom) {
+    var n = rows.length, X = new Float64Array(n), Y = new Float64Array(n);
+    var on = new Uint8Array(n).fill(1), cellOf = {}, CELL = 256 / 1024;
+    rows.forEach(function (r, i) {
+      var p = mercator(r.lat, r.lon);
+      X[i] = p[0]; Y[i] = p[1];
+      var key = Math.floor(p[0] / CELL) + "," + Math.floor(p[1] / CELL);
+      (cellOf[key] = cellOf[key] || []).push(i);
+    });
+    function each(x0, y0, x1, y1, fn) {
+      var a = Math.floor(x0 / CELL), b = Math.floor(x1 / CELL);
+      var c = Math.floor(y0 / CELL), d = Math.floor(y1 / CELL);
+      if ((b - a + 1) * (d - c + 1) > 4 * Object.keys(cellOf).length) {
+        for (var i = 0; i < n; i++) { if (X[i] >= x0 && X[i] <= x1 && Y[i] >= y0 && Y[i] <= y1) { fn(i); } }
+        return;
+      }
+      for (var cx = a; cx <= b; cx++) {
+        for (var cy = c; cy <= d; cy++) {
+          (cellOf[cx + "," + cy] || []).forEach(function (i) {
+            if (X[i] >= x0 && X[i] <= x1 && Y[i] >= y0 && Y[i] <= y1) { fn(i); }
+          });
+        }
+      }
+    }
+    function ringRadius() { return 6; }
+    var maxRadius = Math.max.apply(null, rows.map(function (r) { return r.radius; }).concat([0]));
+    function drawRings(job) {
+      var z = job.coords.z, s = Math.pow(2, z), size = job.size, rr = ringRadius(z);
+      if (z < detailZoom) { return; }  /* below it, the heat shows where they are */
+      var ox = job.coords.x * size, oy = job.coords.y * size, pad = (rr + 12) / s;
+      var used = [], unused = [];
+      each(ox / s - pad, oy / s - pad, (ox + size) / s + pad, (oy + size) / s + pad, function (i) {
+        if (on[i]) { (rows[i].used === "used" ? used : unused).push(i); }
+      });
+      var ctx = job.tile.getContext("2d");
+      ctx.setTransform(job.ratio, 0, 0, job.ratio, 0, 0);
+      function path(list) {
+        ctx.beginPath();
+        list.forEach(function (i) {
+          var x = X[i] * s - ox + rows[i].dx, y = Y[i] * s - oy + rows[i].dy;
+          ctx.moveTo(x + rr, y); ctx.arc(x, y, rr, 0, 2 * Math.PI);
+        });
+      }
+      ctx.setLineDash([]);
+      path(used);
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 4.5; ctx.stroke();
+      ctx.strokeStyle = D.incidentColour; ctx.lineWidth = 2.5; ctx.stroke();
+      path(unused);
+      ctx.setLineDash([3, 2]); ctx.strokeStyle = "#666"; ctx.lineWidth = 2; ctx.stroke();
+    }
+    function drawCircles(job) {
+      var z = job.coords.z, s = Math.pow(2, z), size = job.size;
+      var ox = job.coords.x * size, oy = job.coords.y * size;
+      var mpp = 40075016.686 / (256 * s);  /* metres a pixel at the equator */
+      var pad = maxRadius / mpp / s * 1.2 + 2 / s, seen = {};
+      var ctx = job.tile.getContext("2d");
+      ctx.setTransform(job.ratio, 0, 0, job.ratio, 0, 0);
+      ctx.beginPath();
+      each(ox / s - pad, oy / s - pad, (ox + size) / s + pad, (oy + size) / s + pad, function (i) {
+        var r = rows[i], key = r.lat + "," + r.lon + "," + r.radius;
+        if (!on[i] || !(r.radius > 0) || seen[key]) { return; }
+        seen[key] = true;
+        var x = X[i] * s - ox, y = Y[i] * s - oy;
+        var rad = r.radius / (mpp * Math.cos(r.lat * Math.PI / 180));
+        ctx.moveTo(x + rad, y); ctx.arc(x, y, rad, 0, 2 * Math.PI);
+      });
+      ctx.fillStyle = D.incidentColour; ctx.globalAlpha = 0.04; ctx.fill(); ctx.globalAlpha = 1;
+      ctx.setLineDash([5, 5]); ctx.strokeStyle = D.incidentColour; ctx.lineWidth = 1; ctx.stroke();
+    }
+    /* the heat, as folium's L.heatLayer draws it (radius 30, blur 25, points summed in cells
+       of half the radius, the fullest cell of the zoom darkest), a tile at a time; cells are
+       aligned on the world's pixels, so tiles meet without a seam */
+    var heatMax = {};
+    function fullest(z) {
+      if (heatMax[z] === undefined) {
+        var s = Math.pow(2, z), cell = (HEAT.radius + HEAT.blur) / 2, sums = new Map(), top = 1;
+        for (var i = 0; i < n; i++) {
+          if (!on[i]) { continue; }
+          var key = Math.floor(X[i] * s / cell) * 1e8 + Math.floor(Y[i] * s / cell);
+          var v = (sums.get(key) || 0) + 1;
+          sums.set(key, v);
+          if (v > top) { top = v; }
+        }
+        heatMax[z] = top;
+      }
+      return heatMax[z];
+    }
+    function drawHeat(job) {
+      var z = job.coords.z, s = Math.pow(2, z), size = job.size, r = HEAT.radius + HEAT.blur;
+      var ox = job.coords.x * size, oy = job.coords.y * size, cell = r / 2, grid = {};
+      each((ox - r) / s, (oy - r) / s, (ox + size + r) / s, (oy + size + r) / s, function (i) {
+        if (!on[i]) { return; }
+        var gx = X[i] * s, gy = Y[i] * s, key = Math.floor(gx / cell) + "," + Math.floor(gy / cell);
+        var c = grid[key];
+        if (!c) { grid[key] = [gx, gy, 1]; return; }
+        c[0] = (c[0] * c[2] + gx) / (c[2] + 1); c[1] = (c[1] * c[2] + gy) / (c[2] + 1); c[2] += 1;
+      });
+      var data = Object.keys(grid).map(function (key) {
+        var c = grid[key];
+        return [Math.round((c[0] - ox) * job.ratio), Math.round((c[1] - oy) * job.ratio), c[2]];
+      });
+      if (!data.length) { return; }
+      job.tile.getContext("2d", { willReadFrequently: true });
+      window.simpleheat(job.tile).data(data).max(fullest(z))
+        .radius(HEAT.radius * job.ratio, HEAT.blur * job.ratio)
+        .gradient(HEAT.gradient).draw(HEAT.minOpacity);
+    }
+    var heatTiles = window.simpleheat ? canvasTiles(drawHeat, "crHeat", "convoyrisk-heat-tiles") : null;
+    var rings = canvasTiles(drawRings, "markerPane", "convoyrisk-incident-tiles");
+    var circles = canvasTiles(drawCircles, "crUncertainty", "convoyrisk-uncertainty-tiles");
+    var group = L.layerGroup([rings]);
+    map.on("click", function (e) {
+      if (!map.hasLayer(rings) || map.getZoom() < detailZoom) { return; }
+      var z = map.getZoom(), s = Math.pow(2, z), p = map.options.crs.latLngToPoint(e.latlng, z);
+      var reach = ringRadius(z) + 4, best = -1, bd = Infinity;
+      each((p.x - reach - 10) / s, (p.y - reach - 10) / s, (p.x + reach + 10) / s, (p.y + reach + 10) / s, function (i) {
+        if (!on[i]) { return; }
+        var dx = X[i] * s + rows[i].dx - p.x, dy = Y[i] * s + rows[i].dy - p.y;
+        var d = dx * dx + dy * dy;
+        if (d <= reach * reach && d < bd) { bd = d; best = i; }
+      });
+      if (best >= 0) {
+        L.popup({ minWidth: 260, maxWidth: 340, autoPanPaddingTopLeft: [narrow ? 10 : 470, 10] })
+          .setLatLng([rows[best].lat, rows[best].lon]).setContent(incidentBox(rows[best])).openOn(map);
+      }
+    });
+    return {
+      layer: group, circles: circles, rings: rings, heat: heatTiles,
+      /* the time slider: incidents from day t - w (excluded) to day t */
+      show: function (t, w) {
+        var count = 0, pts = [];
+        rows.forEach(function (r, i) {
+          on[i] = r.day <= t && r.day > t - w ? 1 : 0;
+          if (on[i]) { count += 1; pts.push([r.lat, r.lon, 1]); }
+        });
+        heatMax = {};
+        rings.redraw(); circles.redraw();
+        if (heatTiles) { heatTiles.redraw(); }
+        return { count: count, pts: pts };
+      }
+    };
+  }
+
   /* A country map's roads (convoyrisk.maps, country=True): features packed as text
      (five-bit varints, characters from "?"), indexed in cells, and drawn into map tiles
      a few at a time between frames, so a pan or a zoom costs what is in view. Below
@@ -271,8 +461,9 @@ function convoyriskBriefing(map, D) {
         }
       }
     }
-    var drawn = { tiles: 0, features: 0 };
+    var drawn = { tiles: 0, features: 0, ms: 0, maxMs: 0 };
     function draw(job) {
+      var t0 = performance.now();
       var cv = job.tile, r = job.ratio, z = job.coords.z, s = Math.pow(2, z), size = job.size;
       var ox = job.coords.x * size, oy = job.coords.y * size, pad = maxWeight / s;
       var byClass = D.classes.map(function () { return []; });
@@ -297,32 +488,10 @@ function convoyriskBriefing(map, D) {
         drawn.features += byClass[ci].length;
       });
       drawn.tiles += 1;
+      var ms = performance.now() - t0;
+      drawn.ms += ms; drawn.maxMs = Math.max(drawn.maxMs, ms);
     }
-    /* tiles are drawn between frames, up to BUDGET_MS a frame */
-    var BUDGET_MS = 30, queue = [], asked = false;
-    function run() {
-      asked = false;
-      var t0 = performance.now();
-      while (queue.length && performance.now() - t0 < BUDGET_MS) {
-        var job = queue.shift();
-        if (job.tile.parentNode) { draw(job); }
-        job.done(null, job.tile);
-      }
-      if (queue.length) { asked = true; requestAnimationFrame(run); }
-    }
-    var Tiles = L.GridLayer.extend({
-      createTile: function (coords, done) {
-        var tile = document.createElement("canvas"), size = this.getTileSize().x;
-        var ratio = window.devicePixelRatio || 1;
-        tile.width = size * ratio; tile.height = size * ratio;
-        tile.className = "cr-road-tile";
-        queue.push({ tile: tile, coords: coords, done: done, ratio: ratio, size: size });
-        if (!asked) { asked = true; requestAnimationFrame(run); }
-        return tile;
-      }
-    });
-    var tiles = new Tiles({ pane: "crRoads", updateWhenZooming: false, keepBuffer: 3,
-                            className: "convoyrisk-roads-tiles" });
+    var tiles = canvasTiles(draw, "crRoads", "convoyrisk-roads-tiles");
     /* hover: the nearest feature under the pointer, the top-drawn class first */
     function dist2(px, py, i, s) {
       var best = Infinity;
@@ -423,8 +592,8 @@ function convoyriskBriefing(map, D) {
     function sayLevel() {
       var z = map.getZoom(), box = note.getContainer();
       box.style.display = z < R.detailZoom ? "" : "none";
-      box.textContent = "Low-risk and insufficient-data minor roads appear from zoom " +
-        R.detailZoom + " (now " + Math.round(z * 10) / 10 + "): zoom in to see them.";
+      box.textContent = "Low-risk and insufficient-data minor roads, and each incident, appear from zoom " +
+        R.detailZoom + " (now " + Math.round(z * 10) / 10 + "); the grey heat shows where incidents are.";
     }
     map.on("zoomend", sayLevel);
     map.whenReady(sayLevel);
@@ -433,7 +602,7 @@ function convoyriskBriefing(map, D) {
     group.on("remove", function () { note.getContainer().style.visibility = "hidden"; });
     window.convoyriskRoads = {
       layer: tiles, size: n, overview: R.overview, detailZoom: R.detailZoom, drawn: drawn,
-      pending: function () { return queue.length; },
+      pending: function () { return tileQueue.length; },
       hit: function (lat, lon) { return hit(L.latLng(lat, lon), map.getZoom()); },
       feature: function (i) {
         var ll = latlngs(i)[0];
@@ -560,32 +729,23 @@ function convoyriskBriefing(map, D) {
     look.box.style.transform = "translate(" + Math.round(look.centre.x) + "px," + Math.round(look.centre.y) + "px)";
     return L.divIcon({ className: "cr-agg-icon", html: look.box, iconSize: [0, 0], iconAnchor: [0, 0] });
   }
-  var circles = L.layerGroup();
+  var countryInc = D.roads.country ? countryIncidents(I.rows, D.roads.detailZoom) : null;
+  var circles = countryInc ? countryInc.circles : L.layerGroup();
   var circleOf = {};
   var marks = [];
-  var incidents = I.cluster
+  var incidents = countryInc ? countryInc.layer : I.cluster
     ? L.markerClusterGroup({ maxClusterRadius: 40, showCoverageOnHover: false,
                              spiderfyOnMaxZoom: true, chunkedLoading: true,
+                             animate: !D.roads.country,  /* a country's thousands: no zoom animation */
                              iconCreateFunction: clusterIcon })
     : L.featureGroup();
-  I.rows.forEach(function (r) {
+  (countryInc ? [] : I.rows).forEach(function (r) {
     var cls = "convoyrisk-incident" + (r.used === "used" ? "" : " cr-unused");
     var icon = L.divIcon({ className: cls, iconSize: [14, 14],
                            iconAnchor: [7 - r.dx, 7 - r.dy], popupAnchor: [r.dx, r.dy - 7] });
     var m = L.marker([r.lat, r.lon], { icon: icon, title: r.type + " " + r.date, riseOnHover: true,
                                        keyboard: false });
-    m.bindPopup(function () {
-      var box = el("div", "cr-popup");
-      box.appendChild(el("b", null, r.type + " – " + r.date));
-      line(box, "casualties", "killed " + fmt(r.killed) + ", injured " + fmt(r.injured));
-      line(box, "where", r.location);
-      line(box, "precision", r.precision);
-      line(box, "source", r.source);
-      if (r.notes) { line(box, "notes", r.notes); }
-      line(box, "id", r.id);
-      line(box, "used in the risk", r.used);
-      return box;
-    }, { minWidth: 260, maxWidth: 340, autoPanPaddingTopLeft: [narrow ? 10 : 470, 10] });
+    m.bindPopup(function () { return incidentBox(r); }, { minWidth: 260, maxWidth: 340, autoPanPaddingTopLeft: [narrow ? 10 : 470, 10] });
     m.crDay = r.day;
     m.crUnused = r.used !== "used";
     marks.push(m);
@@ -615,7 +775,7 @@ function convoyriskBriefing(map, D) {
     aggs.clearLayers();
     var shown = marks.filter(function (m) { return m.getElement() && incidents.hasLayer(m); });
     shown.forEach(function (m) { L.DomUtil.removeClass(m.getElement(), "cr-agg-hidden"); });
-    if (I.cluster || !map.hasLayer(incidents) || map.getZoom() >= map.getMaxZoom()) { return; }
+    if (I.cluster || countryInc || !map.hasLayer(incidents) || map.getZoom() >= map.getMaxZoom()) { return; }
     var pts = shown.map(function (m) { return map.latLngToLayerPoint(m.getLatLng()); });
     var grid = {};
     function cell(p) { return Math.floor(p.x / AGG_R) + "," + Math.floor(p.y / AGG_R); }
@@ -696,7 +856,7 @@ function convoyriskBriefing(map, D) {
   overlays.push(["Incidents (" + I.rows.length + ")", incidents, true]);
   if (I.rows.some(function (r) { return r.radius > 0; })) {
     /* many circles hide the roads: with clustered incidents they start hidden */
-    overlays.push(["Position uncertainty (radius)", circles, !I.cluster]);
+    overlays.push(["Position uncertainty (radius)", circles, !I.cluster && !countryInc]);
   }
 
   var heat = null;
@@ -726,10 +886,7 @@ function convoyriskBriefing(map, D) {
       };
       L.HeatLayer.prototype.crPatched = true;
     }
-    heat = L.heatLayer(I.rows.map(function (r) { return [r.lat, r.lon, 1]; }), {
-      radius: 30, blur: 25, minOpacity: 0.12, maxZoom: 9,
-      gradient: { 0.3: "#e4ded2", 0.6: "#c9c0ae", 0.85: "#a59a86", 1.0: "#7d725f" }
-    });
+    heat = countryInc ? countryInc.heat : L.heatLayer(I.rows.map(function (r) { return [r.lat, r.lon, 1]; }), HEAT);
     /* in a group: the layer control would read the heat's maxZoom (its intensity scale)
        as a zoom limit and grey the layer out */
     overlays.push(["Incident heat (grey)", L.layerGroup([heat]), D.heat.show]);
@@ -888,6 +1045,10 @@ function convoyriskBriefing(map, D) {
         function update() {
           var t = Number(input.value), w = sel.value === "all" ? Infinity : Number(sel.value);
           var shown = 0, pts = [];
+          if (countryInc) {
+            var got = countryInc.show(t, w);
+            shown = got.count; pts = got.pts;
+          }
           Object.keys(circleOf).forEach(function (k) { circleOf[k].live = 0; });
           marks.forEach(function (m, i) {
             var on = m.crDay <= t && m.crDay > t - w;
@@ -903,9 +1064,9 @@ function convoyriskBriefing(map, D) {
             if (c.live && !circles.hasLayer(c.layer)) { circles.addLayer(c.layer); }
             if (!c.live && circles.hasLayer(c.layer)) { circles.removeLayer(c.layer); }
           });
-          if (heat) { heat.setLatLngs(pts); }
+          if (heat && !countryInc) { heat.setLatLngs(pts); }
           var day = new Date(Date.parse(D.slider.start) + t * 86400000).toISOString().slice(0, 10);
-          out.textContent = "up to " + day + ": " + shown + " of " + marks.length + " shown";
+          out.textContent = "up to " + day + ": " + shown + " of " + I.rows.length + " shown";
         }
         input.addEventListener("input", update);
         sel.addEventListener("change", update);
@@ -921,9 +1082,17 @@ function convoyriskBriefing(map, D) {
   var mini = null;
   if (D.minimap && L.Control.MiniMap) {
     var ctx = L.layerGroup();
-    D.minimap.lines.forEach(function (parts) {
-      ctx.addLayer(L.polyline(decode(parts, Math.pow(10, D.minimap.decimals)), { color: "#555", weight: 1, interactive: false }));
-    });
+    var miniStyle = { color: "#555", weight: 1, interactive: false };
+    if (D.roads.country) {
+      /* one path for all its roads: the minimap moves with every pan and zoom */
+      var all = [];
+      D.minimap.lines.forEach(function (parts) { all = all.concat(decode(parts, Math.pow(10, D.minimap.decimals))); });
+      ctx.addLayer(L.polyline(all, miniStyle));
+    } else {
+      D.minimap.lines.forEach(function (parts) {
+        ctx.addLayer(L.polyline(decode(parts, Math.pow(10, D.minimap.decimals)), miniStyle));
+      });
+    }
     mini = new L.Control.MiniMap(ctx, {
       position: "bottomright", width: 140, height: 140, zoomLevelOffset: -4,
       toggleDisplay: false, aimingRectOptions: { color: "#65032d", weight: 1, interactive: false },
@@ -986,7 +1155,7 @@ function convoyriskBriefing(map, D) {
   });
 
   window.convoyriskLayers = {
-    roads: roads, incidents: incidents, markers: marks, heat: heat, routes: bands, aggregates: aggs,
+    roads: roads, incidents: incidents, markers: marks, countryIncidents: countryInc, heat: heat, routes: bands, aggregates: aggs,
     worst: worst, grid: grid, layers: layers, context: context
   };
 }
