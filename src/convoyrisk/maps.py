@@ -1207,6 +1207,7 @@ def risk_map(
         heat=heat_on,
         wells=any(not p["town"] for p in place_rows),
         insufficient=bool((risk.segments["risk_class"].astype(str) == INSUFFICIENT).any()),
+        detail_zoom=DETAIL_ZOOM if tiled else None,
     )
     listed = worst_rows(G, routes, above_low=False)
     worst_table = worst_table_html(
@@ -1224,7 +1225,7 @@ def risk_map(
         incidents_drawn=len(incidents),
         merged=bool(roads["merged"]),
         base=base,
-        country=country_note(roads["detailZoom"]) if tiled else None,
+        country=country_note(DETAIL_ZOOM, RATE_DIGITS) if tiled else None,
     )
     panels = [
         [

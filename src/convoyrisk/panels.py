@@ -192,8 +192,12 @@ def legend_html(
     heat: bool,
     wells: bool,
     insufficient: bool,
+    detail_zoom: int | None = None,
 ) -> str:
-    """The legend: each class's line as drawn, its thresholds and chance in words, symbols."""
+    """The legend: each class's line as drawn, its thresholds and chance in words, symbols.
+
+    `detail_zoom`: a country map's, from which it draws each incident (no grouped counts).
+    """
     cmap = risk_colormap(risk)
     t = risk.params.class_thresholds
     bounds = [f"&lt; {t[0]:g}", f"{t[0]:g} – {t[1]:g}", f"{t[1]:g} – {t[2]:g}", f"≥ {t[2]:g}"]
@@ -217,8 +221,13 @@ def legend_html(
             '<div><span class="cr-dot convoyrisk-incident"></span>incident (used in the risk)</div>'
             '<div><span class="cr-dot convoyrisk-incident cr-unused"></span>incident not used '
             "(too old, too imprecise or after the as-of date)</div>"
+        )
+        extra += (
             '<div><span class="cr-legend-count">12</span>incidents close together, '
             "ringed (click the count to zoom in)</div>"
+            if detail_zoom is None
+            else f"<div>each incident drawn from zoom {detail_zoom} on (click one for its "
+            "details)</div>"
         )
     if uncertain:
         extra += '<div><span class="cr-ring"></span>uncertainty of its position</div>'
@@ -462,19 +471,19 @@ def _record_text(risk: RiskResult) -> str:
     return f"rates over a record of {days:.0f} days ({how})"
 
 
-def country_note(detail_zoom: int) -> str:
-    """What a country map leaves out below `detail_zoom`, and what it shows anyway (plain text).
+def country_note(detail_zoom: int, digits: int) -> str:
+    """What a country map leaves out below `detail_zoom` and how it rounds (plain text).
 
     Examples
     --------
-    >>> country_note(10)[:60]
-    'Country map: low-risk and insufficient-data minor roads are '
+    >>> country_note(10, 2).split(";")[0]
+    'Country map: low-risk and insufficient-data minor roads and each incident are drawn from zoom 10 on'
     """
     return (
-        f"Country map: low-risk and insufficient-data minor roads are drawn from zoom "
-        f"{detail_zoom} on; below it, major roads and every elevated, high or severe "
-        f"road; rates to two significant digits; the incidents that weigh most are "
-        f"named on elevated and worse roads"
+        f"Country map: low-risk and insufficient-data minor roads and each incident are "
+        f"drawn from zoom {detail_zoom} on; below it, the major roads, every elevated, high "
+        f"or severe road and the incident heat; rates to {digits} significant digits; the "
+        f"incidents that weigh most are named on elevated and worse roads"
     )
 
 

@@ -170,7 +170,7 @@ function convoyriskBriefing(map, D) {
 
   /* Canvas map tiles drawn by `draw(job)` between frames, up to TILE_BUDGET_MS of drawing
      a frame (the tiles nearest the centre first: Leaflet asks for them first). */
-  var TILE_BUDGET_MS = 30, tileQueue = [], tileAsked = false;
+  var TILE_BUDGET_MS = 12, tileQueue = [], tileAsked = false;
   function runTiles() {
     tileAsked = false;
     var t0 = performance.now();
@@ -285,7 +285,7 @@ function convoyriskBriefing(map, D) {
     /* the heat, as folium's L.heatLayer draws it (radius 30, blur 25, points summed in cells
        of half the radius, the fullest cell of the zoom darkest), a tile at a time; cells are
        aligned on the world's pixels, so tiles meet without a seam */
-    var heatMax = {};
+    var heatMax = {}, heatLook = null;
     function fullest(z) {
       if (heatMax[z] === undefined) {
         var s = Math.pow(2, z), cell = (HEAT.radius + HEAT.blur) / 2, sums = new Map(), top = 1;
@@ -316,9 +316,15 @@ function convoyriskBriefing(map, D) {
       });
       if (!data.length) { return; }
       job.tile.getContext("2d", { willReadFrequently: true });
-      window.simpleheat(job.tile).data(data).max(fullest(z))
-        .radius(HEAT.radius * job.ratio, HEAT.blur * job.ratio)
-        .gradient(HEAT.gradient).draw(HEAT.minOpacity);
+      var heat = window.simpleheat(job.tile);
+      if (!heatLook || heatLook.ratio !== job.ratio) {
+        var made = window.simpleheat(document.createElement("canvas"))
+          .radius(HEAT.radius * job.ratio, HEAT.blur * job.ratio).gradient(HEAT.gradient);
+        heatLook = { ratio: job.ratio, circle: made._circle, r: made._r, grad: made._grad };
+      }
+      /* the blurred circle and the gradient, made once (simpleheat remakes them on each call) */
+      heat._circle = heatLook.circle; heat._r = heatLook.r; heat._grad = heatLook.grad;
+      heat.data(data).max(fullest(z)).draw(HEAT.minOpacity);
     }
     var heatTiles = window.simpleheat ? canvasTiles(drawHeat, "crHeat", "convoyrisk-heat-tiles") : null;
     var rings = canvasTiles(drawRings, "markerPane", "convoyrisk-incident-tiles");
@@ -557,7 +563,7 @@ function convoyriskBriefing(map, D) {
     var lit = L.layerGroup(), litRenderer = L.svg({ pane: "crRoads" }), shown = -1, pending = null;
     function hover() {
       var e = pending; pending = null;
-      if (!e || !map.hasLayer(tiles)) { return; }
+      if (!e || !map.hasLayer(tiles) || (map.dragging && map.dragging.moving())) { return; }
       var i = hit(e.latlng, map.getZoom());
       if (i !== shown) {
         lit.clearLayers();
