@@ -158,6 +158,15 @@ def test_country_map_draws_what_comes_into_view_and_tracks_from_the_detail_zoom(
     p = _point(b, track["lat"], track["lon"])
     assert _pixels_near(b, tmp_path, colour, p) >= 4
     assert b.eval("getComputedStyle(document.querySelector('.cr-lod-note')).display") == "none"
+    # printing: the whole country in view, every tile drawn before the page prints
+    drawn = b.eval(
+        "(() => { const before = window.convoyriskRoads.drawn.tiles;"
+        " window.dispatchEvent(new Event('beforeprint'));"
+        " const out = [window.convoyriskRoads.pending(), window.convoyriskRoads.drawn.tiles - before,"
+        "   window.convoyriskPrint.contains];"
+        " window.dispatchEvent(new Event('afterprint')); return out; })()"
+    )
+    assert drawn[0] == 0 and drawn[1] > 0 and drawn[2] is True
     assert b.errors() == [], json.dumps(b.errors())[:500]
 
 

@@ -181,6 +181,13 @@ function convoyriskBriefing(map, D) {
     }
     if (tileQueue.length) { tileAsked = true; requestAnimationFrame(runTiles); }
   }
+  function flushTiles() {
+    while (tileQueue.length) {
+      var job = tileQueue.shift();
+      if (job.tile.parentNode) { job.draw(job); }
+      job.done(null, job.tile);
+    }
+  }
   function canvasTiles(draw, pane, className) {
     var Tiles = L.GridLayer.extend({
       createTile: function (coords, done) {
@@ -1147,6 +1154,7 @@ function convoyriskBriefing(map, D) {
                               paddingBottomRight: [Math.ceil(88 * mm) + 16, (D.marking ? 34 : 16) + 40],
                               animate: false });
     if (!gridWasOn) { grid.addTo(map); } else { drawGrid(); }
+    flushTiles();  /* the page prints now: draw every tile asked for (country maps) */
     window.convoyriskPrint = { contains: map.getBounds().contains(L.latLngBounds(D.bounds)),
                                size: [map.getSize().x, map.getSize().y] };
   });
