@@ -1,4 +1,4 @@
-"""A country map in a real browser: roads drawn where the view goes, minor roads from the detail zoom.
+"""A country map in a real browser: roads drawn where the view goes, minor ones from a zoom.
 
 A synthetic grid country (200 km square, a line every 8 km, every tenth a primary
 road, the rest tracks; incidents in one corner) drawn as a country map
@@ -90,8 +90,12 @@ def _pixels_near(b: Browser, tmp: Path, colour: str, at: dict[str, float], r: in
 
 
 def _point(b: Browser, lat: float, lon: float) -> dict[str, float]:
-    return dict(b.eval(f"(() => {{ const p = {MAP}.latLngToContainerPoint([{lat}, {lon}]);"
-                       " return {x: p.x, y: p.y}; })()"))
+    return dict(
+        b.eval(
+            f"(() => {{ const p = {MAP}.latLngToContainerPoint([{lat}, {lon}]);"
+            " return {x: p.x, y: p.y}; })()"
+        )
+    )
 
 
 def _far_track(b: Browser) -> tuple[int, dict]:
@@ -108,7 +112,7 @@ def _far_track(b: Browser) -> tuple[int, dict]:
     for i, cls, lat, lon in info:
         if 0.25 < lat - lat0 < 0.6 and 0.3 < lon - lon0 < 0.6:
             return i, {"cls": cls, "lat": lat, "lon": lon}
-    raise AssertionError("no track in the south-west quarter")
+    pytest.fail("no track in the south-west quarter")
 
 
 def test_country_map_draws_what_comes_into_view_and_tracks_from_the_detail_zoom(
@@ -128,7 +132,9 @@ def test_country_map_draws_what_comes_into_view_and_tracks_from_the_detail_zoom(
     i, track = _far_track(b)
     colour = CLASS_COLOURS.get(track["cls"], INSUFFICIENT_COLOUR)
     # zoomed in on the north-east corner: the track is far out of view
-    b.eval(f"{MAP}.setView([{track['lat'] + 1.0}, {track['lon'] + 1.0}], 12, {{animate: false}}) && 1")
+    b.eval(
+        f"{MAP}.setView([{track['lat'] + 1.0}, {track['lon'] + 1.0}], 12, {{animate: false}}) && 1"
+    )
     _settle(b)
     size = b.eval(f"(() => {{ const s = {MAP}.getSize(); return [s.x, s.y]; }})()")
     p = _point(b, track["lat"], track["lon"])
@@ -148,7 +154,8 @@ def test_country_map_draws_what_comes_into_view_and_tracks_from_the_detail_zoom(
     assert b.eval(f"window.convoyriskRoads.hit({track['lat']}, {track['lon']})") == i
 
     # one zoom under the detail zoom: not drawn; at it: drawn
-    b.eval(f"{MAP}.setView([{track['lat']}, {track['lon']}], {DETAIL_ZOOM - 1}, {{animate: false}}) && 1")
+    below = DETAIL_ZOOM - 1
+    b.eval(f"{MAP}.setView([{track['lat']}, {track['lon']}], {below}, {{animate: false}}) && 1")
     _settle(b)
     p = _point(b, track["lat"], track["lon"])
     assert _pixels_near(b, tmp_path, colour, p) == 0
@@ -162,8 +169,8 @@ def test_country_map_draws_what_comes_into_view_and_tracks_from_the_detail_zoom(
     drawn = b.eval(
         "(() => { const before = window.convoyriskRoads.drawn.tiles;"
         " window.dispatchEvent(new Event('beforeprint'));"
-        " const out = [window.convoyriskRoads.pending(), window.convoyriskRoads.drawn.tiles - before,"
-        "   window.convoyriskPrint.contains];"
+        " const R = window.convoyriskRoads;"
+        " const out = [R.pending(), R.drawn.tiles - before, window.convoyriskPrint.contains];"
         " window.dispatchEvent(new Event('afterprint')); return out; })()"
     )
     assert drawn[0] == 0 and drawn[1] > 0 and drawn[2] is True
@@ -184,15 +191,43 @@ def test_country_map_incidents_open_their_popup_from_the_detail_zoom(
     b.eval(f"{MAP}.setView([{lat}, {lon}], {DETAIL_ZOOM - 1}, {{animate: false}}) && 1")
     _settle(b)
     p = _point(b, lat, lon)
-    b.send("Input.dispatchMouseEvent", type="mousePressed", x=p["x"], y=p["y"], button="left", clickCount=1)
-    b.send("Input.dispatchMouseEvent", type="mouseReleased", x=p["x"], y=p["y"], button="left", clickCount=1)
+    b.send(
+        "Input.dispatchMouseEvent",
+        type="mousePressed",
+        x=p["x"],
+        y=p["y"],
+        button="left",
+        clickCount=1,
+    )
+    b.send(
+        "Input.dispatchMouseEvent",
+        type="mouseReleased",
+        x=p["x"],
+        y=p["y"],
+        button="left",
+        clickCount=1,
+    )
     b.drain(0.5)
     assert b.eval("document.querySelectorAll('.leaflet-popup .cr-popup').length") == 0
     b.eval(f"{MAP}.setView([{lat}, {lon}], {DETAIL_ZOOM + 2}, {{animate: false}}) && 1")
     _settle(b)
     p = _point(b, lat, lon)
-    b.send("Input.dispatchMouseEvent", type="mousePressed", x=p["x"], y=p["y"], button="left", clickCount=1)
-    b.send("Input.dispatchMouseEvent", type="mouseReleased", x=p["x"], y=p["y"], button="left", clickCount=1)
+    b.send(
+        "Input.dispatchMouseEvent",
+        type="mousePressed",
+        x=p["x"],
+        y=p["y"],
+        button="left",
+        clickCount=1,
+    )
+    b.send(
+        "Input.dispatchMouseEvent",
+        type="mouseReleased",
+        x=p["x"],
+        y=p["y"],
+        button="left",
+        clickCount=1,
+    )
     b.drain(0.5)
     text = b.eval("(document.querySelector('.leaflet-popup .cr-popup') || {}).textContent || ''")
     assert "IED" in text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import geopandas as gpd
 import networkx as nx
 import numpy as np
-import pandas as pd
 import pytest
 import shapely
 from shapely import LineString
@@ -94,7 +93,7 @@ def _features(data: dict) -> gpd.GeoDataFrame:
             "id": decode_deltas(R["id"]),
             "count": decode_varints(R["count"]),
         },
-        geometry=[shapely.MultiLineString([p for p in ps]) for ps in parts],
+        geometry=[shapely.MultiLineString(list(ps)) for ps in parts],
         crs="EPSG:4326",
     )
 
@@ -144,7 +143,10 @@ def test_every_segment_drawn_in_its_class_and_hot_ones_in_the_overview(
     overview = feats.iloc[: R["overview"]]
     highway = {(u, v, k): h for u, v, k, h in default_graph.edges(keys=True, data="highway")}
     major = np.array(
-        [highway.get((u, v, k)) in OVERVIEW_HIGHWAYS for u, v, k in segs[["u", "v", "key"]].to_numpy()]
+        [
+            highway.get((u, v, k)) in OVERVIEW_HIGHWAYS
+            for u, v, k in segs[["u", "v", "key"]].to_numpy()
+        ]
     )
     hot = ~segs["risk_class"].isin(CALM_CLASSES).to_numpy()
     utm = segs.crs
@@ -152,8 +154,10 @@ def test_every_segment_drawn_in_its_class_and_hot_ones_in_the_overview(
         pool = overview if hot[i] or major[i] else feats
         same = pool[pool["cls"] == cls]
         # within the display simplification (10 m) and rounding of a feature of its class
-        d = gpd.GeoSeries(same.geometry, crs=feats.crs).to_crs(utm).distance(
-            gpd.GeoSeries([mid], crs=feats.crs).to_crs(utm).iloc[0]
+        d = (
+            gpd.GeoSeries(same.geometry, crs=feats.crs)
+            .to_crs(utm)
+            .distance(gpd.GeoSeries([mid], crs=feats.crs).to_crs(utm).iloc[0])
         )
         assert d.min() < 12.0, (i, cls)
     # and a calm run is in the overview only on a major road

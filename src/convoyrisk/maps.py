@@ -166,7 +166,8 @@ def _json_for_html(obj: Any) -> str:  # noqa: ANN401 - any JSON-able object
 
     Nor ``{{``, ``{%`` or ``{#``: folium reads the page's HTML as a Jinja template
     once more. Outside strings JSON never has them, so the second character is
-    always in a string, where ``\\u007b``, ``\\u0025`` and ``\\u0023`` mean the same.
+    always in a string, where its JSON escape (``u007b``, ``u0025``, ``u0023`` after a
+    backslash) means the same.
     """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
@@ -398,13 +399,14 @@ def _roads_data(
     draw = np.argsort(row_codes, kind="stable")  # severe last, so on top
     rows = rows.iloc[draw].reset_index(drop=True)
     shown = _display(gpd.GeoDataFrame(geometry=geom.to_numpy()[draw], crs=segs.crs), simplify_m)
-    codes_top, labels = pd.factorize(rows["top_contributors"].fillna("").astype(str))
-    empty = np.flatnonzero(np.asarray(labels) == "")
+    codes_top, uniques = pd.factorize(rows["top_contributors"].fillna("").astype(str))
+    labels = np.asarray(uniques)
+    empty = np.flatnonzero(labels == "")
     top = np.asarray(codes_top).copy()
     if len(empty):
         top[top == empty[0]] = -1
         top[top > empty[0]] -= 1
-        labels = np.delete(np.asarray(labels), empty[0])
+        labels = np.delete(labels, empty[0])
     names, name_index = _road_names(G, rows["road_id"].to_numpy())
     chain = _route_chainage(G, routes, risk)
     km: dict[str, list[list[float]]] = {}
@@ -469,7 +471,7 @@ def varint_text(values: Any) -> str:  # noqa: ANN401 - array-like
     more = np.zeros_like(used)
     more[:, :-1] = used[:, 1:]
     codes = (digits + 32 * more + 63)[used]
-    return codes.astype(np.uint8).tobytes().decode("ascii")
+    return str(codes.astype(np.uint8).tobytes().decode("ascii"))
 
 
 def _delta_text(values: Any) -> str:  # noqa: ANN401 - array-like
@@ -1183,7 +1185,9 @@ def risk_map(
         )
     incidents, no_position, off_network = _incidents_data(risk.incidents, decimals)
     # a country map draws its incidents into tiles, never as clustered markers
-    clustered = not tiled and (len(incidents) >= CLUSTER_MIN_INCIDENTS if cluster is None else cluster)
+    clustered = not tiled and (
+        len(incidents) >= CLUSTER_MIN_INCIDENTS if cluster is None else cluster
+    )
     uncertain = any(r["radius"] > 0 for r in incidents)
     approximate = any(d.get("geometry_source") == "approximate" for *_, d in G.edges(data=True))
     heat_on = heat and bool(incidents)
