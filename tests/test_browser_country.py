@@ -24,6 +24,7 @@ from convoyrisk.maps import DETAIL_ZOOM, risk_map, save_map
 from convoyrisk.panels import CLASS_COLOURS, INSUFFICIENT_COLOUR
 
 from .helpers.cdp import Browser, chromium_path
+from .helpers.mapdata import decode_deltas, decode_varints, map_data
 
 pytestmark = pytest.mark.browser
 
@@ -183,11 +184,10 @@ def test_country_map_incidents_open_their_popup_from_the_detail_zoom(
     b = browser
     b.open(grid_map)
     _settle(b)
-    lat, lon, event = b.eval(
-        "(() => { const m = document.querySelector('script[type=\"application/json\"]');"
-        " const D = JSON.parse(m.textContent), c = D.incidents.columns;"
-        " return [c.lat[0], c.lon[0], c.id.values[c.id.codes[0]]]; })()"
-    )
+    cols = map_data(grid_map.read_text(encoding="utf-8"))["incidents"]["columns"]
+    lat = decode_deltas(cols["lat"]["deltas"])[0] / 10 ** cols["lat"]["fixed"]
+    lon = decode_deltas(cols["lon"]["deltas"])[0] / 10 ** cols["lon"]["fixed"]
+    event = cols["id"]["values"][decode_varints(cols["id"]["codes"])[0]]
     b.eval(f"{MAP}.setView([{lat}, {lon}], {DETAIL_ZOOM - 1}, {{animate: false}}) && 1")
     _settle(b)
     p = _point(b, lat, lon)

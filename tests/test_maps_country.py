@@ -135,6 +135,7 @@ def test_every_segment_drawn_in_its_class_and_hot_ones_in_the_overview(
     R = country_page["roads"]
     segs = default_risk.segments
     assert feats["count"].sum() == len(segs)
+    assert ";" in R["geom"]  # runs that start where the one before ends
     assert sorted(feats["id"]) == sorted(feats["id"].unique())
     mids = gpd.GeoSeries(
         shapely.line_interpolate_point(segs.geometry.to_numpy(), 0.5, normalized=True),
@@ -185,3 +186,25 @@ def test_country_tooltips_carry_contributors_of_hot_runs_only(country_page: dict
     assert at == len(tops)
     assert named == sum(c not in calm for c in codes)
     assert all(" " in item for item in R["items"])  # "ID date", the share is a number apart
+
+
+def test_country_incident_columns_read_back_as_the_records(
+    country_page: dict, default_graph: nx.MultiDiGraph, default_risk: cr.RiskResult, tmp_path
+) -> None:
+    cols = country_page["incidents"]["columns"]
+    plain = tmp_path / "plain.html"
+    save_map(risk_map(default_graph, default_risk, minimap=False), plain)
+    rows = map_data(plain.read_text(encoding="utf-8"))["incidents"]["rows"]
+    assert rows
+    for key, col in cols.items():
+        if "codes" in col:
+            back = [col["values"][c] for c in decode_varints(col["codes"])]
+        elif "fixed" in col:
+            back = (decode_deltas(col["deltas"]) / 10.0 ** col["fixed"]).tolist()
+        else:
+            back = [None if v == 0 else unzigzag([v - 1])[0] for v in decode_varints(col["ints"])]
+        want = [r[key] for r in rows]
+        if "fixed" in col:
+            np.testing.assert_allclose(back, want, atol=1e-9)
+        else:
+            assert back == [w if w is None or isinstance(w, int) else str(w) for w in want], key

@@ -500,13 +500,18 @@ def encode_chain(geoms: Any, decimals: int) -> str:  # noqa: ANN401 - array-like
     later one from the vertex before it, also across parts and geometries, as
     zigzag varints (:func:`varint_text`, x then y). A space starts a new part
     of the same geometry and a comma a new geometry (an empty geometry is an
-    empty stretch between commas).
+    empty stretch between commas); a semicolon starts a new geometry whose first
+    vertex is the vertex before (consecutive runs of a road share an end), which
+    is then not written again. A single line is Google's encoded polyline of
+    its (x, y).
 
     Examples
     --------
     >>> from shapely import LineString
     >>> encode_chain([LineString([(0.0, 0.0), (0.0001, 0.0)]), LineString([(0.0002, 0.0)] * 2)], 4)
     '??A?,A???'
+    >>> encode_chain([LineString([(0.0, 0.0), (0.0001, 0.0)]), LineString([(0.0001, 0.0), (0.0002, 0.0)])], 4)
+    '??A?;A?'
     """
     arr = np.asarray(geoms, dtype=object)
     if arr.size == 0:
@@ -531,6 +536,9 @@ def encode_chain(geoms: Any, decimals: int) -> str:  # noqa: ANN401 - array-like
     gap = np.diff(np.r_[0, part_owner])
     lead = np.where(gap == 0, " ", np.char.multiply(",", np.maximum(gap, 0)).astype(object))
     lead[0] = "," * int(part_owner[0])
+    again = (gap == 1) & np.all(delta[starts] == 0, axis=1)
+    lead[again] = ";"
+    text[starts[again]] = ""
     text[starts] = lead + text[starts]
     return "".join(text.tolist()) + "," * (len(arr) - 1 - int(part_owner[-1]))
 
@@ -699,7 +707,7 @@ def _country_roads(
         "high": _delta_text(sig_codes(rows["rate_high"])),
         "n": _delta_text(rows["incidents"].astype(int)) if "incidents" in rows else None,
         "count": varint_text(count[order]),
-        "road": varint_text(np.asarray(name_index, dtype=np.int64) + 1),
+        "road": _delta_text(np.asarray(name_index, dtype=np.int64) + 1),
         "names": names,
         "calm": [MAP_CLASSES.index(c) for c in CALM_CLASSES],
         "items": items,
@@ -812,18 +820,29 @@ def _incidents_data(
     return out, int((~has_pos).sum()), n_off
 
 
-def _columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Records as columns; a text column as ``{"codes": [...], "values": [...]}``."""
+def _columns(rows: list[dict[str, Any]], decimals: int) -> dict[str, Any]:
+    """Records as packed columns (:func:`varint_text`), for a country map.
+
+    A text column is ``{"codes": ..., "values": [...]}`` (codes into its distinct
+    values); ``lat`` and ``lon`` are ``{"fixed": decimals, "deltas": ...}`` (the
+    zigzag differences of the rounded integers); another column of integers or
+    None is ``{"ints": ...}`` (0 for None, else the zigzag plus one).
+    """
     if not rows:
         return {}
     out: dict[str, Any] = {}
     for key in rows[0]:
         values = [r[key] for r in rows]
-        if any(isinstance(v, str) for v in values):
-            codes, uniques = pd.factorize(pd.Series(values, dtype=object))
-            out[key] = {"codes": codes.tolist(), "values": [str(u) for u in uniques]}
+        if key in {"lat", "lon"}:
+            scaled = np.rint(np.asarray(values, dtype=float) * 10.0**decimals)
+            out[key] = {"fixed": decimals, "deltas": _delta_text(scaled.astype(np.int64))}
+        elif all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in values):
+            ints = np.asarray([0 if v is None else v for v in values], dtype=np.int64)
+            null = np.asarray([v is None for v in values])
+            out[key] = {"ints": varint_text(np.where(null, 0, zigzag(ints) + 1))}
         else:
-            out[key] = values
+            codes, uniques = pd.factorize(pd.Series([str(v) for v in values], dtype=object))
+            out[key] = {"codes": varint_text(codes), "values": [str(u) for u in uniques]}
     return out
 
 
@@ -1271,7 +1290,7 @@ def risk_map(
         "routes": route_rows,
         "worst": worst_labels,
         "incidents": (
-            {"cluster": clustered, "columns": _columns(incidents)}
+            {"cluster": clustered, "columns": _columns(incidents, decimals)}
             if tiled
             else {"cluster": clustered, "rows": incidents}
         ),

@@ -93,15 +93,19 @@ def decode_deltas(text: str) -> np.ndarray:
 
 
 def decode_chain(text: str, decimals: int) -> list[list[np.ndarray]]:
-    """A chained geometry text (commas between geometries, spaces between parts) to arrays."""
+    """A chained geometry text to arrays: commas between geometries, spaces between parts,
+    a semicolon for a new geometry that starts at the vertex before."""
     out: list[list[np.ndarray]] = []
     at = np.zeros(2, dtype=np.int64)
-    for geom in text.split(","):
-        parts = []
-        for part in geom.split(" ") if geom else []:
-            d = np.asarray(unzigzag(decode_varints(part)), dtype=np.int64).reshape(-1, 2)
-            xy = at + np.cumsum(d, axis=0)
-            at = xy[-1]
-            parts.append(xy / 10.0**decimals)
-        out.append(parts)
+    for chunk in text.split(","):
+        for k, geom in enumerate(chunk.split(";")):
+            parts = []
+            for j, part in enumerate(geom.split(" ") if geom else []):
+                d = np.asarray(unzigzag(decode_varints(part)), dtype=np.int64).reshape(-1, 2)
+                xy = at + np.cumsum(d, axis=0)
+                if k > 0 and j == 0:  # starts at the vertex before
+                    xy = np.vstack([at, xy])
+                at = xy[-1]
+                parts.append(xy / 10.0**decimals)
+            out.append(parts)
     return out

@@ -395,7 +395,7 @@ function convoyriskBriefing(map, D) {
     var cls = new Uint8Array(n);
     for (var i = 0; i < n; i++) { cls[i] = R.cls.charCodeAt(i) - 48; }
     var ids = sums(R.id), rate = sums(R.rate), low = sums(R.low), high = sums(R.high);
-    var nInc = R.n ? sums(R.n) : null, count = varints(R.count), road = varints(R.road);
+    var nInc = R.n ? sums(R.n) : null, count = varints(R.count), road = sums(R.road);
     function sig(code) {
       if (!code) { return 0; }
       code -= 1;
@@ -403,13 +403,18 @@ function convoyriskBriefing(map, D) {
       return Number((m * Math.pow(10, e - digits + 1)).toPrecision(digits));
     }
     /* geometry: vertices in Web Mercator pixels at zoom 0 */
-    var g = R.geom, cap = Math.floor(g.length / 2) + 1;
+    var g = R.geom, cap = g.length + 1;
     var X = new Float64Array(cap), Y = new Float64Array(cap), brk = new Uint8Array(cap);
     var start = new Int32Array(n + 1), f = 0, nv = 0, acc = 0, sh = 1, half = false;
     var x = 0, y = 0, newPart = false, k = Math.pow(10, D.decimals);
     for (var j = 0; j < g.length; j++) {
       var c = g.charCodeAt(j);
       if (c === 44) { f += 1; start[f] = nv; newPart = false; continue; }
+      if (c === 59) {  /* a new run from the vertex before */
+        f += 1; start[f] = nv; newPart = false;
+        X[nv] = X[nv - 1]; Y[nv] = Y[nv - 1]; brk[nv] = 0; nv += 1;
+        continue;
+      }
       if (c === 32) { newPart = true; continue; }
       c -= 63;
       acc += (c & 31) * sh;
@@ -716,16 +721,25 @@ function convoyriskBriefing(map, D) {
 
   /* Incidents: hollow rings (the road colour shows through), with honest uncertainty. */
   var I = D.incidents;
-  if (I.columns) {  /* a country map's incidents come as columns */
-    var cols = I.columns, keys = Object.keys(cols);
-    var nRows = keys.length ? (cols[keys[0]].codes || cols[keys[0]]).length : 0;
+  if (I.columns) {  /* a country map's incidents come as packed columns (convoyrisk.maps._columns) */
+    var cols = I.columns, keys = Object.keys(cols), unpacked = {}, nRows = 0;
+    keys.forEach(function (key) {
+      var col = cols[key], vals;
+      if (col.codes !== undefined) {
+        vals = Array.prototype.map.call(varints(col.codes), function (c) { return col.values[c]; });
+      } else if (col.fixed !== undefined) {
+        var k10 = Math.pow(10, col.fixed);
+        vals = Array.prototype.map.call(sums(col.deltas), function (v) { return v / k10; });
+      } else {
+        vals = Array.prototype.map.call(varints(col.ints), function (v) { return v ? unzig(v - 1) : null; });
+      }
+      unpacked[key] = vals;
+      nRows = vals.length;
+    });
     I.rows = [];
     for (var ri = 0; ri < nRows; ri++) {
       var rec = {};
-      keys.forEach(function (key) {
-        var col = cols[key];
-        rec[key] = col.codes ? col.values[col.codes[ri]] : col[ri];
-      });
+      keys.forEach(function (key) { rec[key] = unpacked[key][ri]; });
       I.rows.push(rec);
     }
   }
