@@ -707,7 +707,7 @@ def _country_roads(
         "high": _delta_text(sig_codes(rows["rate_high"])),
         "n": _delta_text(rows["incidents"].astype(int)) if "incidents" in rows else None,
         "count": varint_text(count[order]),
-        "road": _delta_text(np.asarray(name_index, dtype=np.int64) + 1),
+        "road": varint_text(np.asarray(name_index, dtype=np.int64) + 1),
         "names": names,
         "calm": [MAP_CLASSES.index(c) for c in CALM_CLASSES],
         "items": items,

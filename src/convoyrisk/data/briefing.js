@@ -395,7 +395,7 @@ function convoyriskBriefing(map, D) {
     var cls = new Uint8Array(n);
     for (var i = 0; i < n; i++) { cls[i] = R.cls.charCodeAt(i) - 48; }
     var ids = sums(R.id), rate = sums(R.rate), low = sums(R.low), high = sums(R.high);
-    var nInc = R.n ? sums(R.n) : null, count = varints(R.count), road = sums(R.road);
+    var nInc = R.n ? sums(R.n) : null, count = varints(R.count), road = varints(R.road);
     function sig(code) {
       if (!code) { return 0; }
       code -= 1;
