@@ -680,11 +680,15 @@ def _country_roads(
     chain = _route_chainage(G, routes, risk)
     km: dict[str, list[list[float]]] = {}
     if chain:
-        for i, r in enumerate(order.tolist()):
+        # only the runs a route passes (a few thousand of a country's million)
+        on_route = set(chain)
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        for r in range(len(order)):
             seg_ids = members[r] if members is not None else [int(ids[r])]
-            spans = _route_km(chain, seg_ids)
-            if spans:
-                km[str(i)] = spans
+            if on_route.isdisjoint(seg_ids):
+                continue
+            km[str(int(position[r]))] = _route_km(chain, seg_ids)
     sorted_codes = codes[order]
     named = ~calm[order]  # contributors named on elevated and worse runs only
     tops = rows["top_contributors"].fillna("").astype(str).to_numpy()
