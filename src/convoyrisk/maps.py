@@ -510,7 +510,8 @@ def encode_chain(geoms: Any, decimals: int) -> str:  # noqa: ANN401 - array-like
     >>> from shapely import LineString
     >>> encode_chain([LineString([(0.0, 0.0), (0.0001, 0.0)]), LineString([(0.0002, 0.0)] * 2)], 4)
     '??A?,A???'
-    >>> encode_chain([LineString([(0.0, 0.0), (0.0001, 0.0)]), LineString([(0.0001, 0.0), (0.0002, 0.0)])], 4)
+    >>> a, b = LineString([(0.0, 0.0), (0.0001, 0.0)]), LineString([(0.0001, 0.0), (0.0002, 0.0)])
+    >>> encode_chain([a, b], 4)
     '??A?;A?'
     """
     arr = np.asarray(geoms, dtype=object)
