@@ -64,6 +64,7 @@ from .panels import (
     MAP_CLASSES,
     ROUTE_COLOURS,
     briefing_panel_html,
+    country_note,
     escape_html,
     footer_html,
     legend_html,
@@ -107,6 +108,32 @@ MERGE_MIN_SEGMENTS = 5_000
 """From this many segments on, runs of a road's segments of one class are drawn as one line
 (``merge=None``)."""
 
+COUNTRY_MIN_SEGMENTS = 50_000
+"""From this many segments on (``country=None``), the roads are drawn as a country map.
+
+A country map draws the roads into map tiles from a spatial index (so a pan or a
+zoom costs what is in view, not the whole country), leaves low-risk and
+insufficient-data runs of minor roads out below :data:`DETAIL_ZOOM`, and packs
+its data (:func:`varint_text`, :func:`encode_chain`). The embedded Kidal–Gao
+network (about 1,600 segments) is far below it."""
+
+DETAIL_ZOOM = 10
+"""On country maps, runs of minor roads (not in :data:`OVERVIEW_HIGHWAYS`) that are low
+risk or insufficient data are drawn from this zoom on (at 10, 1.5 km is about 10 px);
+below it, the overview: the major roads and every elevated, high or severe run."""
+
+OVERVIEW_HIGHWAYS = frozenset(
+    {"motorway", "trunk", "primary", "secondary"}
+    | {f"{h}_link" for h in ("motorway", "trunk", "primary", "secondary")}
+)
+"""OSM ``highway`` values drawn at every zoom on country maps, whatever their class."""
+
+CELL_DEG = 0.25
+"""Side of the spatial index's cells on country maps, degrees (about 28 km)."""
+
+RATE_DIGITS = 2
+"""Significant digits of the rates in a country map's tooltips (three on other maps)."""
+
 CLUSTER_MIN_INCIDENTS = 200
 """From this many incidents on, markers are clustered (``cluster=None``)."""
 
@@ -135,9 +162,16 @@ _GEO_PRECISION = {
 
 
 def _json_for_html(obj: Any) -> str:  # noqa: ANN401 - any JSON-able object
-    """JSON that is safe inside a ``<script>`` element (no ``<``, ``>`` or ``&`` left)."""
+    """JSON that is safe inside a ``<script>`` element (no ``<``, ``>`` or ``&`` left).
+
+    Nor ``{{``, ``{%`` or ``{#``: folium reads the page's HTML as a Jinja template
+    once more. Outside strings JSON never has them, so the second character is
+    always in a string, where its JSON escape (``u007b``, ``u0025``, ``u0023`` after a
+    backslash) means the same.
+    """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    text = text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+    return text.replace("{{", "{\\u007b").replace("{%", "{\\u0025").replace("{#", "{\\u0023")
 
 
 class _Briefing(JSCSSMixin, MacroElement):
@@ -301,6 +335,52 @@ def _route_chainage(
     return out
 
 
+def _road_features(
+    segs: gpd.GeoDataFrame, *, merge: bool
+) -> tuple[pd.DataFrame, np.ndarray, gpd.GeoSeries, np.ndarray, list[list[int]] | None, bool]:
+    """Features to draw: each segment, or each run of them (:func:`segment_runs`).
+
+    Returns the row whose numbers each feature shows (a run's worst segment), the
+    segments in each, the geometry, the first segment id, each run's segment ids
+    (None when not merged) and whether runs were merged.
+    """
+    runs = segment_runs(segs) if merge else None
+    if runs is not None and int(runs.max()) + 1 == len(segs):
+        merge, runs = False, None  # nothing to merge: every run is one segment
+    if runs is None:
+        count = np.ones(len(segs), dtype=np.int64)
+        return segs, count, segs.geometry, segs["segment_id"].to_numpy(), None, False
+    rate = segs["rate"].to_numpy(float)
+    # each run shows its worst segment's numbers
+    worst = pd.Series(rate).groupby(runs).idxmax().to_numpy()
+    rows = segs.iloc[worst].reset_index(drop=True)
+    count = np.bincount(runs)
+    order_in = np.lexsort((segs["start_m"].to_numpy(float), runs))
+    lines = shapely.multilinestrings(segs.geometry.to_numpy()[order_in], indices=runs[order_in])
+    geom = gpd.GeoSeries(shapely.line_merge(lines), crs=segs.crs)
+    first = pd.Series(segs["segment_id"].to_numpy()[order_in]).groupby(runs[order_in]).first()
+    ids = first.to_numpy()
+    # each run's segment ids in row order: one stable sort, not a pandas group per run
+    # (a country has a million runs: get_group on each took minutes)
+    by_run = segs["segment_id"].astype(int).to_numpy()[np.argsort(runs, kind="stable")]
+    bounds = np.r_[0, np.cumsum(count)].tolist()
+    member_ids = by_run.tolist()
+    members = [member_ids[bounds[r] : bounds[r + 1]] for r in range(len(count))]
+    return rows, count, geom, ids, members, True
+
+
+def _route_km(
+    chain: dict[int, list[tuple[int, float, float]]], seg_ids: list[int]
+) -> list[list[float]]:
+    """``[rank, km from, km to]`` of each route passing any of `seg_ids` (empty: none)."""
+    spans: dict[int, list[float]] = {}
+    for s in seg_ids:
+        for rank, a, b in chain.get(s, []):
+            lo, hi = spans.get(rank, [a, b])
+            spans[rank] = [min(lo, a), max(hi, b)]
+    return [[rank, round(a, 1), round(b, 1)] for rank, (a, b) in sorted(spans.items())]
+
+
 def _roads_data(
     G: nx.MultiDiGraph,
     risk: RiskResult,
@@ -314,45 +394,19 @@ def _roads_data(
     """The road features (segments, or merged runs of them), drawn lowest class first."""
     segs = risk.segments.reset_index(drop=True)
     _class_codes(segs["risk_class"])  # every class known, or one clear error
-    rate = segs["rate"].to_numpy(float)
-    runs = segment_runs(segs) if merge else None
-    if runs is not None and int(runs.max()) + 1 == len(segs):
-        merge, runs = False, None  # nothing to merge: every run is one segment
-    if runs is not None:
-        # each run shows its worst segment's numbers
-        worst = pd.Series(rate).groupby(runs).idxmax().to_numpy()
-        rows = segs.iloc[worst].reset_index(drop=True)
-        count = np.bincount(runs)
-        order_in = np.lexsort((segs["start_m"].to_numpy(float), runs))
-        lines = shapely.multilinestrings(segs.geometry.to_numpy()[order_in], indices=runs[order_in])
-        geom = gpd.GeoSeries(shapely.line_merge(lines), crs=segs.crs)
-        first = pd.Series(segs["segment_id"].to_numpy()[order_in]).groupby(runs[order_in]).first()
-        ids = first.to_numpy()
-        # each run's segment ids in row order: one stable sort, not a pandas group per run
-        # (a country has a million runs: get_group on each took minutes)
-        by_run = segs["segment_id"].astype(int).to_numpy()[np.argsort(runs, kind="stable")]
-        bounds = np.r_[0, np.cumsum(count)].tolist()
-        member_ids = by_run.tolist()
-        members: list[list[int]] | None = [
-            member_ids[bounds[r] : bounds[r + 1]] for r in range(len(count))
-        ]
-    else:
-        rows = segs
-        count = np.ones(len(segs), dtype=np.int64)
-        geom = segs.geometry
-        ids = segs["segment_id"].to_numpy()
-        members = None
+    rows, count, geom, ids, members, merge = _road_features(segs, merge=merge)
     row_codes = _class_codes(rows["risk_class"])
     draw = np.argsort(row_codes, kind="stable")  # severe last, so on top
     rows = rows.iloc[draw].reset_index(drop=True)
     shown = _display(gpd.GeoDataFrame(geometry=geom.to_numpy()[draw], crs=segs.crs), simplify_m)
-    codes_top, labels = pd.factorize(rows["top_contributors"].fillna("").astype(str))
-    empty = np.flatnonzero(np.asarray(labels) == "")
+    codes_top, uniques = pd.factorize(rows["top_contributors"].fillna("").astype(str))
+    labels = np.asarray(uniques)
+    empty = np.flatnonzero(labels == "")
     top = np.asarray(codes_top).copy()
     if len(empty):
         top[top == empty[0]] = -1
         top[top > empty[0]] -= 1
-        labels = np.delete(np.asarray(labels), empty[0])
+        labels = np.delete(labels, empty[0])
     names, name_index = _road_names(G, rows["road_id"].to_numpy())
     chain = _route_chainage(G, routes, risk)
     km: dict[str, list[list[float]]] = {}
@@ -362,16 +416,9 @@ def _roads_data(
         else None
     )
     for i, sid in enumerate(ids[draw].tolist()):
-        seg_ids = group_ids[i] if group_ids is not None else [int(sid)]
-        spans: dict[int, list[float]] = {}
-        for s in seg_ids:
-            for rank, a, b in chain.get(s, []):
-                lo, hi = spans.get(rank, [a, b])
-                spans[rank] = [min(lo, a), max(hi, b)]
+        spans = _route_km(chain, group_ids[i] if group_ids is not None else [int(sid)])
         if spans:
-            km[str(i)] = [
-                [rank, round(a, 1), round(b, 1)] for rank, (a, b) in sorted(spans.items())
-            ]
+            km[str(i)] = spans
     data: dict[str, Any] = {
         "canvas": canvas,
         "merged": merge,
@@ -391,6 +438,289 @@ def _roads_data(
     if merge:
         data["count"] = count[draw].tolist()
     return data, np.asarray(shown.total_bounds)
+
+
+def varint_text(values: Any) -> str:  # noqa: ANN401 - array-like
+    """Non-negative integers as text, five bits a character, for a map's data block.
+
+    Each value is written low bits first, five at a time, as characters from
+    ``?`` (63) on: 32 is added to every chunk but the last (the varint of the
+    Google polyline format, without its zigzag step: see :func:`zigzag`).
+    Values below 32 take one character, below 1,024 two.
+
+    Examples
+    --------
+    >>> varint_text([0, 31, 32, 1000])
+    '?^_@g^'
+    """
+    v = np.asarray(values, dtype=np.int64).ravel()
+    if len(v) == 0:
+        return ""
+    if (v < 0).any():
+        msg = "varint_text takes non-negative integers (zigzag signed ones first)."
+        raise ValueError(msg)
+    chunks = [v & 31]
+    rest = v >> 5
+    while (rest > 0).any():
+        chunks.append(rest & 31)
+        rest = rest >> 5
+    digits = np.stack(chunks, axis=1)  # value x chunk, low bits first
+    used = np.ones_like(digits, dtype=bool)
+    for k in range(1, digits.shape[1]):
+        used[:, k] = (v >> (5 * k)) > 0
+    more = np.zeros_like(used)
+    more[:, :-1] = used[:, 1:]
+    codes = (digits + 32 * more + 63)[used]
+    return str(codes.astype(np.uint8).tobytes().decode("ascii"))
+
+
+def _delta_text(values: Any) -> str:  # noqa: ANN401 - array-like
+    """Integers as the :func:`varint_text` of the zigzag of their differences (from 0 first)."""
+    return varint_text(zigzag(np.diff(np.asarray(values, dtype=np.int64), prepend=0)))
+
+
+def zigzag(values: Any) -> np.ndarray:  # noqa: ANN401 - array-like
+    """Signed integers to non-negative ones (0, -1, 1, -2, ... to 0, 1, 2, 3, ...).
+
+    Examples
+    --------
+    >>> zigzag([0, -1, 1, -2, 2]).tolist()
+    [0, 1, 2, 3, 4]
+    """
+    v = np.asarray(values, dtype=np.int64)
+    return np.where(v < 0, -2 * v - 1, 2 * v)
+
+
+def encode_chain(geoms: Any, decimals: int) -> str:  # noqa: ANN401 - array-like
+    """Lines as one text: every vertex a difference from the one before, in any line.
+
+    Coordinates are multiplied by ``10**decimals`` and rounded (vertices that
+    rounding makes equal to the previous one are dropped, as in
+    :func:`encode_lines`); the first vertex is a difference from (0, 0) and each
+    later one from the vertex before it, also across parts and geometries, as
+    zigzag varints (:func:`varint_text`, x then y). A space starts a new part
+    of the same geometry and a comma a new geometry (an empty geometry is an
+    empty stretch between commas); a semicolon starts a new geometry whose first
+    vertex is the vertex before (consecutive runs of a road share an end), which
+    is then not written again. A single line is Google's encoded polyline of
+    its (x, y).
+
+    Examples
+    --------
+    >>> from shapely import LineString
+    >>> encode_chain([LineString([(0.0, 0.0), (0.0001, 0.0)]), LineString([(0.0002, 0.0)] * 2)], 4)
+    '??A?,A???'
+    >>> a, b = LineString([(0.0, 0.0), (0.0001, 0.0)]), LineString([(0.0001, 0.0), (0.0002, 0.0)])
+    >>> encode_chain([a, b], 4)
+    '??A?;A?'
+    """
+    arr = np.asarray(geoms, dtype=object)
+    if arr.size == 0:
+        return ""
+    parts, owner = shapely.get_parts(arr, return_index=True)
+    coords, part_of = shapely.get_coordinates(parts, return_index=True)
+    q = np.rint(coords * 10.0**decimals).astype(np.int64)
+    first = np.ones(len(q), dtype=bool)
+    first[1:] = part_of[1:] != part_of[:-1]
+    last = np.ones(len(q), dtype=bool)
+    last[:-1] = first[1:]
+    same = np.zeros(len(q), dtype=bool)
+    same[1:] = np.all(q[1:] == q[:-1], axis=1)
+    keep = first | last | ~same
+    q, part_of = q[keep], part_of[keep]
+    delta = np.diff(q, axis=0, prepend=np.zeros((1, 2), dtype=np.int64))
+    text = _varint_items(zigzag(delta))
+    # before the first vertex of each part: a space (a new part of the same geometry)
+    # or one comma for each geometry begun since the part before
+    starts = np.r_[0, np.flatnonzero(np.diff(part_of)) + 1]
+    part_owner = owner[part_of[starts]]
+    gap = np.diff(np.r_[0, part_owner])
+    lead = np.where(gap == 0, " ", np.char.multiply(",", np.maximum(gap, 0)).astype(object))
+    lead[0] = "," * int(part_owner[0])
+    again = (gap == 1) & np.all(delta[starts] == 0, axis=1)
+    lead[again] = ";"
+    text[starts[again]] = ""
+    text[starts] = lead + text[starts]
+    return "".join(text.tolist()) + "," * (len(arr) - 1 - int(part_owner[-1]))
+
+
+def _varint_items(values: np.ndarray) -> np.ndarray:
+    """The :func:`varint_text` of each row of `values` (rows of non-negative integers)."""
+    rows, cols = values.shape
+    flat = varint_text(values.ravel())
+    # length of each value's text: its count of 5-bit chunks
+    bits = np.zeros(values.size, dtype=np.int64)
+    rest = values.ravel().copy()
+    bits += 1
+    rest >>= 5
+    while (rest > 0).any():
+        bits += rest > 0
+        rest >>= 5
+    per_row = bits.reshape(rows, cols).sum(axis=1)
+    ends = np.cumsum(per_row)
+    starts = ends - per_row
+    pairs = zip(starts.tolist(), ends.tolist(), strict=True)
+    return np.array([flat[a:b] for a, b in pairs], dtype=object)
+
+
+def sig_codes(values: Any, digits: int = RATE_DIGITS) -> np.ndarray:  # noqa: ANN401 - array-like
+    """Non-negative numbers rounded to `digits` significant digits, as integer codes.
+
+    Code 0 is zero; otherwise ``1 + (e + 12) * 9 * 10**(digits-1) + (m - 10**(digits-1))``
+    for the value ``m * 10**(e - digits + 1)`` with ``m`` of `digits` digits, so
+    that the browser reads ``m`` and ``e`` back exactly (values from 1e-12 on; smaller
+    ones are written as zero).
+
+    Examples
+    --------
+    >>> sig_codes([0.0, 1.0, 0.0123]).tolist()
+    [0, 1081, 903]
+    """
+    v = np.asarray(values, dtype=float)
+    out = np.zeros(len(v), dtype=np.int64)
+    pos = np.isfinite(v) & (v >= 1e-12)
+    lo = 10 ** (digits - 1)
+    x = v[pos]
+    e = np.floor(np.log10(x)).astype(np.int64)
+    m = np.rint(x / 10.0 ** (e - digits + 1)).astype(np.int64)
+    up = m >= 10 * lo  # rounding carried to one more digit (9.96 to 10.0)
+    e[up] += 1
+    m[up] = lo
+    low = m < lo  # log10 rounding the other way
+    e[low] -= 1
+    m[low] = np.rint(x[low] / 10.0 ** (e[low] - digits + 1)).astype(np.int64)
+    out[pos] = 1 + (e + 12) * 9 * lo + (m - lo)
+    return out
+
+
+_SHARE = re.compile(r"^(?P<label>.*) \((?P<pct>\d+)%\)$")
+
+
+def _contributor_refs(texts: Any) -> tuple[list[str], str]:  # noqa: ANN401 - array-like
+    """Each text of contributors ``"A (29%); B (8%)"`` as references into one list of labels.
+
+    Returns the distinct labels and, for each text, its count of contributors then
+    each one's label index and share in percent plus one (0: a label written
+    without a share), as :func:`varint_text`.
+    """
+    labels: dict[str, int] = {}
+    out: list[int] = []
+    for text in texts:
+        items = [t for t in str(text).split("; ") if t] if text else []
+        out.append(len(items))
+        for item in items:
+            m = _SHARE.match(item)
+            label, pct = (m["label"], int(m["pct"]) + 1) if m else (item, 0)
+            out += [labels.setdefault(label, len(labels)), pct]
+    return list(labels), varint_text(out)
+
+
+def _highways(G: nx.MultiDiGraph, rows: pd.DataFrame) -> np.ndarray:
+    """The OSM ``highway`` of each row's edge (``""`` where the graph has none)."""
+    table = pd.DataFrame(
+        [(u, v, k, str(h or "")) for u, v, k, h in G.edges(keys=True, data="highway")],
+        columns=["u", "v", "key", "highway"],
+    ).drop_duplicates(["u", "v", "key"])
+    found = rows[["u", "v", "key"]].merge(table, on=["u", "v", "key"], how="left")
+    return found["highway"].fillna("").to_numpy(dtype=object)
+
+
+def country_cells(
+    bounds: np.ndarray, origin: tuple[float, float], cell_deg: float = CELL_DEG
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell (column, row) of each feature: that of the centre of its lon/lat box.
+
+    `bounds` is ``(n, 4)`` of ``minx, miny, maxx, maxy``; `origin` the lower-left
+    corner of the grid. Every feature is in exactly one cell.
+    """
+    cx = np.floor(((bounds[:, 0] + bounds[:, 2]) / 2 - origin[0]) / cell_deg).astype(np.int64)
+    cy = np.floor(((bounds[:, 1] + bounds[:, 3]) / 2 - origin[1]) / cell_deg).astype(np.int64)
+    return np.maximum(cx, 0), np.maximum(cy, 0)
+
+
+def _country_roads(
+    G: nx.MultiDiGraph,
+    risk: RiskResult,
+    routes: list[Route],
+    *,
+    simplify_m: float,
+    decimals: int,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The road features of a country map: runs in cells, overview first, packed as text.
+
+    Features are ordered by level (the overview first: major roads and every run
+    above :data:`CALM_CLASSES`; then the rest, drawn from :data:`DETAIL_ZOOM`),
+    then by cell (:func:`country_cells`), then by first segment id. ``cells``
+    lists ``[column, row, first feature, count]`` in that order.
+    """
+    segs = risk.segments.reset_index(drop=True)
+    _class_codes(segs["risk_class"])
+    rows, count, geom, ids, members, merged = _road_features(segs, merge=True)
+    codes = _class_codes(rows["risk_class"])
+    calm = np.isin(codes, [MAP_CLASSES.index(c) for c in CALM_CLASSES])
+    major = np.isin(_highways(G, rows), list(OVERVIEW_HIGHWAYS))
+    detail = calm & ~major
+    shown = _display(gpd.GeoDataFrame(geometry=geom.to_numpy(), crs=segs.crs), simplify_m)
+    bounds = shapely.bounds(shown.to_numpy())
+    box = np.asarray(shown.total_bounds)
+    origin = (float(box[0]), float(box[1]))
+    cx, cy = country_cells(bounds, origin)
+    order = np.lexsort((ids, cy, cx, detail))
+    cell_key = np.stack([detail[order], cx[order], cy[order]], axis=1)
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = np.any(cell_key[1:] != cell_key[:-1], axis=1)
+    starts = np.flatnonzero(new)
+    sizes = np.diff(np.r_[starts, len(order)])
+    cells = [
+        [int(cx[order][a]), int(cy[order][a]), int(a), int(n)]
+        for a, n in zip(starts.tolist(), sizes.tolist(), strict=True)
+    ]
+    rows = rows.iloc[order].reset_index(drop=True)
+    sorted_ids = ids[order].astype(np.int64)
+    names, name_index = _road_names(G, rows["road_id"].to_numpy())
+    chain = _route_chainage(G, routes, risk)
+    km: dict[str, list[list[float]]] = {}
+    if chain:
+        # only the runs a route passes (a few thousand of a country's million)
+        on_route = set(chain)
+        position = np.empty(len(order), dtype=np.int64)
+        position[order] = np.arange(len(order))
+        for r in range(len(order)):
+            seg_ids = members[r] if members is not None else [int(ids[r])]
+            if on_route.isdisjoint(seg_ids):
+                continue
+            km[str(int(position[r]))] = _route_km(chain, seg_ids)
+    sorted_codes = codes[order]
+    named = ~calm[order]  # contributors named on elevated and worse runs only
+    tops = rows["top_contributors"].fillna("").astype(str).to_numpy()
+    items, top = _contributor_refs(tops[named])
+    data: dict[str, Any] = {
+        "canvas": True,
+        "merged": merged,
+        "country": True,
+        "detailZoom": DETAIL_ZOOM,
+        "overview": int((~detail).sum()),
+        "cellDeg": CELL_DEG,
+        "origin": [round(origin[0], 6), round(origin[1], 6)],
+        "cells": cells,
+        "size": len(order),
+        "id": _delta_text(sorted_ids),
+        "cls": "".join(map(str, sorted_codes.tolist())),
+        "digits": RATE_DIGITS,
+        "rate": _delta_text(sig_codes(rows["rate"])),
+        "low": _delta_text(sig_codes(rows["rate_low"])),
+        "high": _delta_text(sig_codes(rows["rate_high"])),
+        "n": _delta_text(rows["incidents"].astype(int)) if "incidents" in rows else None,
+        "count": varint_text(count[order]),
+        "road": varint_text(np.asarray(name_index, dtype=np.int64) + 1),
+        "names": names,
+        "calm": [MAP_CLASSES.index(c) for c in CALM_CLASSES],
+        "items": items,
+        "top": top,
+        "km": km,
+        "geom": encode_chain(shown.to_numpy()[order], decimals),
+    }
+    return data, box
 
 
 def _offsets(lat: np.ndarray, lon: np.ndarray, pixels: float = 8.0) -> tuple[list[int], list[int]]:
@@ -493,6 +823,32 @@ def _incidents_data(
         )
     ]
     return out, int((~has_pos).sum()), n_off
+
+
+def _columns(rows: list[dict[str, Any]], decimals: int) -> dict[str, Any]:
+    """Records as packed columns (:func:`varint_text`), for a country map.
+
+    A text column is ``{"codes": ..., "values": [...]}`` (codes into its distinct
+    values); ``lat`` and ``lon`` are ``{"fixed": decimals, "deltas": ...}`` (the
+    zigzag differences of the rounded integers); another column of integers or
+    None is ``{"ints": ...}`` (0 for None, else the zigzag plus one).
+    """
+    if not rows:
+        return {}
+    out: dict[str, Any] = {}
+    for key in rows[0]:
+        values = [r[key] for r in rows]
+        if key in {"lat", "lon"}:
+            scaled = np.rint(np.asarray(values, dtype=float) * 10.0**decimals)
+            out[key] = {"fixed": decimals, "deltas": _delta_text(scaled.astype(np.int64))}
+        elif all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in values):
+            ints = np.asarray([0 if v is None else v for v in values], dtype=np.int64)
+            null = np.asarray([v is None for v in values])
+            out[key] = {"ints": varint_text(np.where(null, 0, zigzag(ints) + 1))}
+        else:
+            codes, uniques = pd.factorize(pd.Series([str(v) for v in values], dtype=object))
+            out[key] = {"codes": varint_text(codes), "values": [str(u) for u in uniques]}
+    return out
 
 
 def _route_line(G: nx.MultiDiGraph, route: Route) -> shapely.Geometry:
@@ -766,6 +1122,7 @@ def risk_map(
     marking: str | None = None,
     basemap: str | Path | None = None,
     context: bool = True,
+    country: bool | None = None,
 ) -> folium.Map:
     """Build the briefing map.
 
@@ -823,6 +1180,12 @@ def risk_map(
     context
         Draw country borders and names around the roads, offline, from Natural
         Earth (:func:`convoyrisk.basemap.context_layer`).
+    country
+        Draw the roads as a country map (map tiles drawn from a spatial index,
+        minor low-risk roads from :data:`DETAIL_ZOOM` on, rates to
+        :data:`RATE_DIGITS` digits, contributors named on elevated and worse
+        roads); None: from :data:`COUNTRY_MIN_SEGMENTS` segments on. It
+        merges runs whatever `merge` says and ignores `renderer`.
 
     Returns
     -------
@@ -836,12 +1199,19 @@ def risk_map(
     n_segments = len(risk.segments)
     canvas = renderer == "canvas" or (renderer == "auto" and n_segments > SVG_MAX_SEGMENTS)
     merged = n_segments >= MERGE_MIN_SEGMENTS if merge is None else merge
+    tiled = n_segments >= COUNTRY_MIN_SEGMENTS if country is None else country
 
-    roads, bounds = _roads_data(
-        G, risk, routes, simplify_m=simplify_m, decimals=decimals, canvas=canvas, merge=merged
-    )
+    if tiled:
+        roads, bounds = _country_roads(G, risk, routes, simplify_m=simplify_m, decimals=decimals)
+    else:
+        roads, bounds = _roads_data(
+            G, risk, routes, simplify_m=simplify_m, decimals=decimals, canvas=canvas, merge=merged
+        )
     incidents, no_position, off_network = _incidents_data(risk.incidents, decimals)
-    clustered = len(incidents) >= CLUSTER_MIN_INCIDENTS if cluster is None else cluster
+    # a country map draws its incidents into tiles, never as clustered markers
+    clustered = not tiled and (
+        len(incidents) >= CLUSTER_MIN_INCIDENTS if cluster is None else cluster
+    )
     uncertain = any(r["radius"] > 0 for r in incidents)
     approximate = any(d.get("geometry_source") == "approximate" for *_, d in G.edges(data=True))
     heat_on = heat and bool(incidents)
@@ -854,7 +1224,7 @@ def risk_map(
 
     # Leaflet.markercluster 1.1.0 (the one folium-offline ships) needs whole zoom levels
     m, tile_vars = _base_map(
-        title, tile_names, tiles_shown=tiles_shown, zoom_snap=1.0 if clustered else 0.25
+        title, tile_names, tiles_shown=tiles_shown, zoom_snap=1.0 if clustered or tiled else 0.25
     )
 
     place_rows = _places_data(places, decimals)
@@ -864,7 +1234,8 @@ def risk_map(
         uncertain=uncertain,
         heat=heat_on,
         wells=any(not p["town"] for p in place_rows),
-        insufficient=MAP_CLASSES.index(INSUFFICIENT) in roads["cls"],
+        insufficient=bool((risk.segments["risk_class"].astype(str) == INSUFFICIENT).any()),
+        detail_zoom=DETAIL_ZOOM if tiled else None,
     )
     listed = worst_rows(G, routes, above_low=False)
     worst_table = worst_table_html(
@@ -882,6 +1253,7 @@ def risk_map(
         incidents_drawn=len(incidents),
         merged=bool(roads["merged"]),
         base=base,
+        country=country_note(DETAIL_ZOOM, RATE_DIGITS) if tiled else None,
     )
     panels = [
         [
@@ -922,7 +1294,11 @@ def risk_map(
         "roads": roads,
         "routes": route_rows,
         "worst": worst_labels,
-        "incidents": {"cluster": clustered, "rows": incidents},
+        "incidents": (
+            {"cluster": clustered, "columns": _columns(incidents, decimals)}
+            if tiled
+            else {"cluster": clustered, "rows": incidents}
+        ),
         "heat": {"show": True} if heat_on else None,
         "slider": (
             {"start": min(dates), "days": max(r["day"] for r in incidents)} if slider else None

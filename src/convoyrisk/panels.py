@@ -192,8 +192,12 @@ def legend_html(
     heat: bool,
     wells: bool,
     insufficient: bool,
+    detail_zoom: int | None = None,
 ) -> str:
-    """The legend: each class's line as drawn, its thresholds and chance in words, symbols."""
+    """The legend: each class's line as drawn, its thresholds and chance in words, symbols.
+
+    `detail_zoom`: a country map's, from which it draws each incident (no grouped counts).
+    """
     cmap = risk_colormap(risk)
     t = risk.params.class_thresholds
     bounds = [f"&lt; {t[0]:g}", f"{t[0]:g} – {t[1]:g}", f"{t[1]:g} – {t[2]:g}", f"≥ {t[2]:g}"]
@@ -217,8 +221,13 @@ def legend_html(
             '<div><span class="cr-dot convoyrisk-incident"></span>incident (used in the risk)</div>'
             '<div><span class="cr-dot convoyrisk-incident cr-unused"></span>incident not used '
             "(too old, too imprecise or after the as-of date)</div>"
+        )
+        extra += (
             '<div><span class="cr-legend-count">12</span>incidents close together, '
             "ringed (click the count to zoom in)</div>"
+            if detail_zoom is None
+            else f"<div>each incident drawn from zoom {detail_zoom} on (click one for its "
+            "details)</div>"
         )
     if uncertain:
         extra += '<div><span class="cr-ring"></span>uncertainty of its position</div>'
@@ -462,6 +471,22 @@ def _record_text(risk: RiskResult) -> str:
     return f"rates over a record of {days:.0f} days ({how})"
 
 
+def country_note(detail_zoom: int, digits: int) -> str:
+    """What a country map leaves out below `detail_zoom` and how it rounds (plain text).
+
+    Examples
+    --------
+    >>> "each incident are drawn from zoom 10 on;" in country_note(10, 2)
+    True
+    """
+    return (
+        f"Country map: low-risk and insufficient-data minor roads and each incident are "
+        f"drawn from zoom {detail_zoom} on; below it, the major roads, every elevated, high "
+        f"or severe road and the incident heat; rates to {digits} significant digits; the "
+        f"incidents that weigh most are named on elevated and worse roads"
+    )
+
+
 def footer_html(
     risk: RiskResult,
     sources: list[str],
@@ -473,8 +498,12 @@ def footer_html(
     incidents_drawn: int,
     merged: bool,
     base: str,
+    country: str | None = None,
 ) -> str:
-    """The footer: as-of date, parameters, counts and what was left out, sources, the base."""
+    """The footer: as-of date, parameters, counts and what was left out, sources, the base.
+
+    `country` is what a country map leaves out at low zoom (:func:`country_note`).
+    """
     p = risk.params
     used = int((risk.incidents["used"] == "used").sum()) if "used" in risk.incidents else 0
     parts = [
@@ -491,6 +520,8 @@ def footer_html(
     ]
     if merged:
         parts.append("consecutive segments of a road in one class drawn as one line")
+    if country:
+        parts.append(escape_html(country))
     if no_position:
         parts.append(f"{no_position} incident(s) without a position are not drawn")
     if off_network:

@@ -66,3 +66,46 @@ def make_mbtiles(path: Path, bounds: tuple[float, float, float, float], zooms: r
     con.commit()
     con.close()
     return path
+
+
+def decode_varints(text: str) -> list[int]:
+    """Five-bit varints (characters from ``?``, 32 added to all but a value's last chunk)."""
+    out, value, shift = [], 0, 0
+    for ch in text:
+        c = ord(ch) - 63
+        value |= (c & 31) << shift
+        shift += 5
+        if c < 32:
+            out.append(value)
+            value, shift = 0, 0
+    assert shift == 0, "text ends inside a value"
+    return out
+
+
+def unzigzag(values: list[int]) -> list[int]:
+    """0, 1, 2, 3, ... back to 0, -1, 1, -2, ..."""
+    return [(v >> 1) if v % 2 == 0 else -((v + 1) >> 1) for v in values]
+
+
+def decode_deltas(text: str) -> np.ndarray:
+    """Values written as the zigzag varints of their differences."""
+    return np.cumsum(np.asarray(unzigzag(decode_varints(text)), dtype=np.int64))
+
+
+def decode_chain(text: str, decimals: int) -> list[list[np.ndarray]]:
+    """A chained geometry text to arrays: commas between geometries, spaces between parts,
+    a semicolon for a new geometry that starts at the vertex before."""
+    out: list[list[np.ndarray]] = []
+    at = np.zeros(2, dtype=np.int64)
+    for chunk in text.split(","):
+        for k, geom in enumerate(chunk.split(";")):
+            parts = []
+            for j, part in enumerate(geom.split(" ") if geom else []):
+                d = np.asarray(unzigzag(decode_varints(part)), dtype=np.int64).reshape(-1, 2)
+                xy = at + np.cumsum(d, axis=0)
+                if k > 0 and j == 0:  # starts at the vertex before
+                    xy = np.vstack([at, xy])
+                at = xy[-1]
+                parts.append(xy / 10.0**decimals)
+            out.append(parts)
+    return out
