@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 import convoyrisk as cr
 
+from .helpers.cdp import Browser, chromium_path
 from .helpers.hotspot import write_hotspot_csv
 
 
@@ -60,3 +62,14 @@ def hotspot(hotspot_csv: Path) -> cr.Briefing:
     # and every route's worst segment is severe
     assert all(r.metrics["worst_segments"][0]["risk_class"] == "severe" for r in b.routes)
     return b
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """Headless Chromium for the browser tests of one module (a failure in CI if missing)."""
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing in CI: `make test` should have installed it.")
+        pytest.skip("Chromium is not installed (`make browser` installs it as root).")
+    with Browser(tmp_path_factory.mktemp("chromium-profile")) as b:
+        yield b

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +23,12 @@ from convoyrisk.maps import CLASS_COLOURS, INSUFFICIENT, INSUFFICIENT_COLOUR
 from convoyrisk.panels import named_chainage
 from convoyrisk.routing import route_segments
 
-from .helpers.cdp import Browser, chromium_path
+from .helpers.cdp import Browser
 from .helpers.mapdata import map_data
 
 pytestmark = pytest.mark.browser
 
 EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">"\'&amp;'
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    if chromium_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: `make test` should have installed it.")
-        pytest.skip("Chromium is not installed (`make browser` installs it as root).")
-    with Browser(tmp_path_factory.mktemp("chromium-profile")) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ road, the rest tracks; incidents in one corner) drawn as a country map
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,7 +21,7 @@ import convoyrisk as cr
 from convoyrisk.maps import DETAIL_ZOOM, risk_map, save_map
 from convoyrisk.panels import CLASS_COLOURS, INSUFFICIENT_COLOUR
 
-from .helpers.cdp import Browser, chromium_path
+from .helpers.cdp import Browser
 from .helpers.mapdata import decode_deltas, decode_varints, map_data
 
 pytestmark = pytest.mark.browser
@@ -31,16 +29,6 @@ pytestmark = pytest.mark.browser
 CRS = "EPSG:32631"
 X0, Y0, SIDE, STEP = 400_000.0, 1_600_000.0, 200_000.0, 8_000.0
 MAP = "window.convoyriskLayers.layers._map"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    if chromium_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing in CI: `make test` should have installed it.")
-        pytest.skip("Chromium is not installed (`make browser` installs it as root).")
-    with Browser(tmp_path_factory.mktemp("chromium-profile")) as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -357,7 +357,7 @@ def score_segments_dask(
             client,
             prep,
             prep.narrow_sources,
-            dataclasses.replace(params.kernel_spec, top_contributors=0),
+            params.narrow_kernel_spec,
             npartitions=npartitions,
             partition_sources=partition_sources,
             progress=None,

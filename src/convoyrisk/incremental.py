@@ -66,6 +66,7 @@ from .risk import (
     parse_as_of,
     prepare_incidents,
     prepare_scoring,
+    scoring_densities,
     tune_params,
 )
 from .utils import Progress
@@ -145,23 +146,7 @@ def score_with_state(
         params = tune_params(G, snapped, params, as_of, base_rates=base_rates)
     prep = prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
     base = prep.segments.copy()
-    density = network_density(
-        prep.net,
-        prep.lix,
-        prep.sources,
-        params.kernel_spec,
-        engine=engine,
-        workers=workers,
-        progress=progress,
-    )
-    narrow = network_density(
-        prep.net,
-        prep.lix,
-        prep.narrow_sources,
-        _narrow_spec(params),
-        engine=engine,
-        workers=workers,
-    )
+    density, narrow = scoring_densities(prep, engine=engine, workers=workers, progress=progress)
     result = finish_scoring(
         prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
     )
@@ -175,11 +160,6 @@ def score_with_state(
         narrow=narrow,
         graph_edges=len(compile_graph(G).u),
     )
-
-
-def _narrow_spec(params: RiskParams) -> KernelSpec:
-    """The kernel of the interval's finer look: no contributors named (as score_segments)."""
-    return dataclasses.replace(params.kernel_spec, top_contributors=0)
 
 
 def add_incidents(
@@ -265,7 +245,7 @@ def add_incidents(
         prep,
         state.narrow,
         (old.narrow_sources, prep.narrow_sources),
-        spec=_narrow_spec(params),
+        spec=params.narrow_kernel_spec,
         factor=factor,
         changed=changed,
         engine=engine,

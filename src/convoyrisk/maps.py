@@ -41,6 +41,7 @@ import folium.plugins
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
@@ -207,6 +208,28 @@ convoyriskBriefing({{ this._parent.get_name() }},
         )
 
 
+def _quantised(
+    geoms: npt.NDArray[np.object_], decimals: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Vertices times ``10**decimals`` as integers, each part's repeats dropped.
+
+    Returns the vertices, the part of each, and the geometry of each part. A
+    vertex that rounding makes equal to the one before is dropped, except a
+    part's first and last.
+    """
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    coords, part_of = shapely.get_coordinates(parts, return_index=True)
+    q = np.rint(coords * 10.0**decimals).astype(np.int64)
+    first = np.ones(len(q), dtype=bool)
+    first[1:] = part_of[1:] != part_of[:-1]
+    last = np.ones(len(q), dtype=bool)
+    last[:-1] = first[1:]
+    same = np.zeros(len(q), dtype=bool)
+    same[1:] = np.all(q[1:] == q[:-1], axis=1)
+    keep = first | last | ~same
+    return q[keep], part_of[keep], owner
+
+
 def encode_lines(geoms: Any, decimals: int) -> list[list[list[int]]]:  # noqa: ANN401 - array-like
     """Delta-encode line coordinates as integers, for the map's data block.
 
@@ -225,17 +248,8 @@ def encode_lines(geoms: Any, decimals: int) -> list[list[list[int]]]:  # noqa: A
     arr = np.asarray(geoms, dtype=object)
     if arr.size == 0:
         return []
-    parts, owner = shapely.get_parts(arr, return_index=True)
-    coords, part_of = shapely.get_coordinates(parts, return_index=True)
-    q = np.rint(coords * 10.0**decimals).astype(np.int64)
-    first = np.ones(len(q), dtype=bool)
-    first[1:] = part_of[1:] != part_of[:-1]
-    last = np.ones(len(q), dtype=bool)
-    last[:-1] = first[1:]
-    same = np.zeros(len(q), dtype=bool)
-    same[1:] = np.all(q[1:] == q[:-1], axis=1)
-    keep = first | last | ~same
-    q, part_of, first = q[keep], part_of[keep], first[keep]
+    q, part_of, owner = _quantised(arr, decimals)
+    first = np.r_[True, part_of[1:] != part_of[:-1]]
     delta = q.copy()
     delta[1:] -= q[:-1]
     delta[first] = q[first]
@@ -517,17 +531,7 @@ def encode_chain(geoms: Any, decimals: int) -> str:  # noqa: ANN401 - array-like
     arr = np.asarray(geoms, dtype=object)
     if arr.size == 0:
         return ""
-    parts, owner = shapely.get_parts(arr, return_index=True)
-    coords, part_of = shapely.get_coordinates(parts, return_index=True)
-    q = np.rint(coords * 10.0**decimals).astype(np.int64)
-    first = np.ones(len(q), dtype=bool)
-    first[1:] = part_of[1:] != part_of[:-1]
-    last = np.ones(len(q), dtype=bool)
-    last[:-1] = first[1:]
-    same = np.zeros(len(q), dtype=bool)
-    same[1:] = np.all(q[1:] == q[:-1], axis=1)
-    keep = first | last | ~same
-    q, part_of = q[keep], part_of[keep]
+    q, part_of, owner = _quantised(arr, decimals)
     delta = np.diff(q, axis=0, prepend=np.zeros((1, 2), dtype=np.int64))
     text = _varint_items(zigzag(delta))
     # before the first vertex of each part: a space (a new part of the same geometry)

@@ -315,6 +315,11 @@ class RiskParams:
         )
 
     @property
+    def narrow_kernel_spec(self) -> KernelSpec:
+        """The kernel of the interval's finer look (:func:`interval_bandwidth_m`): no names."""
+        return dataclasses.replace(self.kernel_spec, top_contributors=0)
+
+    @property
     def window_km(self) -> float:
         """Effective window ``h/∫k²`` of the kernel estimate, km (the EB exposure length)."""
         return self.bandwidth_m / KERNEL_ROUGHNESS[self.kernel] / 1000.0
@@ -657,6 +662,26 @@ def score_segments(
     if params.tune != "off":
         params = tune_params(G, snapped, params, as_of, base_rates=base_rates)
     prep = prepare_scoring(G, snapped, params, as_of, base_rates=base_rates)
+    density, narrow = scoring_densities(prep, engine=engine, workers=workers, progress=progress)
+    return finish_scoring(
+        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
+    )
+
+
+def scoring_densities(
+    prep: ScoringInput,
+    *,
+    engine: str = "auto",
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Density, Density]:
+    """The kernel density of `prep`'s sources, and that of its interval's finer look.
+
+    What :func:`finish_scoring` takes besides `prep` (the second one's ``mass``
+    as ``narrow_mass``); shared by :func:`score_segments` and
+    :func:`convoyrisk.incremental.score_with_state`.
+    """
+    params = prep.params
     density = network_density(
         prep.net,
         prep.lix,
@@ -670,13 +695,11 @@ def score_segments(
         prep.net,
         prep.lix,
         prep.narrow_sources,
-        dataclasses.replace(params.kernel_spec, top_contributors=0),
+        params.narrow_kernel_spec,
         engine=engine,
         workers=workers,
     )
-    return finish_scoring(
-        prep, density.mass, density.count, density.top_id, density.top_val, narrow_mass=narrow.mass
-    )
+    return density, narrow
 
 
 TUNE_MIN_EPISODES = 300
